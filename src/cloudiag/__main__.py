@@ -1,0 +1,3 @@
+from cloudiag.cli import main
+
+raise SystemExit(main())
