@@ -1,0 +1,35 @@
+"""Connecting to NATS with endless reconnects, so a broker restart heals by itself."""
+
+from __future__ import annotations
+
+import logging
+
+import nats
+from nats.aio.client import Client
+
+log = logging.getLogger(__name__)
+
+
+async def connect(url: str, name: str) -> Client:
+    """A NATS client that keeps reconnecting and logs its state changes."""
+
+    async def on_disconnected() -> None:
+        log.warning("nats disconnected name=%s", name)
+
+    async def on_reconnected() -> None:
+        log.info("nats reconnected name=%s", name)
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats error name=%s error=%s", name, exc)
+
+    client: Client = await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
+        error_cb=on_error,
+    )
+    return client

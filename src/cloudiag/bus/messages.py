@@ -1,0 +1,93 @@
+"""Message schemas on the bus (pydantic, JSON on the wire)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+VmType = Literal["domainrouter", "secondarystoragevm", "consoleproxy", "uservm"]
+
+
+class Message(BaseModel):
+    """Base of every bus message: strict about unknown fields, JSON bytes on the wire."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    def encode(self) -> bytes:
+        """The JSON bytes to publish."""
+        return self.model_dump_json().encode()
+
+
+class VmReport(Message):
+    """One VM on the host as the agent sees it."""
+
+    id: str
+    name: str
+    vm_type: VmType
+    state: Literal["Running", "Stopped"]
+    addresses: dict[str, Any] = Field(default_factory=dict)
+    access: dict[str, Any] = Field(default_factory=dict)
+
+
+class AgentReport(Message):
+    """Registration and heartbeat: who the host is and what runs on it."""
+
+    host_id: str
+    host_name: str
+    zone_id: str
+    zone_name: str
+    addresses: list[str] = Field(default_factory=list)
+    agent_version: str
+    #: Random per agent process, so a restart is visible.
+    session: str
+    #: False in the last report an agent sends when it stops cleanly.
+    connected: bool = True
+    vms: list[VmReport] = Field(default_factory=list)
+
+
+class RunRequest(Message):
+    """Run one diagnostic in a VM of this host; the agent validates it again."""
+
+    job_id: str
+    vm_id: str
+    type: str
+    address: str
+    params: list[str]
+    time_limit: float
+    max_output: int = 1 << 20
+
+
+class RunAccepted(Message):
+    """The agent's immediate answer to a RunRequest."""
+
+    accepted: bool
+    error: str = ""
+
+
+class OutputLine(Message):
+    """One line of a tool's output, streamed while it runs."""
+
+    job_id: str
+    seq: int
+    stream: Literal["stdout", "stderr"]
+    text: str
+
+
+class RunResult(Message):
+    """What the tool printed and how it ended."""
+
+    job_id: str
+    stdout: str
+    stderr: str
+    exitcode: str
+    timed_out: bool = False
+    truncated: bool = False
+    duration: float = 0.0
+
+
+class StatusReply(Message):
+    """Which jobs an agent is running now."""
+
+    session: str
+    running: list[str]
