@@ -1,0 +1,222 @@
+"""The agent: registers its host and VMs over NATS, sends heartbeats, runs diagnostics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from cloudiag import __version__
+from cloudiag.agent.executors import netns
+from cloudiag.agent.inventory import Zone, host_addresses
+from cloudiag.bus import subjects
+from cloudiag.bus.connect import connect
+from cloudiag.bus.messages import (
+    AgentReport,
+    OutputLine,
+    RunAccepted,
+    RunRequest,
+    RunResult,
+    StatusReply,
+    VmReport,
+)
+from cloudiag.logs import job_id_var
+from cloudiag.sysvm import diagnostics
+
+log = logging.getLogger(__name__)
+
+Inventory = Callable[[], Awaitable[list[VmReport]]]
+
+
+class Agent:
+    """One agent per hypervisor host; talks to the management servers only over NATS."""
+
+    def __init__(
+        self,
+        nats_url: str,
+        host_id: str,
+        zone: Zone,
+        inventory: Inventory,
+        *,
+        host_name: str | None = None,
+        heartbeat_interval: float = 5.0,
+    ) -> None:
+        self.nats_url = nats_url
+        self.host_id = host_id
+        self.host_name = host_name or socket.gethostname()
+        self.zone = zone
+        self.inventory = inventory
+        self.heartbeat_interval = heartbeat_interval
+        self.session = secrets.token_hex(8)
+        self._nc: Client | None = None
+        self._vms: dict[str, VmReport] = {}
+        self._addresses: list[str] = []
+        self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        """Serve until stop() is called; then cancel running jobs and say goodbye."""
+        self._addresses = await host_addresses()
+        self._nc = await connect(self.nats_url, f"cloudiag-agent-{self.host_name}")
+        await self._nc.subscribe(subjects.agent_run(self.host_id), cb=self._on_run)
+        await self._nc.subscribe(subjects.agent_status(self.host_id), cb=self._on_status)
+        log.info("agent started host=%s id=%s nats=%s", self.host_name, self.host_id, self.nats_url)
+        try:
+            await self._report()
+            self.ready.set()
+            while not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.heartbeat_interval)
+                if not self._stopping.is_set():
+                    await self._report()
+        finally:
+            await self._shutdown()
+
+    def stop(self) -> None:
+        """Ask run() to finish."""
+        self._stopping.set()
+
+    async def _shutdown(self) -> None:
+        for task in list(self._jobs.values()):
+            task.cancel()
+        if self._jobs:
+            await asyncio.gather(*self._jobs.values(), return_exceptions=True)
+        nc, self._nc = self._nc, None
+        if nc is None:
+            return
+        with contextlib.suppress(Exception):
+            await self._publish_report(nc, connected=False)
+            await nc.flush(timeout=2)
+        with contextlib.suppress(Exception):
+            await nc.close()
+        log.info("agent stopped host=%s", self.host_name)
+
+    async def _report(self) -> None:
+        try:
+            vms = await self.inventory()
+        except Exception:
+            log.exception("inventory failed; reporting no VMs")
+            vms = []
+        self._vms = {vm.id: vm for vm in vms}
+        if self._nc is not None:
+            await self._publish_report(self._nc, connected=True)
+
+    async def _publish_report(self, nc: Client, *, connected: bool) -> None:
+        report = AgentReport(
+            host_id=self.host_id,
+            host_name=self.host_name,
+            zone_id=self.zone.id,
+            zone_name=self.zone.name,
+            addresses=self._addresses,
+            agent_version=__version__,
+            session=self.session,
+            connected=connected,
+            vms=list(self._vms.values()),
+        )
+        await nc.publish(subjects.AGENT_REPORTS, report.encode())
+
+    async def _on_status(self, msg: Msg) -> None:
+        await msg.respond(StatusReply(session=self.session, running=list(self._jobs)).encode())
+
+    async def _on_run(self, msg: Msg) -> None:
+        try:
+            req = RunRequest.model_validate_json(msg.data)
+        except ValidationError as exc:
+            await msg.respond(
+                RunAccepted(accepted=False, error=f"malformed request: {exc}").encode()
+            )
+            return
+        token = job_id_var.set(req.job_id)
+        try:
+            error = self._refusal(req)
+            if error:
+                log.warning("refused diagnostic: %s", error)
+                await msg.respond(RunAccepted(accepted=False, error=error).encode())
+                return
+            await msg.respond(RunAccepted(accepted=True).encode())
+            task = asyncio.create_task(self._execute(req, self._vms[req.vm_id]))
+            self._jobs[req.job_id] = task
+            task.add_done_callback(lambda _t: self._jobs.pop(req.job_id, None))
+        finally:
+            job_id_var.reset(token)
+
+    def _refusal(self, req: RunRequest) -> str:
+        """Why this agent will not run the request, or '' (the second wall of validation)."""
+        if req.job_id in self._jobs:
+            return f"job {req.job_id} is already running"
+        vm = self._vms.get(req.vm_id)
+        if vm is None:
+            return f"VM {req.vm_id} is not on host {self.host_name}"
+        if vm.state != "Running":
+            return f"VM {vm.name} is {vm.state}"
+        if vm.access.get("executor") != "netns":
+            return f"VM {vm.name} has no executor this agent supports"
+        try:
+            dtype = diagnostics.get_type(req.type)
+            if vm.vm_type not in dtype.vm_types:
+                return f"{req.type} is not available on a {vm.vm_type}"
+            diagnostics.validate(req.type, req.address, req.params, time_limit=req.time_limit)
+        except diagnostics.DiagnosticsInputError as exc:
+            return exc.message
+        return ""
+
+    async def _execute(self, req: RunRequest, vm: VmReport) -> None:
+        job_id_var.set(req.job_id)
+        nc = self._nc
+        assert nc is not None
+        seq = 0
+
+        async def on_line(stream: str, text: str) -> None:
+            nonlocal seq
+            seq += 1
+            line = OutputLine(job_id=req.job_id, seq=seq, stream=stream, text=text)  # type: ignore[arg-type]
+            await nc.publish(subjects.job_output(req.job_id), line.encode())
+
+        log.info("running %s %s on %s", req.type, req.address, vm.name)
+        try:
+            res = await netns.run_in_netns(
+                vm.access["namespace"],
+                req.type,
+                req.address,
+                req.params,
+                time_limit=req.time_limit,
+                max_output=req.max_output,
+                on_line=on_line,
+            )
+            result = RunResult(
+                job_id=req.job_id,
+                stdout=res.stdout,
+                stderr=res.stderr,
+                exitcode=res.exitcode,
+                timed_out=res.timed_out,
+                truncated=res.truncated,
+                duration=res.duration,
+            )
+        except asyncio.CancelledError:
+            # The agent is stopping: tell the server now rather than let it wait for a timeout.
+            stopped = RunResult(
+                job_id=req.job_id,
+                stdout="",
+                stderr="the agent stopped during the run",
+                exitcode="-1",
+            )
+            with contextlib.suppress(Exception):
+                await nc.publish(subjects.job_result(req.job_id), stopped.encode())
+            raise
+        except diagnostics.DiagnosticsInputError as exc:
+            result = RunResult(job_id=req.job_id, stdout="", stderr=exc.message, exitcode="-1")
+        except Exception as exc:
+            log.exception("executor failed")
+            result = RunResult(
+                job_id=req.job_id, stdout="", stderr=f"agent error: {exc}", exitcode="-1"
+            )
+        log.info("finished exitcode=%s timed_out=%s", result.exitcode, result.timed_out)
+        await nc.publish(subjects.job_result(req.job_id), result.encode())
