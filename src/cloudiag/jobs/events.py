@@ -1,0 +1,47 @@
+"""Events: the audit trail of who ran what on which VM, and how it ended."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudiag.db.models import Event
+
+#: CloudStack's event type for diagnostics, by VM type.
+DIAGNOSTICS_EVENT = {
+    "domainrouter": "ROUTER.DIAGNOSTICS",
+    "secondarystoragevm": "SSVM.DIAGNOSTICS",
+    "consoleproxy": "PROXY.DIAGNOSTICS",
+}
+
+
+def record(
+    db: AsyncSession,
+    *,
+    type: str,
+    state: str,
+    description: str,
+    user_id: str,
+    username: str,
+    account_id: str,
+    domain_id: str,
+    resource_type: str = "",
+    resource_id: str = "",
+    job_id: str | None = None,
+    level: str = "INFO",
+) -> Event:
+    """Add an event to the session (committed with the caller's transaction)."""
+    event = Event(
+        type=type,
+        state=state,
+        level=level,
+        description=description,
+        user_id=user_id,
+        username=username,
+        account_id=account_id,
+        domain_id=domain_id,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        job_id=job_id,
+    )
+    db.add(event)
+    return event

@@ -1,0 +1,250 @@
+"""Runs async jobs: asks the VM's agent over NATS, follows its output, stores the result."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from pydantic import ValidationError
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cloudiag.bus import subjects
+from cloudiag.bus.messages import OutputLine, RunAccepted, RunRequest, RunResult, StatusReply
+from cloudiag.db.models import AsyncJob, utcnow
+from cloudiag.jobs import events
+from cloudiag.logs import job_id_var
+
+log = logging.getLogger(__name__)
+
+#: How long an agent has to accept a request before the job fails.
+ACCEPT_TIMEOUT = 5.0
+#: While waiting for a result, check this often that the agent still runs the job.
+LIVENESS_INTERVAL = 3.0
+#: Slack beyond the time limit for the agent to kill the tool and send what it has.
+RESULT_GRACE = 10.0
+INTERNAL_ERROR = 530
+
+
+@dataclass(frozen=True)
+class DiagnosticsJob:
+    """What the runner needs to run and account for one diagnostics job."""
+
+    job_id: str
+    host_id: str
+    host_name: str
+    vm_name: str
+    vm_type: str
+    request: RunRequest
+    user_id: str
+    username: str
+    account_id: str
+    domain_id: str
+
+
+class JobFailed(Exception):
+    """The job could not produce a result; the message is the job's errortext."""
+
+
+class JobRunner:
+    """Runs jobs as tasks, at most `concurrency` at once, and records how each ends."""
+
+    def __init__(
+        self,
+        db: async_sessionmaker[AsyncSession],
+        nc: Client,
+        *,
+        server_name: str,
+        concurrency: int = 200,
+    ) -> None:
+        self.db = db
+        self.nc = nc
+        self.server_name = server_name
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def recover(self) -> int:
+        """Fail the jobs an earlier run of this server left pending (it died while they ran)."""
+        async with self.db.begin() as db:
+            result = await db.execute(
+                update(AsyncJob)
+                .where(AsyncJob.status == 0, AsyncJob.server_id == self.server_name)
+                .values(
+                    status=2,
+                    result_code=INTERNAL_ERROR,
+                    result={
+                        "errorcode": INTERNAL_ERROR,
+                        "errortext": "The management server stopped while the job ran; "
+                        "run the diagnostic again",
+                    },
+                    completed=utcnow(),
+                )
+            )
+        count: int = result.rowcount  # type: ignore[attr-defined]
+        if count:
+            log.warning(
+                "failed %d jobs left pending by a previous run of %s", count, self.server_name
+            )
+        return count
+
+    def submit(self, job: DiagnosticsJob) -> None:
+        """Start the job in the background (the caller has committed its row)."""
+        task = asyncio.create_task(self._guarded(job), name=f"job-{job.job_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Cancel running jobs (they are failed as interrupted) and wait for them."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _guarded(self, job: DiagnosticsJob) -> None:
+        job_id_var.set(job.job_id)
+        async with self._slots:
+            try:
+                result = await self._run(job)
+            except JobFailed as exc:
+                log.warning("job failed: %s", exc)
+                await self._finish(job, None, str(exc))
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(
+                        self._finish(job, None, "The management server stopped during the job")
+                    )
+                raise
+            except Exception as exc:
+                log.exception("job crashed")
+                await self._finish(job, None, f"Internal error while running the job: {exc}")
+            else:
+                await self._finish(job, result, None)
+
+    async def _run(self, job: DiagnosticsJob) -> RunResult:
+        # Subscribe before asking, so not even the first output line can be missed.
+        sub = await self.nc.subscribe(subjects.job_all(job.job_id))
+        try:
+            await self._ask(job)
+            return await self._follow(job, sub)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _ask(self, job: DiagnosticsJob) -> None:
+        host = f"{job.host_name} ({job.host_id})"
+        try:
+            reply = await self.nc.request(
+                subjects.agent_run(job.host_id), job.request.encode(), timeout=ACCEPT_TIMEOUT
+            )
+        except NoRespondersError:
+            raise JobFailed(f"The agent for host {host} is not connected") from None
+        except NatsTimeout:
+            raise JobFailed(
+                f"The agent for host {host} did not answer within {ACCEPT_TIMEOUT:g} s"
+            ) from None
+        try:
+            accepted = RunAccepted.model_validate_json(reply.data)
+        except ValidationError:
+            raise JobFailed(f"The agent for host {host} sent a malformed answer") from None
+        if not accepted.accepted:
+            raise JobFailed(f"The agent for host {host} refused the job: {accepted.error}")
+        log.info("accepted by agent of %s", host)
+
+    async def _follow(self, job: DiagnosticsJob, sub: Any) -> RunResult:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + job.request.time_limit + RESULT_GRACE
+        lines = 0
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise JobFailed(
+                    f"No result from the agent of host {job.host_name} within the time limit "
+                    f"of {job.request.time_limit:g} s"
+                )
+            try:
+                msg = await sub.next_msg(timeout=min(LIVENESS_INTERVAL, remaining))
+            except NatsTimeout:
+                await self._check_alive(job)
+                continue
+            if msg.subject == subjects.job_result(job.job_id):
+                try:
+                    result = RunResult.model_validate_json(msg.data)
+                except ValidationError:
+                    raise JobFailed("The agent sent a malformed result") from None
+                log.info("result exitcode=%s lines=%d", result.exitcode, lines)
+                return result
+            with contextlib.suppress(ValidationError):
+                OutputLine.model_validate_json(msg.data)
+                lines += 1
+
+    async def _check_alive(self, job: DiagnosticsJob) -> None:
+        """Fail fast when the agent is gone or no longer runs the job."""
+        try:
+            reply = await self.nc.request(subjects.agent_status(job.host_id), b"", timeout=2)
+        except NoRespondersError:
+            raise JobFailed(
+                f"The agent for host {job.host_name} ({job.host_id}) disconnected during the job"
+            ) from None
+        except NatsTimeout:
+            return  # Busy or slow: the overall deadline still bounds the wait.
+        with contextlib.suppress(ValidationError):
+            status = StatusReply.model_validate_json(reply.data)
+            if job.job_id not in status.running:
+                raise JobFailed(
+                    f"The agent for host {job.host_name} is no longer running the job "
+                    "(it restarted or lost it)"
+                )
+
+    async def _finish(
+        self, job: DiagnosticsJob, result: RunResult | None, error: str | None
+    ) -> None:
+        if result is not None:
+            status, code = 1, 0
+            payload: dict[str, Any] = {
+                "diagnostics": {
+                    "stdout": result.stdout,
+                    "stderr": result.stderr,
+                    "exitcode": result.exitcode,
+                    "timedout": result.timed_out,
+                    "truncated": result.truncated,
+                    "durationms": round(result.duration * 1000),
+                }
+            }
+            outcome = f"exit code {result.exitcode}" + (" (timed out)" if result.timed_out else "")
+        else:
+            status, code = 2, INTERNAL_ERROR
+            payload = {"errorcode": INTERNAL_ERROR, "errortext": error or "failed"}
+            outcome = f"failed: {error}"
+        req = job.request
+        async with self.db.begin() as db:
+            done = await db.execute(
+                update(AsyncJob)
+                .where(AsyncJob.id == job.job_id, AsyncJob.status == 0)
+                .values(status=status, result_code=code, result=payload, completed=utcnow())
+            )
+            if not done.rowcount:  # type: ignore[attr-defined]
+                log.warning("job already final; late answer ignored")
+                return
+            events.record(
+                db,
+                type=events.DIAGNOSTICS_EVENT[job.vm_type],
+                state="Completed",
+                level="INFO" if result is not None else "ERROR",
+                description=(
+                    f"Diagnostics {req.type} {req.address} on system vm {job.vm_name} "
+                    f"({req.vm_id}): {outcome}"
+                ),
+                user_id=job.user_id,
+                username=job.username,
+                account_id=job.account_id,
+                domain_id=job.domain_id,
+                resource_type="SystemVm" if job.vm_type != "domainrouter" else "DomainRouter",
+                resource_id=req.vm_id,
+                job_id=job.job_id,
+            )

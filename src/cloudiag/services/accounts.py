@@ -1,0 +1,148 @@
+"""Users, API keys and login sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudiag.accounts import passwords
+from cloudiag.api.context import Caller
+from cloudiag.db.models import Session, User, utcnow
+
+ROLES = {"admin": "Admin", "domainadmin": "DomainAdmin", "user": "User"}
+#: All users live in the ROOT domain for now; its id is fixed so clients can rely on it.
+ROOT_DOMAIN_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "cloudiag:domain:ROOT"))
+
+
+@dataclass(frozen=True)
+class NewUser:
+    """What `user create` prints: the only time the password and secret are shown."""
+
+    username: str
+    role: str
+    password: str
+    apikey: str
+    secretkey: str
+    id: str
+
+
+def caller_of(user: User) -> Caller:
+    """The request-scoped view of a user."""
+    return Caller(user.id, user.username, user.role, user.account_id, user.domain_id)
+
+
+def normalize_role(role: str) -> str:
+    """`admin`, `Admin`, `domainadmin`… → the canonical role name, or ValueError."""
+    try:
+        return ROLES[role.strip().lower()]
+    except KeyError:
+        raise ValueError(f"unknown role {role!r}; choose admin, domainadmin or user") from None
+
+
+async def create_user(
+    db: AsyncSession, username: str, role: str, password: str | None = None
+) -> NewUser:
+    """Create a user with fresh API keys; the password is generated unless given."""
+    role = normalize_role(role)
+    if not username or len(username) > 255 or not username.isprintable() or " " in username:
+        raise ValueError("a username is 1-255 printable characters without spaces")
+    if (await db.execute(select(User.id).where(User.username == username))).first():
+        raise ValueError(f"user {username!r} already exists")
+    password = password or passwords.generate_password()
+    user = User(
+        username=username,
+        role=role,
+        password_hash=await asyncio.to_thread(passwords.hash_password, password),
+        api_key=passwords.generate_api_key(),
+        secret_key=passwords.generate_secret_key(),
+        domain_id=ROOT_DOMAIN_ID,
+    )
+    db.add(user)
+    await db.flush()
+    return NewUser(username, role, password, user.api_key, user.secret_key, user.id)
+
+
+async def user_by_api_key(db: AsyncSession, api_key: str) -> User | None:
+    """The owner of an API key."""
+    return (await db.execute(select(User).where(User.api_key == api_key))).scalar_one_or_none()
+
+
+async def check_password(db: AsyncSession, username: str, password: str) -> User | None:
+    """The user if the password is right, else None (same cost whether or not the user exists)."""
+    user = (await db.execute(select(User).where(User.username == username))).scalar_one_or_none()
+    if user is None:
+        await passwords.verify_password_async(_DUMMY_HASH, password)
+        return None
+    if await passwords.verify_password_async(user.password_hash, password):
+        return user
+    return None
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+_DUMMY_HASH = passwords.hash_password("cloudiag-timing-equalizer")
+
+
+async def open_session(db: AsyncSession, user: User, timeout: int) -> tuple[str, str]:
+    """Start a login session; returns (cookie id, session key), stored only as hashes."""
+    session_id = passwords.generate_session_key()
+    session_key = passwords.generate_session_key()
+    db.add(
+        Session(
+            id_hash=_digest(session_id),
+            key_hash=_digest(session_key),
+            user_id=user.id,
+            expires=utcnow() + timedelta(seconds=timeout),
+        )
+    )
+    await db.flush()
+    return session_id, session_key
+
+
+async def session_user(
+    db: AsyncSession, session_id: str, session_key: str, timeout: int
+) -> User | None:
+    """The user of a live session when both the cookie and the key match; renews its expiry."""
+    row = await db.get(Session, _digest(session_id))
+    if row is None or not hmac.compare_digest(row.key_hash, _digest(session_key)):
+        return None
+    now = utcnow()
+    if row.expires <= now:
+        await db.delete(row)
+        return None
+    row.expires = now + timedelta(seconds=timeout)
+    return await db.get(User, row.user_id)
+
+
+async def close_session(db: AsyncSession, session_id: str) -> None:
+    """End a session (logout)."""
+    await db.execute(delete(Session).where(Session.id_hash == _digest(session_id)))
+
+
+async def ensure_admin(db: AsyncSession) -> NewUser | None:
+    """Create the `admin` user on the first start; None when users already exist."""
+    if (await db.execute(select(User.id).limit(1))).first():
+        return None
+    return await create_user(db, "admin", "admin")
+
+
+async def reset_credentials(db: AsyncSession, username: str) -> NewUser:
+    """New password and API keys for an existing user (the demo's way back in)."""
+    user = (await db.execute(select(User).where(User.username == username))).scalar_one_or_none()
+    if user is None:
+        raise ValueError(f"no user {username!r}")
+    password = passwords.generate_password()
+    user.password_hash = await asyncio.to_thread(passwords.hash_password, password)
+    user.api_key = passwords.generate_api_key()
+    user.secret_key = passwords.generate_secret_key()
+    await db.execute(delete(Session).where(Session.user_id == user.id))
+    return NewUser(user.username, user.role, password, user.api_key, user.secret_key, user.id)
