@@ -1,1 +1,5 @@
-"""api commands."""
+"""The API commands; importing this package registers every one of them."""
+
+from cloudiag.api.commands import apis, auth, diagnostics, events, infra, jobs
+
+__all__ = ["apis", "auth", "diagnostics", "events", "infra", "jobs"]

@@ -1,0 +1,84 @@
+"""runDiagnostics: CloudStack's command, same name, parameters and answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudiag.api.context import RequestContext
+from cloudiag.api.registry import ADMIN, REGISTRY, Command, Param, ResponseField
+from cloudiag.services.diagnostics import Limits, start_diagnostics
+from cloudiag.sysvm import diagnostics
+
+_TYPES = sorted(
+    {
+        t.name
+        for vm in ("domainrouter", "secondarystoragevm", "consoleproxy")
+        for t in diagnostics.types_for_vm(vm)
+    }
+)
+
+
+async def run_diagnostics(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Start the diagnostic as an async job and answer with its id at once."""
+    settings = ctx.app.settings
+    job_id = await start_diagnostics(
+        ctx.app.db,
+        ctx.app.runner,
+        ctx.user,
+        target_id=params["targetid"],
+        type_name=params["type"],
+        address=params["ipaddress"],
+        params=params.get("params"),
+        limits=Limits(time_limit=settings.diagnostics_timeout),
+    )
+    return {"jobid": job_id}
+
+
+REGISTRY.add(
+    Command(
+        "runDiagnostics",
+        "Execute network-utility command (ping/arping/tracert) on system VMs remotely",
+        run_diagnostics,
+        params=(
+            Param(
+                "targetid",
+                "uuid",
+                "The ID of the system VM instance to diagnose",
+                required=True,
+                related="listSystemVms,listRouters",
+            ),
+            Param(
+                "ipaddress",
+                "string",
+                "The IP/Domain address to test connection to",
+                required=True,
+                length=253,
+            ),
+            Param(
+                "type",
+                "string",
+                f"The system VM diagnostics type: {', '.join(_TYPES)}",
+                required=True,
+                length=32,
+            ),
+            Param(
+                "params",
+                "string",
+                "Additional command line options that apply for each command",
+                length=255,
+            ),
+        ),
+        response=(
+            ResponseField("stdout", "string", "the standard output from the command execution"),
+            ResponseField(
+                "stderr", "string", "the standard error output from the command execution"
+            ),
+            ResponseField("exitcode", "string", "the command execution return code"),
+        ),
+        roles=frozenset({ADMIN}),
+        is_async=True,
+        since="4.12.0.0",
+        related="listSystemVms,listRouters",
+        cmd_class="org.apache.cloudstack.api.command.admin.diagnostics.RunDiagnosticsCmd",
+    )
+)

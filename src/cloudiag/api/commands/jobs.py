@@ -1,0 +1,91 @@
+"""queryAsyncJobResult and listAsyncJobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from cloudiag.api.context import RequestContext
+from cloudiag.api.errors import ApiError
+from cloudiag.api.listing import cs_date, list_payload, page
+from cloudiag.api.registry import LIST_PARAMS, LISTALL, REGISTRY, Command, Param, ResponseField
+from cloudiag.db.models import AsyncJob
+
+
+def job_view(job: AsyncJob) -> dict[str, Any]:
+    """A job as CloudStack's AsyncJobResponse shows it."""
+    view: dict[str, Any] = {
+        "jobid": job.id,
+        "accountid": job.account_id,
+        "userid": job.user_id,
+        "cmd": job.cmd,
+        "jobstatus": job.status,
+        "jobprocstatus": 0,
+        "jobresultcode": job.result_code,
+        "jobresulttype": "object",
+        "jobinstancetype": job.instance_type,
+        "jobinstanceid": job.instance_id,
+        "created": cs_date(job.created),
+    }
+    if job.result is not None:
+        view["jobresult"] = job.result
+    if job.completed is not None:
+        view["completed"] = cs_date(job.completed)
+    return view
+
+
+async def query_async_job_result(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """One job's state and, once finished, its result."""
+    async with ctx.app.db() as db:
+        job = await db.get(AsyncJob, params["jobid"])
+    if job is None or (not ctx.user.is_admin and job.user_id != ctx.user.id):
+        raise ApiError.param(f"Unable to find a job with id {params['jobid']}")
+    return job_view(job)
+
+
+async def list_async_jobs(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """The caller's jobs (an admin with listall=true: everyone's), newest first."""
+    query = select(AsyncJob).order_by(AsyncJob.created.desc(), AsyncJob.id)
+    if not (ctx.user.is_admin and params.get("listall")):
+        query = query.where(AsyncJob.user_id == ctx.user.id)
+    if kw := params.get("keyword"):
+        query = query.where(AsyncJob.cmd.ilike(f"%{kw}%"))
+    async with ctx.app.db() as db:
+        jobs, total = await page(db, query, params)
+    return list_payload("asyncjobs", [job_view(j) for j in jobs], total)
+
+
+_JOB_RESPONSE = (
+    ResponseField("jobid", "string", "the ID of the async job"),
+    ResponseField("jobstatus", "integer", "0 pending, 1 succeeded, 2 failed"),
+    ResponseField("jobresultcode", "integer", "the result code of the job"),
+    ResponseField("jobresulttype", "string", "the result type"),
+    ResponseField("jobresult", "responseobject", "the result of the job"),
+    ResponseField("cmd", "string", "the command the job runs"),
+    ResponseField("created", "date", "when the job was created"),
+    ResponseField("completed", "date", "when the job finished"),
+    ResponseField("jobinstancetype", "string", "the type of the object the job acts on"),
+    ResponseField("jobinstanceid", "string", "the id of that object"),
+)
+
+REGISTRY.add(
+    Command(
+        "queryAsyncJobResult",
+        "Retrieves the current status of asynchronous job.",
+        query_async_job_result,
+        params=(Param("jobid", "uuid", "the ID of the asynchronous job", required=True),),
+        response=_JOB_RESPONSE,
+        cmd_class="org.apache.cloudstack.api.command.user.job.QueryAsyncJobResultCmd",
+    )
+)
+REGISTRY.add(
+    Command(
+        "listAsyncJobs",
+        "Lists all pending asynchronous jobs for the account.",
+        list_async_jobs,
+        params=(LISTALL, *LIST_PARAMS),
+        response=_JOB_RESPONSE,
+        cmd_class="org.apache.cloudstack.api.command.user.job.ListAsyncJobsCmd",
+    )
+)

@@ -1,0 +1,57 @@
+"""What a command handler gets: the caller, the app's services, the request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cloudiag.settings import Settings
+
+if TYPE_CHECKING:
+    from cloudiag.jobs.runner import JobRunner
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated user of a request."""
+
+    id: str
+    username: str
+    role: str
+    account_id: str
+    domain_id: str
+
+    @property
+    def is_admin(self) -> bool:
+        """Root admins see and may do everything."""
+        return self.role == "Admin"
+
+
+@dataclass
+class AppState:
+    """Long-lived services shared by every request of one server process."""
+
+    settings: Settings
+    db: async_sessionmaker[AsyncSession]
+    runner: JobRunner
+
+
+@dataclass
+class RequestContext:
+    """One API call: who calls, through which app, and cookies to set on the answer."""
+
+    app: AppState
+    caller: Caller | None
+    client_ip: str = ""
+    #: (name, value, max_age) of cookies the handler wants set; max_age 0 deletes.
+    cookies: list[tuple[str, str, int]] = field(default_factory=list)
+    #: The raw session cookie of the request, for logout.
+    session_cookie: str = ""
+
+    @property
+    def user(self) -> Caller:
+        """The caller; handlers of authenticated commands can rely on it."""
+        assert self.caller is not None
+        return self.caller
