@@ -1,0 +1,32 @@
+"""`cloudiag demo`: server + private NATS + local agent + lab, ready to try."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from cloudiag import logs
+from cloudiag.cli import settings_from, storage_flags
+from cloudiag.stack import run_stack
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `demo` subcommand."""
+    p = subparsers.add_parser(
+        "demo",
+        help="everything at once: server, NATS, agent and the lab (needs root)",
+        description="Start the management server with a private NATS, bring the lab zone up "
+        "in network namespaces and run its agent. Prints the URL and the admin's login and "
+        "API keys, and writes them to DATA_DIR/credentials.json. Ctrl-C stops it all.",
+    )
+    p.add_argument("--host", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default 8080)")
+    p.add_argument("--lab-prefix", help="namespace prefix of the lab (default cdlab)")
+    storage_flags(p)
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    logs.setup(settings.log_level, settings.log_format)
+    return asyncio.run(run_stack(settings, with_lab=True, demo=True))

@@ -1,0 +1,34 @@
+"""`cloudiag serve`: the management server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from cloudiag import logs
+from cloudiag.cli import settings_from, storage_flags
+from cloudiag.stack import run_stack
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `serve` subcommand."""
+    p = subparsers.add_parser(
+        "serve",
+        help="run the management server (API on /client/api)",
+        description="Run the management server: migrations, private NATS unless "
+        "CLOUDIAG_NATS_URL is set, the job runner and the CloudStack-compatible API.",
+    )
+    p.add_argument("--host", help="listen address (default 127.0.0.1; env CLOUDIAG_HOST)")
+    p.add_argument("--port", type=int, help="listen port (default 8080; env CLOUDIAG_PORT)")
+    p.add_argument("--nats-url", help="external NATS (env CLOUDIAG_NATS_URL); default: private")
+    p.add_argument("--lab", action="store_true", help="also bring the lab up and run its agent")
+    p.add_argument("--lab-prefix", help="namespace prefix of the lab (default cdlab)")
+    p.add_argument("--diagnostics-timeout", type=float, help="time limit of every diagnostic, s")
+    storage_flags(p)
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    logs.setup(settings.log_level, settings.log_format)
+    return asyncio.run(run_stack(settings, with_lab=args.lab, demo=False))

@@ -1,0 +1,64 @@
+"""`cloudiag user create`: accounts with API keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from cloudiag.cli import settings_from, storage_flags
+from cloudiag.db.engine import create_engine, session_factory
+from cloudiag.db.migrate import upgrade
+from cloudiag.services import accounts
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `user` subcommand."""
+    p = subparsers.add_parser("user", help="manage users")
+    sub = p.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    create = sub.add_parser(
+        "create",
+        help="create a user and print its password and API keys",
+        description="Create a user. Prints username, password (generated unless given), "
+        "apikey and secretkey; this is the only time they are shown.",
+    )
+    create.add_argument("name")
+    create.add_argument("--role", default="user", help="admin, domainadmin or user")
+    create.add_argument("--password", help="the password (default: a generated one)")
+    create.add_argument("--json", action="store_true", help="print JSON")
+    storage_flags(create)
+    create.set_defaults(func=_create)
+
+
+def _create(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
+    async def create() -> accounts.NewUser:
+        engine = create_engine(settings.resolved_database_url())
+        try:
+            await upgrade(engine)
+            async with session_factory(engine).begin() as db:
+                return await accounts.create_user(db, args.name, args.role, args.password)
+        finally:
+            await engine.dispose()
+
+    try:
+        user = asyncio.run(create())
+    except ValueError as exc:
+        print(f"cloudiag user create: {exc}", file=sys.stderr)
+        return 1
+    fields = {
+        "username": user.username,
+        "role": user.role,
+        "password": user.password,
+        "apikey": user.apikey,
+        "secretkey": user.secretkey,
+        "id": user.id,
+    }
+    if args.json:
+        print(json.dumps(fields, indent=2))
+    else:
+        for key, value in fields.items():
+            print(f"{key:10} {value}")
+    return 0
