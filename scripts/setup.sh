@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install what cloudiag needs on Debian/Ubuntu: the network tools (when missing), a
+# virtualenv in .venv and the package. Usage: scripts/setup.sh [--test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# command -> Debian package
+declare -A tools=(
+  [ip]=iproute2 [ping]=iputils-ping [traceroute]=traceroute [arping]=iputils-arping
+  [dnsmasq]=dnsmasq-base
+)
+missing=()
+for tool in "${!tools[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("${tools[$tool]}")
+done
+
+# The interpreter: python3 >= 3.11, resolved past any pyenv shim (the shim costs ~70 ms a start).
+PY=${PYTHON:-python3}
+if ! command -v "$PY" >/dev/null 2>&1; then missing+=(python3 python3-venv); fi
+if command -v "$PY" >/dev/null 2>&1 && ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then
+  missing+=(python3-venv)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+PY=$("$PY" -c 'import sys; print(sys.executable)')
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "cloudiag needs Python 3.11 or newer; $PY is $("$PY" --version)" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+extra=""
+if [ "${1:-}" = "--test" ]; then extra="[test]"; fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".${extra}"

@@ -1,0 +1,308 @@
+"""A real stack as separate processes: nats-server, `cloudiag serve`, `cloudiag agent`.
+
+Used by the end-to-end tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from cloudiag.bus.embedded import find_nats_server, free_port
+
+PG_ADMIN_URL = os.environ.get("CLOUDIAG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def lab_ready() -> str | None:
+    """Why the lab cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "the lab needs root (network namespaces)"
+    missing = [t for t in ("ip", "ping", "traceroute", "arping") if shutil.which(t) is None]
+    return f"missing tools: {', '.join(missing)}" if missing else None
+
+
+def cloudiag(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """Run the cloudiag CLI as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "cloudiag", *args], capture_output=True, text=True, check=False, **kw
+    )
+
+
+def stop(proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM, grace: float = 10) -> None:
+    """Stop a child process and reap it, whatever state it is in."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def cs_signature(params: dict[str, str], secret: str) -> str:
+    """CloudStack's request signature, written out here independently of the server's code."""
+    query = "&".join(
+        f"{k}={quote(str(v), safe='*-._')}" for k, v in sorted(params.items(), key=lambda kv: kv[0])
+    )
+    digest = hmac.new(secret.encode(), query.lower().encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+@dataclass
+class Account:
+    """An API account created through `cloudiag user create`."""
+
+    username: str
+    password: str
+    apikey: str
+    secretkey: str
+    role: str
+
+
+@dataclass
+class Stack:
+    """A running stack and the ways to talk to it."""
+
+    backend: str
+    url: str
+    database_url: str
+    nats_url: str
+    data_dir: Path
+    lab: dict[str, Any]
+    admin: Account
+    user: Account
+    server: subprocess.Popen[str] | None = None
+    agent: subprocess.Popen[str] | None = None
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def api(self) -> str:
+        """The API endpoint."""
+        return f"{self.url}/client/api"
+
+    @property
+    def prefix(self) -> str:
+        """The lab's namespace prefix."""
+        return str(self.lab["prefix"])
+
+    def vm(self, role: str) -> dict[str, Any]:
+        """A lab namespace entry by role (router, secondarystoragevm, consoleproxy, uservm…)."""
+        return next(ns for ns in self.lab["namespaces"] if ns["role"] == role)
+
+    def call(self, command: str, account: Account | None = None, **params: Any) -> httpx.Response:
+        """A signed GET as a CloudStack client makes it (JSON response)."""
+        account = account or self.admin
+        query = {"command": command, "response": "json", "apiKey": account.apikey}
+        query.update({k: str(v) for k, v in params.items()})
+        query["signature"] = cs_signature(query, account.secretkey)
+        return httpx.get(self.api, params=query, timeout=30)
+
+    def ok(self, command: str, account: Account | None = None, **params: Any) -> dict[str, Any]:
+        """The body of a successful call, under its envelope key."""
+        r = self.call(command, account, **params)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()[f"{command.lower()}response"]
+        return body
+
+    def wait_job(self, jobid: str, timeout: float = 120) -> dict[str, Any]:
+        """Poll queryAsyncJobResult until the job is final."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.ok("queryAsyncJobResult", jobid=jobid)
+            if job["jobstatus"] != 0:
+                return job
+            time.sleep(0.1)
+        raise AssertionError(f"job {jobid} still pending after {timeout} s")
+
+    def run(self, role: str, type: str, address: str, params: str = "") -> dict[str, Any]:
+        """runDiagnostics on the lab VM of that role, waited on."""
+        extra = {"params": params} if params else {}
+        r = self.call(
+            "runDiagnostics", targetid=self.vm(role)["uuid"], type=type, ipaddress=address, **extra
+        )
+        assert r.status_code == 200, r.text
+        return self.wait_job(r.json()["rundiagnosticsresponse"]["jobid"])
+
+    def start_agent(self) -> None:
+        """Start `cloudiag agent` for the lab and wait until its host is Up."""
+        log = (self.data_dir / "agent.log").open("a")
+        self.agent = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cloudiag",
+                "agent",
+                "--nats-url",
+                self.nats_url,
+                "--lab-prefix",
+                self.prefix,
+                "--heartbeat-interval",
+                "1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.wait_for(lambda: self._host_state() == "Up", "the agent's host to be Up")
+
+    def stop_agent(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the agent process."""
+        stop(self.agent, sig)
+        self.agent = None
+
+    def _host_state(self) -> str | None:
+        hosts = self.ok("listHosts").get("host", [])
+        return hosts[0]["state"] if hosts else None
+
+    def host_state(self) -> str | None:
+        """The state listHosts shows for the lab host."""
+        return self._host_state()
+
+    def show_logs(self, lines: int = 60) -> None:
+        """Print the tail of the server's and the agent's logs (after a failure)."""
+        for name in ("server.log", "agent.log"):
+            path = self.data_dir / name
+            if path.exists():
+                sys.stderr.write(f"\n--- {self.backend} {name} (tail) ---\n")
+                sys.stderr.write("".join(path.read_text().splitlines(True)[-lines:]))
+
+    @staticmethod
+    def wait_for(predicate: Any, what: str, timeout: float = 20) -> None:
+        """Wait until predicate() is true."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if predicate():
+                    return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+
+def _create_account(db_url: str, data_dir: Path, name: str, role: str) -> Account:
+    out = cloudiag(
+        "user",
+        "create",
+        name,
+        "--role",
+        role,
+        "--json",
+        "--database-url",
+        db_url,
+        "--data-dir",
+        str(data_dir),
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    return Account(data["username"], data["password"], data["apikey"], data["secretkey"], role)
+
+
+async def _pg(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def database(backend: str, data_dir: Path) -> Iterator[str]:
+    """A fresh database for one stack: a SQLite file, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{data_dir / 'test.db'}"
+        return
+    name = "cloudiag_test_" + secrets.token_hex(4)
+    try:
+        asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
+    except (OSError, Exception) as exc:
+        if IN_CI:
+            pytest.fail(f"CI must run the PostgreSQL tests, but {PG_ADMIN_URL} failed: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with contextlib.suppress(Exception):
+            asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextlib.contextmanager
+def launch(backend: str, lab: dict[str, Any], data_dir: Path) -> Iterator[Stack]:
+    """nats-server + `cloudiag serve` + `cloudiag agent` on the lab, on one database backend."""
+    nats_port = free_port()
+    nats = subprocess.Popen(
+        [find_nats_server(), "-a", "127.0.0.1", "-p", str(nats_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server: subprocess.Popen[str] | None = None
+    st: Stack | None = None
+    try:
+        with database(backend, data_dir) as db_url:
+            admin = _create_account(db_url, data_dir, "tester", "admin")
+            user = _create_account(db_url, data_dir, "plainuser", "user")
+            port = free_port()
+            env = {**os.environ, "CLOUDIAG_HEARTBEAT_INTERVAL": "1"}
+            server_log = (data_dir / "server.log").open("w")
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "cloudiag",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--data-dir",
+                    str(data_dir),
+                    "--database-url",
+                    db_url,
+                    "--nats-url",
+                    f"nats://127.0.0.1:{nats_port}",
+                ],
+                stdout=server_log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+            st = Stack(
+                backend,
+                f"http://127.0.0.1:{port}",
+                db_url,
+                f"nats://127.0.0.1:{nats_port}",
+                data_dir,
+                lab,
+                admin,
+                user,
+                server,
+            )
+            st.wait_for(lambda: httpx.get(st.api, timeout=2).status_code == 401, "the API")
+            st.start_agent()
+            st.wait_for(lambda: st.ok("listRouters").get("count") == 1, "the router")
+            yield st
+    finally:
+        if st is not None:
+            st.stop_agent()
+        stop(server)
+        stop(nats)
