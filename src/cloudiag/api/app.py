@@ -110,7 +110,7 @@ async def api_endpoint(request: Request) -> Response:
     except ApiError as err:
         log.info("api error command=%s code=%s text=%s", name, err.errorcode, err.errortext)
         response = _respond(envelope, error_payload(err), fmt, err.errorcode)
-        response.headers["X-Description"] = err.errortext.encode("ascii", "replace").decode()
+        response.headers["X-Description"] = err.description_header
         return response
     except (OperationalError, DBAPIError, OSError) as exc:
         log.error("database unavailable during %s: %s", name, exc.__class__.__name__)

@@ -1,0 +1,1 @@
+"""Accounts: users, credentials and the password and key material that protects them."""
