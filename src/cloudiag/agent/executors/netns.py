@@ -1,0 +1,265 @@
+"""Run a diagnostic inside a Linux network namespace (the lab's stand-in for a system VM).
+
+The request is validated with the shared registry, then the system-VM script itself
+(``cloudiag/sysvm/diagnostics.py``) is run in the namespace with ``ip netns exec`` exactly
+as it is run on a real system VM, so the agent exercises the same second wall and the same
+output framing. The process gets its own process group so that a time limit or a
+cancellation can kill the script and the tool together: no orphans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cloudiag.sysvm import diagnostics
+from cloudiag.sysvm.diagnostics import DiagnosticsInputError
+
+__all__ = ["SCRIPT_PATH", "DiagnosticsInputError", "ExecResult", "run_in_netns", "spawn_count"]
+
+SCRIPT_PATH = str(Path(diagnostics.__file__).resolve())
+NETNS_DIR = "/run/netns"
+# iproute2 keeps namespaces as files in /run/netns, so the name must be a plain file name.
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# Time between SIGTERM and SIGKILL for the process group.
+KILL_GRACE = 1.0
+_READ_SIZE = 65536
+
+OnLine = Callable[[str, str], Awaitable[None]]
+
+_spawned = 0
+
+
+def spawn_count() -> int:
+    """Number of processes this module has spawned since import (for tests)."""
+    return _spawned
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """Outcome of one diagnostic run, in CloudStack's terms (exitcode is a string)."""
+
+    stdout: str
+    stderr: str
+    exitcode: str
+    timed_out: bool
+    truncated: bool
+    duration: float
+    argv: list[str]
+
+
+class _Collector:
+    """Accumulates both streams up to a byte limit each and forwards kept text live."""
+
+    def __init__(self, max_output: int, on_line: OnLine | None) -> None:
+        self._max = max_output
+        self._on_line = on_line
+        self._parts: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self._size = {"stdout": 0, "stderr": 0}
+        self.truncated = False
+        self.exit_code: int | None = None
+
+    async def add(self, stream: str, text: str) -> None:
+        if not text:
+            return
+        room = self._max - self._size[stream]
+        data = text.encode("utf-8")
+        if len(data) > room:
+            self.truncated = True
+            if room <= 0:
+                # Keep reading (so the tool never blocks on a full pipe) but drop it.
+                return
+            text = data[:room].decode("utf-8", errors="ignore")
+            data = text.encode("utf-8")
+        self._size[stream] += len(data)
+        self._parts[stream].append(text)
+        if self._on_line is not None:
+            await self._on_line(stream, text)
+
+    async def note(self, text: str) -> None:
+        """A message of cloudiag itself: always kept, even past the limit."""
+        self._parts["stderr"].append(text)
+        if self._on_line is not None:
+            await self._on_line("stderr", text)
+
+    def text(self, stream: str) -> str:
+        return "".join(self._parts[stream])
+
+
+async def _read_records(reader: asyncio.StreamReader, sink: _Collector) -> None:
+    """Decode the script's framed stdout as it arrives."""
+    buf = b""
+    while True:
+        chunk = await reader.read(_READ_SIZE)
+        if chunk:
+            buf += chunk
+            lines = buf.split(b"\n")
+            buf = lines.pop()
+        else:
+            # EOF: a last line without newline is the tolerated truncated record.
+            lines, buf = ([buf] if buf else []), b""
+        for line in lines:
+            if not line.strip():
+                continue
+            record = diagnostics.decode_record(line)
+            if record is None:
+                # Not framing (a crash message, a truncated record): keep it visible.
+                await sink.add("stderr", line.decode("utf-8", errors="replace") + "\n")
+            elif record.stream == "exit":
+                sink.exit_code = record.code
+            else:
+                await sink.add("stdout" if record.stream == "out" else "stderr", record.data)
+        if not chunk:
+            return
+
+
+async def _read_raw(reader: asyncio.StreamReader, sink: _Collector) -> None:
+    """The wrapper's own stderr (ip netns exec errors, a Python traceback)."""
+    while chunk := await reader.read(_READ_SIZE):
+        await sink.add("stderr", chunk.decode("utf-8", errors="replace"))
+
+
+def _namespace_exists(namespace: str) -> bool:
+    # One stat() on tmpfs: cheap enough to do inline, and it turns iproute2's terse
+    # "Cannot open network namespace" into a clear message without spawning anything.
+    if not _NAMESPACE_RE.fullmatch(namespace) or namespace in (".", ".."):
+        return False
+    return os.path.exists(os.path.join(NETNS_DIR, namespace))
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    # The group may already be gone; that is the goal, not an error.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+async def _kill_group(proc: asyncio.subprocess.Process, grace: float = KILL_GRACE) -> None:
+    """SIGTERM the whole process group, SIGKILL it after ``grace`` seconds, reap it."""
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        pass
+    finally:
+        # Also reached on a second cancellation: never leave a straggler behind.
+        _signal_group(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
+def _result(
+    sink: _Collector,
+    exitcode: str,
+    *,
+    timed_out: bool,
+    started: float,
+    argv: list[str],
+) -> ExecResult:
+    return ExecResult(
+        stdout=sink.text("stdout"),
+        stderr=sink.text("stderr"),
+        exitcode=exitcode,
+        timed_out=timed_out,
+        truncated=sink.truncated,
+        duration=time.monotonic() - started,
+        argv=argv,
+    )
+
+
+async def run_in_netns(
+    namespace: str,
+    type_name: str,
+    address: str,
+    params: list[str] | str | None,
+    *,
+    time_limit: float = 120.0,
+    max_output: int = 1 << 20,
+    on_line: OnLine | None = None,
+    python: str | None = None,
+) -> ExecResult:
+    """Run one diagnostic in ``namespace`` and return its output.
+
+    Raises DiagnosticsInputError for refused input (nothing is spawned then). The time
+    limit covers the whole run: on expiry the process group is killed and the partial
+    output returned with ``timed_out=True``. ``on_line(stream, text)`` is awaited for each
+    line as it arrives ("stdout" / "stderr"). If the calling task is cancelled the process
+    group is killed and reaped before CancelledError propagates.
+    """
+    global _spawned
+    # Validated with the type's own limit; ``time_limit`` is the wall-clock budget here.
+    req = diagnostics.validate(type_name, address, params)
+    tool_argv = diagnostics.build_argv(req)
+    started = time.monotonic()
+    sink = _Collector(max_output, on_line)
+    if not _namespace_exists(namespace):
+        await sink.note(f'[cloudiag] network namespace "{namespace}" does not exist\n')
+        return _result(sink, "-1", timed_out=False, started=started, argv=tool_argv)
+
+    cmd = [
+        "ip",
+        "netns",
+        "exec",
+        namespace,
+        python or sys.executable,
+        "-I",
+        "-S",
+        SCRIPT_PATH,
+        req.type.name,
+        req.address,
+        *req.params,
+    ]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            # Own process group: one killpg() reaches the script and the tool.
+            start_new_session=True,
+        )
+    except OSError as exc:
+        await sink.note(f"[cloudiag] cannot start ip netns exec: {exc.strerror or exc}\n")
+        return _result(sink, "-1", timed_out=False, started=started, argv=tool_argv)
+    _spawned += 1
+
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = asyncio.gather(_read_records(proc.stdout, sink), _read_raw(proc.stderr, sink))
+    timed_out = False
+    try:
+        try:
+            async with asyncio.timeout(time_limit):
+                await asyncio.shield(readers)
+                await proc.wait()
+        except TimeoutError:
+            timed_out = True
+            await _kill_group(proc)
+            # Keep what the script wrote while dying (it forwards SIGTERM and reports).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(readers), KILL_GRACE)
+            await sink.note(
+                f"\n[cloudiag] time limit of {time_limit:g} s reached; process killed\n"
+            )
+    except BaseException:
+        # Cancellation or a failing on_line: the processes must not outlive us.
+        await _kill_group(proc)
+        raise
+    finally:
+        if not readers.done():
+            readers.cancel()
+            with contextlib.suppress(BaseException):
+                await readers
+        if sink.exit_code is None:
+            # No exit record: the script died and may have left the tool running.
+            _signal_group(proc.pid, signal.SIGKILL)
+
+    if sink.truncated:
+        await sink.note(f"\n[cloudiag] output truncated at {max_output} bytes per stream\n")
+    exitcode = str(sink.exit_code) if sink.exit_code is not None else "-1"
+    return _result(sink, exitcode, timed_out=timed_out, started=started, argv=tool_argv)

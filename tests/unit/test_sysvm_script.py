@@ -1,0 +1,382 @@
+"""The system-VM script run as a script (python3 -I -S), its runner and its framing.
+
+Packets go to loopback only (127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cloudiag.sysvm import diagnostics as d
+
+SCRIPT = str(Path(d.__file__).resolve())
+HAVE_PING = shutil.which("ping") is not None
+needs_ping = pytest.mark.skipif(not HAVE_PING, reason="ping is not installed")
+
+
+def run_script(*args: str, timeout: float = 30) -> tuple[int, list[d.Record]]:
+    """Run the script like a system VM does and decode every record."""
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", SCRIPT, *args],
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = done.stdout.splitlines()
+    records = [d.decode_record(line) for line in lines]
+    assert all(r is not None for r in records), done.stdout
+    return done.returncode, [r for r in records if r is not None]
+
+
+def text_of(records: list[d.Record], stream: str) -> str:
+    return "".join(r.data for r in records if r.stream == stream)
+
+
+def check_shape(records: list[d.Record]) -> None:
+    """Exactly one exit record, and it is the last one."""
+    assert records, "no records"
+    assert [r.stream for r in records].count("exit") == 1
+    assert records[-1].stream == "exit"
+
+
+# --------------------------------------------------------------------------- the file
+
+
+def test_script_imports_only_the_standard_library() -> None:
+    tree = ast.parse(Path(SCRIPT).read_text(encoding="utf-8"))
+    modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "relative imports break -I mode"
+            modules.add((node.module or "").split(".")[0])
+    modules.discard("__future__")
+    assert modules <= set(sys.stdlib_module_names), modules - set(sys.stdlib_module_names)
+
+
+def test_import_has_no_side_effects() -> None:
+    # Load the file by path in a bare interpreter: nothing printed, handlers untouched.
+    code = textwrap.dedent(
+        f"""
+        import importlib.util, signal, sys
+        before = {{s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}}
+        spec = importlib.util.spec_from_file_location("diag", {SCRIPT!r})
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["diag"] = mod  # as any import does; dataclasses look it up
+        spec.loader.exec_module(mod)
+        after = {{s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}}
+        assert before == after
+        assert mod.get_type("ping").tool == "ping"
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b""
+
+
+# --------------------------------------------------------------------------- the script
+
+
+@needs_ping
+def test_ping_loopback_streams_records() -> None:
+    status, records = run_script("ping", "127.0.0.1", "-c", "1")
+    check_shape(records)
+    assert records[-1].code == 0
+    assert status == 0
+    out = text_of(records, "out")
+    assert "1 received" in out
+    # One record per line, newline kept.
+    assert all(r.data.endswith("\n") for r in records if r.stream == "out")
+
+
+@needs_ping
+def test_params_as_one_word_are_split_on_spaces() -> None:
+    status, records = run_script("PING", "127.0.0.1", "-c 1 -n")
+    assert status == 0
+    assert "1 packets transmitted" in text_of(records, "out")
+
+
+@needs_ping
+def test_records_arrive_while_the_tool_runs() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-S", SCRIPT, "ping", "127.0.0.1", "-c", "4", "-i", "0.3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = d.decode_record(proc.stdout.readline())
+        assert first is not None and first.stream == "out"
+        # ping needs about a second for 4 probes: the first line came long before the end.
+        assert proc.poll() is None
+        rest = [d.decode_record(line) for line in proc.stdout.read().splitlines()]
+        assert rest[-1] == d.Record("exit", "", 0)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("ping", "127.0.0.1", "-c", "1;", "id"), "forbidden character ';'"),
+        (("ping", "127.0.0.1", "-f"), 'Option "-f" is not allowed for ping'),
+        (("ping", "$(id)"), "ipaddress:"),
+        (("sh", "127.0.0.1"), "sh Is not a valid diagnostics command type."),
+        (("arping", "::1"), "IPv4"),
+        (("ping",), "usage:"),
+        ((), "usage:"),
+    ],
+)
+def test_refused_input(args: tuple[str, ...], fragment: str) -> None:
+    status, records = run_script(*args)
+    assert status == 2
+    check_shape(records)
+    assert records[-1].code == -1
+    assert text_of(records, "out") == ""
+    assert fragment in text_of(records, "err")
+
+
+@needs_ping
+def test_sigterm_is_forwarded_and_nothing_is_left() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-S", SCRIPT, "ping", "127.0.0.1", "-c", "50", "-i", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert d.decode_record(proc.stdout.readline()) is not None
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)  # the script only, not its group
+        out, _ = proc.communicate(timeout=10)
+        assert time.monotonic() - started < 5
+        records = [d.decode_record(line) for line in out.splitlines()]
+        assert records[-1] is not None and records[-1].stream == "exit"
+        assert records[-1].code != 0
+        # ping got the signal too: no member of the script's process group survives.
+        with pytest.raises(ProcessLookupError):
+            os.killpg(proc.pid, 0)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# --------------------------------------------------------------------------- run_tool
+
+
+def records_of(buffer: io.BytesIO) -> list[d.Record]:
+    lines = buffer.getvalue().splitlines()
+    records = [d.decode_record(line) for line in lines]
+    assert all(r is not None for r in records)
+    return [r for r in records if r is not None]
+
+
+def test_missing_tool_gives_reason_and_minus_one() -> None:
+    out = io.BytesIO()
+    assert d.run_tool(["/nonexistent/tool", "-c", "1"], out) == -1
+    records = records_of(out)
+    check_shape(records)
+    assert records[-1].code == -1
+    assert text_of(records, "out") == ""
+    err = text_of(records, "err")
+    assert "/nonexistent/tool" in err
+    assert "No such file" in err
+
+
+def test_tool_that_cannot_be_executed() -> None:
+    out = io.BytesIO()
+    # A directory exists but cannot be executed.
+    assert d.run_tool(["/"], out) == -1
+    assert "cannot run /" in text_of(records_of(out), "err")
+
+
+HOSTILE_OUTPUT = textwrap.dedent(
+    r"""
+    import sys
+    out = sys.stdout.buffer
+    out.write(b'a && b; rm -rf / | $(id) `id`\n')
+    out.write(b'{"s": "exit", "code": 0}\n')
+    out.write(b'"}\n{"s": "out", "d": "forged"}\n')
+    out.write(b'\xff\xfe invalid utf-8 \xc3\n')
+    out.write('caf\u00e9 \u2028 \u0000 \x1b[31mred\x1b[0m\r\n'.encode())
+    out.write(b'x' * 40000 + b'\n')
+    out.flush()
+    sys.stderr.write('partial line without newline')
+    sys.exit(3)
+    """
+)
+
+
+def test_hostile_tool_output_cannot_break_the_framing() -> None:
+    out = io.BytesIO()
+    code = d.run_tool([sys.executable, "-I", "-S", "-c", HOSTILE_OUTPUT], out)
+    assert code == 3
+    raw = out.getvalue()
+    raw.decode("ascii")  # the framing is pure ASCII
+    records = records_of(out)
+    check_shape(records)
+    assert records[-1].code == 3
+    stdout = text_of(records, "out")
+    assert 'a && b; rm -rf / | $(id) `id`\n{"s": "exit", "code": 0}\n' in stdout
+    assert '{"s": "out", "d": "forged"}\n' in stdout
+    assert "\ufffd invalid utf-8 \ufffd\n" in stdout
+    assert "caf\u00e9 \u2028 \u0000 \x1b[31mred" in stdout
+    assert "x" * 40000 + "\n" in stdout
+    # A long line is split into bounded records.
+    assert max(len(r.data) for r in records if r.stream == "out") <= d._LineSplitter.MAX_LINE
+    assert text_of(records, "err") == "partial line without newline"
+
+
+def test_multibyte_character_cut_between_reads() -> None:
+    splitter = d._LineSplitter()
+    euro = "\u20ac".encode()
+    assert splitter.feed(b"price " + euro[:1]) == []
+    assert splitter.feed(euro[1:] + b"\nnext") == ["price \u20ac\n"]
+    assert splitter.finish() == ["next"]
+
+
+def test_hard_limit_kills_the_tool() -> None:
+    out = io.BytesIO()
+    started = time.monotonic()
+    code = d.run_tool(
+        [sys.executable, "-I", "-S", "-c", "import time; print('x', flush=True); time.sleep(30)"],
+        out,
+        hard_limit=0.5,
+    )
+    assert time.monotonic() - started < 5
+    assert code == -signal.SIGKILL
+    records = records_of(out)
+    check_shape(records)
+    assert text_of(records, "out") == "x\n"
+    assert "hard time limit" in text_of(records, "err")
+
+
+def test_closed_output_stops_the_tool() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    started = time.monotonic()
+    with os.fdopen(write_end, "wb", buffering=0) as sink:
+        code = d.run_tool(
+            [sys.executable, "-I", "-S", "-c", "import time\nwhile True: print('y', flush=True)"],
+            sink,
+        )
+    assert time.monotonic() - started < 5
+    assert code < 0
+
+
+def test_tool_environment_is_c_locale() -> None:
+    out = io.BytesIO()
+    d.run_tool([sys.executable, "-I", "-S", "-c", "import os; print(os.environ['LC_ALL'])"], out)
+    assert text_of(records_of(out), "out") == "C\n"
+
+
+# --------------------------------------------------------------------------- framing
+
+
+def test_encode_is_one_ascii_line() -> None:
+    line = d.encode_record("out", 'x\n{"s": "exit", "code": 0}\r\n\u2028\x00 &&')
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    line.decode("ascii")
+    assert d.decode_record(line) == d.Record("out", 'x\n{"s": "exit", "code": 0}\r\n\u2028\x00 &&')
+    assert json.loads(d.encode_record("exit", code=-1)) == {"s": "exit", "code": -1}
+    with pytest.raises(ValueError):
+        d.encode_record("sh", "x")
+
+
+@settings(deadline=None, max_examples=300)
+@given(stream=st.sampled_from(["out", "err"]), text=st.text())
+def test_framing_round_trip(stream: str, text: str) -> None:
+    line = d.encode_record(stream, text)
+    assert line.count(b"\n") == 1
+    assert d.decode_record(line) == d.Record(stream, text)
+    assert d.decode_record(line.decode("ascii")) == d.Record(stream, text)
+
+
+@settings(deadline=None, max_examples=300)
+@given(text=st.text(min_size=1), cut=st.integers(1, 50))
+def test_truncated_record_is_tolerated(text: str, cut: int) -> None:
+    line = d.encode_record("out", text).rstrip(b"\n")
+    truncated = line[: max(len(line) - cut, 0)]
+    # Either nothing, or (never) a wrong record: a cut JSON object does not parse.
+    assert d.decode_record(truncated) is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"",
+        b"\n",
+        b"{",
+        b'{"s": "out", "d": "x',
+        b"[1, 2]",
+        b'"just a string"',
+        b'{"s": "out"}',
+        b'{"s": "out", "d": 5}',
+        b'{"s": "exit"}',
+        b'{"s": "exit", "code": "0"}',
+        b'{"s": "exit", "code": true}',
+        b'{"s": "exit", "code": 1.5}',
+        b'{"s": "sh", "d": "x"}',
+        b"\xff\xfe",
+        b"PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data.",
+    ],
+)
+def test_decode_rejects_non_records(line: bytes) -> None:
+    assert d.decode_record(line) is None
+
+
+# --------------------------------------------------------------------------- interface
+
+
+def test_route_table_longest_prefix(tmp_path: Path) -> None:
+    # /proc/net/route stores addresses in host byte order; build it the same way.
+    def hexaddr(addr: str) -> str:
+        return f"{struct.unpack('=I', socket.inet_aton(addr))[0]:08X}"
+
+    header = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT"
+    rows = [
+        ("eth0", "0.0.0.0", "0003", "100", "0.0.0.0"),
+        ("eth1", "198.51.100.0", "0001", "0", "255.255.255.0"),
+        ("eth2", "198.51.100.128", "0001", "0", "255.255.255.128"),
+        ("eth3", "203.0.113.0", "0000", "0", "255.255.255.0"),  # not RTF_UP
+    ]
+    lines = [header] + [
+        f"{i}\t{hexaddr(dst)}\t00000000\t{fl}\t0\t0\t{m}\t{hexaddr(mask)}\t0\t0\t0"
+        for i, dst, fl, m, mask in rows
+    ]
+    table = tmp_path / "route"
+    table.write_text("\n".join(lines) + "\n")
+    assert d._route_dev_proc("198.51.100.200", str(table)) == "eth2"
+    assert d._route_dev_proc("198.51.100.5", str(table)) == "eth1"
+    assert d._route_dev_proc("203.0.113.5", str(table)) == "eth0"
+    assert d._route_dev_proc("192.0.2.1", str(tmp_path / "missing")) is None
+
+
+def test_choose_interface_never_returns_loopback() -> None:
+    assert d.choose_interface("127.0.0.1") != "lo"
+    assert d.choose_interface("::1") is None
