@@ -103,36 +103,48 @@ async def run_stack(settings: Settings, *, with_lab: bool, demo: bool) -> int:
             print("cannot build the lab:\n  " + "\n  ".join(missing), file=sys.stderr)
             return 1
         print(f"bringing the lab up (prefix {settings.lab_prefix})…", flush=True)
-        await asyncio.to_thread(lab.up, settings.lab_prefix)
-    agent: asyncio.subprocess.Process | None = None
+        try:
+            await asyncio.to_thread(lab.up, settings.lab_prefix)
+        except lab.LabError as exc:
+            print(f"cannot build the lab: {exc}", file=sys.stderr)
+            return 1
     try:
         async with running(settings) as run:
-            if with_lab:
-                agent = await start_local_agent(settings, run.nats_url)
-                if not await wait_for_host(run):
-                    print("warning: the local agent has not reported yet", file=sys.stderr)
-            ready = asyncio.Event()
-            http = asyncio.create_task(
-                serve_http(run.state, settings.host, settings.port, stop, ready)
-            )
-            await asyncio.wait(
-                {http, asyncio.create_task(ready.wait())}, return_when="FIRST_COMPLETED"
-            )
-            if http.done():
-                await http
-            if demo:
-                creds = await demo_credentials(run, settings.data_dir / "credentials.json", url)
-                print(_demo_banner(creds, settings), flush=True)
-            else:
-                print(admin_banner(run.admin, url), flush=True)
-            await http
+            agent: asyncio.subprocess.Process | None = None
+            try:
+                if with_lab:
+                    agent = await start_local_agent(settings, run.nats_url)
+                    if not await wait_for_host(run):
+                        print("warning: the local agent has not reported yet", file=sys.stderr)
+                await _serve_until_stopped(run, settings, stop, url, demo)
+            finally:
+                # Before NATS goes: the agent says goodbye and its host shows Disconnected.
+                if agent is not None:
+                    await stop_process(agent)
     finally:
-        if agent is not None:
-            await stop_process(agent)
         if with_lab:
             print("taking the lab down…", flush=True)
             await asyncio.to_thread(lab.down, settings.lab_prefix)
     return 0
+
+
+async def _serve_until_stopped(
+    run: Running, settings: Settings, stop: asyncio.Event, url: str, demo: bool
+) -> None:
+    ready = asyncio.Event()
+    http = asyncio.create_task(serve_http(run.state, settings.host, settings.port, stop, ready))
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait({http, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if http.done():
+        await http  # It failed to start: let the error out.
+        return
+    if demo:
+        creds = await demo_credentials(run, settings.data_dir / "credentials.json", url)
+        print(_demo_banner(creds, settings), flush=True)
+    else:
+        print(admin_banner(run.admin, url), flush=True)
+    await http
 
 
 def _demo_banner(creds: dict[str, str], settings: Settings) -> str:

@@ -15,6 +15,7 @@ ROLES = ["router", "secondarystoragevm", "consoleproxy"]
 
 
 def _cs(stack: Stack) -> CloudStack:
+    """cs polls the job itself (fetch_result) and returns its jobresult."""
     return CloudStack(
         endpoint=stack.api,
         key=stack.admin.apikey,
@@ -43,13 +44,13 @@ def test_cs_ping_traceroute_arping(stack: Stack, role: str) -> None:
     vm = stack.vm(role)["uuid"]
 
     ping = cs.runDiagnostics(targetid=vm, type="ping", ipaddress=targets["web"])
-    diag = _assert_diagnostics(ping["jobresult"])
+    diag = _assert_diagnostics(ping)
     assert "4 packets transmitted, 4 received" in diag["stdout"]
 
     trace = cs.runDiagnostics(
         targetid=vm, type="traceroute", ipaddress=targets["web"], params="-n -q 1 -w 1 -m 5"
     )
-    diag = _assert_diagnostics(trace["jobresult"])
+    diag = _assert_diagnostics(trace)
     hops = [line for line in diag["stdout"].splitlines()[1:] if line.strip()]
     assert len(hops) >= 2, diag["stdout"]
     assert targets["gateway"] in hops[0] and targets["web"] in hops[-1]
@@ -57,7 +58,7 @@ def test_cs_ping_traceroute_arping(stack: Stack, role: str) -> None:
     arping = cs.runDiagnostics(
         targetid=vm, type="arping", ipaddress=targets["gateway"], params="-c 2 -w 3"
     )
-    diag = _assert_diagnostics(arping["jobresult"])
+    diag = _assert_diagnostics(arping)
     assert "Unicast reply from " + targets["gateway"] in diag["stdout"]
 
 
@@ -69,7 +70,7 @@ def test_cs_unreachable_is_nonzero(stack: Stack, role: str) -> None:
         ipaddress=stack.lab["targets"]["unreachable"],
         params="-c 1 -W 1",
     )
-    _assert_diagnostics(result["jobresult"], exitcode="nonzero")
+    _assert_diagnostics(result, exitcode="nonzero")
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from dataclasses import dataclass
 
 from cloudiag.bus.messages import VmReport
 from cloudiag.lab import manager as lab
+from cloudiag.lab.topology import stable_uuid
 
 _ROLE_TO_TYPE = {
     "router": "domainrouter",
@@ -28,12 +28,12 @@ class Zone:
 
 def lab_zone(prefix: str) -> Zone:
     """The lab's zone; its id is stable for a prefix, whether the lab is up or not."""
-    return Zone(str(uuid.uuid5(uuid.NAMESPACE_URL, f"cloudiag-lab:{prefix}:zone")), "lab-zone")
+    return Zone(stable_uuid(prefix, "zone"), "lab-zone")
 
 
 def lab_host_id(prefix: str) -> str:
     """A stable id for the host that runs the lab of this prefix."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"cloudiag-lab:{prefix}:host"))
+    return stable_uuid(prefix, "host")
 
 
 def _lab_vms(prefix: str) -> list[VmReport]:

@@ -30,7 +30,7 @@ async def list_capabilities(ctx: RequestContext, params: dict[str, Any]) -> dict
             "cloudstackversion": CLOUDSTACK_VERSION,
             "cloudiagversion": __version__,
             "userpublictemplateenabled": False,
-            "supportELB": "false",
+            "supportelb": "false",
             "projectinviterequired": False,
             "allowusercreateprojects": False,
             "customdiskofferingminsize": 1,
