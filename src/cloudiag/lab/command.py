@@ -1,84 +1,135 @@
-"""`cloudiag lab up|down|status|stop|start`."""
+"""`cloudiag lab up|down|status|stop|start`: the lab zone from the command line."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-
-from rich.console import Console
-from rich.table import Table
+from pathlib import Path
 
 from cloudiag.lab import manager
+from cloudiag.lab.models import LabStatus
+
+_ACTIONS = (
+    ("up", "build the lab zone (idempotent)"),
+    ("down", "remove every namespace, process and state file of the lab"),
+    ("status", "show the lab as it really is"),
+    ("stop", "stop one VM of the lab (its namespace goes away)"),
+    ("start", "start a stopped VM of the lab again"),
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the `lab` subcommand."""
+    """Add the `lab` subcommand and its actions."""
     p = subparsers.add_parser(
         "lab",
         help="the lab zone in network namespaces (needs root)",
         description="A miniature zone in network namespaces: a virtual router, a secondary "
         "storage VM, a console proxy VM, a user VM, an upstream router and an 'internet' "
-        "with a web and a DNS server. Documentation and link-local addresses only.",
+        "with a web and a DNS server. Documentation and link-local addresses only: no "
+        "packet leaves the machine.",
     )
     sub = p.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
-    prefix_default = os.environ.get("CLOUDIAG_LAB_PREFIX", manager.DEFAULT_PREFIX)
-    for name, help_text in (
-        ("up", "build the lab (idempotent)"),
-        ("down", "remove every namespace and process of the lab"),
-        ("status", "show the lab as it is"),
-        ("stop", "stop one VM of the lab (its namespace goes away)"),
-        ("start", "start a stopped VM of the lab again"),
-    ):
+    prefix = manager.default_prefix()
+    for name, help_text in _ACTIONS:
         cmd = sub.add_parser(name, help=help_text, description=help_text)
-        cmd.add_argument("--prefix", default=prefix_default, help="namespace prefix (cdlab)")
-        cmd.add_argument("--json", action="store_true", help="print the status as JSON")
+        cmd.add_argument(
+            "--prefix",
+            default=prefix,
+            help=f"namespace prefix (env CLOUDIAG_LAB_PREFIX; default {prefix})",
+        )
+        cmd.add_argument("--json", action="store_true", help="print the lab's status as JSON")
+        cmd.add_argument(
+            "--state-dir",
+            type=Path,
+            help="state directory of this lab (default /run/cloudiag-lab/PREFIX, "
+            "env CLOUDIAG_LAB_STATE_DIR)",
+        )
         if name in ("stop", "start"):
-            cmd.add_argument("vm", help="the VM name, e.g. v-3-VM")
-        cmd.set_defaults(func=_run)
+            cmd.add_argument("vm", help="the VM's name or role, e.g. v-3-VM or consoleproxy")
+        cmd.set_defaults(func=run)
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Carry out one `lab` action; 0 on success, 1 with a message on stderr."""
+    action: str = args.lab_command
+    state_dir: Path | None = args.state_dir
     try:
-        if args.lab_command == "up":
-            status = manager.up(args.prefix)
-        elif args.lab_command == "down":
-            manager.down(args.prefix)
-            status = manager.status(args.prefix)
-        elif args.lab_command == "stop":
-            manager.stop_vm(args.prefix, args.vm)
-            status = manager.status(args.prefix)
-        elif args.lab_command == "start":
-            manager.start_vm(args.prefix, args.vm)
-            status = manager.status(args.prefix)
+        if action == "up":
+            lab = manager.up(args.prefix, state_dir)
+        elif action == "down":
+            manager.down(args.prefix, state_dir)
+            lab = manager.status(args.prefix, state_dir)
+        elif action == "stop":
+            manager.stop_vm(args.prefix, args.vm, state_dir)
+            lab = manager.status(args.prefix, state_dir)
+        elif action == "start":
+            manager.start_vm(args.prefix, args.vm, state_dir)
+            lab = manager.status(args.prefix, state_dir)
         else:
-            status = manager.status(args.prefix)
-    except KeyError as exc:
-        print(f"cloudiag lab: no VM {exc} in the lab", file=sys.stderr)
-        return 1
+            lab = manager.status(args.prefix, state_dir)
     except manager.LabError as exc:
-        print(f"cloudiag lab {args.lab_command}: {exc}", file=sys.stderr)
+        print(f"cloudiag: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(status.to_dict(), indent=2))
+        print(json.dumps(lab.to_dict(), indent=2))
+    elif action == "down":
+        print(f"lab {lab.prefix} is down")
     else:
-        _print(status)
+        print_status(lab)
+    if action == "up":
+        # Degraded but usable (no DNS server): say so where a script's log will show it.
+        for warning in lab.warnings:
+            print(f"cloudiag lab: warning: {warning}", file=sys.stderr)
     return 0
 
 
-def _print(status: manager.LabStatus) -> None:
-    console = Console()
-    state = "[green]up[/]" if status.up else "[red]down[/]"
-    table = Table(title=f"lab {status.prefix}: {state}", title_justify="left")
-    for col in ("namespace", "role", "state", "interfaces"):
+def _rows(lab: LabStatus) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for ns in lab.namespaces:
+        if ns.role == "switch":
+            bridges = ", ".join(i.name for i in ns.interfaces)
+            rows.append((ns.namespace, ns.role, "running" if ns.running else "stopped", bridges))
+            continue
+        nics = ", ".join(
+            f"{i.name} {i.network or '?'} {i.address}/{i.prefixlen}"
+            if i.address
+            else f"{i.name} {i.network or '?'}"
+            for i in ns.interfaces
+        )
+        if ns.service is not None:
+            svc = ns.service
+            state = f"pid {svc.pid}" if svc.running else "NOT RUNNING"
+            nics = "; ".join(x for x in (nics, f"{svc.name} {svc.listen} {state}") if x)
+        rows.append((ns.namespace, ns.role, "running" if ns.running else "stopped", nics))
+    return rows
+
+
+def print_status(lab: LabStatus) -> None:
+    """A readable table of the lab (rich when available, plain text otherwise)."""
+    title = f"lab {lab.prefix}: {'up' if lab.up else 'down'} (zone {lab.zone.uuid})"
+    targets = "targets: " + "  ".join(f"{k}={v}" for k, v in lab.targets.items())
+    header = ("namespace", "role", "state", "interfaces")
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print(title)
+        widths = [max(len(r[i]) for r in [header, *_rows(lab)]) for i in range(3)]
+        for row in [header, *_rows(lab)]:
+            cells = [c.ljust(w) for c, w in zip(row[:3], widths, strict=True)]
+            print("  ".join([*cells, row[3]]))
+        print(targets)
+        for w in lab.warnings:
+            print(f"warning: {w}")
+        return
+    table = Table(title=title, title_justify="left")
+    for col in header:
         table.add_column(col)
-    for ns in status.namespaces:
-        ifaces = ", ".join(
-            f"{i['name']} {i['address']}/{i['prefixlen']}" if i["address"] else f"{i['name']}"
-            for i in ns.get("interfaces", [])
-        ) or ", ".join(ns.get("bridges", []))
-        table.add_row(ns["namespace"], ns["role"], "running" if ns["running"] else "absent", ifaces)
+    for row in _rows(lab):
+        table.add_row(*row)
+    console = Console()
     console.print(table)
-    targets = "  ".join(f"{k}={v}" for k, v in status.targets.items())
-    console.print(f"targets: {targets}")
+    console.print(targets, highlight=False)
+    for w in lab.warnings:
+        console.print(f"[yellow]warning:[/] {w}")

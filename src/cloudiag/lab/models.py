@@ -1,0 +1,92 @@
+"""What `lab status` reports: the lab as it really is, in a JSON-ready shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from cloudiag.lab.topology import SYSTEM_VM_ROLES
+
+
+class _Model(BaseModel):
+    # Frozen: a status is a snapshot; extra keys are refused so typos fail loudly.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InterfaceInfo(_Model):
+    """One NIC as read back from ``ip -j addr`` in its namespace."""
+
+    name: str
+    #: The segment (bridge) it is plugged into, per the declaration; None if undeclared.
+    network: str | None
+    address: str | None
+    prefixlen: int | None
+    mac: str | None
+    #: The kernel's operstate: "UP", "DOWN", "LOWERLAYERDOWN"…
+    state: str
+
+
+class ServiceInfo(_Model):
+    """A server process of the lab (the web server, the DNS server)."""
+
+    name: str
+    running: bool
+    pid: int | None
+    #: "198.51.100.10:80/tcp"
+    listen: str
+    #: Why it is not running, when known (e.g. dnsmasq not installed).
+    reason: str | None = None
+
+
+class NamespaceInfo(_Model):
+    """One namespace of the lab: a system VM, the user VM, or a piece of the plumbing."""
+
+    namespace: str
+    name: str
+    #: router, secondarystoragevm, consoleproxy, uservm, upstream, web, dns, switch
+    role: str
+    systemvmtype: str | None
+    uuid: str
+    #: The namespace exists with every declared NIC up and addressed (and its server running).
+    running: bool
+    interfaces: list[InterfaceInfo]
+    controladdress: str | None
+    publicaddress: str | None
+    guestaddress: str | None
+    service: ServiceInfo | None = None
+
+
+class ZoneInfo(_Model):
+    """The lab's zone."""
+
+    name: str
+    uuid: str
+
+
+class LabStatus(_Model):
+    """The whole lab; ``to_dict()`` is what ``cloudiag lab status --json`` prints."""
+
+    prefix: str
+    #: Every namespace is there and running (the DNS server is optional).
+    up: bool
+    zone: ZoneInfo
+    namespaces: list[NamespaceInfo]
+    targets: dict[str, str]
+    #: Things that work in a degraded way (no DNS server…); empty when all is well.
+    warnings: list[str] = []
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data."""
+        return self.model_dump(mode="json")
+
+    def system_vms(self) -> list[NamespaceInfo]:
+        """The router, secondary storage VM and console proxy entries."""
+        return [ns for ns in self.namespaces if ns.role in SYSTEM_VM_ROLES]
+
+    def by_role(self, role: str) -> NamespaceInfo:
+        """The entry of that role; KeyError if there is none."""
+        for ns in self.namespaces:
+            if ns.role == role:
+                return ns
+        raise KeyError(role)
