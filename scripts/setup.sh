@@ -38,3 +38,17 @@ extra=""
 if [ "${1:-}" = "--test" ]; then extra="[test]"; fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".${extra}"
+
+# The legacy cloudmonkey runs only on Python 2.7: where one exists, install it for its test.
+if [ -n "$extra" ] && [ ! -d .py2/lib/cloudmonkey ]; then
+  py2=$(command -v python2.7 || ls -d /root/.pyenv/versions/2.7*/bin/python2.7 2>/dev/null | head -1 || true)
+  if [ -n "$py2" ] && "$py2" -m pip --version >/dev/null 2>&1; then
+    mkdir -p .py2
+    if "$py2" -m pip install -q --disable-pip-version-check --target .py2/lib \
+        cloudmonkey==5.3.3.1 >/dev/null 2>&1; then
+      ln -sf "$py2" .py2/python
+    else
+      echo "note: could not install cloudmonkey for Python 2.7; its test will skip"
+    fi
+  fi
+fi

@@ -12,8 +12,17 @@ from cloudiag.api.registry import REGISTRY, Param
 def test_every_command_is_declared_once_with_cloudstack_names() -> None:
     names = {c.name for c in REGISTRY.commands.values()}
     assert {
-        "listApis", "listCapabilities", "login", "logout", "listZones", "listHosts",
-        "listSystemVms", "listRouters", "queryAsyncJobResult", "listAsyncJobs", "listEvents",
+        "listApis",
+        "listCapabilities",
+        "login",
+        "logout",
+        "listZones",
+        "listHosts",
+        "listSystemVms",
+        "listRouters",
+        "queryAsyncJobResult",
+        "listAsyncJobs",
+        "listEvents",
         "runDiagnostics",
     } <= names
     for command in REGISTRY.commands.values():
@@ -33,12 +42,17 @@ def test_missing_required_parameter_names_it() -> None:
 def test_parameter_names_are_case_insensitive_and_unknown_ones_dropped() -> None:
     run = REGISTRY.get("rundiagnostics")
     assert run is not None
-    values = run.validate({
-        "TargetId": "7D4C5C5E-3C5B-4A48-9A8A-7F1F7E0F2A11", "type": "ping",
-        "ipaddress": "198.51.100.10", "bogus": "; rm -rf /",
-    })
+    values = run.validate(
+        {
+            "TargetId": "7D4C5C5E-3C5B-4A48-9A8A-7F1F7E0F2A11",
+            "type": "ping",
+            "ipaddress": "198.51.100.10",
+            "bogus": "; rm -rf /",
+        }
+    )
     assert values == {
-        "targetid": "7d4c5c5e-3c5b-4a48-9a8a-7f1f7e0f2a11", "type": "ping",
+        "targetid": "7d4c5c5e-3c5b-4a48-9a8a-7f1f7e0f2a11",
+        "type": "ping",
         "ipaddress": "198.51.100.10",
     }
 
