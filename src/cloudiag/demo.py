@@ -7,7 +7,6 @@ import asyncio
 
 from cloudiag import logs
 from cloudiag.cli import settings_from, storage_flags
-from cloudiag.stack import run_stack
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Imported here so that `cloudiag --help` and other commands start fast.
+    from cloudiag.stack import run_stack
+
     settings = settings_from(args)
     logs.setup(settings.log_level, settings.log_format)
     return asyncio.run(run_stack(settings, with_lab=True, demo=True))

@@ -8,9 +8,6 @@ import json
 import sys
 
 from cloudiag.cli import settings_from, storage_flags
-from cloudiag.db.engine import create_engine, session_factory
-from cloudiag.db.migrate import upgrade
-from cloudiag.services import accounts
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,6 +29,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _create(args: argparse.Namespace) -> int:
+    from cloudiag.db.engine import create_engine, session_factory
+    from cloudiag.db.migrate import upgrade
+    from cloudiag.services import accounts
+
     settings = settings_from(args)
 
     async def create() -> accounts.NewUser:

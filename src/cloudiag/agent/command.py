@@ -7,8 +7,6 @@ import asyncio
 import signal
 
 from cloudiag import logs
-from cloudiag.agent.agent import Agent
-from cloudiag.agent.inventory import lab_host_id, lab_inventory, lab_zone
 from cloudiag.cli import settings_from
 
 
@@ -29,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
+    from cloudiag.agent.agent import Agent
+    from cloudiag.agent.inventory import lab_host_id, lab_inventory, lab_zone
+
     settings = settings_from(args)
     if not settings.nats_url:
         print("cloudiag agent: give --nats-url or set CLOUDIAG_NATS_URL")
