@@ -73,8 +73,19 @@ def test_cs_unreachable_is_nonzero(stack: Stack, role: str) -> None:
     _assert_diagnostics(result, exitcode="nonzero")
 
 
+# (type, lab target, params, what stdout must show): one quick run of each type.
+RUNS = [
+    ("ping", "web", "-c 1", "1 received"),
+    ("traceroute", "web", "-n -q 1 -w 1 -m 5", " 2  198.51.100.10"),
+    ("arping", "gateway", "-c 1 -w 2", "Unicast reply from 203.0.113.1"),
+]
+
+
+@pytest.mark.parametrize(("type_", "target", "params", "expect"), RUNS, ids=[r[0] for r in RUNS])
 @pytest.mark.parametrize("role", ROLES)
-def test_libcloud_runs_diagnostics(stack: Stack, role: str) -> None:
+def test_libcloud_runs_diagnostics(
+    stack: Stack, role: str, type_: str, target: str, params: str, expect: str
+) -> None:
     host, port = stack.url.removeprefix("http://").split(":")
     driver = get_driver(Provider.CLOUDSTACK)(
         key=stack.admin.apikey,
@@ -89,27 +100,31 @@ def test_libcloud_runs_diagnostics(stack: Stack, role: str) -> None:
         command="runDiagnostics",
         params={
             "targetid": stack.vm(role)["uuid"],
-            "type": "ping",
-            "ipaddress": stack.lab["targets"]["web"],
-            "params": "-c 1",
+            "type": type_,
+            "ipaddress": stack.lab["targets"][target],
+            "params": params,
         },
         method="GET",
     )
     diag = _assert_diagnostics(result)
-    assert "1 received" in diag["stdout"]
+    assert expect in diag["stdout"]
 
 
+@pytest.mark.parametrize(("type_", "target", "params", "expect"), RUNS, ids=[r[0] for r in RUNS])
 @pytest.mark.parametrize("role", ROLES)
-def test_raw_signed_request(stack: Stack, role: str) -> None:
-    job = stack.run(role, "ping", stack.lab["targets"]["web"], "-c 1")
+def test_raw_signed_request(
+    stack: Stack, role: str, type_: str, target: str, params: str, expect: str
+) -> None:
+    job = stack.run(role, type_, stack.lab["targets"][target], params)
     assert job["jobstatus"] == 1
     assert job["jobresultcode"] == 0
     assert job["jobresulttype"] == "object"
     assert job["cmd"].endswith("RunDiagnosticsCmd")
     assert job["jobinstanceid"] == stack.vm(role)["uuid"]
-    assert job["jobinstancetype"] in ("DomainRouter", "SystemVm")
+    assert job["jobinstancetype"] == ("DomainRouter" if role == "router" else "SystemVm")
     assert job["created"] and job["completed"]
-    _assert_diagnostics(job["jobresult"])
+    diag = _assert_diagnostics(job["jobresult"])
+    assert expect in diag["stdout"]
 
 
 def test_event_recorded_for_each_run(stack: Stack) -> None:

@@ -76,7 +76,7 @@ def test_run_diagnostics_with_api_keys(stack: Stack, tmp_path: Path) -> None:
         "params=-c 1",
     )
     assert out.strip(), "cloudmonkey printed nothing"
-    result = json.loads(out[out.index("{"):])
+    result = json.loads(out[out.index("{") :])
     diag = result["diagnostics"] if "diagnostics" in result else result["jobresult"]["diagnostics"]
     assert diag["exitcode"] == "0"
     assert "1 received" in diag["stdout"]

@@ -380,3 +380,23 @@ def test_route_table_longest_prefix(tmp_path: Path) -> None:
 def test_choose_interface_never_returns_loopback() -> None:
     assert d.choose_interface("127.0.0.1") != "lo"
     assert d.choose_interface("::1") is None
+
+
+def _with_limit(limit: str, *args: str) -> tuple[int, str]:
+    env = {**os.environ, d.TIME_LIMIT_ENV: limit}
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", SCRIPT, *args], capture_output=True, env=env, timeout=30
+    )
+    records = [r for r in map(d.decode_record, done.stdout.splitlines()) if r is not None]
+    return done.returncode, text_of(records, "err")
+
+
+def test_the_callers_time_limit_bounds_the_options() -> None:
+    # 30 pings at 1 s intervals imply ~40 s: over a 15 s limit, within the default 120 s.
+    code, err = _with_limit("15", "ping", "127.0.0.1", "-c", "30")
+    assert code == 2 and "more than the limit of 15 s" in err
+    code, _ = _with_limit("15", "ping", "127.0.0.1", "-c", "1")
+    assert code == 0
+    # A nonsense value is ignored: the type's own limit applies.
+    code, _ = _with_limit("-1", "ping", "127.0.0.1", "-c", "1")
+    assert code == 0

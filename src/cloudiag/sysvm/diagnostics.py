@@ -1087,6 +1087,21 @@ def _exit_status(code: int) -> int:
     return min(code, 255)
 
 
+#: The agent passes the operator's time limit here when it differs from the type's default.
+TIME_LIMIT_ENV = "CLOUDIAG_TIME_LIMIT"
+MAX_TIME_LIMIT = 3600.0
+
+
+def _time_limit_from_env() -> float | None:
+    """The time limit the caller set, if it is a sane number of seconds."""
+    raw = os.environ.get(TIME_LIMIT_ENV, "")
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if 0 < value <= MAX_TIME_LIMIT else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Script entry point: ``diagnostics.py <type> <address> [param ...]``.
 
@@ -1099,8 +1114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         writer.write("err", "usage: diagnostics.py <type> <address> [param ...]\n")
         writer.write("exit", code=-1)
         return 2
+    limit = _time_limit_from_env()
     try:
-        req = validate(args[0], args[1], args[2:])
+        req = validate(args[0], args[1], args[2:], time_limit=limit)
     except DiagnosticsInputError as exc:
         writer.write("err", f"{exc.field}: {exc.message}\n")
         writer.write("exit", code=-1)
@@ -1112,7 +1128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = run_tool(
         build_argv(req, interface=interface),
         sys.stdout.buffer,
-        hard_limit=req.type.time_limit + 30.0,
+        hard_limit=(req.type.time_limit if limit is None else limit) + 30.0,
     )
     try:
         sys.stdout.flush()

@@ -193,8 +193,8 @@ async def run_in_netns(
     group is killed and reaped before CancelledError propagates.
     """
     global _spawned
-    # Validated with the type's own limit; ``time_limit`` is the wall-clock budget here.
-    req = diagnostics.validate(type_name, address, params)
+    # ``time_limit`` is both the bound on what the options may imply and the wall clock.
+    req = diagnostics.validate(type_name, address, params, time_limit=time_limit)
     tool_argv = diagnostics.build_argv(req)
     started = time.monotonic()
     sink = _Collector(max_output, on_line)
@@ -223,6 +223,8 @@ async def run_in_netns(
             stderr=asyncio.subprocess.PIPE,
             # Own process group: one killpg() reaches the script and the tool.
             start_new_session=True,
+            # The script checks the options against the same limit (its second wall).
+            env={**os.environ, diagnostics.TIME_LIMIT_ENV: f"{time_limit:g}"},
         )
     except OSError as exc:
         await sink.note(f"[cloudiag] cannot start ip netns exec: {exc.strerror or exc}\n")
