@@ -41,7 +41,14 @@ if [ "${1:-}" = "--test" ]; then extra="[test]"; fi
 
 # The legacy cloudmonkey runs only on Python 2.7: where one exists, install it for its test.
 if [ -n "$extra" ] && [ ! -d .py2/lib/cloudmonkey ]; then
-  py2=$(command -v python2.7 || ls -d /root/.pyenv/versions/2.7*/bin/python2.7 2>/dev/null | head -1 || true)
+  py2=""
+  # A real interpreter, not a pyenv shim (a shim for a version that is not selected fails).
+  for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/2.7*/bin/python2.7 \
+                   "$(command -v python2.7 || true)"; do
+    if [ -x "$candidate" ] && "$candidate" -c 'import sys' >/dev/null 2>&1; then
+      py2=$candidate; break
+    fi
+  done
   if [ -n "$py2" ] && "$py2" -m pip --version >/dev/null 2>&1; then
     mkdir -p .py2
     if "$py2" -m pip install -q --disable-pip-version-check --target .py2/lib \

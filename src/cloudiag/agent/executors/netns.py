@@ -193,8 +193,11 @@ async def run_in_netns(
     group is killed and reaped before CancelledError propagates.
     """
     global _spawned
-    # ``time_limit`` is both the bound on what the options may imply and the wall clock.
-    req = diagnostics.validate(type_name, address, params, time_limit=time_limit)
+    # The options may imply up to the type's own limit, or the operator's when it is higher
+    # (the API refused anything beyond the operator's limit); the wall clock is time_limit.
+    dtype = diagnostics.get_type(type_name)
+    check_limit = max(time_limit, dtype.time_limit)
+    req = diagnostics.validate(type_name, address, params, time_limit=check_limit)
     tool_argv = diagnostics.build_argv(req)
     started = time.monotonic()
     sink = _Collector(max_output, on_line)
@@ -224,7 +227,7 @@ async def run_in_netns(
             # Own process group: one killpg() reaches the script and the tool.
             start_new_session=True,
             # The script checks the options against the same limit (its second wall).
-            env={**os.environ, diagnostics.TIME_LIMIT_ENV: f"{time_limit:g}"},
+            env={**os.environ, diagnostics.TIME_LIMIT_ENV: f"{check_limit:g}"},
         )
     except OSError as exc:
         await sink.note(f"[cloudiag] cannot start ip netns exec: {exc.strerror or exc}\n")
