@@ -22,6 +22,7 @@ from cloudiag.bus import subjects
 from cloudiag.bus.connect import connect
 from cloudiag.bus.embedded import EmbeddedNats
 from cloudiag.bus.messages import AgentReport
+from cloudiag.bus.streams import ensure_output_stream
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
 from cloudiag.jobs.runner import JobRunner
@@ -92,7 +93,8 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
             concurrency=settings.job_concurrency,
         )
         await runner.recover()
-        state = AppState(settings=settings, db=db, runner=runner)
+        js = await ensure_output_stream(nc)
+        state = AppState(settings=settings, db=db, runner=runner, nc=nc, js=js)
         await _consume_reports(nc, state)
         yield Running(settings, nats_url, state, nc, admin)
     finally:

@@ -253,7 +253,16 @@ def launch(backend: str, lab: dict[str, Any], data_dir: Path) -> Iterator[Stack]
     """nats-server + `cloudiag serve` + `cloudiag agent` on the lab, on one database backend."""
     nats_port = free_port()
     nats = subprocess.Popen(
-        [find_nats_server(), "-a", "127.0.0.1", "-p", str(nats_port)],
+        [
+            find_nats_server(),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(nats_port),
+            "-js",
+            "--store_dir",
+            str(data_dir / "nats"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -200,6 +200,26 @@ async def test_cancellation_kills_the_group(clean: Pair) -> None:
     assert pids_in(clean.a) == []
 
 
+async def test_stop_event_kills_the_group_and_keeps_partial_output(clean: Pair) -> None:
+    first = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def on_line(stream: str, text: str) -> None:
+        if "icmp_seq" in text:
+            first.set()
+
+    task = asyncio.create_task(
+        netns.run_in_netns(clean.a, "ping", PEER, "-c 100 -i 0.2", on_line=on_line, stop=stop)
+    )
+    await asyncio.wait_for(first.wait(), 10)
+    stop.set()
+    result = await asyncio.wait_for(task, 10)
+    assert result.cancelled and not result.timed_out
+    assert "icmp_seq=1" in result.stdout
+    assert "cancelled" in result.stderr
+    assert pids_in(clean.a) == []
+
+
 async def test_failing_callback_kills_the_group(clean: Pair) -> None:
     async def on_line(stream: str, text: str) -> None:
         raise RuntimeError("consumer broke")

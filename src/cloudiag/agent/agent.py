@@ -20,6 +20,8 @@ from cloudiag.bus import subjects
 from cloudiag.bus.connect import connect
 from cloudiag.bus.messages import (
     AgentReport,
+    CancelReply,
+    CancelRequest,
     OutputLine,
     RunAccepted,
     RunRequest,
@@ -59,6 +61,8 @@ class Agent:
         self._vms: dict[str, VmReport] = {}
         self._addresses: list[str] = []
         self._jobs: dict[str, asyncio.Task[None]] = {}
+        #: Set to stop a running job's tool and send its partial output; by job id.
+        self._stops: dict[str, tuple[asyncio.Event, list[str]]] = {}
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
 
@@ -68,6 +72,7 @@ class Agent:
         self._nc = await connect(self.nats_url, f"cloudiag-agent-{self.host_name}")
         await self._nc.subscribe(subjects.agent_run(self.host_id), cb=self._on_run)
         await self._nc.subscribe(subjects.agent_status(self.host_id), cb=self._on_status)
+        await self._nc.subscribe(subjects.agent_cancel(self.host_id), cb=self._on_cancel)
         log.info("agent started host=%s id=%s nats=%s", self.host_name, self.host_id, self.nats_url)
         try:
             await self._report()
@@ -126,6 +131,24 @@ class Agent:
     async def _on_status(self, msg: Msg) -> None:
         await msg.respond(StatusReply(session=self.session, running=list(self._jobs)).encode())
 
+    async def _on_cancel(self, msg: Msg) -> None:
+        try:
+            req = CancelRequest.model_validate_json(msg.data)
+        except ValidationError:
+            await msg.respond(CancelReply(cancelled=False, error="malformed request").encode())
+            return
+        entry = self._stops.get(req.job_id)
+        if entry is None:
+            await msg.respond(CancelReply(cancelled=False, error="not running").encode())
+            return
+        token = job_id_var.set(req.job_id)
+        log.info("cancel requested by %s", req.by)
+        job_id_var.reset(token)
+        event, by = entry
+        by.append(req.by)
+        event.set()
+        await msg.respond(CancelReply(cancelled=True).encode())
+
     async def _on_run(self, msg: Msg) -> None:
         try:
             req = RunRequest.model_validate_json(msg.data)
@@ -142,11 +165,17 @@ class Agent:
                 await msg.respond(RunAccepted(accepted=False, error=error).encode())
                 return
             await msg.respond(RunAccepted(accepted=True).encode())
-            task = asyncio.create_task(self._execute(req, self._vms[req.vm_id]))
+            stop: tuple[asyncio.Event, list[str]] = (asyncio.Event(), [])
+            task = asyncio.create_task(self._execute(req, self._vms[req.vm_id], stop))
             self._jobs[req.job_id] = task
-            task.add_done_callback(lambda _t: self._jobs.pop(req.job_id, None))
+            self._stops[req.job_id] = stop
+            task.add_done_callback(lambda _t: self._forget(req.job_id))
         finally:
             job_id_var.reset(token)
+
+    def _forget(self, job_id: str) -> None:
+        self._jobs.pop(job_id, None)
+        self._stops.pop(job_id, None)
 
     def _refusal(self, req: RunRequest) -> str:
         """Why this agent will not run the request, or '' (the second wall of validation)."""
@@ -168,7 +197,9 @@ class Agent:
             return exc.message
         return ""
 
-    async def _execute(self, req: RunRequest, vm: VmReport) -> None:
+    async def _execute(
+        self, req: RunRequest, vm: VmReport, stop: tuple[asyncio.Event, list[str]]
+    ) -> None:
         job_id_var.set(req.job_id)
         nc = self._nc
         assert nc is not None
@@ -190,6 +221,7 @@ class Agent:
                 time_limit=req.time_limit,
                 max_output=req.max_output,
                 on_line=on_line,
+                stop=stop[0],
             )
             result = RunResult(
                 job_id=req.job_id,
@@ -199,6 +231,7 @@ class Agent:
                 timed_out=res.timed_out,
                 truncated=res.truncated,
                 duration=res.duration,
+                cancelled_by=(stop[1][0] if stop[1] else "someone") if res.cancelled else "",
             )
         except asyncio.CancelledError:
             # The agent is stopping: tell the server now rather than let it wait for a timeout.

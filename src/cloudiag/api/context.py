@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from nats.aio.client import Client
+from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.settings import Settings
@@ -36,6 +38,9 @@ class AppState:
     settings: Settings
     db: async_sessionmaker[AsyncSession]
     runner: JobRunner
+    nc: Client
+    #: None when the NATS server has no JetStream (then output streams live only).
+    js: JetStreamContext | None = None
 
 
 @dataclass

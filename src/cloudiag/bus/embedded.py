@@ -58,7 +58,17 @@ class EmbeddedNats:
         """Start nats-server and wait until it accepts connections; returns its URL."""
         binary = find_nats_server()
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        argv = [binary, "-a", self.host, "-p", str(self.port), "--store_dir", str(self.store_dir)]
+        # JetStream keeps job output for late viewers (see bus/streams.py).
+        argv = [
+            binary,
+            "-a",
+            self.host,
+            "-p",
+            str(self.port),
+            "-js",
+            "--store_dir",
+            str(self.store_dir),
+        ]
         self._proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,

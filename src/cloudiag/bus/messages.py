@@ -84,6 +84,22 @@ class RunResult(Message):
     timed_out: bool = False
     truncated: bool = False
     duration: float = 0.0
+    #: Who stopped it, when it was cancelled on request.
+    cancelled_by: str = ""
+
+
+class CancelRequest(Message):
+    """Stop a running diagnostic (the tool's process group is killed on the VM)."""
+
+    job_id: str
+    by: str
+
+
+class CancelReply(Message):
+    """Whether the agent was running the job and stopped it."""
+
+    cancelled: bool
+    error: str = ""
 
 
 class StatusReply(Message):

@@ -19,6 +19,16 @@ def agent_status(host_id: str) -> str:
     return f"{PREFIX}.agent.{host_id}.status"
 
 
+def agent_cancel(host_id: str) -> str:
+    """Cancel a running job on the agent of a host (request/reply)."""
+    return f"{PREFIX}.agent.{host_id}.cancel"
+
+
+#: JetStream stream that keeps every job's output lines for a while, for late viewers.
+OUTPUT_STREAM = "CLOUDIAG_OUTPUT"
+OUTPUT_SUBJECTS = f"{PREFIX}.job.*.output"
+
+
 def job_output(job_id: str) -> str:
     """Output lines of a running job, in order, as the tool prints them."""
     return f"{PREFIX}.job.{job_id}.output"

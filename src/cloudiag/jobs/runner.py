@@ -16,7 +16,15 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.bus import subjects
-from cloudiag.bus.messages import OutputLine, RunAccepted, RunRequest, RunResult, StatusReply
+from cloudiag.bus.messages import (
+    CancelReply,
+    CancelRequest,
+    OutputLine,
+    RunAccepted,
+    RunRequest,
+    RunResult,
+    StatusReply,
+)
 from cloudiag.db.models import AsyncJob, utcnow
 from cloudiag.jobs import events
 from cloudiag.logs import job_id_var
@@ -92,6 +100,24 @@ class JobRunner:
                 "failed %d jobs left pending by a previous run of %s", count, self.server_name
             )
         return count
+
+    async def cancel(self, job_id: str, host_id: str, by: str) -> str:
+        """Ask the agent running the job to stop it; '' when it will, else why not."""
+        try:
+            reply = await self.nc.request(
+                subjects.agent_cancel(host_id),
+                CancelRequest(job_id=job_id, by=by).encode(),
+                timeout=ACCEPT_TIMEOUT,
+            )
+        except NoRespondersError:
+            return "the agent of the VM's host is not connected"
+        except NatsTimeout:
+            return "the agent of the VM's host did not answer"
+        try:
+            answer = CancelReply.model_validate_json(reply.data)
+        except ValidationError:
+            return "the agent sent a malformed answer"
+        return "" if answer.cancelled else f"the agent is not running it ({answer.error})"
 
     def submit(self, job: DiagnosticsJob) -> None:
         """Start the job in the background (the caller has committed its row)."""
@@ -204,18 +230,30 @@ class JobRunner:
     async def _finish(
         self, job: DiagnosticsJob, result: RunResult | None, error: str | None
     ) -> None:
+        payload: dict[str, Any]
         if result is not None:
-            status, code = 1, 0
-            payload: dict[str, Any] = {
-                "diagnostics": {
-                    "stdout": result.stdout,
-                    "stderr": result.stderr,
-                    "exitcode": result.exitcode,
-                    "timedout": result.timed_out,
-                    "truncated": result.truncated,
-                    "durationms": round(result.duration * 1000),
-                }
+            diagnostics = {
+                "stdout": result.stdout,
+                "stderr": result.stderr,
+                "exitcode": result.exitcode,
+                "timedout": result.timed_out,
+                "truncated": result.truncated,
+                "durationms": round(result.duration * 1000),
             }
+        if result is not None and result.cancelled_by:
+            # Failed as far as CloudStack clients know, with what the tool printed so far.
+            status, code = 2, INTERNAL_ERROR
+            error = f"Cancelled by {result.cancelled_by}"
+            payload = {
+                "errorcode": INTERNAL_ERROR,
+                "errortext": error,
+                "cancelled": True,
+                "diagnostics": diagnostics,
+            }
+            outcome = error.lower()
+        elif result is not None:
+            status, code = 1, 0
+            payload = {"diagnostics": diagnostics}
             outcome = f"exit code {result.exitcode}" + (" (timed out)" if result.timed_out else "")
         else:
             status, code = 2, INTERNAL_ERROR
@@ -235,7 +273,7 @@ class JobRunner:
                 db,
                 type=events.DIAGNOSTICS_EVENT[job.vm_type],
                 state="Completed",
-                level="INFO" if result is not None else "ERROR",
+                level="INFO" if status == 1 else "ERROR",
                 description=(
                     f"Diagnostics {req.type} {req.address} on system vm {job.vm_name} "
                     f"({req.vm_id}): {outcome}"

@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cloudiag.sysvm import diagnostics
 from cloudiag.sysvm.diagnostics import DiagnosticsInputError
@@ -54,6 +55,8 @@ class ExecResult:
     truncated: bool
     duration: float
     argv: list[str]
+    #: Stopped on request (the `stop` event) before it finished.
+    cancelled: bool = False
 
 
 class _Collector:
@@ -154,6 +157,12 @@ async def _kill_group(proc: asyncio.subprocess.Process, grace: float = KILL_GRAC
     await proc.wait()
 
 
+async def _drain(readers: asyncio.Future[Any]) -> None:
+    """Give the readers a moment to take what the dying script still wrote."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(readers), KILL_GRACE)
+
+
 def _result(
     sink: _Collector,
     exitcode: str,
@@ -161,8 +170,10 @@ def _result(
     timed_out: bool,
     started: float,
     argv: list[str],
+    cancelled: bool = False,
 ) -> ExecResult:
     return ExecResult(
+        cancelled=cancelled,
         stdout=sink.text("stdout"),
         stderr=sink.text("stderr"),
         exitcode=exitcode,
@@ -183,14 +194,16 @@ async def run_in_netns(
     max_output: int = 1 << 20,
     on_line: OnLine | None = None,
     python: str | None = None,
+    stop: asyncio.Event | None = None,
 ) -> ExecResult:
     """Run one diagnostic in ``namespace`` and return its output.
 
     Raises DiagnosticsInputError for refused input (nothing is spawned then). The time
     limit covers the whole run: on expiry the process group is killed and the partial
     output returned with ``timed_out=True``. ``on_line(stream, text)`` is awaited for each
-    line as it arrives ("stdout" / "stderr"). If the calling task is cancelled the process
-    group is killed and reaped before CancelledError propagates.
+    line as it arrives ("stdout" / "stderr"). Setting ``stop`` kills the process group and
+    returns the partial output with ``cancelled=True``. If the calling task is cancelled the
+    process group is killed and reaped before CancelledError propagates.
     """
     global _spawned
     # The options may imply up to the type's own limit, or the operator's when it is higher
@@ -236,18 +249,33 @@ async def run_in_netns(
 
     assert proc.stdout is not None and proc.stderr is not None
     readers = asyncio.gather(_read_records(proc.stdout, sink), _read_raw(proc.stderr, sink))
-    timed_out = False
+    timed_out = cancelled = False
+
+    async def finished() -> None:
+        await asyncio.shield(readers)
+        await proc.wait()
+
+    waiter = asyncio.ensure_future(finished())
+    stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
     try:
         try:
             async with asyncio.timeout(time_limit):
-                await asyncio.shield(readers)
-                await proc.wait()
+                await asyncio.wait(
+                    {waiter} if stopper is None else {waiter, stopper},
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if waiter.done():
+                    waiter.result()  # A reader's error surfaces here.
+            cancelled = not waiter.done()
+            if cancelled:
+                await _kill_group(proc)
+                await _drain(readers)
+                await sink.note("\n[cloudiag] cancelled; process killed\n")
         except TimeoutError:
             timed_out = True
             await _kill_group(proc)
             # Keep what the script wrote while dying (it forwards SIGTERM and reports).
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(readers), KILL_GRACE)
+            await _drain(readers)
             await sink.note(
                 f"\n[cloudiag] time limit of {time_limit:g} s reached; process killed\n"
             )
@@ -256,6 +284,9 @@ async def run_in_netns(
         await _kill_group(proc)
         raise
     finally:
+        for task in (waiter, stopper):
+            if task is not None and not task.done():
+                task.cancel()
         if not readers.done():
             readers.cancel()
             with contextlib.suppress(BaseException):
@@ -267,4 +298,6 @@ async def run_in_netns(
     if sink.truncated:
         await sink.note(f"\n[cloudiag] output truncated at {max_output} bytes per stream\n")
     exitcode = str(sink.exit_code) if sink.exit_code is not None else "-1"
-    return _result(sink, exitcode, timed_out=timed_out, started=started, argv=tool_argv)
+    return _result(
+        sink, exitcode, timed_out=timed_out, started=started, argv=tool_argv, cancelled=cancelled
+    )

@@ -10,7 +10,7 @@ from cloudiag.api.context import RequestContext
 from cloudiag.api.errors import ApiError
 from cloudiag.api.listing import cs_date, list_payload, page
 from cloudiag.api.registry import LIST_PARAMS, LISTALL, REGISTRY, Command, Param, ResponseField
-from cloudiag.db.models import AsyncJob
+from cloudiag.db.models import AsyncJob, User
 
 
 def job_view(job: AsyncJob) -> dict[str, Any]:
@@ -32,6 +32,9 @@ def job_view(job: AsyncJob) -> dict[str, Any]:
         view["jobresult"] = job.result
     if job.completed is not None:
         view["completed"] = cs_date(job.completed)
+    if job.request:
+        # What was asked (type, ipaddress, params): a cloudiag extension for history views.
+        view["request"] = job.request
     return view
 
 
@@ -49,11 +52,20 @@ async def list_async_jobs(ctx: RequestContext, params: dict[str, Any]) -> dict[s
     query = select(AsyncJob).order_by(AsyncJob.created.desc(), AsyncJob.id)
     if not (ctx.user.is_admin and params.get("listall")):
         query = query.where(AsyncJob.user_id == ctx.user.id)
+    if "instanceid" in params:
+        query = query.where(AsyncJob.instance_id == params["instanceid"])
     if kw := params.get("keyword"):
         query = query.where(AsyncJob.cmd.ilike(f"%{kw}%"))
     async with ctx.app.db() as db:
         jobs, total = await page(db, query, params)
-    return list_payload("asyncjobs", [job_view(j) for j in jobs], total)
+        ids = {j.user_id for j in jobs}
+        names = dict(
+            (await db.execute(select(User.id, User.username).where(User.id.in_(ids))))
+            .tuples()
+            .all()
+        )
+    views = [{**job_view(j), "username": names.get(j.user_id, "")} for j in jobs]
+    return list_payload("asyncjobs", views, total)
 
 
 _JOB_RESPONSE = (
@@ -84,7 +96,11 @@ REGISTRY.add(
         "listAsyncJobs",
         "Lists all pending asynchronous jobs for the account.",
         list_async_jobs,
-        params=(LISTALL, *LIST_PARAMS),
+        params=(
+            LISTALL,
+            Param("instanceid", "uuid", "only jobs on this object, e.g. a system VM (cloudiag)"),
+            *LIST_PARAMS,
+        ),
         response=_JOB_RESPONSE,
         cmd_class="org.apache.cloudstack.api.command.user.job.ListAsyncJobsCmd",
     )

@@ -1,0 +1,155 @@
+"""Live output over Server-Sent Events, cancel, the types list and per-VM history."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from tests.integration.stack import Stack, cs_signature
+
+
+def _signed(stack: Stack, params: dict[str, str]) -> dict[str, str]:
+    query = {"apiKey": stack.admin.apikey, **params}
+    query["signature"] = cs_signature(query, stack.admin.secretkey)
+    return query
+
+
+def _events(stack: Stack, jobid: str, timeout: float = 60) -> list[tuple[float, str, Any]]:
+    """Read the whole stream: (arrival time, event name, data) for each event."""
+    events: list[tuple[float, str, Any]] = []
+    name = ""
+    with httpx.stream(
+        "GET",
+        f"{stack.url}/client/stream",
+        params=_signed(stack, {"jobid": jobid}),
+        timeout=timeout,
+    ) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for raw in r.iter_lines():
+            if raw.startswith("event: "):
+                name = raw.removeprefix("event: ")
+            elif raw.startswith("data: "):
+                events.append((time.monotonic(), name, json.loads(raw.removeprefix("data: "))))
+                if name == "end":
+                    break
+    return events
+
+
+def _start(stack: Stack, role: str, type_: str, address: str, params: str) -> str:
+    r = stack.call(
+        "runDiagnostics",
+        targetid=stack.vm(role)["uuid"],
+        type=type_,
+        ipaddress=address,
+        params=params,
+    )
+    assert r.status_code == 200, r.text
+    jobid: str = r.json()["rundiagnosticsresponse"]["jobid"]
+    return jobid
+
+
+def test_lines_arrive_live_then_end(stack: Stack) -> None:
+    jobid = _start(stack, "router", "ping", stack.lab["targets"]["web"], "-c 5 -i 0.4")
+    events = _events(stack, jobid)
+    lines = [e for e in events if e[1] == "line"]
+    end = events[-1]
+    assert end[1] == "end"
+    assert end[2]["jobstatus"] == 1 and end[2]["jobresult"]["diagnostics"]["exitcode"] == "0"
+    assert [e[2]["seq"] for e in lines] == list(range(1, len(lines) + 1))
+    replies = [e for e in lines if "icmp_seq=" in e[2]["text"]]
+    assert len(replies) == 5
+    # The first reply came well before the job ended: it was streamed, not replayed.
+    assert end[0] - replies[0][0] > 1.0
+    assert (
+        "".join(e[2]["text"] for e in lines if e[2]["stream"] == "stdout")
+        == (end[2]["jobresult"]["diagnostics"]["stdout"])
+    )
+
+
+def test_a_late_viewer_gets_every_line_from_the_start(stack: Stack) -> None:
+    job = stack.run("secondarystoragevm", "traceroute", stack.lab["targets"]["web"], "-n -q 1")
+    events = _events(stack, job["jobid"], timeout=10)
+    text = "".join(e[2]["text"] for e in events if e[1] == "line")
+    assert text == job["jobresult"]["diagnostics"]["stdout"]
+    assert events[-1][1] == "end"
+
+
+def test_stream_needs_credentials_and_a_visible_job(stack: Stack) -> None:
+    job = stack.run("router", "ping", stack.lab["targets"]["web"], "-c 1")
+    r = httpx.get(f"{stack.url}/client/stream", params={"jobid": job["jobid"]})
+    assert r.status_code == 401
+    user = {"apiKey": stack.user.apikey, "jobid": job["jobid"]}
+    user["signature"] = cs_signature(user, stack.user.secretkey)
+    r = httpx.get(f"{stack.url}/client/stream", params=user)
+    assert r.status_code == 431 and "Unable to find a job" in r.text
+
+
+def _tool_pids(namespace: str, tool: str) -> list[str]:
+    pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True)
+    found = []
+    for pid in pids.stdout.split():
+        try:
+            with open(f"/proc/{pid}/comm") as fh:
+                if fh.read().strip() == tool:
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def test_cancel_stops_the_tool_on_the_vm(stack: Stack) -> None:
+    vm = stack.vm("consoleproxy")
+    jobid = _start(stack, "consoleproxy", "ping", stack.lab["targets"]["web"], "-c 60 -i 0.5")
+    seen: list[tuple[float, str, Any]] = []
+    reader = threading.Thread(target=lambda: seen.extend(_events(stack, jobid)))
+    reader.start()
+    stack.wait_for(lambda: bool(_tool_pids(vm["namespace"], "ping")), "ping to run on the VM")
+    time.sleep(1.2)
+    r = stack.call("cancelDiagnostics", jobid=jobid)
+    assert r.status_code == 200, r.text
+    job = stack.wait_job(jobid, timeout=10)
+    reader.join(15)
+    assert job["jobstatus"] == 2
+    assert job["jobresult"]["cancelled"] is True
+    assert job["jobresult"]["errortext"] == f"Cancelled by {stack.admin.username}"
+    partial = job["jobresult"]["diagnostics"]["stdout"]
+    assert "icmp_seq=1 " in partial and "icmp_seq=60 " not in partial
+    assert _tool_pids(vm["namespace"], "ping") == []
+    assert seen and seen[-1][1] == "end" and seen[-1][2]["jobstatus"] == 2
+    # A finished job cannot be cancelled again.
+    again = stack.call("cancelDiagnostics", jobid=jobid)
+    assert again.status_code == 431 and "already finished" in again.text
+
+
+def test_types_per_vm(stack: Stack) -> None:
+    router = stack.ok("listDiagnosticsTypes", targetid=stack.vm("router")["uuid"])
+    ssvm = stack.ok("listDiagnosticsTypes", targetid=stack.vm("secondarystoragevm")["uuid"])
+    assert {"ping", "traceroute", "arping", "ping6", "traceroute6"} == {
+        t["name"] for t in router["diagnosticstype"]
+    }
+    assert {"ping", "traceroute", "arping"} == {t["name"] for t in ssvm["diagnosticstype"]}
+    ping = next(t for t in ssvm["diagnosticstype"] if t["name"] == "ping")
+    count = next(o for o in ping["options"] if o["flag"] == "-c")
+    assert (count["minimum"], count["maximum"]) == (1, 100)
+    assert stack.call("listDiagnosticsTypes", stack.user).status_code == 432
+
+
+def test_history_of_one_vm(stack: Stack) -> None:
+    vm = stack.vm("router")["uuid"]
+    job = stack.run("router", "ping", stack.lab["targets"]["web"], "-c 1 -n")
+    history = stack.ok("listAsyncJobs", listall="true", instanceid=vm)["asyncjobs"]
+    assert all(j["jobinstanceid"] == vm for j in history)
+    mine = next(j for j in history if j["jobid"] == job["jobid"])
+    assert mine["request"] == {
+        "type": "ping",
+        "ipaddress": "198.51.100.10",
+        "params": ["-c", "1", "-n"],
+    }
+    assert mine["username"] == stack.admin.username
+    assert mine["jobresult"]["diagnostics"]["exitcode"] == "0"
