@@ -129,7 +129,10 @@ class Agent:
         await nc.publish(subjects.AGENT_REPORTS, report.encode())
 
     async def _on_status(self, msg: Msg) -> None:
-        await msg.respond(StatusReply(session=self.session, running=list(self._jobs)).encode())
+        reply = StatusReply(
+            session=self.session, running=list(self._jobs), spawned=netns.spawn_count()
+        )
+        await msg.respond(reply.encode())
 
     async def _on_cancel(self, msg: Msg) -> None:
         try:

@@ -107,3 +107,5 @@ class StatusReply(Message):
 
     session: str
     running: list[str]
+    #: Processes the agent has started since it began (hostile-input tests assert on it).
+    spawned: int = 0

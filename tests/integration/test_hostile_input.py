@@ -1,0 +1,197 @@
+"""A corpus of hostile runDiagnostics inputs: each is refused with 431 and a clear text, and
+leaves nothing behind: no job, no event, and no process started by the agent."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import nats
+import pytest
+
+from cloudiag.bus import subjects
+from cloudiag.bus.messages import StatusReply
+from tests.integration.stack import Stack
+
+WEB = "198.51.100.10"
+META = [*";|&$`()<>\\\"'*?[]{}~!#%^=,+@", " ", "\t", "\n", "\r", "\x00", "\x1b", "\x7f"]
+
+
+def _address_cases() -> list[str]:
+    cases = [f"{WEB}{m}id" for m in META] + [f"{m}{WEB}" for m in META if m.strip()]
+    cases += [
+        "-c",
+        "--help",
+        "-oProxyCommand=id",
+        "-1.2.3.4",
+        "-web.lab.test",
+        "--",
+        "-",
+        "http://198.51.100.10/",
+        "file:///etc/passwd",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "198.51.100.10/24",
+        "root@198.51.100.10",
+        "198.51.100.10:80",
+        "a" * 254,
+        ("a" * 64) + ".lab.test",
+        "web..lab.test",
+        ".web.lab.test",
+        "web-.lab.test",
+        "-web.lab.test",
+        "web.lab.test-",
+        "\uff11\uff19\uff18.51.100.10",
+        "web.lab.t\u0435st",
+        "web\u200b.lab.test",
+        "0x7f000001",
+        "127.1",
+        "017.0.0.1",
+        "2130706433",
+        "fe80::1%eth0",
+        "[::1]",
+        "::ffff:198.51.100.10]",
+        "$(reboot)",
+        "`reboot`",
+        "web.lab.test;reboot",
+        "web.lab.test && reboot",
+        "web.lab.test|nc",
+        "${IFS}id",
+        "%0aid",
+        "%00",
+        "198.51.100.10%0a",
+        "1.2.3.4.5",
+        "256.1.1.1",
+        "198.51.100",
+        "::::",
+        "1:2:3:4:5:6:7:8:9",
+        "web.lab.123",
+        " ",
+    ]
+    return cases
+
+
+def _params_cases() -> list[str]:
+    cases = [f"-c 1{m}id" for m in META if m not in " \t"] + [
+        f"-c 1 {m}" for m in META if m.strip()
+    ]
+    cases += [
+        "-f",
+        "-a",
+        "-b",
+        "-B",
+        "-D",
+        "-l 3",
+        "-p ff",
+        "-R",
+        "-r",
+        "-U",
+        "-x",
+        "--flood",
+        "-c 0",
+        "-c 101",
+        "-c -1",
+        "-c 1.5",
+        "-c",
+        "-c 99999999999",
+        "-i 0.1",
+        "-i 0",
+        "-s 65508",
+        "-s -1",
+        "-t 0",
+        "-t 256",
+        "-W 0",
+        "-w 0",
+        "-I eth0;id",
+        "-I $(id)",
+        "-I ../x",
+        "-I -c",
+        "-I " + "e" * 16,
+        "-c 1 -c 2",
+        "-c1",
+        WEB,
+        "-- -c 1",
+        "-c\n1",
+        "-c\t1",
+        "-c 1\x00",
+        "-4 -6",
+        "-c 100 -i 60",
+        "-w 601",
+        "-c 1 198.51.100.11",
+        "-c 1 -- 198.51.100.11",
+        "-c \u0661",
+        "-c \u00b9",
+        "-c 1e2",
+        "-c 0x10",
+    ]
+    return cases
+
+
+CASES: list[tuple[str, dict[str, str], str]] = (
+    [(f"address-{i}", {"ipaddress": a}, "ddress") for i, a in enumerate(_address_cases())]
+    + [(f"params-{i}", {"params": p}, "") for i, p in enumerate(_params_cases())]
+    + [
+        (f"type-{i}", {"type": t}, "type")
+        for i, t in enumerate(["nmap", "bash", "PING;id", "../ping", "ping\n", "ping6x", "sh -c"])
+    ]
+    + [
+        ("traceroute-bad-m", {"type": "traceroute", "params": "-m 65"}, "-m"),
+        ("traceroute-bad-q", {"type": "traceroute", "params": "-q 11"}, "-q"),
+        ("traceroute-two-methods", {"type": "traceroute", "params": "-I -T"}, ""),
+        ("traceroute-f-over-m", {"type": "traceroute", "params": "-f 10 -m 5"}, ""),
+        ("traceroute-too-long", {"type": "traceroute", "params": "-m 64 -q 10 -w 60"}, ""),
+        ("arping-ipv6", {"type": "arping", "ipaddress": "2001:db8::1"}, ""),
+        ("arping-bad-s", {"type": "arping", "params": "-s 198.51.100.10;id"}, ""),
+        ("arping-two-modes", {"type": "arping", "params": "-D -U"}, ""),
+        ("targetid-sql", {"targetid": "' OR 1=1 --"}, "uuid"),
+        ("targetid-unknown", {"targetid": str(uuid.UUID(int=7))}, "Unable to find"),
+    ]
+)
+
+
+async def _spawned(stack: Stack) -> int:
+    host_id = stack.ok("listHosts")["host"][0]["id"]
+    nc = await nats.connect(stack.nats_url)
+    try:
+        reply = await nc.request(subjects.agent_status(host_id), b"", timeout=5)
+    finally:
+        await nc.close()
+    return StatusReply.model_validate_json(reply.data).spawned
+
+
+def _rows(stack: Stack) -> tuple[int, int]:
+    jobs = stack.ok("listAsyncJobs", listall="true").get("count", 0)
+    events = stack.ok("listEvents").get("count", 0)
+    return jobs, events
+
+
+def test_the_corpus_is_large_enough() -> None:
+    assert len(CASES) >= 200
+    assert len({c[0] for c in CASES}) == len(CASES)
+
+
+def test_every_hostile_input_is_refused_and_leaves_nothing(stack: Stack) -> None:
+    spawned_before = asyncio.run(_spawned(stack))
+    rows_before = _rows(stack)
+    failures = []
+    for name, override, fragment in CASES:
+        params = {"targetid": stack.vm("router")["uuid"], "type": "ping", "ipaddress": WEB}
+        params.update(override)
+        r = stack.call("runDiagnostics", **params)
+        if r.status_code != 431:
+            failures.append(f"{name} {override!r}: HTTP {r.status_code} {r.text[:200]}")
+            continue
+        text = r.json()["rundiagnosticsresponse"]["errortext"]
+        if len(text) < 15 or fragment.lower() not in text.lower():
+            failures.append(f"{name} {override!r}: unclear errortext {text!r}")
+    assert not failures, "\n".join(failures)
+    assert _rows(stack) == rows_before, "a refused request created a job or an event"
+    assert asyncio.run(_spawned(stack)) == spawned_before, "the agent started a process"
+
+
+@pytest.mark.parametrize("role", ["secondarystoragevm", "consoleproxy"])
+def test_the_agent_spawns_for_a_good_request(stack: Stack, role: str) -> None:
+    # The counter the corpus test relies on really counts.
+    before = asyncio.run(_spawned(stack))
+    stack.run(role, "ping", WEB, "-c 1")
+    assert asyncio.run(_spawned(stack)) == before + 1
