@@ -158,3 +158,14 @@ class Event(Base):
     created: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_events_created", "created"),)
+
+
+class LoginFailure(Base):
+    """Failed logins per user and source, shared by every server (throttling and lockout)."""
+
+    __tablename__ = "login_failures"
+    #: "<username>|<source address>", or "<username>|*" for the count over all sources.
+    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    first: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from cloudiag.api.context import RequestContext
 from cloudiag.api.errors import ACCOUNT_ERROR, ApiError
 from cloudiag.api.registry import REGISTRY, ROLE_TYPES, Command, Param, ResponseField
-from cloudiag.services import accounts
+from cloudiag.services import accounts, throttle
 
 log = logging.getLogger(__name__)
 
@@ -19,17 +20,31 @@ SESSIONKEY_COOKIE = "sessionkey"
 async def login(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """Check username and password; open a session (cookie + session key)."""
     timeout = ctx.app.settings.session_timeout
+    username, source = params["username"], ctx.client_ip
+    async with ctx.app.db() as db:
+        locked = await throttle.locked_for(db, username, source)
+    if locked:
+        log.warning("login refused: locked out user=%s from=%s", username, source)
+        raise ApiError(
+            ACCOUNT_ERROR,
+            f"Too many failed login attempts for {username}; try again in {locked} s",
+        )
     async with ctx.app.db.begin() as db:
-        user = await accounts.check_password(db, params["username"], params["password"])
+        user = await accounts.check_password(db, username, params["password"])
         if user is None:
-            log.warning("login failed user=%s from=%s", params["username"], ctx.client_ip)
-            raise ApiError(
-                ACCOUNT_ERROR,
-                "Failed to authenticate user "
-                f"{params['username']} in domain {params.get('domain', '/')}; "
-                "please provide valid credentials",
-            )
-        session_id, session_key = await accounts.open_session(db, user, timeout)
+            delay = await throttle.record_failure(db, username, source)
+        else:
+            await throttle.record_success(db, username, source)
+            session_id, session_key = await accounts.open_session(db, user, timeout)
+    if user is None:
+        log.warning("login failed user=%s from=%s", username, source)
+        # Slower with every failure: guessing gets expensive before the lockout.
+        await asyncio.sleep(delay)
+        raise ApiError(
+            ACCOUNT_ERROR,
+            f"Failed to authenticate user {username} in domain {params.get('domain', '/')}; "
+            "please provide valid credentials",
+        )
     log.info("login user=%s from=%s", user.username, ctx.client_ip)
     ctx.cookies += [
         (SESSION_COOKIE, session_id, timeout),
