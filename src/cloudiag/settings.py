@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from cloudiag.services.quotas import Quotas
 
 
 def default_data_dir() -> Path:
@@ -30,9 +34,30 @@ class Settings(BaseSettings):
     #: Jobs the server runs at once (each waits on an agent, so this bounds memory, not CPU).
     job_concurrency: int = Field(default=200, ge=1, le=10000)
     session_timeout: int = Field(default=1800, ge=60, le=86400)
+    #: Output kept per stream of one diagnostic; the rest is dropped and `truncated` set.
+    max_output: int = Field(default=1 << 20, ge=1024, le=64 << 20)
+    #: Diagnostics running at once per VM, per host agent and per user (0 = unlimited).
+    limit_per_vm: int = Field(default=5, ge=0)
+    limit_per_host: int = Field(default=100, ge=0)
+    limit_per_user: int = Field(default=20, ge=0)
+    #: At most rate_limit diagnostics per user in rate_interval seconds (0 = unlimited).
+    rate_limit: int = Field(default=300, ge=0)
+    rate_interval: int = Field(default=60, ge=1, le=86400)
     lab_prefix: str = "cdlab"
     log_level: str = "INFO"
     log_format: str = Field(default="text", pattern="^(text|json)$")
+
+    def quotas(self) -> Quotas:
+        """The concurrency and rate limits as the job service takes them."""
+        from cloudiag.services.quotas import Quotas  # The server's, not the CLI's, import cost.
+
+        return Quotas(
+            per_vm=self.limit_per_vm,
+            per_host=self.limit_per_host,
+            per_user=self.limit_per_user,
+            rate=self.rate_limit,
+            rate_interval=self.rate_interval,
+        )
 
     def resolved_database_url(self) -> str:
         """The configured database, else a SQLite file in the data directory."""

@@ -248,6 +248,39 @@ def database(backend: str, data_dir: Path) -> Iterator[str]:
             asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def start_server(
+    db_url: str,
+    nats_url: str,
+    data_dir: Path,
+    log_name: str = "server.log",
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen[str], int]:
+    """`cloudiag serve` on a free port; the caller waits for it and stops it."""
+    port = free_port()
+    log = (data_dir / log_name).open("w")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cloudiag",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--database-url",
+            db_url,
+            "--nats-url",
+            nats_url,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "CLOUDIAG_HEARTBEAT_INTERVAL": "1", **(env or {})},
+    )
+    return server, port
+
+
 @contextlib.contextmanager
 def launch(backend: str, lab: dict[str, Any], data_dir: Path) -> Iterator[Stack]:
     """nats-server + `cloudiag serve` + `cloudiag agent` on the lab, on one database backend."""
@@ -272,29 +305,7 @@ def launch(backend: str, lab: dict[str, Any], data_dir: Path) -> Iterator[Stack]
         with database(backend, data_dir) as db_url:
             admin = _create_account(db_url, data_dir, "tester", "admin")
             user = _create_account(db_url, data_dir, "plainuser", "user")
-            port = free_port()
-            env = {**os.environ, "CLOUDIAG_HEARTBEAT_INTERVAL": "1"}
-            server_log = (data_dir / "server.log").open("w")
-            server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "cloudiag",
-                    "serve",
-                    "--port",
-                    str(port),
-                    "--data-dir",
-                    str(data_dir),
-                    "--database-url",
-                    db_url,
-                    "--nats-url",
-                    f"nats://127.0.0.1:{nats_port}",
-                ],
-                stdout=server_log,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env=env,
-            )
+            server, port = start_server(db_url, f"nats://127.0.0.1:{nats_port}", data_dir)
             st = Stack(
                 backend,
                 f"http://127.0.0.1:{port}",

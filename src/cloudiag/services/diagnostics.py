@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -14,6 +14,8 @@ from cloudiag.db.models import AsyncJob, Host, VirtualMachine
 from cloudiag.jobs import events
 from cloudiag.jobs.runner import DiagnosticsJob, JobRunner
 from cloudiag.logs import job_id_var
+from cloudiag.services import quotas
+from cloudiag.services.quotas import Quotas
 from cloudiag.sysvm import diagnostics
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ class Limits:
     #: Overrides every type's own time limit when set.
     time_limit: float | None
     max_output: int = 1 << 20
+    quotas: Quotas = field(default_factory=Quotas)
 
 
 async def start_diagnostics(
@@ -47,7 +50,7 @@ async def start_diagnostics(
     limits: Limits,
 ) -> str:
     """Validate everything, then create the job and its event in one transaction; the job id."""
-    async with sessionmaker.begin() as db:
+    async with quotas.serializer(sessionmaker), sessionmaker.begin() as db:
         vm = await db.get(VirtualMachine, target_id)
         if vm is None or vm.vm_type not in INSTANCE_TYPE:
             raise ApiError.param(f"Unable to find a system vm with id {target_id}")
@@ -67,6 +70,7 @@ async def start_diagnostics(
             request = diagnostics.validate(dtype.name, address, params, time_limit=time_limit)
         except diagnostics.DiagnosticsInputError as exc:
             raise ApiError.param(exc.message) from None
+        await quotas.check(db, limits.quotas, caller.id, vm)
         host = await db.get(Host, vm.host_id)
         host_name = host.name if host else vm.host_id
         job = AsyncJob(

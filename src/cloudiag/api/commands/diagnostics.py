@@ -29,7 +29,11 @@ async def run_diagnostics(ctx: RequestContext, params: dict[str, Any]) -> dict[s
         type_name=params["type"],
         address=params["ipaddress"],
         params=params.get("params"),
-        limits=Limits(time_limit=settings.diagnostics_timeout),
+        limits=Limits(
+            time_limit=settings.diagnostics_timeout,
+            max_output=settings.max_output,
+            quotas=settings.quotas(),
+        ),
     )
     return {"jobid": job_id}
 
