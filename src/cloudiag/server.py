@@ -85,7 +85,16 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         if not nats_url:
             embedded = EmbeddedNats(settings.data_dir / "nats")
             nats_url = await embedded.start()
-        nc = await connect(nats_url, f"cloudiag-server-{socket.gethostname()}")
+        holder: list[AppState] = []
+
+        async def restore_stream() -> None:
+            # A restarted nats-server lost the memory stream of job output: make it again.
+            if holder and nc is not None:
+                holder[0].js = await ensure_output_stream(nc)
+
+        nc = await connect(
+            nats_url, f"cloudiag-server-{socket.gethostname()}", on_reconnect=restore_stream
+        )
         runner = JobRunner(
             db,
             nc,
@@ -95,6 +104,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         await runner.recover()
         js = await ensure_output_stream(nc)
         state = AppState(settings=settings, db=db, runner=runner, nc=nc, js=js)
+        holder.append(state)
         await _consume_reports(nc, state)
         yield Running(settings, nats_url, state, nc, admin)
     finally:

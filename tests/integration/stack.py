@@ -94,7 +94,8 @@ class Stack:
     user: Account
     server: subprocess.Popen[str] | None = None
     agent: subprocess.Popen[str] | None = None
-    logs: list[Path] = field(default_factory=list)
+    nats: subprocess.Popen[bytes] | None = None
+    nats_argv: list[str] = field(default_factory=list)
 
     @property
     def api(self) -> str:
@@ -178,6 +179,16 @@ class Stack:
     def host_state(self) -> str | None:
         """The state listHosts shows for the lab host."""
         return self._host_state()
+
+    def stop_nats(self) -> None:
+        """Stop the nats-server (the fault tests restart it)."""
+        stop(self.nats)
+
+    def start_nats(self) -> None:
+        """Start the nats-server again, on the same port and store."""
+        self.nats = subprocess.Popen(
+            self.nats_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
     def show_logs(self, lines: int = 60) -> None:
         """Print the tail of the server's and the agent's logs (after a failure)."""
@@ -285,20 +296,17 @@ def start_server(
 def launch(backend: str, lab: dict[str, Any], data_dir: Path) -> Iterator[Stack]:
     """nats-server + `cloudiag serve` + `cloudiag agent` on the lab, on one database backend."""
     nats_port = free_port()
-    nats = subprocess.Popen(
-        [
-            find_nats_server(),
-            "-a",
-            "127.0.0.1",
-            "-p",
-            str(nats_port),
-            "-js",
-            "--store_dir",
-            str(data_dir / "nats"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    nats_argv = [
+        find_nats_server(),
+        "-a",
+        "127.0.0.1",
+        "-p",
+        str(nats_port),
+        "-js",
+        "--store_dir",
+        str(data_dir / "nats"),
+    ]
+    nats = subprocess.Popen(nats_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server: subprocess.Popen[str] | None = None
     st: Stack | None = None
     try:
@@ -317,6 +325,7 @@ def launch(backend: str, lab: dict[str, Any], data_dir: Path) -> Iterator[Stack]
                 user,
                 server,
             )
+            st.nats, st.nats_argv = nats, nats_argv
             st.wait_for(lambda: httpx.get(st.api, timeout=2).status_code == 401, "the API")
             st.start_agent()
             st.wait_for(lambda: st.ok("listRouters").get("count") == 1, "the router")
@@ -325,4 +334,4 @@ def launch(backend: str, lab: dict[str, Any], data_dir: Path) -> Iterator[Stack]
         if st is not None:
             st.stop_agent()
         stop(server)
-        stop(nats)
+        stop(st.nats if st is not None else nats)

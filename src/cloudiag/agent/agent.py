@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
@@ -176,6 +177,20 @@ class Agent:
         finally:
             job_id_var.reset(token)
 
+    @staticmethod
+    async def _vm_gone(vm: VmReport, res: netns.ExecResult) -> str:
+        """Why the run could not complete if the VM stopped under it, else ''."""
+        path = os.path.join(netns.NETNS_DIR, vm.access["namespace"])
+        # Killed by a signal we did not send: a VM going down kills its processes first
+        # and removes its NICs a moment later, so look again for a little while.
+        killed = res.exitcode.startswith("-") and not (res.timed_out or res.cancelled)
+        for _ in range(10 if killed else 1):
+            if not os.path.exists(path):  # noqa: ASYNC240 (one stat on tmpfs)
+                return f"The VM {vm.name} stopped during the diagnostic; its output is partial"
+            if killed:
+                await asyncio.sleep(0.1)
+        return ""
+
     def _forget(self, job_id: str) -> None:
         self._jobs.pop(job_id, None)
         self._stops.pop(job_id, None)
@@ -235,6 +250,7 @@ class Agent:
                 truncated=res.truncated,
                 duration=res.duration,
                 cancelled_by=(stop[1][0] if stop[1] else "someone") if res.cancelled else "",
+                error=await self._vm_gone(vm, res),
             )
         except asyncio.CancelledError:
             # The agent is stopping: tell the server now rather than let it wait for a timeout.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import nats
 from nats.aio.client import Client
@@ -10,7 +11,9 @@ from nats.aio.client import Client
 log = logging.getLogger(__name__)
 
 
-async def connect(url: str, name: str) -> Client:
+async def connect(
+    url: str, name: str, on_reconnect: Callable[[], Awaitable[None]] | None = None
+) -> Client:
     """A NATS client that keeps reconnecting and logs its state changes."""
 
     async def on_disconnected() -> None:
@@ -18,6 +21,11 @@ async def connect(url: str, name: str) -> Client:
 
     async def on_reconnected() -> None:
         log.info("nats reconnected name=%s", name)
+        if on_reconnect is not None:
+            try:
+                await on_reconnect()
+            except Exception:
+                log.exception("after reconnecting to nats")
 
     async def on_error(exc: Exception) -> None:
         log.warning("nats error name=%s error=%s", name, exc)

@@ -86,6 +86,8 @@ class RunResult(Message):
     duration: float = 0.0
     #: Who stopped it, when it was cancelled on request.
     cancelled_by: str = ""
+    #: Why the run failed as a whole (e.g. the VM stopped during it); the output is partial.
+    error: str = ""
 
 
 class CancelRequest(Message):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
@@ -113,6 +114,8 @@ class JobRunner:
             return "the agent of the VM's host is not connected"
         except NatsTimeout:
             return "the agent of the VM's host did not answer"
+        except NatsError as exc:
+            return f"the message bus is unavailable ({exc})"
         try:
             answer = CancelReply.model_validate_json(reply.data)
         except ValidationError:
@@ -174,6 +177,8 @@ class JobRunner:
             raise JobFailed(
                 f"The agent for host {host} did not answer within {ACCEPT_TIMEOUT:g} s"
             ) from None
+        except NatsError as exc:
+            raise JobFailed(f"The message bus is unavailable ({exc}); run it again") from None
         try:
             accepted = RunAccepted.model_validate_json(reply.data)
         except ValidationError:
@@ -217,8 +222,9 @@ class JobRunner:
             raise JobFailed(
                 f"The agent for host {job.host_name} ({job.host_id}) disconnected during the job"
             ) from None
-        except NatsTimeout:
-            return  # Busy or slow: the overall deadline still bounds the wait.
+        except (NatsTimeout, NatsError):
+            # Busy, slow, or the bus is reconnecting: the overall deadline bounds the wait.
+            return
         with contextlib.suppress(ValidationError):
             status = StatusReply.model_validate_json(reply.data)
             if job.job_id not in status.running:
@@ -240,17 +246,17 @@ class JobRunner:
                 "truncated": result.truncated,
                 "durationms": round(result.duration * 1000),
             }
-        if result is not None and result.cancelled_by:
+        if result is not None and (result.cancelled_by or result.error):
             # Failed as far as CloudStack clients know, with what the tool printed so far.
             status, code = 2, INTERNAL_ERROR
-            error = f"Cancelled by {result.cancelled_by}"
+            error = result.error or f"Cancelled by {result.cancelled_by}"
             payload = {
                 "errorcode": INTERNAL_ERROR,
                 "errortext": error,
-                "cancelled": True,
+                "cancelled": bool(result.cancelled_by),
                 "diagnostics": diagnostics,
             }
-            outcome = error.lower()
+            outcome = f"failed: {error}"
         elif result is not None:
             status, code = 1, 0
             payload = {"diagnostics": diagnostics}

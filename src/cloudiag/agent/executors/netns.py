@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import re
 import signal
@@ -138,6 +139,19 @@ def _namespace_exists(namespace: str) -> bool:
     return os.path.exists(os.path.join(NETNS_DIR, namespace))
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask the kernel for SIGTERM when the agent dies.
+
+    `ip netns exec` execs the script in place, so the script is the agent's direct child
+    and the setting survives into it.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def _signal_group(pgid: int, signum: int) -> None:
     # The group may already be gone; that is the goal, not an error.
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -241,6 +255,8 @@ async def run_in_netns(
             start_new_session=True,
             # The script checks the options against the same limit (its second wall).
             env={**os.environ, diagnostics.TIME_LIMIT_ENV: f"{check_limit:g}"},
+            # If the agent dies (SIGKILL), the script gets SIGTERM and stops its tool.
+            preexec_fn=_die_with_parent,
         )
     except OSError as exc:
         await sink.note(f"[cloudiag] cannot start ip netns exec: {exc.strerror or exc}\n")
