@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     nats_url: str | None = None
     #: Time limit of every diagnostic (seconds); unset, each type has its own (ping 120 s…).
     diagnostics_timeout: float | None = Field(default=None, gt=0, le=3600)
+    #: Time limit per type, e.g. CLOUDIAG_TYPE_TIME_LIMITS='{"traceroute": 900}'; wins over
+    #: the global one.
+    type_time_limits: dict[str, float] = Field(default_factory=dict)
     #: Agents send a heartbeat this often; a host is Disconnected after 3 missed beats.
     heartbeat_interval: float = Field(default=5.0, gt=0, le=300)
     #: Jobs the server runs at once (each waits on an agent, so this bounds memory, not CPU).
@@ -46,6 +49,18 @@ class Settings(BaseSettings):
     lab_prefix: str = "cdlab"
     log_level: str = "INFO"
     log_format: str = Field(default="text", pattern="^(text|json)$")
+
+    @field_validator("type_time_limits")
+    @classmethod
+    def _known_types(cls, value: dict[str, float]) -> dict[str, float]:
+        from cloudiag.sysvm.diagnostics import TYPES
+
+        for name, seconds in value.items():
+            if name not in TYPES:
+                raise ValueError(f"unknown diagnostics type {name!r}; known: {', '.join(TYPES)}")
+            if not 0 < seconds <= 3600:
+                raise ValueError(f"time limit of {name} must be in (0, 3600] seconds")
+        return value
 
     def quotas(self) -> Quotas:
         """The concurrency and rate limits as the job service takes them."""

@@ -406,7 +406,7 @@ HOSTILE_PARAMS = [
     ("traceroute", "-M tcp"),
     ("traceroute", "-O x"),
     ("traceroute", "-f 10 -m 5"),
-    ("traceroute", "-m 30"),  # 30 * 3 * 5 = 450 s > 300 s
+    ("traceroute", "-m 50"),  # 50 * 3 * 5 = 750 s > 600 s
     ("traceroute", "-i eth0;id"),
     ("traceroute", "--fwmark=1"),
     ("traceroute", "-n 60"),

@@ -34,6 +34,8 @@ class Limits:
 
     #: Overrides every type's own time limit when set.
     time_limit: float | None
+    #: Per type name; wins over time_limit.
+    type_time_limits: dict[str, float] = field(default_factory=dict)
     max_output: int = 1 << 20
     quotas: Quotas = field(default_factory=Quotas)
 
@@ -66,7 +68,9 @@ async def start_diagnostics(
                 raise ApiError.param(
                     f"{dtype.name} is not available on a {vm.vm_type}; choose one of: {offered}"
                 )
-            time_limit = limits.time_limit or dtype.time_limit
+            time_limit = (
+                limits.type_time_limits.get(dtype.name) or limits.time_limit or dtype.time_limit
+            )
             request = diagnostics.validate(dtype.name, address, params, time_limit=time_limit)
         except diagnostics.DiagnosticsInputError as exc:
             raise ApiError.param(exc.message) from None

@@ -411,7 +411,7 @@ TYPES: Mapping[str, DiagnosticType] = MappingProxyType(
                 options=_options(*_TRACEROUTE_OPTIONS, *_TRACEROUTE_FAMILY),
                 default_options=(("-m", "20"),),
                 # 300 s so that the classic "-m 30 -q 3 -w 3" (270 s worst case) fits.
-                time_limit=300.0,
+                time_limit=600.0,  # -m 30 -q 3 -w 5 (450 s) must fit
                 conflicts=(frozenset({"-4", "-6"}), *_TRACEROUTE_CONFLICTS),
                 estimate=_estimate_traceroute,
             ),
@@ -465,7 +465,7 @@ TYPES: Mapping[str, DiagnosticType] = MappingProxyType(
                 default_options=(("-m", "20"),),
                 forced_options=("-6",),
                 address_families=frozenset({6}),
-                time_limit=300.0,
+                time_limit=600.0,  # -m 30 -q 3 -w 5 (450 s) must fit
                 conflicts=_TRACEROUTE_CONFLICTS,
                 estimate=_estimate_traceroute,
             ),

@@ -31,6 +31,7 @@ async def run_diagnostics(ctx: RequestContext, params: dict[str, Any]) -> dict[s
         params=params.get("params"),
         limits=Limits(
             time_limit=settings.diagnostics_timeout,
+            type_time_limits=settings.type_time_limits,
             max_output=settings.max_output,
             quotas=settings.quotas(),
         ),
