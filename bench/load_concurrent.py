@@ -1,0 +1,162 @@
+"""Fire N concurrent runDiagnostics (ping -c 1) at the lab's system VMs and account for every job.
+
+Brings up its own lab and stack (nats-server, `cloudiag serve`, `cloudiag agent`; SQLite by
+default, `--backend postgresql` for the local PostgreSQL), with the per-VM/user limits lifted
+so that all N are admitted. Prints throughput, p50/p95/p99 time from the call to a final
+job state, how many jobs were lost or run twice, and the server's peak RSS. Needs root.
+
+    .venv/bin/python bench/load_concurrent.py [--jobs 500] [--backend sqlite|postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.integration.stack import Stack, cloudiag, cs_signature, launch
+
+from cloudiag.bus import subjects
+from cloudiag.bus.messages import StatusReply
+
+LIFTED = {
+    "CLOUDIAG_LIMIT_PER_VM": "0",
+    "CLOUDIAG_LIMIT_PER_HOST": "0",
+    "CLOUDIAG_LIMIT_PER_USER": "0",
+    "CLOUDIAG_RATE_LIMIT": "0",
+}
+
+
+def signed(stack: Stack, params: dict[str, str]) -> dict[str, str]:
+    query = {"response": "json", "apiKey": stack.admin.apikey, **params}
+    query["signature"] = cs_signature(query, stack.admin.secretkey)
+    return query
+
+
+async def spawned(stack: Stack) -> int:
+    import nats
+
+    host_id = stack.ok("listHosts")["host"][0]["id"]
+    nc = await nats.connect(stack.nats_url)
+    try:
+        reply = await nc.request(subjects.agent_status(host_id), b"", timeout=10)
+    finally:
+        await nc.close()
+    return StatusReply.model_validate_json(reply.data).spawned
+
+
+async def fire(stack: Stack, jobs: int) -> tuple[dict[str, float], dict[str, float], float, int]:
+    vms = [stack.vm(r)["uuid"] for r in ("router", "secondarystoragevm", "consoleproxy")]
+    web = stack.lab["targets"]["web"]
+    submitted: dict[str, float] = {}
+    refused = 0
+    limits = httpx.Limits(max_connections=100)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+
+        async def one(i: int) -> None:
+            nonlocal refused
+            q = signed(
+                stack,
+                {
+                    "command": "runDiagnostics",
+                    "targetid": vms[i % 3],
+                    "type": "ping",
+                    "ipaddress": web,
+                    "params": "-c 1",
+                },
+            )
+            t = time.perf_counter()
+            r = await client.get(stack.api, params=q)
+            if r.status_code != 200:
+                refused += 1
+                return
+            submitted[r.json()["rundiagnosticsresponse"]["jobid"]] = t
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(jobs)))
+        finished: dict[str, float] = {}
+        deadline = time.perf_counter() + 600
+        while len(finished) < len(submitted) and time.perf_counter() < deadline:
+            q = signed(stack, {"command": "listAsyncJobs", "listall": "true", "pagesize": "5000"})
+            r = await client.get(stack.api, params=q)
+            now = time.perf_counter()
+            for job in r.json()["listasyncjobsresponse"].get("asyncjobs", []):
+                if job["jobstatus"] != 0 and job["jobid"] in submitted:
+                    finished.setdefault(job["jobid"], now)
+            await asyncio.sleep(0.1)
+        elapsed = time.perf_counter() - started
+    return submitted, finished, elapsed, refused
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    args = parser.parse_args()
+    os.environ.update(LIFTED)
+    prefix = "cdl" + secrets.token_hex(2)
+    up = cloudiag("lab", "up", "--prefix", prefix, "--json")
+    if up.returncode != 0:
+        print(up.stderr, file=sys.stderr)
+        return 1
+    try:
+        lab = json.loads(up.stdout)
+        with tempfile.TemporaryDirectory() as tmp, launch(args.backend, lab, Path(tmp)) as stack:
+            before = asyncio.run(spawned(stack))
+            submitted, finished, elapsed, refused = asyncio.run(fire(stack, args.jobs))
+            ran = asyncio.run(spawned(stack)) - before
+            jobs = stack.ok("listAsyncJobs", listall="true", pagesize=5000)["asyncjobs"]
+            assert stack.server is not None
+            rss = peak_rss_mib(stack.server.pid)
+    finally:
+        cloudiag("lab", "down", "--prefix", prefix)
+
+    ids = [j["jobid"] for j in jobs if j["jobid"] in submitted]
+    states = [j["jobstatus"] for j in jobs if j["jobid"] in submitted]
+    ok = sum(
+        1
+        for j in jobs
+        if j["jobid"] in submitted
+        and j["jobstatus"] == 1
+        and j["jobresult"]["diagnostics"]["exitcode"] == "0"
+    )
+    times = sorted(finished[i] - submitted[i] for i in finished)
+
+    def pct(p: float) -> float:
+        return times[min(len(times) - 1, int(p * len(times)))] * 1000
+
+    print(f"{args.jobs} concurrent runDiagnostics ping -c 1 on 3 VMs, backend {args.backend}")
+    print(f"  admitted {len(submitted)}, refused {refused}")
+    print(
+        f"  final {sum(1 for s in states if s != 0)} (exit 0: {ok}), still pending "
+        f"{sum(1 for s in states if s == 0)}, lost {len(submitted) - len(set(ids))}, "
+        f"run by the agent {ran} times"
+    )
+    print(f"  wall {elapsed:.1f} s, throughput {len(finished) / elapsed:.1f} jobs/s")
+    print(
+        f"  time to result p50 {pct(0.5):.0f} ms  p95 {pct(0.95):.0f} ms  p99 {pct(0.99):.0f} ms"
+        f"  (polled every 100 ms)"
+    )
+    print(f"  server peak RSS {rss:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
