@@ -60,6 +60,20 @@ def stop(proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM, grace: f
         proc.wait()
 
 
+def tool_pids(namespace: str, tool: str) -> list[str]:
+    """Processes named `tool` running in a network namespace."""
+    out = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True)
+    found = []
+    for pid in out.stdout.split():
+        try:
+            with open(f"/proc/{pid}/comm") as fh:
+                if fh.read().strip() == tool:
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def cs_signature(params: dict[str, str], secret: str) -> str:
     """CloudStack's request signature, written out here independently of the server's code."""
     query = "&".join(
@@ -113,11 +127,17 @@ class Stack:
 
     def call(self, command: str, account: Account | None = None, **params: Any) -> httpx.Response:
         """A signed GET as a CloudStack client makes it (JSON response)."""
+        return self.call_at(self.url, command, account, **params)
+
+    def call_at(
+        self, url: str, command: str, account: Account | None = None, **params: Any
+    ) -> httpx.Response:
+        """The same, to another management server of this stack."""
         account = account or self.admin
         query = {"command": command, "response": "json", "apiKey": account.apikey}
         query.update({k: str(v) for k, v in params.items()})
         query["signature"] = cs_signature(query, account.secretkey)
-        return httpx.get(self.api, params=query, timeout=30)
+        return httpx.get(f"{url}/client/api", params=query, timeout=30)
 
     def ok(self, command: str, account: Account | None = None, **params: Any) -> dict[str, Any]:
         """The body of a successful call, under its envelope key."""

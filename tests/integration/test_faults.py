@@ -12,48 +12,26 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.integration.stack import Stack, cloudiag, start_server, stop
+from tests.integration.stack import Stack, cloudiag, start_server, stop, tool_pids
 from tests.integration.tcp_proxy import TcpProxy
 
 
 def _start(stack: Stack, role: str, type_: str, address: str, params: str, url: str = "") -> str:
-    if url:
-        from tests.integration.stack import cs_signature
-
-        q = {
-            "command": "runDiagnostics",
-            "response": "json",
-            "apiKey": stack.admin.apikey,
-            "targetid": stack.vm(role)["uuid"],
-            "type": type_,
-            "ipaddress": address,
-            "params": params,
-        }
-        q["signature"] = cs_signature(q, stack.admin.secretkey)
-        r = httpx.get(f"{url}/client/api", params=q, timeout=30)
-    else:
-        r = stack.call(
-            "runDiagnostics",
-            targetid=stack.vm(role)["uuid"],
-            type=type_,
-            ipaddress=address,
-            params=params,
-        )
+    r = stack.call_at(
+        url or stack.url,
+        "runDiagnostics",
+        targetid=stack.vm(role)["uuid"],
+        type=type_,
+        ipaddress=address,
+        params=params,
+    )
     assert r.status_code == 200, r.text
     jobid: str = r.json()["rundiagnosticsresponse"]["jobid"]
     return jobid
 
 
 def _tool_running(namespace: str, tool: str) -> bool:
-    out = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True)
-    for pid in out.stdout.split():
-        try:
-            with open(f"/proc/{pid}/comm") as fh:
-                if fh.read().strip() == tool:
-                    return True
-        except OSError:
-            continue
-    return False
+    return bool(tool_pids(namespace, tool))
 
 
 def test_agent_killed_during_a_traceroute(stack: Stack) -> None:
@@ -199,14 +177,10 @@ def proxied_server(stack: Stack) -> Iterator[tuple[str, TcpProxy]]:
 def test_database_outage_is_530_and_heals(
     stack: Stack, proxied_server: tuple[str, TcpProxy]
 ) -> None:
-    from tests.integration.stack import cs_signature
-
     url, proxy = proxied_server
 
     def call(command: str, **params: str) -> httpx.Response:
-        q = {"command": command, "response": "json", "apiKey": stack.admin.apikey, **params}
-        q["signature"] = cs_signature(q, stack.admin.secretkey)
-        return httpx.get(f"{url}/client/api", params=q, timeout=30)
+        return stack.call_at(url, command, **params)
 
     assert call("listZones").status_code == 200
     jobs_before = stack.ok("listAsyncJobs", listall="true")["count"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +14,6 @@ from tests.integration.stack import (
     Account,
     Stack,
     _create_account,
-    cs_signature,
     start_server,
     stop,
 )
@@ -26,13 +24,6 @@ LIMITS = {
     "CLOUDIAG_RATE_LIMIT": "6",
     "CLOUDIAG_RATE_INTERVAL": "600",
 }
-
-
-def _call(url: str, account: Account, command: str, **params: Any) -> httpx.Response:
-    query = {"command": command, "response": "json", "apiKey": account.apikey}
-    query.update({k: str(v) for k, v in params.items()})
-    query["signature"] = cs_signature(query, account.secretkey)
-    return httpx.get(f"{url}/client/api", params=query, timeout=30)
 
 
 @pytest.fixture
@@ -69,10 +60,10 @@ def test_concurrency_per_vm_holds_across_servers(stack: Stack, servers: list[str
     lock = threading.Lock()
 
     def fire(i: int) -> None:
-        r = _call(
+        r = stack.call_at(
             servers[i % len(servers)],
-            accounts[i % 2],
             "runDiagnostics",
+            accounts[i % 2],
             targetid=vm,
             type="ping",
             ipaddress=stack.lab["targets"]["web"],
@@ -101,10 +92,10 @@ def test_rate_limit_per_user_gives_a_retry_hint(stack: Stack, servers: list[str]
     account = _fresh_admin(stack)
     vm = stack.vm("router")["uuid"]
     for i in range(6):
-        r = _call(
+        r = stack.call_at(
             servers[i % len(servers)],
-            account,
             "runDiagnostics",
+            account,
             targetid=vm,
             type="ping",
             ipaddress=stack.lab["targets"]["web"],
@@ -112,10 +103,10 @@ def test_rate_limit_per_user_gives_a_retry_hint(stack: Stack, servers: list[str]
         )
         assert r.status_code == 200, r.text
         stack.wait_job(r.json()["rundiagnosticsresponse"]["jobid"])
-    r = _call(
+    r = stack.call_at(
         servers[-1],
-        account,
         "runDiagnostics",
+        account,
         targetid=vm,
         type="ping",
         ipaddress=stack.lab["targets"]["web"],

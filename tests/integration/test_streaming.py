@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from typing import Any
 
 import httpx
 
-from tests.integration.stack import Stack, cs_signature
+from tests.integration.stack import Stack, cs_signature, tool_pids
 
 
 def _signed(stack: Stack, params: dict[str, str]) -> dict[str, str]:
@@ -90,26 +89,13 @@ def test_stream_needs_credentials_and_a_visible_job(stack: Stack) -> None:
     assert r.status_code == 431 and "Unable to find a job" in r.text
 
 
-def _tool_pids(namespace: str, tool: str) -> list[str]:
-    pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True)
-    found = []
-    for pid in pids.stdout.split():
-        try:
-            with open(f"/proc/{pid}/comm") as fh:
-                if fh.read().strip() == tool:
-                    found.append(pid)
-        except OSError:
-            continue
-    return found
-
-
 def test_cancel_stops_the_tool_on_the_vm(stack: Stack) -> None:
     vm = stack.vm("consoleproxy")
     jobid = _start(stack, "consoleproxy", "ping", stack.lab["targets"]["web"], "-c 60 -i 0.5")
     seen: list[tuple[float, str, Any]] = []
     reader = threading.Thread(target=lambda: seen.extend(_events(stack, jobid)))
     reader.start()
-    stack.wait_for(lambda: bool(_tool_pids(vm["namespace"], "ping")), "ping to run on the VM")
+    stack.wait_for(lambda: bool(tool_pids(vm["namespace"], "ping")), "ping to run on the VM")
     time.sleep(1.2)
     r = stack.call("cancelDiagnostics", jobid=jobid)
     assert r.status_code == 200, r.text
@@ -120,7 +106,7 @@ def test_cancel_stops_the_tool_on_the_vm(stack: Stack) -> None:
     assert job["jobresult"]["errortext"] == f"Cancelled by {stack.admin.username}"
     partial = job["jobresult"]["diagnostics"]["stdout"]
     assert "icmp_seq=1 " in partial and "icmp_seq=60 " not in partial
-    assert _tool_pids(vm["namespace"], "ping") == []
+    assert tool_pids(vm["namespace"], "ping") == []
     assert seen and seen[-1][1] == "end" and seen[-1][2]["jobstatus"] == 2
     # A finished job cannot be cancelled again.
     again = stack.call("cancelDiagnostics", jobid=jobid)
