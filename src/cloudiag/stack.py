@@ -29,14 +29,14 @@ async def start_local_agent(settings: Settings, nats_url: str) -> asyncio.subpro
         "-m",
         "cloudiag",
         "agent",
-        "--nats-url",
-        nats_url,
         "--lab-prefix",
         settings.lab_prefix,
         "--heartbeat-interval",
         str(settings.heartbeat_interval),
     ]
-    return await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL)
+    # The URL carries the bus token: through the environment, never argv (`ps` shows argv).
+    env = {**os.environ, "CLOUDIAG_NATS_URL": nats_url}
+    return await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, env=env)
 
 
 async def stop_process(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from cloudiag.bus.embedded import find_nats_server, free_port
+from cloudiag.bus.embedded import find_nats_server, free_port, write_config
 
 PG_ADMIN_URL = os.environ.get("CLOUDIAG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -174,8 +174,6 @@ class Stack:
                 "-m",
                 "cloudiag",
                 "agent",
-                "--nats-url",
-                self.nats_url,
                 "--lab-prefix",
                 self.prefix,
                 "--heartbeat-interval",
@@ -184,6 +182,8 @@ class Stack:
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
+            # The URL holds the bus token: environment, not argv, as the demo does.
+            env={**os.environ, "CLOUDIAG_NATS_URL": self.nats_url},
         )
         self.wait_for(lambda: self._host_state() == "Up", "the agent's host to be Up")
 
@@ -285,9 +285,10 @@ def start_server(
     data_dir: Path,
     log_name: str = "server.log",
     env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> tuple[subprocess.Popen[str], int]:
-    """`cloudiag serve` on a free port; the caller waits for it and stops it."""
-    port = free_port()
+    """`cloudiag serve` on a free port (or `port`); the caller waits for it and stops it."""
+    port = port or free_port()
     log = (data_dir / log_name).open("w")
     server = subprocess.Popen(
         [
@@ -301,13 +302,16 @@ def start_server(
             str(data_dir),
             "--database-url",
             db_url,
-            "--nats-url",
-            nats_url,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "CLOUDIAG_HEARTBEAT_INTERVAL": "1", **(env or {})},
+        env={
+            **os.environ,
+            "CLOUDIAG_HEARTBEAT_INTERVAL": "1",
+            "CLOUDIAG_NATS_URL": nats_url,
+            **(env or {}),
+        },
     )
     return server, port
 
@@ -316,16 +320,10 @@ def start_server(
 def launch(backend: str, lab: dict[str, Any], data_dir: Path) -> Iterator[Stack]:
     """nats-server + `cloudiag serve` + `cloudiag agent` on the lab, on one database backend."""
     nats_port = free_port()
-    nats_argv = [
-        find_nats_server(),
-        "-a",
-        "127.0.0.1",
-        "-p",
-        str(nats_port),
-        "-js",
-        "--store_dir",
-        str(data_dir / "nats"),
-    ]
+    token = secrets.token_urlsafe(16)
+    config = write_config(data_dir / "nats.conf", "127.0.0.1", nats_port, data_dir / "nats", token)
+    nats_argv = [find_nats_server(), "-c", str(config)]
+    nats_url = f"nats://{token}@127.0.0.1:{nats_port}"
     nats = subprocess.Popen(nats_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server: subprocess.Popen[str] | None = None
     st: Stack | None = None
@@ -333,12 +331,12 @@ def launch(backend: str, lab: dict[str, Any], data_dir: Path) -> Iterator[Stack]
         with database(backend, data_dir) as db_url:
             admin = _create_account(db_url, data_dir, "tester", "admin")
             user = _create_account(db_url, data_dir, "plainuser", "user")
-            server, port = start_server(db_url, f"nats://127.0.0.1:{nats_port}", data_dir)
+            server, port = start_server(db_url, nats_url, data_dir)
             st = Stack(
                 backend,
                 f"http://127.0.0.1:{port}",
                 db_url,
-                f"nats://127.0.0.1:{nats_port}",
+                nats_url,
                 data_dir,
                 lab,
                 admin,

@@ -127,30 +127,10 @@ def test_server_killed_while_a_job_runs(stack: Stack) -> None:
 
 
 def _restart(stack: Stack, port: int) -> subprocess.Popen[str]:
-    import os
-    import sys
-
-    log = (stack.data_dir / "doomed-again.log").open("w")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cloudiag",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(stack.data_dir),
-            "--database-url",
-            stack.database_url,
-            "--nats-url",
-            stack.nats_url,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "CLOUDIAG_HEARTBEAT_INTERVAL": "1"},
+    proc, _ = start_server(
+        stack.database_url, stack.nats_url, stack.data_dir, "doomed-again.log", port=port
     )
+    return proc
 
 
 @pytest.fixture

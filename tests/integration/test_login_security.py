@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
+from urllib.parse import urlsplit
 
 import httpx
+import nats
+import pytest
 
 from tests.integration.stack import Stack, _create_account
 
@@ -61,3 +65,20 @@ def test_no_secret_reaches_the_logs_or_events(stack: Stack) -> None:
     for secret in (stack.admin.password, stack.admin.secretkey, key, signature):
         assert secret not in logs
         assert secret not in events
+
+
+async def _connect(url: str) -> None:
+    nc = await nats.connect(url, allow_reconnect=False, connect_timeout=3)
+    await nc.close()
+
+
+def test_the_bus_needs_its_token(stack: Stack) -> None:
+    """Without the token no local user can talk to the agents behind the API's back."""
+    parts = urlsplit(stack.nats_url)
+    assert parts.username, "the stack's bus should run with a token"
+    bare = f"nats://{parts.hostname}:{parts.port}"
+    with pytest.raises(Exception, match=r"(?i)authorization"):
+        asyncio.run(_connect(bare))
+    with pytest.raises(Exception, match=r"(?i)authorization"):
+        asyncio.run(_connect(f"nats://wrong-token@{parts.hostname}:{parts.port}"))
+    asyncio.run(_connect(stack.nats_url))

@@ -19,6 +19,7 @@ from cloudiag.agent.executors import netns
 from cloudiag.agent.inventory import Zone, host_addresses
 from cloudiag.bus import subjects
 from cloudiag.bus.connect import connect
+from cloudiag.bus.embedded import redact
 from cloudiag.bus.messages import (
     AgentReport,
     CancelReply,
@@ -74,7 +75,12 @@ class Agent:
         await self._nc.subscribe(subjects.agent_run(self.host_id), cb=self._on_run)
         await self._nc.subscribe(subjects.agent_status(self.host_id), cb=self._on_status)
         await self._nc.subscribe(subjects.agent_cancel(self.host_id), cb=self._on_cancel)
-        log.info("agent started host=%s id=%s nats=%s", self.host_name, self.host_id, self.nats_url)
+        log.info(
+            "agent started host=%s id=%s nats=%s",
+            self.host_name,
+            self.host_id,
+            redact(self.nats_url),
+        )
         try:
             await self._report()
             self.ready.set()

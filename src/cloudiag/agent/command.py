@@ -18,7 +18,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Connect to NATS, register this host and its system VMs, send heartbeats "
         "and run diagnostics the management servers ask for. Inventory: the lab's namespaces.",
     )
-    p.add_argument("--nats-url", help="NATS server URL (env CLOUDIAG_NATS_URL); required")
+    p.add_argument(
+        "--nats-url",
+        help="NATS server URL (env CLOUDIAG_NATS_URL, better for a URL with credentials)",
+    )
     p.add_argument("--lab-prefix", help="the lab whose namespaces are this host's VMs")
     p.add_argument("--host-id", help="this host's uuid (default: stable per lab prefix)")
     p.add_argument("--host-name", help="this host's name (default: the hostname)")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,33 @@ def find_nats_server() -> str:
     )
 
 
+def write_config(path: Path, host: str, port: int, store_dir: Path, token: str) -> Path:
+    """A nats-server config readable only by its owner: loopback, JetStream, a token.
+
+    A file rather than flags, because flags (and the token) would show in `ps`.
+    """
+    text = (
+        f"listen: {json.dumps(f'{host}:{port}')}\n"
+        # JetStream keeps job output for late viewers (see bus/streams.py).
+        f"jetstream {{ store_dir: {json.dumps(str(store_dir))} }}\n"
+        f"authorization {{ token: {json.dumps(token)} }}\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    return path
+
+
+def redact(url: str) -> str:
+    """A NATS URL without its credentials, for logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:
@@ -47,28 +77,24 @@ class EmbeddedNats:
         self.host = host
         self.port = port or free_port(host)
         self.store_dir = store_dir
+        # Without it any local user could talk to the agents directly and skip the API's
+        # authentication, roles and audit trail.
+        self.token = secrets.token_urlsafe(32)
         self._proc: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
-        """The client URL of this server."""
-        return f"nats://{self.host}:{self.port}"
+        """The client URL of this server, with its token: keep it out of argv and logs."""
+        return f"nats://{self.token}@{self.host}:{self.port}"
 
     async def start(self, ready_timeout: float = 10.0) -> str:
         """Start nats-server and wait until it accepts connections; returns its URL."""
         binary = find_nats_server()
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        # JetStream keeps job output for late viewers (see bus/streams.py).
-        argv = [
-            binary,
-            "-a",
-            self.host,
-            "-p",
-            str(self.port),
-            "-js",
-            "--store_dir",
-            str(self.store_dir),
-        ]
+        config = write_config(
+            self.store_dir.parent / "nats.conf", self.host, self.port, self.store_dir, self.token
+        )
+        argv = [binary, "-c", str(config)]
         self._proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
@@ -90,10 +116,12 @@ class EmbeddedNats:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
-            log.info("private nats-server started url=%s pid=%s", self.url, self._proc.pid)
+            log.info("private nats-server started url=%s pid=%s", redact(self.url), self._proc.pid)
             return self.url
         await self.stop()
-        raise NatsServerError(f"nats-server did not listen on {self.url} within {ready_timeout} s")
+        raise NatsServerError(
+            f"nats-server did not listen on {redact(self.url)} within {ready_timeout} s"
+        )
 
     async def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and reap it."""
