@@ -34,13 +34,13 @@ PY=$("$PY" -c 'import sys; print(sys.executable)')
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-extra=""
-if [ "${1:-}" = "--test" ]; then extra="[test]"; fi
+extra="[clients]"
+if [ "${1:-}" = "--test" ]; then extra="[clients,test]"; fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".${extra}"
 
 # The legacy cloudmonkey runs only on Python 2.7: where one exists, install it for its test.
-if [ -n "$extra" ] && [ ! -d .py2/lib/cloudmonkey ]; then
+if [ "${1:-}" = "--test" ] && [ ! -d .py2/lib/cloudmonkey ]; then
   py2=""
   # A real interpreter, not a pyenv shim (a shim for a version that is not selected fails).
   for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/2.7*/bin/python2.7 \

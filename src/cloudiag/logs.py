@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 #: Set while code runs on behalf of one job; every log line then carries it.
 job_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
@@ -40,7 +43,8 @@ class TextFormatter(logging.Formatter):
     """`time level logger message job_id=…` for people reading a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        # One record, one line: a newline in logged input must not forge a second entry.
+        line = _CONTROL.sub(lambda m: repr(m.group())[1:-1], super().format(record))
         job_id = getattr(record, "job_id", None)
         return f"{line} job_id={job_id}" if job_id else line
 

@@ -125,6 +125,7 @@ async def run_stack(settings: Settings, *, with_lab: bool, demo: bool) -> int:
         if with_lab:
             print("taking the lab down…", flush=True)
             await asyncio.to_thread(lab.down, settings.lab_prefix)
+            print("the lab is down; stopped", flush=True)
     return 0
 
 
@@ -148,17 +149,22 @@ async def _serve_until_stopped(
 
 
 def _demo_banner(creds: dict[str, str], settings: Settings) -> str:
+    api = f"{creds['url']}/client/api"
     lines = [
         "",
         "cloudiag demo is running",
-        f"  API:        {creds['url']}/client/api",
+        f"  API:        {api}",
         f"  login:      {creds['username']} / {creds['password']}",
         f"  apikey:     {creds['apikey']}",
         f"  secretkey:  {creds['secretkey']}",
         f"  saved to:   {settings.data_dir / 'credentials.json'}",
         "",
-        "Try it (in another terminal):",
-        "  cs listRouters    (after writing ~/.cloudstack.ini, see README)",
+        "Try it from another terminal, with the cs client installed in .venv:",
+        f"  export CLOUDSTACK_ENDPOINT={api}",
+        f"  export CLOUDSTACK_KEY={creds['apikey']}",
+        f"  export CLOUDSTACK_SECRET={creds['secretkey']}",
+        "  .venv/bin/cs listRouters",
+        "",
         "Ctrl-C stops everything and takes the lab down.",
     ]
     return "\n".join(lines)

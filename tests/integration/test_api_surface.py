@@ -91,10 +91,9 @@ def test_login_session_needs_cookie_and_key(stack: Stack) -> None:
         assert login["username"] == "tester" and login["type"] == "1"
         assert "JSESSIONID" in web.cookies and web.cookies["sessionkey"] == key
         # Cookie alone (what a cross-site request would carry): refused.
-        assert (
-            web.get("/client/api", params={"command": "listZones", "response": "json"}).status_code
-            == 401
-        )
+        alone = web.get("/client/api", params={"command": "listZones", "response": "json"})
+        assert alone.status_code == 401
+        assert "without its session key" in alone.json()["listzonesresponse"]["errortext"]
         # Key alone, without the cookie: refused.
         anon = httpx.get(
             stack.api, params={"command": "listZones", "response": "json", "sessionkey": key}

@@ -95,7 +95,11 @@ def _run(stack: Stack, **params: Any) -> httpx.Response:
 BAD_PARAMS = [
     pytest.param({"targetid": str(uuid.uuid4())}, "Unable to find a system vm", id="unknown-uuid"),
     pytest.param({"targetid": "not-a-uuid"}, "uuid", id="malformed-uuid"),
-    pytest.param({"type": "nmap"}, "Is not a valid diagnostics command type", id="unknown-type"),
+    pytest.param(
+        {"type": "nmap"},
+        "nmap Is not a valid diagnostics command type. This VM offers: ping, traceroute, arping",
+        id="unknown-type",
+    ),
     pytest.param({"ipaddress": None}, "missing parameter ipaddress", id="missing-ipaddress"),
     pytest.param({"targetid": None}, "missing parameter targetid", id="missing-targetid"),
     pytest.param({"params": "-c 1; id"}, "", id="params-semicolon"),

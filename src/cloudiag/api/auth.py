@@ -52,6 +52,11 @@ async def authenticate(
     # The key must come as a parameter or header, never from a cookie alone: a cross-site
     # request carries the cookies but cannot know the key.
     session_key = values.get("sessionkey") or request.headers.get("sessionkey", "")
+    if session_id and not session_key:
+        raise ApiError.unauthorized(
+            "The session cookie came without its session key: send sessionkey as a "
+            "parameter or a header (the cookie alone is refused, against cross-site requests)"
+        )
     if session_id and session_key:
         async with state.db.begin() as db:
             user = await accounts.session_user(

@@ -73,7 +73,11 @@ async def start_diagnostics(
             )
             request = diagnostics.validate(dtype.name, address, params, time_limit=time_limit)
         except diagnostics.DiagnosticsInputError as exc:
-            raise ApiError.param(exc.message) from None
+            text = exc.message
+            if exc.field == "type":
+                offered = ", ".join(t.name for t in diagnostics.types_for_vm(vm.vm_type))
+                text = f"{text} This VM offers: {offered}."
+            raise ApiError.param(text) from None
         await quotas.check(db, limits.quotas, caller.id, vm)
         host = await db.get(Host, vm.host_id)
         host_name = host.name if host else vm.host_id
