@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     #: Jobs the server runs at once (each waits on an agent, so this bounds memory, not CPU).
     job_concurrency: int = Field(default=200, ge=1, le=10000)
     session_timeout: int = Field(default=1800, ge=60, le=86400)
+    #: Destinations diagnostics may not target (e.g. the management network), as CIDRs:
+    #: CLOUDIAG_DENIED_NETWORKS='["169.254.0.0/16"]'. Names are checked on the VM after
+    #: resolution.
+    denied_networks: list[str] = Field(default_factory=list)
     #: Output kept per stream of one diagnostic; the rest is dropped and `truncated` set.
     max_output: int = Field(default=1 << 20, ge=1024, le=64 << 20)
     #: Diagnostics running at once per VM, per host agent and per user (0 = unlimited).
@@ -61,6 +65,13 @@ class Settings(BaseSettings):
             if not 0 < seconds <= 3600:
                 raise ValueError(f"time limit of {name} must be in (0, 3600] seconds")
         return value
+
+    @field_validator("denied_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        from cloudiag.sysvm.diagnostics import parse_networks
+
+        return [str(n) for n in parse_networks(value)]
 
     def quotas(self) -> Quotas:
         """The concurrency and rate limits as the job service takes them."""

@@ -216,9 +216,16 @@ class Agent:
             dtype = diagnostics.get_type(req.type)
             if vm.vm_type not in dtype.vm_types:
                 return f"{req.type} is not available on a {vm.vm_type}"
-            diagnostics.validate(req.type, req.address, req.params, time_limit=req.time_limit)
-        except diagnostics.DiagnosticsInputError as exc:
-            return exc.message
+            checked = diagnostics.validate(
+                req.type, req.address, req.params, time_limit=req.time_limit
+            )
+            denied = diagnostics.denied_destination(
+                checked.address, diagnostics.parse_networks(req.denied_networks), resolve=False
+            )
+        except (diagnostics.DiagnosticsInputError, ValueError) as exc:
+            return getattr(exc, "message", str(exc))
+        if denied:
+            return denied
         return ""
 
     async def _execute(
@@ -246,6 +253,7 @@ class Agent:
                 max_output=req.max_output,
                 on_line=on_line,
                 stop=stop[0],
+                denied_networks=req.denied_networks,
             )
             result = RunResult(
                 job_id=req.job_id,

@@ -56,6 +56,8 @@ class RunRequest(Message):
     params: list[str]
     time_limit: float
     max_output: int = 1 << 20
+    #: The operator's forbidden destination networks (CIDRs), checked again on the VM.
+    denied_networks: list[str] = Field(default_factory=list)
 
 
 class RunAccepted(Message):

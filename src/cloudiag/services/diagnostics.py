@@ -36,6 +36,8 @@ class Limits:
     time_limit: float | None
     #: Per type name; wins over time_limit.
     type_time_limits: dict[str, float] = field(default_factory=dict)
+    #: Destination networks the operator forbids (CIDRs).
+    denied_networks: list[str] = field(default_factory=list)
     max_output: int = 1 << 20
     quotas: Quotas = field(default_factory=Quotas)
 
@@ -72,6 +74,13 @@ async def start_diagnostics(
                 limits.type_time_limits.get(dtype.name) or limits.time_limit or dtype.time_limit
             )
             request = diagnostics.validate(dtype.name, address, params, time_limit=time_limit)
+            denied = diagnostics.denied_destination(
+                request.address,
+                diagnostics.parse_networks(limits.denied_networks),
+                resolve=False,  # A name is resolved, and checked, on the VM.
+            )
+            if denied:
+                raise ApiError.param(denied)
         except diagnostics.DiagnosticsInputError as exc:
             text = exc.message
             if exc.field == "type":
@@ -120,6 +129,7 @@ async def start_diagnostics(
                 params=list(request.params),
                 time_limit=time_limit,
                 max_output=limits.max_output,
+                denied_networks=limits.denied_networks,
             ),
             user_id=caller.id,
             username=caller.username,

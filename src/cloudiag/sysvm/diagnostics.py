@@ -1102,6 +1102,68 @@ def _time_limit_from_env() -> float | None:
     return value if 0 < value <= MAX_TIME_LIMIT else None
 
 
+#: The operator's forbidden destinations, comma-separated networks (from the agent).
+DENIED_NETWORKS_ENV = "CLOUDIAG_DENIED_NETWORKS"
+
+
+def parse_networks(
+    specs: Sequence[str],
+) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Networks from their text form; ValueError names a malformed one."""
+    networks = []
+    for spec in specs:
+        try:
+            networks.append(ipaddress.ip_network(spec.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"not a network: {spec!r}") from None
+    return networks
+
+
+def denied_destination(
+    address: str,
+    networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    *,
+    resolve: bool,
+) -> str | None:
+    """Why the operator's policy forbids this destination, or None.
+
+    A literal is checked as it is. A host name is checked only with ``resolve`` (inside the
+    VM, where it will be resolved): every address it resolves to must be allowed.
+    """
+    if not networks:
+        return None
+    literal = _parse_ip(address)
+    if literal is not None:
+        candidates = [literal]
+    elif resolve:
+        import socket  # Only here: most runs need no resolution.
+
+        try:
+            infos = socket.getaddrinfo(address, None)
+        except (OSError, UnicodeError):
+            return None  # The tool will report the failed lookup itself.
+        candidates = [ipaddress.ip_address(str(i[4][0]).split("%")[0]) for i in infos]
+    else:
+        return None
+    # An IPv4-mapped IPv6 address reaches the IPv4 host: judge it as that host too.
+    candidates += [ip.ipv4_mapped for ip in candidates if ip.version == 6 and ip.ipv4_mapped]
+    for ip in candidates:
+        for net in networks:
+            if ip.version == net.version and ip in net:
+                shown = address if str(ip) == address else f"{address} ({ip})"
+                return f"Destination {shown} is in {net}, which the operator does not allow"
+    return None
+
+
+def _denied_from_env() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    raw = os.environ.get(DENIED_NETWORKS_ENV, "")
+    try:
+        return parse_networks([x for x in raw.split(",") if x.strip()])
+    except ValueError:
+        # A policy we cannot read must not silently allow everything.
+        return parse_networks(["0.0.0.0/0", "::/0"])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Script entry point: ``diagnostics.py <type> <address> [param ...]``.
 
@@ -1119,6 +1181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         req = validate(args[0], args[1], args[2:], time_limit=limit)
     except DiagnosticsInputError as exc:
         writer.write("err", f"{exc.field}: {exc.message}\n")
+        writer.write("exit", code=-1)
+        return 2
+    denied = denied_destination(req.address, _denied_from_env(), resolve=True)
+    if denied:
+        writer.write("err", f"ipaddress: {denied}\n")
         writer.write("exit", code=-1)
         return 2
     interface = None

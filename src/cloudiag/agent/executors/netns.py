@@ -19,7 +19,7 @@ import signal
 import struct
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,6 +236,7 @@ async def run_in_netns(
     on_line: OnLine | None = None,
     python: str | None = None,
     stop: asyncio.Event | None = None,
+    denied_networks: Sequence[str] = (),
 ) -> ExecResult:
     """Run one diagnostic in ``namespace`` and return its output.
 
@@ -281,7 +282,12 @@ async def run_in_netns(
             # Own process group: one killpg() reaches the script and the tool.
             start_new_session=True,
             # The script checks the options against the same limit (its second wall).
-            env={**os.environ, diagnostics.TIME_LIMIT_ENV: f"{check_limit:g}"},
+            env={
+                **os.environ,
+                diagnostics.TIME_LIMIT_ENV: f"{check_limit:g}",
+                # Names resolve on the VM: the script checks what they resolve to.
+                diagnostics.DENIED_NETWORKS_ENV: ",".join(denied_networks),
+            },
             # If the agent dies (SIGKILL), the script gets SIGTERM and stops its tool.
             preexec_fn=_die_with_parent,
         )

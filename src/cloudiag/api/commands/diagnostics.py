@@ -32,6 +32,7 @@ async def run_diagnostics(ctx: RequestContext, params: dict[str, Any]) -> dict[s
         limits=Limits(
             time_limit=settings.diagnostics_timeout,
             type_time_limits=settings.type_time_limits,
+            denied_networks=settings.denied_networks,
             max_output=settings.max_output,
             quotas=settings.quotas(),
         ),
