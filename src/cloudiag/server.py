@@ -76,6 +76,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
     embedded: EmbeddedNats | None = None
     nc: Client | None = None
     runner: JobRunner | None = None
+    sweeper: asyncio.Task[None] | None = None
     try:
         await upgrade(engine)
         db = session_factory(engine)
@@ -102,12 +103,15 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
             concurrency=settings.job_concurrency,
         )
         await runner.recover()
+        sweeper = asyncio.create_task(runner.sweep_forever())
         js = await ensure_output_stream(nc)
         state = AppState(settings=settings, db=db, runner=runner, nc=nc, js=js)
         holder.append(state)
         await _consume_reports(nc, state)
         yield Running(settings, nats_url, state, nc, admin)
     finally:
+        if sweeper is not None:
+            sweeper.cancel()
         if runner is not None:
             await runner.close()
         if nc is not None:

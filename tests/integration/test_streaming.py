@@ -136,6 +136,7 @@ def test_history_of_one_vm(stack: Stack) -> None:
         "type": "ping",
         "ipaddress": "198.51.100.10",
         "params": ["-c", "1", "-n"],
+        "timelimit": 120.0,
     }
     assert mine["username"] == stack.admin.username
     assert mine["jobresult"]["diagnostics"]["exitcode"] == "0"

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from nats.aio.client import Client
@@ -13,7 +14,7 @@ from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.bus import subjects
@@ -39,6 +40,11 @@ LIVENESS_INTERVAL = 3.0
 #: Slack beyond the time limit for the agent to kill the tool and send what it has.
 RESULT_GRACE = 10.0
 INTERNAL_ERROR = 530
+#: A job pending this long past its time limit has lost its server for good.
+ORPHAN_GRACE = 60.0
+SWEEP_INTERVAL = 30.0
+#: The longest time limit a job can have (settings cap it there).
+MAX_TIME_LIMIT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,57 @@ class JobRunner:
                 "failed %d jobs left pending by a previous run of %s", count, self.server_name
             )
         return count
+
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Fail jobs no server will finish: pending long after their time limit.
+
+        recover() covers a server that comes back; this covers one that never does.
+        """
+        now = now or utcnow()
+        async with self.db.begin() as db:
+            rows = (
+                await db.execute(
+                    select(AsyncJob.id, AsyncJob.created, AsyncJob.request).where(
+                        AsyncJob.status == 0,
+                        AsyncJob.created < now - timedelta(seconds=ORPHAN_GRACE),
+                    )
+                )
+            ).all()
+            stale = [
+                job_id
+                for job_id, created, request in rows
+                if (now - created).total_seconds()
+                > float((request or {}).get("timelimit", MAX_TIME_LIMIT))
+                + RESULT_GRACE
+                + ORPHAN_GRACE
+            ]
+            if stale:
+                await db.execute(
+                    update(AsyncJob)
+                    .where(AsyncJob.id.in_(stale), AsyncJob.status == 0)
+                    .values(
+                        status=2,
+                        result_code=INTERNAL_ERROR,
+                        result={
+                            "errorcode": INTERNAL_ERROR,
+                            "errortext": "No management server finished the job within its "
+                            "time limit (its server stopped); run the diagnostic again",
+                        },
+                        completed=now,
+                    )
+                )
+        if stale:
+            log.warning("failed %d jobs that no server was running any more", len(stale))
+        return len(stale)
+
+    async def sweep_forever(self) -> None:
+        """sweep() every SWEEP_INTERVAL seconds until cancelled; errors are logged, not fatal."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("sweeping stale jobs failed; will try again")
 
     async def cancel(self, job_id: str, host_id: str, by: str) -> str:
         """Ask the agent running the job to stop it; '' when it will, else why not."""

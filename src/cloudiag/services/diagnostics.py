@@ -97,7 +97,12 @@ async def start_diagnostics(
             instance_type=INSTANCE_TYPE[vm.vm_type],
             instance_id=vm.id,
             host_id=vm.host_id,
-            request={"type": dtype.name, "ipaddress": request.address, "params": request.params},
+            request={
+                "type": dtype.name,
+                "ipaddress": request.address,
+                "params": request.params,
+                "timelimit": time_limit,
+            },
             server_id=runner.server_name,
         )
         db.add(job)
