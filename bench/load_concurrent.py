@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import secrets
 import sys
@@ -24,7 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.stack import Stack, cloudiag, cs_signature, launch
+from tests.integration.stack import Stack, cs_signature, lab_zone, launch
 
 from cloudiag.bus import subjects
 from cloudiag.bus.messages import StatusReply
@@ -112,12 +111,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.update(LIFTED)
     prefix = "cdl" + secrets.token_hex(2)
-    up = cloudiag("lab", "up", "--prefix", prefix, "--json")
-    if up.returncode != 0:
-        print(up.stderr, file=sys.stderr)
-        return 1
-    try:
-        lab = json.loads(up.stdout)
+    with lab_zone(prefix) as lab:
         with tempfile.TemporaryDirectory() as tmp, launch(args.backend, lab, Path(tmp)) as stack:
             before = asyncio.run(spawned(stack))
             submitted, finished, elapsed, refused = asyncio.run(fire(stack, args.jobs))
@@ -125,8 +119,6 @@ def main() -> int:
             jobs = stack.ok("listAsyncJobs", listall="true", pagesize=5000)["asyncjobs"]
             assert stack.server is not None
             rss = peak_rss_mib(stack.server.pid)
-    finally:
-        cloudiag("lab", "down", "--prefix", prefix)
 
     ids = [j["jobid"] for j in jobs if j["jobid"] in submitted]
     states = [j["jobstatus"] for j in jobs if j["jobid"] in submitted]

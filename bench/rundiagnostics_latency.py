@@ -9,7 +9,6 @@ then alternates the two measurements so both see the same machine load. Needs ro
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import statistics
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.stack import Stack, cloudiag, launch
+from tests.integration.stack import Stack, lab_zone, launch
 
 
 def via_api(stack: Stack, web: str) -> float:
@@ -58,12 +57,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
     prefix = "cdb" + secrets.token_hex(2)
-    up = cloudiag("lab", "up", "--prefix", prefix, "--json")
-    if up.returncode != 0:
-        print(up.stderr, file=sys.stderr)
-        return 1
-    try:
-        lab = json.loads(up.stdout)
+    with lab_zone(prefix) as lab:
         web = lab["targets"]["web"]
         with tempfile.TemporaryDirectory() as tmp, launch("sqlite", lab, Path(tmp)) as stack:
             ns = stack.vm("router")["namespace"]
@@ -72,8 +66,6 @@ def main() -> int:
             for _ in range(args.runs):
                 api_times.append(via_api(stack, web))
                 direct_times.append(direct(ns, web))
-    finally:
-        cloudiag("lab", "down", "--prefix", prefix)
 
     def row(name: str, xs: list[float]) -> str:
         xs = sorted(xs)

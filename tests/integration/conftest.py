@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.stack import IN_CI, Stack, cloudiag, lab_ready, launch
+from tests.integration.stack import IN_CI, Stack, lab_ready, lab_zone, launch
 
 
 @pytest.fixture(scope="session")
@@ -20,13 +19,8 @@ def lab() -> Iterator[dict[str, Any]]:
         if IN_CI:
             pytest.fail(f"CI must run the lab tests: {reason}")
         pytest.skip(reason)
-    prefix = "cdt" + secrets.token_hex(2)
-    try:
-        out = cloudiag("lab", "up", "--prefix", prefix, "--json")
-        assert out.returncode == 0, out.stderr
-        yield json.loads(out.stdout)
-    finally:
-        cloudiag("lab", "down", "--prefix", prefix)
+    with lab_zone("cdt" + secrets.token_hex(2)) as zone:
+        yield zone
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

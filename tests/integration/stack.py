@@ -60,6 +60,18 @@ def stop(proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM, grace: f
         proc.wait()
 
 
+@contextlib.contextmanager
+def lab_zone(prefix: str) -> Iterator[dict[str, Any]]:
+    """`cloudiag lab up` with that prefix; `lab down` at the end, even on failure."""
+    try:
+        out = cloudiag("lab", "up", "--prefix", prefix, "--json")
+        if out.returncode != 0:
+            raise RuntimeError(f"lab up failed: {out.stderr.strip()}")
+        yield json.loads(out.stdout)
+    finally:
+        cloudiag("lab", "down", "--prefix", prefix)
+
+
 def tool_pids(namespace: str, tool: str) -> list[str]:
     """Processes named `tool` running in a network namespace."""
     out = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True)
@@ -155,6 +167,20 @@ class Stack:
                 return job
             time.sleep(0.1)
         raise AssertionError(f"job {jobid} still pending after {timeout} s")
+
+    def start_job(self, role: str, type_: str, address: str, params: str, url: str = "") -> str:
+        """runDiagnostics on the lab VM of that role, not waited on; the job id."""
+        r = self.call_at(
+            url or self.url,
+            "runDiagnostics",
+            targetid=self.vm(role)["uuid"],
+            type=type_,
+            ipaddress=address,
+            params=params,
+        )
+        assert r.status_code == 200, r.text
+        jobid: str = r.json()["rundiagnosticsresponse"]["jobid"]
+        return jobid
 
     def run(self, role: str, type: str, address: str, params: str = "") -> dict[str, Any]:
         """runDiagnostics on the lab VM of that role, waited on."""

@@ -16,28 +16,14 @@ from tests.integration.stack import Stack, cloudiag, start_server, stop, tool_pi
 from tests.integration.tcp_proxy import TcpProxy
 
 
-def _start(stack: Stack, role: str, type_: str, address: str, params: str, url: str = "") -> str:
-    r = stack.call_at(
-        url or stack.url,
-        "runDiagnostics",
-        targetid=stack.vm(role)["uuid"],
-        type=type_,
-        ipaddress=address,
-        params=params,
-    )
-    assert r.status_code == 200, r.text
-    jobid: str = r.json()["rundiagnosticsresponse"]["jobid"]
-    return jobid
-
-
 def _tool_running(namespace: str, tool: str) -> bool:
     return bool(tool_pids(namespace, tool))
 
 
 def test_agent_killed_during_a_traceroute(stack: Stack) -> None:
     vm = stack.vm("router")
-    jobid = _start(
-        stack, "router", "traceroute", stack.lab["targets"]["unreachable"], "-n -q 1 -w 2 -m 10"
+    jobid = stack.start_job(
+        "router", "traceroute", stack.lab["targets"]["unreachable"], "-n -q 1 -w 2 -m 10"
     )
     stack.wait_for(lambda: _tool_running(vm["namespace"], "traceroute"), "traceroute to run")
     killed = time.monotonic()
@@ -59,7 +45,7 @@ def test_agent_killed_during_a_traceroute(stack: Stack) -> None:
 
 def test_vm_stopped_during_a_diagnostic(stack: Stack) -> None:
     vm = stack.vm("consoleproxy")
-    jobid = _start(stack, "consoleproxy", "ping", stack.lab["targets"]["web"], "-c 20 -i 0.5")
+    jobid = stack.start_job("consoleproxy", "ping", stack.lab["targets"]["web"], "-c 20 -i 0.5")
     stack.wait_for(lambda: _tool_running(vm["namespace"], "ping"), "ping to run")
     time.sleep(1)
     assert cloudiag("lab", "stop", "--prefix", stack.prefix, vm["name"]).returncode == 0
@@ -79,7 +65,7 @@ def test_vm_stopped_during_a_diagnostic(stack: Stack) -> None:
 
 
 def test_nats_restarted_during_and_between_jobs(stack: Stack) -> None:
-    jobid = _start(stack, "router", "ping", stack.lab["targets"]["web"], "-c 8 -i 0.5")
+    jobid = stack.start_job("router", "ping", stack.lab["targets"]["web"], "-c 8 -i 0.5")
     time.sleep(1)
     stack.stop_nats()
     time.sleep(2)
@@ -106,8 +92,8 @@ def test_server_killed_while_a_job_runs(stack: Stack) -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         stack.wait_for(lambda: httpx.get(f"{url}/client/api").status_code == 401, "API")
-        jobid = _start(
-            stack, "secondarystoragevm", "ping", stack.lab["targets"]["web"], "-c 6 -i 0.5", url=url
+        jobid = stack.start_job(
+            "secondarystoragevm", "ping", stack.lab["targets"]["web"], "-c 6 -i 0.5", url=url
         )
         time.sleep(0.8)
         proc.kill()

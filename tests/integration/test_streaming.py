@@ -40,21 +40,8 @@ def _events(stack: Stack, jobid: str, timeout: float = 60) -> list[tuple[float, 
     return events
 
 
-def _start(stack: Stack, role: str, type_: str, address: str, params: str) -> str:
-    r = stack.call(
-        "runDiagnostics",
-        targetid=stack.vm(role)["uuid"],
-        type=type_,
-        ipaddress=address,
-        params=params,
-    )
-    assert r.status_code == 200, r.text
-    jobid: str = r.json()["rundiagnosticsresponse"]["jobid"]
-    return jobid
-
-
 def test_lines_arrive_live_then_end(stack: Stack) -> None:
-    jobid = _start(stack, "router", "ping", stack.lab["targets"]["web"], "-c 5 -i 0.4")
+    jobid = stack.start_job("router", "ping", stack.lab["targets"]["web"], "-c 5 -i 0.4")
     events = _events(stack, jobid)
     lines = [e for e in events if e[1] == "line"]
     end = events[-1]
@@ -91,7 +78,7 @@ def test_stream_needs_credentials_and_a_visible_job(stack: Stack) -> None:
 
 def test_cancel_stops_the_tool_on_the_vm(stack: Stack) -> None:
     vm = stack.vm("consoleproxy")
-    jobid = _start(stack, "consoleproxy", "ping", stack.lab["targets"]["web"], "-c 60 -i 0.5")
+    jobid = stack.start_job("consoleproxy", "ping", stack.lab["targets"]["web"], "-c 60 -i 0.5")
     seen: list[tuple[float, str, Any]] = []
     reader = threading.Thread(target=lambda: seen.extend(_events(stack, jobid)))
     reader.start()
