@@ -112,7 +112,10 @@ def main() -> int:
     os.environ.update(LIFTED)
     prefix = "cdl" + secrets.token_hex(2)
     with lab_zone(prefix) as lab:
-        with tempfile.TemporaryDirectory() as tmp, launch(args.backend, lab, Path(tmp)) as stack:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            launch(args.backend, lab, Path(tmp), heartbeat=5.0) as stack,
+        ):
             before = asyncio.run(spawned(stack))
             submitted, finished, elapsed, refused = asyncio.run(fire(stack, args.jobs))
             ran = asyncio.run(spawned(stack)) - before

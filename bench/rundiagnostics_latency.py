@@ -59,7 +59,10 @@ def main() -> int:
     prefix = "cdb" + secrets.token_hex(2)
     with lab_zone(prefix) as lab:
         web = lab["targets"]["web"]
-        with tempfile.TemporaryDirectory() as tmp, launch("sqlite", lab, Path(tmp)) as stack:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            launch("sqlite", lab, Path(tmp), heartbeat=5.0) as stack,
+        ):
             ns = stack.vm("router")["namespace"]
             via_api(stack, web)  # warm-up: first connections, first imports
             api_times, direct_times = [], []

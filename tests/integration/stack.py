@@ -122,6 +122,10 @@ class Stack:
     agent: subprocess.Popen[str] | None = None
     nats: subprocess.Popen[bytes] | None = None
     nats_argv: list[str] = field(default_factory=list)
+    #: Seconds between agent heartbeats: short in tests (fast state changes), 5 in benches.
+    heartbeat: float = 1.0
+    #: Kept-alive connections, as a real client has (a new one per call skews timings).
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
 
     @property
     def api(self) -> str:
@@ -149,7 +153,7 @@ class Stack:
         query = {"command": command, "response": "json", "apiKey": account.apikey}
         query.update({k: str(v) for k, v in params.items()})
         query["signature"] = cs_signature(query, account.secretkey)
-        return httpx.get(f"{url}/client/api", params=query, timeout=30)
+        return self.http.get(f"{url}/client/api", params=query)
 
     def ok(self, command: str, account: Account | None = None, **params: Any) -> dict[str, Any]:
         """The body of a successful call, under its envelope key."""
@@ -203,7 +207,7 @@ class Stack:
                 "--lab-prefix",
                 self.prefix,
                 "--heartbeat-interval",
-                "1",
+                str(self.heartbeat),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -343,7 +347,9 @@ def start_server(
 
 
 @contextlib.contextmanager
-def launch(backend: str, lab: dict[str, Any], data_dir: Path) -> Iterator[Stack]:
+def launch(
+    backend: str, lab: dict[str, Any], data_dir: Path, heartbeat: float = 1.0
+) -> Iterator[Stack]:
     """nats-server + `cloudiag serve` + `cloudiag agent` on the lab, on one database backend."""
     nats_port = free_port()
     token = secrets.token_urlsafe(16)
@@ -357,7 +363,9 @@ def launch(backend: str, lab: dict[str, Any], data_dir: Path) -> Iterator[Stack]
         with database(backend, data_dir) as db_url:
             admin = _create_account(db_url, data_dir, "tester", "admin")
             user = _create_account(db_url, data_dir, "plainuser", "user")
-            server, port = start_server(db_url, nats_url, data_dir)
+            server, port = start_server(
+                db_url, nats_url, data_dir, env={"CLOUDIAG_HEARTBEAT_INTERVAL": str(heartbeat)}
+            )
             st = Stack(
                 backend,
                 f"http://127.0.0.1:{port}",
@@ -368,6 +376,7 @@ def launch(backend: str, lab: dict[str, Any], data_dir: Path) -> Iterator[Stack]
                 admin,
                 user,
                 server,
+                heartbeat=heartbeat,
             )
             st.nats, st.nats_argv = nats, nats_argv
             st.wait_for(lambda: httpx.get(st.api, timeout=2).status_code == 401, "the API")
