@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import sys
@@ -59,7 +60,9 @@ async def fire(stack: Stack, jobs: int) -> tuple[dict[str, float], dict[str, flo
     web = stack.lab["targets"]["web"]
     submitted: dict[str, float] = {}
     refused = 0
-    limits = httpx.Limits(max_connections=100)
+    # A fresh connection per call while firing: a kept-alive one the server closes while the
+    # request waits in the pool would fail it (and runDiagnostics must not be retried blindly).
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
 
         async def one(i: int) -> None:
@@ -133,6 +136,12 @@ def main() -> int:
         and j["jobresult"]["diagnostics"]["exitcode"] == "0"
     )
     times = sorted(finished[i] - submitted[i] for i in finished)
+    odd = [
+        j
+        for j in jobs
+        if j["jobid"] in submitted
+        and not (j["jobstatus"] == 1 and j["jobresult"]["diagnostics"]["exitcode"] == "0")
+    ]
 
     def pct(p: float) -> float:
         return times[min(len(times) - 1, int(p * len(times)))] * 1000
@@ -150,6 +159,8 @@ def main() -> int:
         f"  (polled every 100 ms)"
     )
     print(f"  server peak RSS {rss:.0f} MiB")
+    for j in odd[:3]:
+        print(f"  not exit 0: {json.dumps(j['jobresult'])[:400]}")
     return 0
 
 

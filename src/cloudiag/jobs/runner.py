@@ -39,6 +39,9 @@ ACCEPT_TIMEOUT = 5.0
 LIVENESS_INTERVAL = 3.0
 #: Slack beyond the time limit for the agent to kill the tool and send what it has.
 RESULT_GRACE = 10.0
+#: After the agent says it is not running the job, its result may already be queued here
+#: (NATS keeps one connection's messages in order: the result came before the reply).
+LOST_GRACE = 1.0
 INTERNAL_ERROR = 530
 #: A job pending this long past its time limit has lost its server for good.
 ORPHAN_GRACE = 60.0
@@ -248,17 +251,24 @@ class JobRunner:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + job.request.time_limit + RESULT_GRACE
         lines = 0
+        #: Why the agent will send nothing more, once we know; the result may still be in
+        #: flight (it finished just before we asked), so it gets LOST_GRACE to arrive.
+        lost: str = ""
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise JobFailed(
-                    f"No result from the agent of host {job.host_name} within the time limit "
-                    f"of {job.request.time_limit:g} s"
+                    lost
+                    or f"No result from the agent of host {job.host_name} within the time "
+                    f"limit of {job.request.time_limit:g} s"
                 )
             try:
                 msg = await sub.next_msg(timeout=min(LIVENESS_INTERVAL, remaining))
             except NatsTimeout:
-                await self._check_alive(job)
+                if not lost:
+                    lost = await self._check_alive(job)
+                    if lost:
+                        deadline = min(deadline, loop.time() + LOST_GRACE)
                 continue
             if msg.subject == subjects.job_result(job.job_id):
                 try:
@@ -271,24 +281,23 @@ class JobRunner:
                 OutputLine.model_validate_json(msg.data)
                 lines += 1
 
-    async def _check_alive(self, job: DiagnosticsJob) -> None:
-        """Fail fast when the agent is gone or no longer runs the job."""
+    async def _check_alive(self, job: DiagnosticsJob) -> str:
+        """Why the agent will never send a result (gone, or not running the job), or ''."""
         try:
             reply = await self.nc.request(subjects.agent_status(job.host_id), b"", timeout=2)
         except NoRespondersError:
-            raise JobFailed(
-                f"The agent for host {job.host_name} ({job.host_id}) disconnected during the job"
-            ) from None
+            return f"The agent for host {job.host_name} ({job.host_id}) disconnected during the job"
         except (NatsTimeout, NatsError):
             # Busy, slow, or the bus is reconnecting: the overall deadline bounds the wait.
-            return
+            return ""
         with contextlib.suppress(ValidationError):
             status = StatusReply.model_validate_json(reply.data)
             if job.job_id not in status.running:
-                raise JobFailed(
+                return (
                     f"The agent for host {job.host_name} is no longer running the job "
                     "(it restarted or lost it)"
                 )
+        return ""
 
     async def _finish(
         self, job: DiagnosticsJob, result: RunResult | None, error: str | None
