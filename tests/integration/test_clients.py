@@ -125,6 +125,15 @@ def test_raw_signed_request(
     assert job["created"] and job["completed"]
     diag = _assert_diagnostics(job["jobresult"])
     assert expect in diag["stdout"]
+    # The summary beside the raw output (a cloudiag extension clients may ignore).
+    parsed = diag["parsed"]
+    assert parsed["type"] == type_
+    if type_ == "ping":
+        assert (parsed["transmitted"], parsed["received"], parsed["loss"]) == (1, 1, 0.0)
+    elif type_ == "traceroute":
+        assert parsed["reached"] and len(parsed["hops"]) == 2
+    else:
+        assert parsed["received"] == 1 and parsed["duplicate"] is False and parsed["macs"]
 
 
 def test_event_recorded_for_each_run(stack: Stack) -> None:

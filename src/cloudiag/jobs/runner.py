@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cloudiag import parsers
 from cloudiag.bus import subjects
 from cloudiag.bus.messages import (
     CancelReply,
@@ -312,6 +313,9 @@ class JobRunner:
                 "truncated": result.truncated,
                 "durationms": round(result.duration * 1000),
             }
+            parsed = parsers.parse(job.request.type, result.stdout)
+            if parsed is not None:
+                diagnostics["parsed"] = parsed
         if result is not None and (result.cancelled_by or result.error):
             # Failed as far as CloudStack clients know, with what the tool printed so far.
             status, code = 2, INTERNAL_ERROR
