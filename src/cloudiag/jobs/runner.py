@@ -313,7 +313,7 @@ class JobRunner:
                 "truncated": result.truncated,
                 "durationms": round(result.duration * 1000),
             }
-            parsed = parsers.parse(job.request.type, result.stdout)
+            parsed = parsers.parse(job.request.type, result.stdout, result.stderr, result.exitcode)
             if parsed is not None:
                 diagnostics["parsed"] = parsed
         if result is not None and (result.cancelled_by or result.error):

@@ -1,39 +1,95 @@
-"""Parsers of diagnostic output: one per type, each registered beside the others here.
+"""Structured summaries of finished diagnostics, for the web UI's charts and for API clients.
 
-The summary goes to API clients as `jobresult.diagnostics.parsed` (clients that don't know
-it ignore it) and to the UI for its tables and charts. Everything in it is plain text and
-numbers taken from the tool's output: never markup.
+One parser per diagnostic type (``sysvm/diagnostics.py`` declares the types), all listed in
+``PARSERS``; :func:`parse` picks one by type name. The tools are Debian's iputils ``ping``
+and ``arping`` and Dmitry Butskoy's ``traceroute`` 2.1.x, run with ``LC_ALL=C``.
+
+Every summary is JSON-ready (only dict, list, str, int, float, bool and None; floats are
+always finite) and has ``"type"``. Times are float milliseconds. Text taken from the
+tool's output (host names, messages) is returned as plain strings and never interpreted:
+whoever displays it escapes it.
+
+``ping`` / ``ping6``::
+
+    {"type": "ping", "destination": "198.51.100.10", "destination_name": "web.lab.test",
+     "transmitted": 4, "received": 4, "duplicates": 0, "corrupted": 0, "errors": 0,
+     "loss": 0.0, "rtt": {"min": .., "avg": .., "max": .., "mdev": ..} | None,
+     "replies": [{"seq": 1, "ttl": 63, "time": 0.607, "from": "198.51.100.10", "dup": False}],
+     "unreachable": [{"seq": 3, "from": "203.0.113.1",
+                      "message": "Destination Host Unreachable"}],
+     "complete": True}
+
+``traceroute`` / ``traceroute6``::
+
+    {"type": "traceroute", "destination": "198.51.100.10", "destination_name": "web.lab.test",
+     "max_hops": 5,
+     "hops": [{"ttl": 1, "probes": [{"address": "203.0.113.1", "name": "gw.lab.test",
+                                     "rtt": 0.512, "annotation": None},
+                                    {"timeout": True}]}],
+     "reached": True}
+
+``arping``::
+
+    {"type": "arping", "destination": "203.0.113.1", "source": "203.0.113.30",
+     "interface": "eth2", "sent": 2, "received": 2,
+     "replies": [{"address": "203.0.113.1", "mac": "02:C0:C1:16:F1:77", "time": 0.55,
+                  "kind": "Unicast"}],
+     "macs": ["02:C0:C1:16:F1:77"], "duplicate": False, "dad": False, "complete": True}
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
 
-from cloudiag.parsers import arping, ping, traceroute
+from cloudiag.parsers.arping import parse_arping
+from cloudiag.parsers.common import MAX_CHARS, MAX_LINE_CHARS, MAX_LINES, Parser, as_text
+from cloudiag.parsers.ping import parse_ping
+from cloudiag.parsers.traceroute import parse_traceroute
 
-Parser = Callable[[str], dict[str, Any]]
+__all__ = [
+    "MAX_CHARS",
+    "MAX_LINES",
+    "MAX_LINE_CHARS",
+    "PARSERS",
+    "Parser",
+    "parse",
+    "parse_arping",
+    "parse_ping",
+    "parse_traceroute",
+]
 
-#: By diagnostic type name (sysvm/diagnostics.py declares the types).
-PARSERS: dict[str, Parser] = {
-    "ping": ping.parse,
-    "ping6": ping.parse,
-    "traceroute": traceroute.parse,
-    "traceroute6": traceroute.parse,
-    "arping": arping.parse,
-}
+#: The parser of each diagnostic type, by the type's name in ``sysvm/diagnostics.py``.
+#: ping6 and traceroute6 run the same tools with ``-6``, so they share the parsers.
+PARSERS: Final[Mapping[str, Parser]] = MappingProxyType(
+    {
+        "ping": parse_ping,
+        "ping6": parse_ping,
+        "traceroute": parse_traceroute,
+        "traceroute6": parse_traceroute,
+        "arping": parse_arping,
+    }
+)
 
-#: Parsing stops after this many lines: the output is capped anyway, the work stays bounded.
-MAX_LINES = 10_000
 
+def parse(
+    type_name: str, stdout: str, stderr: str = "", exitcode: str = "0"
+) -> dict[str, Any] | None:
+    """The structured summary of a finished diagnostic, or None for a type without parser.
 
-def parse(type_name: str, stdout: str) -> dict[str, Any] | None:
-    """The summary of a run's stdout, or None for a type without a parser or unusable output."""
+    ``type_name`` is matched case-insensitively. Never raises: whatever the output (cut
+    short, garbage, markup, megabytes), the result is a summary of what could be read,
+    or None. Only the first MAX_LINES lines are read.
+    """
+    if not isinstance(type_name, str):
+        return None
     parser = PARSERS.get(type_name.lower())
     if parser is None:
         return None
-    lines = stdout.splitlines()[:MAX_LINES]
     try:
-        return parser("\n".join(lines))
-    except (ValueError, IndexError):  # Odd output never fails a job.
+        return parser(as_text(stdout), as_text(stderr), as_text(exitcode))
+    except Exception:
+        # A summary is an extra: odd output must never fail the job or the API answer
+        # that carries it. The parsers are written not to raise; this is the backstop.
         return None
