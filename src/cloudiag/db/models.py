@@ -137,6 +137,9 @@ class AsyncJob(Base):
     created: Mapped[datetime] = mapped_column(default=utcnow)
     completed: Mapped[datetime | None] = mapped_column(default=None)
 
+    # listAsyncJobs and the per-user rate limit: one user's jobs over a span of time.
+    __table_args__ = (Index("ix_async_jobs_user_created", "user_id", "created"),)
+
 
 class Event(Base):
     """The audit trail: who did what to which resource, when, and the outcome."""
