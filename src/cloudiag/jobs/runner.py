@@ -198,23 +198,25 @@ class JobRunner:
 
     async def _guarded(self, job: DiagnosticsJob) -> None:
         job_id_var.set(job.job_id)
-        async with self._slots:
-            try:
+        # The wait for a slot is inside the try: a job cancelled (or failing) while still
+        # queued ends like any other instead of staying pending.
+        try:
+            async with self._slots:
                 result = await self._run(job)
-            except JobFailed as exc:
-                log.warning("job failed: %s", exc)
-                await self._finish(job, None, str(exc))
-            except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(
-                        self._finish(job, None, "The management server stopped during the job")
-                    )
-                raise
-            except Exception as exc:
-                log.exception("job crashed")
-                await self._finish(job, None, f"Internal error while running the job: {exc}")
-            else:
-                await self._finish(job, result, None)
+        except JobFailed as exc:
+            log.warning("job failed: %s", exc)
+            await self._finish(job, None, str(exc))
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    self._finish(job, None, "The management server stopped during the job")
+                )
+            raise
+        except Exception as exc:
+            log.exception("job crashed")
+            await self._finish(job, None, f"Internal error while running the job: {exc}")
+        else:
+            await self._finish(job, result, None)
 
     async def _run(self, job: DiagnosticsJob) -> RunResult:
         # Subscribe before asking, so not even the first output line can be missed.

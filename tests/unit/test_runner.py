@@ -1,0 +1,173 @@
+"""The job runner against a real (SQLite) database and an in-process stand-in for the bus."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nats.errors import TimeoutError as NatsTimeout
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cloudiag.bus import subjects
+from cloudiag.bus.messages import (
+    CancelReply,
+    CancelRequest,
+    RunAccepted,
+    RunRequest,
+    RunResult,
+    StatusReply,
+)
+from cloudiag.db.engine import create_engine, session_factory
+from cloudiag.db.migrate import upgrade
+from cloudiag.db.models import AsyncJob, User
+from cloudiag.jobs.runner import DiagnosticsJob, JobRunner
+
+
+@dataclass
+class FakeMsg:
+    subject: str
+    data: bytes
+
+
+class FakeSub:
+    """A subscription to one job's subjects."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[FakeMsg] = asyncio.Queue()
+
+    async def next_msg(self, timeout: float) -> FakeMsg:
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            raise NatsTimeout from None
+
+    async def unsubscribe(self) -> None:
+        return None
+
+
+class FakeAgents:
+    """The NATS client the runner sees: every agent accepts, runs until told, cancels."""
+
+    def __init__(self) -> None:
+        self.runs: list[RunRequest] = []
+        self.cancels: list[CancelRequest] = []
+        self.running: set[str] = set()
+        self.subs: dict[str, FakeSub] = {}
+
+    async def subscribe(self, subject: str) -> FakeSub:
+        sub = FakeSub()
+        self.subs[subject.split(".")[2]] = sub
+        return sub
+
+    async def request(self, subject: str, data: bytes, timeout: float) -> FakeMsg:
+        if subject.endswith(".diagnostics"):
+            run = RunRequest.model_validate_json(data)
+            self.runs.append(run)
+            self.running.add(run.job_id)
+            return FakeMsg(subject, RunAccepted(accepted=True).encode())
+        if subject.endswith(".status"):
+            return FakeMsg(subject, StatusReply(session="s", running=sorted(self.running)).encode())
+        cancel = CancelRequest.model_validate_json(data)
+        self.cancels.append(cancel)
+        if cancel.job_id not in self.running:
+            return FakeMsg(subject, CancelReply(cancelled=False, error="not running").encode())
+        self.finish(cancel.job_id, stdout="partial\n", exitcode="-9", cancelled_by=cancel.by)
+        return FakeMsg(subject, CancelReply(cancelled=True).encode())
+
+    def finish(self, job_id: str, **fields: Any) -> None:
+        """The agent sends the job's result."""
+        self.running.discard(job_id)
+        result = RunResult(
+            job_id=job_id, **{"stdout": "done\n", "stderr": "", "exitcode": "0", **fields}
+        )
+        self.subs[job_id].queue.put_nowait(FakeMsg(subjects.job_result(job_id), result.encode()))
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'jobs.sqlite'}")
+    await upgrade(engine)
+    sessions = session_factory(engine)
+    async with sessions.begin() as s:
+        s.add(
+            User(
+                id="user-1",
+                username="u",
+                role="Admin",
+                password_hash="x",
+                api_key="k",
+                secret_key="s",
+                domain_id="d",
+            )
+        )
+    yield sessions
+    await engine.dispose()
+
+
+async def _new_job(
+    db: async_sessionmaker[AsyncSession], runner: JobRunner, n: int
+) -> DiagnosticsJob:
+    """A pending job row owned by `runner`, and what the runner needs to run it."""
+    job_id = f"00000000-0000-0000-0000-{n:012d}"
+    async with db.begin() as s:
+        s.add(
+            AsyncJob(
+                id=job_id,
+                user_id="user-1",
+                account_id="a",
+                cmd="c",
+                instance_type="DomainRouter",
+                instance_id="vm-1",
+                host_id="host-1",
+                request={"type": "ping", "timelimit": 120.0},
+                server_id=runner.server_name,
+            )
+        )
+    return DiagnosticsJob(
+        job_id=job_id,
+        host_id="host-1",
+        host_name="host",
+        vm_name="r-1-VM",
+        vm_type="domainrouter",
+        request=RunRequest(
+            job_id=job_id, vm_id="vm-1", type="ping", address="192.0.2.1", params=[], time_limit=120
+        ),
+        user_id="user-1",
+        username="u",
+        account_id="a",
+        domain_id="d",
+    )
+
+
+async def _job(db: async_sessionmaker[AsyncSession], job_id: str) -> AsyncJob:
+    async with db() as s:
+        job = await s.get(AsyncJob, job_id)
+    assert job is not None
+    return job
+
+
+async def _until(predicate: Callable[[], bool], what: str, timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_job_still_queued_at_shutdown_is_failed(
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    agents = FakeAgents()
+    runner = JobRunner(db, agents, server_name="me", concurrency=1)  # type: ignore[arg-type]
+    first, queued = await _new_job(db, runner, 1), await _new_job(db, runner, 2)
+    runner.submit(first)
+    runner.submit(queued)
+    await _until(lambda: len(agents.runs) == 1, "the first job to run")
+    await runner.close()
+    for job in (first, queued):
+        row = await _job(db, job.job_id)
+        assert row.status == 2, job.job_id
+        assert row.result is not None and row.result["errortext"]
+    assert [r.job_id for r in agents.runs] == [first.job_id]  # the queued one never ran
