@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from nats.errors import TimeoutError as NatsTimeout
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.bus import subjects
@@ -24,6 +26,7 @@ from cloudiag.bus.messages import (
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
 from cloudiag.db.models import AsyncJob, User
+from cloudiag.jobs import runner as runner_module
 from cloudiag.jobs.runner import DiagnosticsJob, JobRunner
 
 
@@ -171,3 +174,57 @@ async def test_a_job_still_queued_at_shutdown_is_failed(
         assert row.status == 2, job.job_id
         assert row.result is not None and row.result["errortext"]
     assert [r.job_id for r in agents.runs] == [first.job_id]  # the queued one never ran
+
+
+class FlakyDb:
+    """The session factory with the first `failures` transactions failing as a blip would."""
+
+    def __init__(self, db: async_sessionmaker[AsyncSession], failures: int) -> None:
+        self.db, self.failures, self.attempts = db, failures, 0
+
+    def __call__(self) -> AsyncSession:
+        return self.db()
+
+    def begin(self) -> Any:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise OperationalError("UPDATE async_jobs", {}, Exception("database is locked"))
+        return self.db.begin()
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "FINISH_BACKOFF", 0.01)
+
+
+@pytest.mark.usefixtures("fast_retries")
+async def test_outcome_is_stored_after_transient_database_errors(
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    agents = FakeAgents()
+    runner = JobRunner(db, agents, server_name="me")  # type: ignore[arg-type]
+    job = await _new_job(db, runner, 1)
+    flaky = FlakyDb(db, failures=runner_module.FINISH_ATTEMPTS - 1)
+    runner.db = flaky  # type: ignore[assignment]
+    runner.submit(job)
+    await _until(lambda: job.job_id in agents.running, "the job to run")
+    agents.finish(job.job_id)
+    await _until(lambda: not runner._tasks, "the job to end")
+    row = await _job(db, job.job_id)
+    assert row.status == 1 and row.result == {"diagnostics": ANY}
+    assert flaky.attempts == runner_module.FINISH_ATTEMPTS
+
+
+@pytest.mark.usefixtures("fast_retries")
+async def test_outcome_retries_are_bounded(db: async_sessionmaker[AsyncSession]) -> None:
+    agents = FakeAgents()
+    runner = JobRunner(db, agents, server_name="me")  # type: ignore[arg-type]
+    job = await _new_job(db, runner, 1)
+    flaky = FlakyDb(db, failures=1000)
+    runner.db = flaky  # type: ignore[assignment]
+    runner.submit(job)
+    await _until(lambda: job.job_id in agents.running, "the job to run")
+    agents.finish(job.job_id)
+    await _until(lambda: not runner._tasks, "the runner to give up")
+    assert flaky.attempts == runner_module.FINISH_ATTEMPTS
+    assert (await _job(db, job.job_id)).status == 0  # left to the sweep

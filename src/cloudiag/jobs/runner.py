@@ -15,6 +15,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag import parsers
@@ -49,6 +50,10 @@ ORPHAN_GRACE = 60.0
 SWEEP_INTERVAL = 30.0
 #: The longest time limit a job can have (settings cap it there).
 MAX_TIME_LIMIT = 3600.0
+#: Writing a job's final state is retried this often, waiting FINISH_BACKOFF s, then twice
+#: as long each time (about 7.5 s in all): a database blip must not leave the job pending.
+FINISH_ATTEMPTS = 5
+FINISH_BACKOFF = 0.5
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,13 @@ class DiagnosticsJob:
     username: str
     account_id: str
     domain_id: str
+
+
+def _transient(exc: BaseException) -> bool:
+    """A database error worth retrying: the connection or the server, not the statement."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class JobFailed(Exception):
@@ -337,6 +349,38 @@ class JobRunner:
             status, code = 2, INTERNAL_ERROR
             payload = {"errorcode": INTERNAL_ERROR, "errortext": error or "failed"}
             outcome = f"failed: {error}"
+        for attempt in range(1, FINISH_ATTEMPTS + 1):
+            try:
+                await self._store(job, status, code, payload, outcome)
+                return
+            except Exception as exc:
+                if attempt == FINISH_ATTEMPTS or not _transient(exc):
+                    log.exception(
+                        "could not store the job's outcome (%s); it stays pending until a "
+                        "sweep fails it",
+                        outcome,
+                    )
+                    return
+                delay = FINISH_BACKOFF * 2 ** (attempt - 1)
+                log.warning(
+                    "storing the job's outcome failed (%s: %s), attempt %d of %d; again in %g s",
+                    type(exc).__name__,
+                    exc,
+                    attempt,
+                    FINISH_ATTEMPTS,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def _store(
+        self,
+        job: DiagnosticsJob,
+        status: int,
+        code: int,
+        payload: dict[str, Any],
+        outcome: str,
+    ) -> None:
+        """Write the job's final state and its Completed event in one transaction, once."""
         req = job.request
         async with self.db.begin() as db:
             done = await db.execute(
