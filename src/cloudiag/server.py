@@ -25,6 +25,7 @@ from cloudiag.bus.messages import AgentReport
 from cloudiag.bus.streams import ensure_output_stream
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
+from cloudiag.jobs.identity import claim_server_id
 from cloudiag.jobs.runner import JobRunner
 from cloudiag.services import accounts, inventory
 from cloudiag.settings import Settings
@@ -72,12 +73,20 @@ async def _consume_reports(nc: Client, state: AppState) -> None:
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Running]:
     """Start everything but the HTTP listener; stop it all on exit, in reverse order."""
+    identity = await asyncio.to_thread(claim_server_id, settings.data_dir)
     engine = create_engine(settings.resolved_database_url())
     embedded: EmbeddedNats | None = None
     nc: Client | None = None
     runner: JobRunner | None = None
     sweeper: asyncio.Task[None] | None = None
     try:
+        log.info(
+            "management server id %s (from %s) on %s:%s",
+            identity.id,
+            identity.source,
+            socket.gethostname(),
+            settings.port,
+        )
         await upgrade(engine)
         db = session_factory(engine)
         async with db.begin() as session:
@@ -99,7 +108,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         runner = JobRunner(
             db,
             nc,
-            server_name=f"{socket.gethostname()}:{settings.port}",
+            server_id=identity.id,
             concurrency=settings.job_concurrency,
         )
         await runner.recover()
@@ -120,6 +129,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         if embedded is not None:
             await embedded.stop()
         await engine.dispose()
+        identity.release()
 
 
 async def serve_http(

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from cloudiag.db.models import Host
+from cloudiag.jobs.identity import ServerIdError
 from cloudiag.lab import manager as lab
 from cloudiag.server import Running, admin_banner, running, serve_http, stop_on_signals
 from cloudiag.services import accounts
@@ -121,6 +122,9 @@ async def run_stack(settings: Settings, *, with_lab: bool, demo: bool) -> int:
                 # Before NATS goes: the agent says goodbye and its host shows Disconnected.
                 if agent is not None:
                     await stop_process(agent)
+    except ServerIdError as exc:
+        print(f"cloudiag: {exc}", file=sys.stderr)
+        return 1
     finally:
         if with_lab:
             print("taking the lab down…", flush=True)

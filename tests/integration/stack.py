@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -316,9 +317,16 @@ def start_server(
     log_name: str = "server.log",
     env: dict[str, str] | None = None,
     port: int | None = None,
+    server_dir: Path | None = None,
 ) -> tuple[subprocess.Popen[str], int]:
-    """`cloudiag serve` on a free port (or `port`); the caller waits for it and stops it."""
+    """`cloudiag serve` on a free port (or `port`); the caller waits for it and stops it.
+
+    The server keeps its identity (server-id) in `server_dir`: a fresh directory under
+    `data_dir` unless given, so that every server is a server of its own; pass the same one
+    to start "the same server" again. Its log goes to `data_dir/log_name`.
+    """
     port = port or free_port()
+    server_dir = server_dir or Path(tempfile.mkdtemp(prefix="server-", dir=data_dir))
     log = (data_dir / log_name).open("w")
     server = subprocess.Popen(
         [
@@ -329,7 +337,7 @@ def start_server(
             "--port",
             str(port),
             "--data-dir",
-            str(data_dir),
+            str(server_dir),
             "--database-url",
             db_url,
         ],

@@ -88,7 +88,10 @@ def test_nats_restarted_during_and_between_jobs(stack: Stack) -> None:
 
 
 def test_server_killed_while_a_job_runs(stack: Stack) -> None:
-    proc, port = start_server(stack.database_url, stack.nats_url, stack.data_dir, "doomed.log")
+    server_dir = stack.data_dir / "doomed"
+    proc, port = start_server(
+        stack.database_url, stack.nats_url, stack.data_dir, "doomed.log", server_dir=server_dir
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         stack.wait_for(lambda: httpx.get(f"{url}/client/api").status_code == 401, "API")
@@ -99,8 +102,28 @@ def test_server_killed_while_a_job_runs(stack: Stack) -> None:
         proc.kill()
         proc.wait()
         assert stack.ok("queryAsyncJobResult", jobid=jobid)["jobstatus"] == 0
-        # The same server (same host and port) starts again and fails what it left.
-        proc = _restart(stack, port)
+        # Another server starting changes nothing: it owns nothing of what was left.
+        other, other_port = start_server(
+            stack.database_url, stack.nats_url, stack.data_dir, "bystander.log"
+        )
+        try:
+            stack.wait_for(
+                lambda: httpx.get(f"http://127.0.0.1:{other_port}/client/api").status_code == 401,
+                "the other server's API",
+            )
+            assert stack.ok("queryAsyncJobResult", jobid=jobid)["jobstatus"] == 0
+        finally:
+            stop(other)
+        # The same server (its data directory, hence its id) starts again on another port
+        # and fails what it left.
+        proc, port = start_server(
+            stack.database_url,
+            stack.nats_url,
+            stack.data_dir,
+            "doomed-again.log",
+            server_dir=server_dir,
+        )
+        url = f"http://127.0.0.1:{port}"
         stack.wait_for(lambda: httpx.get(f"{url}/client/api").status_code == 401, "API again")
         job = stack.wait_job(jobid, timeout=10)
         assert job["jobstatus"] == 2
@@ -112,11 +135,25 @@ def test_server_killed_while_a_job_runs(stack: Stack) -> None:
         stop(proc)
 
 
-def _restart(stack: Stack, port: int) -> subprocess.Popen[str]:
-    proc, _ = start_server(
-        stack.database_url, stack.nats_url, stack.data_dir, "doomed-again.log", port=port
+def test_two_servers_cannot_share_a_data_directory(stack: Stack) -> None:
+    server_dir = stack.data_dir / "shared"
+    first, port = start_server(
+        stack.database_url, stack.nats_url, stack.data_dir, "first.log", server_dir=server_dir
     )
-    return proc
+    second: subprocess.Popen[str] | None = None
+    try:
+        stack.wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/client/api").status_code == 401, "API"
+        )
+        second, _ = start_server(
+            stack.database_url, stack.nats_url, stack.data_dir, "second.log", server_dir=server_dir
+        )
+        assert second.wait(30) == 1
+        log = (stack.data_dir / "second.log").read_text()
+        assert "another cloudiag server is running on the data directory" in log
+    finally:
+        stop(second)
+        stop(first)
 
 
 @pytest.fixture

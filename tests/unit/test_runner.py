@@ -127,7 +127,7 @@ async def _new_job(
                 instance_id="vm-1",
                 host_id="host-1",
                 request={"type": "ping", "timelimit": 120.0},
-                server_id=runner.server_name,
+                server_id=runner.server_id,
             )
         )
     return DiagnosticsJob(
@@ -163,7 +163,7 @@ async def test_a_job_still_queued_at_shutdown_is_failed(
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     agents = FakeAgents()
-    runner = JobRunner(db, agents, server_name="me", concurrency=1)  # type: ignore[arg-type]
+    runner = JobRunner(db, agents, server_id="me", concurrency=1)  # type: ignore[arg-type]
     first, queued = await _new_job(db, runner, 1), await _new_job(db, runner, 2)
     runner.submit(first)
     runner.submit(queued)
@@ -202,7 +202,7 @@ async def test_outcome_is_stored_after_transient_database_errors(
     db: async_sessionmaker[AsyncSession],
 ) -> None:
     agents = FakeAgents()
-    runner = JobRunner(db, agents, server_name="me")  # type: ignore[arg-type]
+    runner = JobRunner(db, agents, server_id="me")  # type: ignore[arg-type]
     job = await _new_job(db, runner, 1)
     flaky = FlakyDb(db, failures=runner_module.FINISH_ATTEMPTS - 1)
     runner.db = flaky  # type: ignore[assignment]
@@ -218,7 +218,7 @@ async def test_outcome_is_stored_after_transient_database_errors(
 @pytest.mark.usefixtures("fast_retries")
 async def test_outcome_retries_are_bounded(db: async_sessionmaker[AsyncSession]) -> None:
     agents = FakeAgents()
-    runner = JobRunner(db, agents, server_name="me")  # type: ignore[arg-type]
+    runner = JobRunner(db, agents, server_id="me")  # type: ignore[arg-type]
     job = await _new_job(db, runner, 1)
     flaky = FlakyDb(db, failures=1000)
     runner.db = flaky  # type: ignore[assignment]

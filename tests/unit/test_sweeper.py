@@ -41,7 +41,7 @@ async def test_sweep_fails_only_jobs_past_their_limit(tmp_path: Path) -> None:
                     created=now - timedelta(seconds=age),
                 )
             )
-    runner = JobRunner(db, nc=None, server_name="gone:8080")  # type: ignore[arg-type]
+    runner = JobRunner(db, nc=None, server_id="gone")  # type: ignore[arg-type]
     assert await runner.sweep(now) == 1
     async with db() as s:
         jobs = {j.instance_id: j for j in (await s.execute(AsyncJob.__table__.select())).all()}

@@ -91,12 +91,13 @@ class JobRunner:
         db: async_sessionmaker[AsyncSession],
         nc: Client,
         *,
-        server_name: str,
+        server_id: str,
         concurrency: int = 200,
     ) -> None:
         self.db = db
         self.nc = nc
-        self.server_name = server_name
+        #: This server's persistent id (jobs/identity.py): the owner recorded on its jobs.
+        self.server_id = server_id
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -105,7 +106,7 @@ class JobRunner:
         async with self.db.begin() as db:
             result = await db.execute(
                 update(AsyncJob)
-                .where(AsyncJob.status == 0, AsyncJob.server_id == self.server_name)
+                .where(AsyncJob.status == 0, AsyncJob.server_id == self.server_id)
                 .values(
                     status=2,
                     result_code=INTERNAL_ERROR,
@@ -120,7 +121,7 @@ class JobRunner:
         count: int = result.rowcount  # type: ignore[attr-defined]
         if count:
             log.warning(
-                "failed %d jobs left pending by a previous run of %s", count, self.server_name
+                "failed %d jobs left pending by a previous run of server %s", count, self.server_id
             )
         return count
 

@@ -103,7 +103,7 @@ async def start_diagnostics(
                 "params": request.params,
                 "timelimit": time_limit,
             },
-            server_id=runner.server_name,
+            server_id=runner.server_id,
         )
         db.add(job)
         await db.flush()
