@@ -109,9 +109,11 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
             db,
             nc,
             server_id=identity.id,
+            server_label=f"{socket.gethostname()}:{settings.port}",
             concurrency=settings.job_concurrency,
         )
         await runner.recover()
+        await runner.heartbeat()
         sweeper = asyncio.create_task(runner.sweep_forever())
         js = await ensure_output_stream(nc)
         state = AppState(settings=settings, db=db, runner=runner, nc=nc, js=js)

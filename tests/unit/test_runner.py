@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
 
 import pytest
 from nats.errors import TimeoutError as NatsTimeout
+from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,9 +27,16 @@ from cloudiag.bus.messages import (
 )
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
-from cloudiag.db.models import AsyncJob, User
+from cloudiag.db.models import AsyncJob, User, utcnow
 from cloudiag.jobs import runner as runner_module
-from cloudiag.jobs.runner import DiagnosticsJob, JobRunner
+from cloudiag.jobs.runner import (
+    ORPHAN_GRACE,
+    OUTCOME_LOST,
+    OWNER_GONE,
+    SERVER_TIMEOUT,
+    DiagnosticsJob,
+    JobRunner,
+)
 
 
 @dataclass
@@ -112,7 +121,7 @@ async def db(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
 
 
 async def _new_job(
-    db: async_sessionmaker[AsyncSession], runner: JobRunner, n: int
+    db: async_sessionmaker[AsyncSession], runner: JobRunner, n: int, timelimit: float = 120.0
 ) -> DiagnosticsJob:
     """A pending job row owned by `runner`, and what the runner needs to run it."""
     job_id = f"00000000-0000-0000-0000-{n:012d}"
@@ -126,7 +135,7 @@ async def _new_job(
                 instance_type="DomainRouter",
                 instance_id="vm-1",
                 host_id="host-1",
-                request={"type": "ping", "timelimit": 120.0},
+                request={"type": "ping", "timelimit": timelimit},
                 server_id=runner.server_id,
             )
         )
@@ -228,3 +237,80 @@ async def test_outcome_retries_are_bounded(db: async_sessionmaker[AsyncSession])
     await _until(lambda: not runner._tasks, "the runner to give up")
     assert flaky.attempts == runner_module.FINISH_ATTEMPTS
     assert (await _job(db, job.job_id)).status == 0  # left to the sweep
+
+
+async def test_queued_and_running_jobs_are_not_swept_by_their_own_server(
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    agents = FakeAgents()
+    runner = JobRunner(db, agents, server_id="me", concurrency=1)  # type: ignore[arg-type]
+    running, queued = await _new_job(db, runner, 1), await _new_job(db, runner, 2)
+    runner.submit(running)
+    runner.submit(queued)
+    await _until(lambda: len(agents.runs) == 1, "the first job to run")
+    # A day later (the first job still runs, the second still waits for its slot).
+    assert await runner.sweep(utcnow() + timedelta(days=1)) == 0
+    agents.finish(running.job_id)
+    await _until(lambda: len(agents.runs) == 2, "the queued job to run")
+    agents.finish(queued.job_id)
+    await _until(lambda: not runner._tasks, "both to end")
+    assert [(await _job(db, j.job_id)).status for j in (running, queued)] == [1, 1]
+
+
+async def test_a_live_servers_queued_job_is_not_swept_by_another(
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    agents = FakeAgents()
+    busy = JobRunner(db, agents, server_id="busy", concurrency=1)  # type: ignore[arg-type]
+    other = JobRunner(db, FakeAgents(), server_id="other")  # type: ignore[arg-type]
+    running = await _new_job(db, busy, 1, timelimit=1)
+    queued = await _new_job(db, busy, 2, timelimit=1)
+    busy.submit(running)
+    busy.submit(queued)
+    await _until(lambda: len(agents.runs) == 1, "the first job to run")
+    later = utcnow() + timedelta(seconds=ORPHAN_GRACE + 30)  # far past the 1 s time limit
+    await busy.heartbeat(later)
+    assert await other.sweep(later) == 0
+    assert (await _job(db, queued.job_id)).status == 0
+    await busy.close()
+
+
+async def test_jobs_of_a_server_that_stopped_beating_are_swept(
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    gone = JobRunner(db, FakeAgents(), server_id="gone")  # type: ignore[arg-type]
+    me = JobRunner(db, FakeAgents(), server_id="me")  # type: ignore[arg-type]
+    job = await _new_job(db, gone, 1)  # time limit 120 s: not what fails it
+    await gone.heartbeat()
+    soon = utcnow() + timedelta(seconds=max(SERVER_TIMEOUT, ORPHAN_GRACE) + 1)
+    assert await me.sweep(soon) == 1
+    row = await _job(db, job.job_id)
+    assert row.status == 2 and row.result == {"errorcode": 530, "errortext": OWNER_GONE}
+
+
+async def test_an_own_job_this_runner_no_longer_holds_is_swept(
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    me = JobRunner(db, FakeAgents(), server_id="me")  # type: ignore[arg-type]
+    job = await _new_job(db, me, 1)  # as if storing its outcome had failed for good
+    await me.heartbeat()
+    assert await me.sweep(utcnow() + timedelta(seconds=ORPHAN_GRACE + 1)) == 1
+    assert (await _job(db, job.job_id)).result == {"errorcode": 530, "errortext": OUTCOME_LOST}
+
+
+async def test_a_job_swept_while_queued_never_runs(db: async_sessionmaker[AsyncSession]) -> None:
+    agents = FakeAgents()
+    runner = JobRunner(db, agents, server_id="me", concurrency=1)  # type: ignore[arg-type]
+    running, queued = await _new_job(db, runner, 1), await _new_job(db, runner, 2)
+    runner.submit(running)
+    runner.submit(queued)
+    await _until(lambda: len(agents.runs) == 1, "the first job to run")
+    swept = {"errorcode": 530, "errortext": OWNER_GONE}
+    async with db.begin() as s:  # What another server's sweep does.
+        await s.execute(
+            update(AsyncJob).where(AsyncJob.id == queued.job_id).values(status=2, result=swept)
+        )
+    agents.finish(running.job_id)
+    await _until(lambda: not runner._tasks, "both tasks to end")
+    assert [r.job_id for r in agents.runs] == [running.job_id]
+    assert (await _job(db, queued.job_id)).result == swept

@@ -141,6 +141,22 @@ class AsyncJob(Base):
     __table_args__ = (Index("ix_async_jobs_user_created", "user_id", "created"),)
 
 
+class ManagementServer(Base):
+    """A management server (CloudStack's mshost): its id and its heartbeat.
+
+    Every server stamps its row each sweep; the sweeps of the others fail the pending jobs
+    of a server whose stamp has gone stale, and leave a live one's jobs to it.
+    """
+
+    __tablename__ = "management_servers"
+    #: The persistent id of jobs/identity.py, as async_jobs.server_id holds it.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: hostname:port at its last start, for people: ownership goes by id.
+    name: Mapped[str] = mapped_column(String(255), default="")
+    started: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Event(Base):
     """The audit trail: who did what to which resource, when, and the outcome."""
 

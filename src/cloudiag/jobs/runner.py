@@ -29,7 +29,7 @@ from cloudiag.bus.messages import (
     RunResult,
     StatusReply,
 )
-from cloudiag.db.models import AsyncJob, utcnow
+from cloudiag.db.models import AsyncJob, ManagementServer, utcnow
 from cloudiag.jobs import events
 from cloudiag.logs import job_id_var
 
@@ -47,7 +47,19 @@ LOST_GRACE = 1.0
 INTERNAL_ERROR = 530
 #: A job pending this long past its time limit has lost its server for good.
 ORPHAN_GRACE = 60.0
+#: Each server stamps its heartbeat and sweeps this often.
 SWEEP_INTERVAL = 30.0
+#: A server whose heartbeat is this old has stopped: others fail its pending jobs.
+SERVER_TIMEOUT = 3 * SWEEP_INTERVAL
+OWNER_GONE = (
+    f"The management server running the job stopped (no heartbeat for {SERVER_TIMEOUT:g} s); "
+    "run the diagnostic again"
+)
+OUTCOME_LOST = "The management server could not store the job's outcome; run the diagnostic again"
+PAST_LIMIT = (
+    "No management server finished the job within its time limit (its server stopped); "
+    "run the diagnostic again"
+)
 #: The longest time limit a job can have (settings cap it there).
 MAX_TIME_LIMIT = 3600.0
 #: Writing a job's final state is retried this often, waiting FINISH_BACKOFF s, then twice
@@ -92,14 +104,18 @@ class JobRunner:
         nc: Client,
         *,
         server_id: str,
+        server_label: str = "",
         concurrency: int = 200,
     ) -> None:
         self.db = db
         self.nc = nc
         #: This server's persistent id (jobs/identity.py): the owner recorded on its jobs.
         self.server_id = server_id
+        #: hostname:port, shown beside the id in management_servers.
+        self.server_label = server_label
         self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: Every job this runner holds, queued or running, by id: the jobs it will end.
+        self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def recover(self) -> int:
         """Fail the jobs an earlier run of this server left pending (it died while they ran)."""
@@ -125,56 +141,95 @@ class JobRunner:
             )
         return count
 
-    async def sweep(self, now: datetime | None = None) -> int:
-        """Fail jobs no server will finish: pending long after their time limit.
+    async def heartbeat(self, now: datetime | None = None) -> None:
+        """Stamp this server's row: while it is fresh, other servers leave its jobs alone."""
+        now = now or utcnow()
+        async with self.db.begin() as db:
+            row = await db.get(ManagementServer, self.server_id)
+            if row is None:
+                db.add(
+                    ManagementServer(
+                        id=self.server_id, name=self.server_label, started=now, last_seen=now
+                    )
+                )
+            else:
+                row.last_seen = now
+                if row.name != self.server_label:  # Restarted elsewhere: same id, new place.
+                    row.name, row.started = self.server_label, now
 
-        recover() covers a server that comes back; this covers one that never does.
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Fail pending jobs no server will finish; how many.
+
+        A job belongs to its server while that server's heartbeat is fresh, queued or
+        running; only then is it failed here: its server stopped beating (recover() covers
+        one that comes back, this one that does not), or it is this server's and this
+        runner no longer holds it (storing its outcome failed), or its server never beat
+        (an older version) and it is long past its time limit.
         """
         now = now or utcnow()
         async with self.db.begin() as db:
+            servers = await db.execute(select(ManagementServer.id, ManagementServer.last_seen))
+            beats = {server_id: last_seen for server_id, last_seen in servers}
             rows = (
                 await db.execute(
-                    select(AsyncJob.id, AsyncJob.created, AsyncJob.request).where(
+                    select(
+                        AsyncJob.id, AsyncJob.server_id, AsyncJob.created, AsyncJob.request
+                    ).where(
                         AsyncJob.status == 0,
                         AsyncJob.created < now - timedelta(seconds=ORPHAN_GRACE),
                     )
                 )
             ).all()
-            stale = [
-                job_id
-                for job_id, created, request in rows
-                if (now - created).total_seconds()
-                > float((request or {}).get("timelimit", MAX_TIME_LIMIT))
-                + RESULT_GRACE
-                + ORPHAN_GRACE
-            ]
-            if stale:
+            orphans: dict[str, list[str]] = {}
+            for job_id, owner, created, request in rows:
+                why = self._orphaned(job_id, owner, created, request, beats.get(owner), now)
+                if why:
+                    orphans.setdefault(why, []).append(job_id)
+            for why, ids in orphans.items():
                 await db.execute(
                     update(AsyncJob)
-                    .where(AsyncJob.id.in_(stale), AsyncJob.status == 0)
+                    .where(AsyncJob.id.in_(ids), AsyncJob.status == 0)
                     .values(
                         status=2,
                         result_code=INTERNAL_ERROR,
-                        result={
-                            "errorcode": INTERNAL_ERROR,
-                            "errortext": "No management server finished the job within its "
-                            "time limit (its server stopped); run the diagnostic again",
-                        },
+                        result={"errorcode": INTERNAL_ERROR, "errortext": why},
                         completed=now,
                     )
                 )
-        if stale:
-            log.warning("failed %d jobs that no server was running any more", len(stale))
-        return len(stale)
+        for why, ids in orphans.items():
+            for job_id in ids:
+                token = job_id_var.set(job_id)
+                log.warning("swept: %s", why)
+                job_id_var.reset(token)
+        return sum(len(ids) for ids in orphans.values())
+
+    def _orphaned(
+        self,
+        job_id: str,
+        owner: str,
+        created: datetime,
+        request: dict[str, Any] | None,
+        last_seen: datetime | None,
+        now: datetime,
+    ) -> str:
+        """Why nobody will finish this pending job (its errortext), or '' if its owner will."""
+        if owner == self.server_id:
+            return "" if job_id in self._tasks else OUTCOME_LOST
+        if last_seen is not None:
+            return OWNER_GONE if (now - last_seen).total_seconds() > SERVER_TIMEOUT else ""
+        limit = float((request or {}).get("timelimit", MAX_TIME_LIMIT))
+        late = (now - created).total_seconds() > limit + RESULT_GRACE + ORPHAN_GRACE
+        return PAST_LIMIT if late else ""
 
     async def sweep_forever(self) -> None:
-        """sweep() every SWEEP_INTERVAL seconds until cancelled; errors are logged, not fatal."""
+        """heartbeat() and sweep() every SWEEP_INTERVAL s until cancelled; errors are logged."""
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("sweeping stale jobs failed; will try again")
+            for step in (self.heartbeat, self.sweep):
+                try:
+                    await step()
+                except Exception:
+                    log.exception("%s failed; will try again", step.__name__)
 
     async def cancel(self, job_id: str, host_id: str, by: str) -> str:
         """Ask the agent running the job to stop it; '' when it will, else why not."""
@@ -199,15 +254,16 @@ class JobRunner:
     def submit(self, job: DiagnosticsJob) -> None:
         """Start the job in the background (the caller has committed its row)."""
         task = asyncio.create_task(self._guarded(job), name=f"job-{job.job_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[job.job_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job.job_id, None))
 
     async def close(self) -> None:
         """Cancel running jobs (they are failed as interrupted) and wait for them."""
-        for task in list(self._tasks):
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _guarded(self, job: DiagnosticsJob) -> None:
         job_id_var.set(job.job_id)
@@ -215,6 +271,10 @@ class JobRunner:
         # queued ends like any other instead of staying pending.
         try:
             async with self._slots:
+                if not await self._still_pending(job):
+                    # Failed while it waited (another server took this one for gone).
+                    log.warning("job already final before it ran; not running it")
+                    return
                 result = await self._run(job)
         except JobFailed as exc:
             log.warning("job failed: %s", exc)
@@ -230,6 +290,11 @@ class JobRunner:
             await self._finish(job, None, f"Internal error while running the job: {exc}")
         else:
             await self._finish(job, result, None)
+
+    async def _still_pending(self, job: DiagnosticsJob) -> bool:
+        async with self.db() as db:
+            status = await db.scalar(select(AsyncJob.status).where(AsyncJob.id == job.job_id))
+        return status == 0
 
     async def _run(self, job: DiagnosticsJob) -> RunResult:
         # Subscribe before asking, so not even the first output line can be missed.
