@@ -43,6 +43,38 @@ def test_failures_slow_down_then_lock_that_user(stack: Stack) -> None:
     assert _login(stack, stack.user.username, stack.user.password).status_code == 200
 
 
+async def _parallel_bad_logins(stack: Stack, username: str, n: int) -> list[str]:
+    async with httpx.AsyncClient(timeout=60) as web:
+        answers = await asyncio.gather(
+            *(
+                web.post(
+                    stack.api,
+                    data={
+                        "command": "login",
+                        "username": username,
+                        "password": f"guess{i}",
+                        "response": "json",
+                    },
+                )
+                for i in range(n)
+            )
+        )
+    assert all(r.status_code == 531 for r in answers)
+    return [str(r.json()["loginresponse"]["errortext"]) for r in answers]
+
+
+def test_parallel_guesses_get_no_more_than_the_limit(stack: Stack) -> None:
+    name = "victim" + secrets.token_hex(3)
+    victim = _create_account(stack.database_url, stack.data_dir, name, "user")
+    texts = asyncio.run(_parallel_bad_logins(stack, name, 30))
+    # Only 5 guesses from one address reached a password check; the rest were locked out.
+    assert sum("please provide valid credentials" in t for t in texts) == 5, texts
+    assert sum("Too many failed login attempts" in t for t in texts) == 25, texts
+    r = _login(stack, name, victim.password)
+    assert r.status_code == 531
+    assert "Too many failed login attempts" in r.json()["loginresponse"]["errortext"]
+
+
 def test_no_secret_reaches_the_logs_or_events(stack: Stack) -> None:
     web = httpx.Client()
     r = web.post(

@@ -21,30 +21,27 @@ async def login(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """Check username and password; open a session (cookie + session key)."""
     timeout = ctx.app.settings.session_timeout
     username, source = params["username"], ctx.client_ip
-    async with ctx.app.db() as db:
-        locked = await throttle.locked_for(db, username, source)
-    if locked:
+    attempt = await throttle.begin_attempt(ctx.app.db, username, source)
+    if attempt.locked_for:
         log.warning("login refused: locked out user=%s from=%s", username, source)
         raise ApiError(
             ACCOUNT_ERROR,
-            f"Too many failed login attempts for {username}; try again in {locked} s",
+            f"Too many failed login attempts for {username}; try again in {attempt.locked_for} s",
         )
-    async with ctx.app.db.begin() as db:
+    async with ctx.app.db() as db:
         user = await accounts.check_password(db, username, params["password"])
-        if user is None:
-            delay = await throttle.record_failure(db, username, source)
-        else:
-            await throttle.record_success(db, username, source)
-            session_id, session_key = await accounts.open_session(db, user, timeout)
     if user is None:
         log.warning("login failed user=%s from=%s", username, source)
         # Slower with every failure: guessing gets expensive before the lockout.
-        await asyncio.sleep(delay)
+        await asyncio.sleep(attempt.delay)
         raise ApiError(
             ACCOUNT_ERROR,
             f"Failed to authenticate user {username} in domain {params.get('domain', '/')}; "
             "please provide valid credentials",
         )
+    await throttle.record_success(ctx.app.db, attempt)
+    async with ctx.app.db.begin() as db:
+        session_id, session_key = await accounts.open_session(db, user, timeout)
     log.info("login user=%s from=%s", user.username, ctx.client_ip)
     ctx.cookies += [
         (SESSION_COOKIE, session_id, timeout),
