@@ -16,6 +16,11 @@ for tool in "${!tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("${tools[$tool]}")
 done
 
+# The UI tests drive Debian's chromium (Playwright's own browser download is not used).
+if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
+  missing+=(chromium)
+fi
+
 # The interpreter: python3 >= 3.11, resolved past any pyenv shim (the shim costs ~70 ms a start).
 PY=${PYTHON:-python3}
 if ! command -v "$PY" >/dev/null 2>&1; then missing+=(python3 python3-venv); fi

@@ -157,6 +157,7 @@ def _demo_banner(creds: dict[str, str], settings: Settings) -> str:
     lines = [
         "",
         "cloudiag demo is running",
+        f"  web UI:     {creds['url']}/",
         f"  API:        {api}",
         f"  login:      {creds['username']} / {creds['password']}",
         f"  apikey:     {creds['apikey']}",

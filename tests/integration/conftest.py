@@ -1,26 +1,14 @@
-"""Fixtures of the end-to-end tests: the lab and a real stack on SQLite and on PostgreSQL."""
+"""Fixtures of the end-to-end tests: a real stack on SQLite and on PostgreSQL (the lab is
+shared with the UI tests, in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.stack import IN_CI, Stack, lab_ready, lab_zone, launch
-
-
-@pytest.fixture(scope="session")
-def lab() -> Iterator[dict[str, Any]]:
-    """A lab zone with its own prefix, removed at the end even on failure."""
-    reason = lab_ready()
-    if reason:
-        if IN_CI:
-            pytest.fail(f"CI must run the lab tests: {reason}")
-        pytest.skip(reason)
-    with lab_zone("cdt" + secrets.token_hex(2)) as zone:
-        yield zone
+from tests.integration.stack import Stack, launch
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -132,8 +132,11 @@ def test_bad_parameters_are_431_and_create_nothing(
     params.update(override)
     params = {k: v for k, v in params.items() if v is not None}
     before = _counts(stack)
-    errortext = _error(_run(stack, **params), 431)
+    r = _run(stack, **params)
+    errortext = _error(r, 431)
     assert text.lower() in errortext.lower()
+    # The parameter concerned, for a form to show the text beside its field.
+    assert r.headers.get("x-cloudiag-param") == next(iter(override))
     assert _counts(stack) == before
 
 

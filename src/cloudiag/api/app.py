@@ -8,7 +8,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 import cloudiag.api.commands  # noqa: F401  (registers every command)
 from cloudiag.api.auth import authenticate, read_params
@@ -17,8 +17,12 @@ from cloudiag.api.errors import ApiError
 from cloudiag.api.registry import REGISTRY, Command
 from cloudiag.api.render import error_payload, render
 from cloudiag.api.stream import stream_endpoint
+from cloudiag.ui import UiFiles
 
 log = logging.getLogger(__name__)
+
+#: Names the parameter an error concerns (the UI shows the text beside that field).
+PARAM_HEADER = "X-Cloudiag-Param"
 
 _NOT_ALLOWED = (
     "The user is not allowed to request the API command or the API command does not exist"
@@ -60,6 +64,8 @@ async def api_endpoint(request: Request) -> Response:
         log.info("api error command=%s code=%s text=%s", name, err.errorcode, err.errortext)
         response = _respond(envelope, error_payload(err), fmt, err.errorcode)
         response.headers["X-Description"] = err.description_header
+        if err.parameter:
+            response.headers[PARAM_HEADER] = err.parameter
         return response
     except (OperationalError, DBAPIError, OSError) as exc:
         log.error("database unavailable during %s: %s", name, exc.__class__.__name__)
@@ -79,6 +85,8 @@ def create_app(state: AppState) -> Starlette:
         routes=[
             Route("/client/api", api_endpoint, methods=["GET", "POST"]),
             Route("/client/stream", stream_endpoint, methods=["GET"]),
+            # The web UI: static files, a client of /client/api like any other.
+            Mount("/", app=UiFiles(), name="ui"),
         ]
     )
     app.state.cloudiag = state

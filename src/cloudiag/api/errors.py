@@ -55,15 +55,23 @@ class ApiError(Exception):
     errorcode: int
     errortext: str
     cserrorcode: int | None
+    #: The request parameter the error concerns, when there is one (sent as a header, so a
+    #: form can show the text beside its field while the body stays CloudStack's).
+    parameter: str | None
 
     def __init__(
-        self, errorcode: int, errortext: str, cserrorcode: int | None = CS_SERVER_API
+        self,
+        errorcode: int,
+        errortext: str,
+        cserrorcode: int | None = CS_SERVER_API,
+        param: str | None = None,
     ) -> None:
         """Create an error with HTTP status ``errorcode`` and client-visible ``errortext``."""
         super().__init__(errortext)
         self.errorcode = errorcode
         self.errortext = errortext
         self.cserrorcode = None if errorcode == UNAUTHORIZED else cserrorcode
+        self.parameter = param
 
     def __repr__(self) -> str:
         return (
@@ -102,15 +110,17 @@ class ApiError(Exception):
         return cls(API_LIMIT_EXCEEDED, text)
 
     @classmethod
-    def param(cls, text: str, cserrorcode: int = CS_INVALID_PARAMETER_VALUE) -> ApiError:
+    def param(
+        cls, text: str, cserrorcode: int = CS_INVALID_PARAMETER_VALUE, name: str | None = None
+    ) -> ApiError:
         """431: a parameter value is invalid.
 
         Defaults to 4350 as for CloudStack's ``InvalidParameterValueException``, which is what
         commands raise (unknown system VM id, bad diagnostics type, bad ``params``); pass
         ``CS_SERVER_API`` for framework checks such as a missing required parameter, for
-        which CloudStack sends 9999.
+        which CloudStack sends 9999. ``name`` is the parameter concerned.
         """
-        return cls(PARAM_ERROR, text, cserrorcode)
+        return cls(PARAM_ERROR, text, cserrorcode, name)
 
     @classmethod
     def forbidden(cls, text: str) -> ApiError:

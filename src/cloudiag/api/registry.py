@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cloudiag.api.errors import ApiError
+from cloudiag.api.errors import CS_SERVER_API, ApiError
 
 if TYPE_CHECKING:
     from cloudiag.api.context import RequestContext
@@ -137,12 +137,19 @@ class Command:
             value = lowered.get(p.name.lower())
             if value is None or (value.strip() == "" and p.type != "string"):
                 if p.required:
+                    # A framework check: CloudStack answers it with 9999.
                     raise ApiError.param(
                         f"Unable to execute API command {self.name.lower()} "
-                        f"due to missing parameter {p.name}"
+                        f"due to missing parameter {p.name}",
+                        CS_SERVER_API,
+                        name=p.name,
                     )
                 continue
-            values[p.name] = p.convert(self.name, value)
+            try:
+                values[p.name] = p.convert(self.name, value)
+            except ApiError as exc:
+                exc.parameter = p.name
+                raise
         return values
 
     def describe(self) -> dict[str, Any]:

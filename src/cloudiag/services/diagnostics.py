@@ -57,7 +57,7 @@ async def start_diagnostics(
     async with quotas.serializer(sessionmaker), sessionmaker.begin() as db:
         vm = await db.get(VirtualMachine, target_id)
         if vm is None or vm.vm_type not in INSTANCE_TYPE:
-            raise ApiError.param(f"Unable to find a system vm with id {target_id}")
+            raise ApiError.param(f"Unable to find a system vm with id {target_id}", name="targetid")
         if vm.state != "Running" or vm.host_id is None:
             raise ApiError.param(
                 f"Unable to find host for virtual machine instance: {vm.name} ({vm.id}) "
@@ -68,7 +68,8 @@ async def start_diagnostics(
             if vm.vm_type not in dtype.vm_types:
                 offered = ", ".join(t.name for t in diagnostics.types_for_vm(vm.vm_type))
                 raise ApiError.param(
-                    f"{dtype.name} is not available on a {vm.vm_type}; choose one of: {offered}"
+                    f"{dtype.name} is not available on a {vm.vm_type}; choose one of: {offered}",
+                    name="type",
                 )
             time_limit = (
                 limits.type_time_limits.get(dtype.name) or limits.time_limit or dtype.time_limit
@@ -80,13 +81,13 @@ async def start_diagnostics(
                 resolve=False,  # A name is resolved, and checked, on the VM.
             )
             if denied:
-                raise ApiError.param(denied)
+                raise ApiError.param(denied, name="ipaddress")
         except diagnostics.DiagnosticsInputError as exc:
             text = exc.message
             if exc.field == "type":
                 offered = ", ".join(t.name for t in diagnostics.types_for_vm(vm.vm_type))
                 text = f"{text} This VM offers: {offered}."
-            raise ApiError.param(text) from None
+            raise ApiError.param(text, name=exc.field) from None
         await quotas.check(db, limits.quotas, caller.id, vm)
         host = await db.get(Host, vm.host_id)
         host_name = host.name if host else vm.host_id

@@ -1,0 +1,89 @@
+// The History tab: every past diagnostic of one VM (listAsyncJobs instanceid=… listall=true),
+// each re-openable with its full output and charts.
+
+import { call } from "../api.js";
+import { badge, duration, empty, failure, h, loading, replace, when } from "../dom.js";
+import { outcome, resultView } from "./result.js";
+
+const PAGE_SIZE = 20;
+
+/** The history view of `vm`; onRerun(request) switches to the form with those values. */
+export function historyPanel(vm, { onRerun } = {}) {
+  const root = h("div", { class: "history", "data-testid": "history" });
+  const table = h("div", { class: "scroll" });
+  const detail = h("div", { class: "history-detail", "aria-live": "polite" });
+  const pager = h("div", { class: "pager" });
+  root.append(table, pager, detail);
+  let page = 1;
+
+  async function load() {
+    replace(table, loading("Loading history…"));
+    replace(pager);
+    try {
+      const answer = await call("listAsyncJobs", { instanceid: vm.id, listall: "true", page, pagesize: PAGE_SIZE });
+      const jobs = answer.asyncjobs || [];
+      if (!jobs.length) {
+        replace(table, empty("No diagnostics have run on this VM yet.", "Run one from the Diagnostics tab; every run is kept here."));
+        return;
+      }
+      replace(table, render(jobs));
+      const count = answer.count ?? jobs.length;
+      const last = Math.max(1, Math.ceil(count / PAGE_SIZE));
+      replace(
+        pager,
+        h("span", { class: "muted" }, `${count} run${count === 1 ? "" : "s"}`),
+        h("button", { type: "button", class: "btn", disabled: page <= 1, onclick: () => { page -= 1; load(); } }, "Previous"),
+        h("span", {}, `Page ${page} of ${last}`),
+        h("button", { type: "button", class: "btn", disabled: page >= last, onclick: () => { page += 1; load(); } }, "Next"),
+      );
+    } catch (error) {
+      replace(table, failure(error, load));
+    }
+  }
+
+  function open(job, row) {
+    for (const other of table.querySelectorAll("tr.selected")) other.classList.remove("selected");
+    row.classList.add("selected");
+    const request = job.request || {};
+    replace(
+      detail,
+      h("h3", {}, `${request.type || "diagnostic"} ${request.ipaddress || ""} · ${when(job.created)} · ${job.username || ""}`),
+      resultView(job, onRerun ? { onAgain: () => onRerun(request) } : {}),
+    );
+    detail.scrollIntoView({ block: "nearest" });
+  }
+
+  function render(jobs) {
+    return h(
+      "table",
+      { class: "table", "data-testid": "history-table" },
+      h("thead", {}, h("tr", {}, ["When", "Who", "Type", "Destination", "Params", "Result", "Duration", ""].map((t) => h("th", {}, t)))),
+      h(
+        "tbody",
+        {},
+        jobs.map((job) => {
+          const request = job.request || {};
+          const { label, tone, ms } = outcome(job);
+          const button = h("button", { type: "button", class: "btn btn-small" }, "Open");
+          const row = h(
+            "tr",
+            { "data-jobid": job.jobid },
+            h("td", {}, when(job.created)),
+            h("td", {}, job.username || "—"),
+            h("td", {}, request.type || "—"),
+            h("td", { class: "mono" }, request.ipaddress || "—"),
+            h("td", { class: "mono" }, (request.params || []).join(" ") || "—"),
+            h("td", {}, badge(label, tone)),
+            h("td", { class: "num" }, job.jobstatus === 0 ? "…" : duration(ms)),
+            h("td", {}, button),
+          );
+          button.addEventListener("click", () => open(job, row));
+          return row;
+        }),
+      ),
+    );
+  }
+
+  load();
+  return root;
+}

@@ -1,0 +1,81 @@
+// A finished job: exit-code badge, duration, stdout and stderr as text, the parsed summary,
+// copy to clipboard and Run again.
+
+import { duration, h, when } from "../dom.js";
+import { summaryView } from "./summary.js";
+
+/** What a job's result says, whichever way it ended. */
+export function outcome(job) {
+  const result = job.jobresult || {};
+  const diag = result.diagnostics || null;
+  let label;
+  let tone;
+  if (job.jobstatus === 0) {
+    label = "Running";
+    tone = "run";
+  } else if (job.jobstatus === 2) {
+    label = result.cancelled ? "Cancelled" : "Failed";
+    tone = result.cancelled ? "off" : "bad";
+  } else if (diag?.timedout) {
+    label = `Timed out · exit ${diag.exitcode}`;
+    tone = "bad";
+  } else {
+    label = `exit ${diag?.exitcode ?? "?"}`;
+    tone = diag?.exitcode === "0" ? "ok" : "bad";
+  }
+  let ms = diag?.durationms;
+  if (ms === undefined && job.created && job.completed) {
+    ms = Date.parse(job.completed.replace(/([+-]\d\d)(\d\d)$/, "$1:$2")) - Date.parse(job.created.replace(/([+-]\d\d)(\d\d)$/, "$1:$2"));
+  }
+  return { label, tone, diag, error: job.jobstatus === 2 ? result.errortext : null, ms };
+}
+
+function outputBlock(title, text, testid) {
+  return h("section", { class: "output-block" }, h("h4", {}, title), h("pre", { class: `output${title === "stderr" ? " stderr" : ""}`, "data-testid": testid, tabindex: "0" }, text));
+}
+
+async function copy(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = "Copied";
+  } catch {
+    button.textContent = "Copy failed";
+  }
+  setTimeout(() => {
+    button.textContent = "Copy output";
+  }, 1500);
+}
+
+/**
+ * The view of a finished job. onAgain: () => void for "Run again" (omitted in history).
+ */
+export function resultView(job, { onAgain } = {}) {
+  const { label, tone, diag, error, ms } = outcome(job);
+  const request = job.request || {};
+  const stdout = diag?.stdout ?? "";
+  const stderr = diag?.stderr ?? "";
+  const copyButton = h("button", { type: "button", class: "btn", "data-testid": "copy-output" }, "Copy output");
+  copyButton.addEventListener("click", () => copy(stderr ? `${stdout}\n${stderr}` : stdout, copyButton));
+  const flags = [];
+  if (diag?.truncated) flags.push(h("span", { class: "badge badge-off" }, "output truncated"));
+  return h(
+    "div",
+    { class: "result", "data-testid": "result" },
+    h(
+      "div",
+      { class: "result-head" },
+      h("span", { class: `badge badge-${tone} badge-big`, "data-testid": "exit-badge" }, label),
+      h("span", { class: "muted" }, `${request.type || ""} ${request.ipaddress || ""} ${(request.params || []).join(" ")}`.trim()),
+      h("span", { class: "muted", "data-testid": "duration" }, `took ${duration(ms)}`),
+      h("span", { class: "muted" }, when(job.completed)),
+      flags,
+      h("span", { class: "spacer" }),
+      copyButton,
+      onAgain ? h("button", { type: "button", class: "btn", onclick: onAgain, "data-testid": "run-again" }, "Run again") : null,
+    ),
+    error ? h("p", { class: "failure", role: "alert", "data-testid": "job-error" }, error) : null,
+    summaryView(diag?.parsed),
+    diag ? outputBlock("stdout", stdout || "(empty)", "stdout") : null,
+    stderr ? outputBlock("stderr", stderr, "stderr") : null,
+  );
+}

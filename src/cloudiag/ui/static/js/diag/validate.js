@@ -1,0 +1,114 @@
+// The browser's copy of the server's input rules, built from listDiagnosticsTypes (the
+// server's own declaration): it catches mistakes before a round trip. The server checks
+// everything again; its answer is the one that counts.
+
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const INT = /^[0-9]{1,9}$/;
+const FLOAT = /^[0-9]{1,9}(\.[0-9]{1,6})?$/;
+const INTERFACE = /^[A-Za-z0-9_.:-]{1,15}$/;
+
+function looksIpv6(value) {
+  if (!/^[0-9A-Fa-f:.]+$/.test(value) || !value.includes(":")) return false;
+  const halves = value.split("::");
+  if (halves.length > 2) return false;
+  const groups = halves.flatMap((half) => (half ? half.split(":") : []));
+  const last = groups[groups.length - 1] || "";
+  const tail = last.includes(".") ? (IPV4.test(last) ? 2 : -99) : 0;
+  const hex = groups.slice(0, tail ? -1 : undefined);
+  if (!hex.every((g) => /^[0-9A-Fa-f]{1,4}$/.test(g))) return false;
+  const count = hex.length + tail;
+  return halves.length === 2 ? count < 8 : count === 8;
+}
+
+function describe(char) {
+  if (char === " ") return "a space";
+  const code = char.codePointAt(0);
+  if (code < 0x20 || code === 0x7f) return `a control character (U+${code.toString(16).padStart(4, "0").toUpperCase()})`;
+  return `"${char}"`;
+}
+
+/** The problem with a destination, or null. rules: listDiagnosticsTypes' addressrules. */
+export function checkAddress(value, rules) {
+  if (!value) return "Enter a destination: an IPv4 or IPv6 address or a host name.";
+  if (value.startsWith("-")) return "A destination cannot start with \"-\".";
+  const allowed = new RegExp(`^${rules.characters}$`);
+  for (const char of value) {
+    if (!allowed.test(char)) return `The destination cannot contain ${describe(char)}: use an IP address or a host name.`;
+  }
+  if (value.length > rules.maxlength) return `A host name has at most ${rules.maxlength} characters.`;
+  if (value.includes(":")) return looksIpv6(value) ? null : `"${value}" is not a valid IPv6 address.`;
+  if (/^[0-9.]+$/.test(value)) return IPV4.test(value) ? null : `"${value}" is not a valid IPv4 address.`;
+  const label = new RegExp(rules.label);
+  const labels = value.replace(/\.$/, "").split(".");
+  if (!labels.every((part) => label.test(part))) {
+    return `"${value}" is not a valid host name: letters, digits and "-" in dot-separated labels of 1–63 characters.`;
+  }
+  return null;
+}
+
+function inRange(number, option) {
+  return (option.minimum === null || number >= option.minimum) && (option.maximum === null || number <= option.maximum);
+}
+
+function checkValue(option, value, typeName) {
+  const problem = `Option "${option.flag}" of ${typeName} needs ${option.value}, got "${value}".`;
+  switch (option.kind) {
+    case "int":
+      return INT.test(value) && inRange(Number(value), option) ? null : problem;
+    case "float":
+      return FLOAT.test(value) && inRange(Number(value), option) ? null : problem;
+    case "enum":
+      return option.choices.includes(value) ? null : problem;
+    case "interface":
+      return INTERFACE.test(value) && !value.startsWith("-") ? null : problem;
+    case "address":
+      return IPV4.test(value) || looksIpv6(value) ? null : problem;
+    case "interface_or_address":
+      return IPV4.test(value) || looksIpv6(value) || (INTERFACE.test(value) && !value.startsWith("-")) ? null : problem;
+    default:
+      return null;
+  }
+}
+
+/** The problem with the params of a type, or null. dtype: one listDiagnosticsTypes entry. */
+export function checkParams(text, dtype) {
+  if (!text.trim()) return null;
+  for (const char of text) {
+    if (char !== " " && !/[A-Za-z0-9_.:-]/.test(char)) return `Parameters cannot contain ${describe(char)}.`;
+  }
+  const options = new Map(dtype.options.map((option) => [option.flag, option]));
+  const allowed = dtype.options.map((option) => option.flag).join(", ");
+  const tokens = text.split(" ").filter(Boolean);
+  const seen = new Set();
+  for (let i = 0; i < tokens.length; i += 1) {
+    const token = tokens[i];
+    if (!token.startsWith("-")) return `Unexpected argument "${token}": parameters are options; allowed: ${allowed}.`;
+    const option = options.get(token);
+    if (!option) return `Option "${token}" is not allowed for ${dtype.name}; allowed: ${allowed}.`;
+    if (seen.has(token)) return `Option "${token}" is given more than once.`;
+    seen.add(token);
+    if (option.takes_value) {
+      const value = tokens[i + 1];
+      if (value === undefined) return `Option "${token}" needs ${option.value}.`;
+      const problem = checkValue(option, value, dtype.name);
+      if (problem) return problem;
+      i += 1;
+    }
+  }
+  return null;
+}
+
+/** A one-line summary of a type's options for the form's hint. */
+export function optionsHint(dtype) {
+  return dtype.options
+    .map((option) => {
+      if (!option.takes_value) return option.flag;
+      if (option.kind === "int" || option.kind === "float") {
+        const lo = option.minimum ?? "";
+        const hi = option.maximum ?? "";
+        return `${option.flag} ${lo}–${hi}`;
+      }
+      return `${option.flag} ${option.kind.replace(/_/g, " ")}`;
+    })
+    .join(" · ");
+}

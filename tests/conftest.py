@@ -1,0 +1,23 @@
+"""Fixtures shared by the end-to-end and UI tests: one lab zone for the whole session."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.stack import IN_CI, lab_ready, lab_zone
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[dict[str, Any]]:
+    """A lab zone with its own prefix, removed at the end even on failure."""
+    reason = lab_ready()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"CI must run the lab tests: {reason}")
+        pytest.skip(reason)
+    with lab_zone("cdt" + secrets.token_hex(2)) as zone:
+        yield zone

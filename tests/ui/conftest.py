@@ -1,0 +1,85 @@
+"""Fixtures of the UI tests: a real stack on the lab and Debian's chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.stack import IN_CI, Account, Stack, launch
+
+CHROMIUM = os.environ.get("CLOUDIAG_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+#: Screenshots go to docs/screenshots when CLOUDIAG_SCREENSHOTS=1 (to refresh the README's),
+#: else to the test's temporary directory (the same code runs either way).
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+try:
+    from playwright.sync_api import Browser, Page, sync_playwright
+except ImportError:  # pragma: no cover - the test extra installs it
+    sync_playwright = None  # type: ignore[assignment]
+
+
+def _browser_missing() -> str | None:
+    if sync_playwright is None:
+        return "the playwright package is not installed (pip install -e '.[test]')"
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        return f"no chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def ui_stack(lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole stack on the lab (SQLite: the UI does not depend on the database)."""
+    with launch("sqlite", lab, tmp_path_factory.mktemp("ui-stack")) as st:
+        yield st
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, headless."""
+    reason = _browser_missing()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"CI must run the UI tests: {reason}")
+        pytest.skip(reason)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context at 1280x800; fails the test on any uncaught page error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(20_000)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    context.close()
+    assert errors == [], f"errors in the page: {errors}"
+
+
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go."""
+    if os.environ.get("CLOUDIAG_SCREENSHOTS") == "1":
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return DOCS_SCREENSHOTS
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def log_in(page: Page, stack: Stack, account: Account, *, open_ui: bool = True) -> None:
+    """Log in through the UI's form (opening the UI first unless it shows the form already)."""
+    if open_ui:
+        page.goto(f"{stack.url}/")
+    page.get_by_test_id("login-username").fill(account.username)
+    page.get_by_test_id("login-password").fill(account.password)
+    page.get_by_test_id("login-submit").click()
+    page.get_by_test_id("user").wait_for()
