@@ -135,6 +135,30 @@ def test_server_killed_while_a_job_runs(stack: Stack) -> None:
         stop(proc)
 
 
+def test_server_shutdown_stops_its_jobs_on_the_agents(stack: Stack) -> None:
+    vm = stack.vm("consoleproxy")
+    proc, port = start_server(stack.database_url, stack.nats_url, stack.data_dir, "stopped.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        stack.wait_for(lambda: httpx.get(f"{url}/client/api").status_code == 401, "API")
+        jobid = stack.start_job(
+            "consoleproxy", "ping", stack.lab["targets"]["web"], "-c 40 -i 0.5", url=url
+        )
+        stack.wait_for(lambda: _tool_running(vm["namespace"], "ping"), "ping to run")
+        time.sleep(1)
+        stopping = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert time.monotonic() - stopping < 10  # the ping had 18 s to go
+        assert not _tool_running(vm["namespace"], "ping")  # stopped, not left to run on
+        job = stack.ok("queryAsyncJobResult", jobid=jobid)
+        assert job["jobstatus"] == 2
+        assert "management server shut down" in job["jobresult"]["errortext"]
+        assert "icmp_seq=1 " in job["jobresult"]["diagnostics"]["stdout"]  # the output so far
+    finally:
+        stop(proc)
+
+
 def test_two_servers_cannot_share_a_data_directory(stack: Stack) -> None:
     server_dir = stack.data_dir / "shared"
     first, port = start_server(

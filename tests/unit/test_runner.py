@@ -34,6 +34,8 @@ from cloudiag.jobs.runner import (
     OUTCOME_LOST,
     OWNER_GONE,
     SERVER_TIMEOUT,
+    SHUTDOWN_BY,
+    SHUTDOWN_TEXT,
     DiagnosticsJob,
     JobRunner,
 )
@@ -181,7 +183,7 @@ async def test_a_job_still_queued_at_shutdown_is_failed(
     for job in (first, queued):
         row = await _job(db, job.job_id)
         assert row.status == 2, job.job_id
-        assert row.result is not None and row.result["errortext"]
+        assert row.result is not None and row.result["errortext"] == SHUTDOWN_TEXT
     assert [r.job_id for r in agents.runs] == [first.job_id]  # the queued one never ran
 
 
@@ -314,3 +316,47 @@ async def test_a_job_swept_while_queued_never_runs(db: async_sessionmaker[AsyncS
     await _until(lambda: not runner._tasks, "both tasks to end")
     assert [r.job_id for r in agents.runs] == [running.job_id]
     assert (await _job(db, queued.job_id)).result == swept
+
+
+async def test_shutdown_asks_the_agents_to_stop_and_keeps_the_output(
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    agents = FakeAgents()
+    runner = JobRunner(db, agents, server_id="me")  # type: ignore[arg-type]
+    job = await _new_job(db, runner, 1)
+    runner.submit(job)
+    await _until(lambda: job.job_id in agents.running, "the job to run")
+    await runner.close()
+    assert [(c.job_id, c.by) for c in agents.cancels] == [(job.job_id, SHUTDOWN_BY)]
+    assert agents.running == set()
+    result = (await _job(db, job.job_id)).result
+    assert result is not None
+    assert result["errortext"] == SHUTDOWN_TEXT and result["cancelled"] is True
+    assert result["diagnostics"]["stdout"] == "partial\n"
+
+
+class SilentAgents(FakeAgents):
+    """Agents that take a job and then never answer again."""
+
+    async def request(self, subject: str, data: bytes, timeout: float) -> FakeMsg:
+        if subject.endswith(".cancel"):
+            await asyncio.sleep(timeout)
+            raise NatsTimeout
+        return await super().request(subject, data, timeout)
+
+
+async def test_shutdown_ends_the_job_even_when_its_agent_does_not_answer(
+    db: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_module, "SHUTDOWN_GRACE", 0.2)
+    agents = SilentAgents()
+    runner = JobRunner(db, agents, server_id="me")  # type: ignore[arg-type]
+    job = await _new_job(db, runner, 1)
+    runner.submit(job)
+    await _until(lambda: job.job_id in agents.running, "the job to run")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await runner.close()
+    assert loop.time() - started < 2 * 0.2 + 1  # a cancel's wait, then the output's
+    result = (await _job(db, job.job_id)).result
+    assert result == {"errorcode": 530, "errortext": SHUTDOWN_TEXT}

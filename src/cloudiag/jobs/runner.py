@@ -56,6 +56,11 @@ OWNER_GONE = (
     "run the diagnostic again"
 )
 OUTCOME_LOST = "The management server could not store the job's outcome; run the diagnostic again"
+#: Who a shutdown's cancel requests name, and the errortext of every job a shutdown ends.
+SHUTDOWN_BY = "management server shutdown"
+SHUTDOWN_TEXT = "The management server shut down during the job; run the diagnostic again"
+#: At shutdown, how long agents get to answer a cancel, then to send the output so far.
+SHUTDOWN_GRACE = 3.0
 PAST_LIMIT = (
     "No management server finished the job within its time limit (its server stopped); "
     "run the diagnostic again"
@@ -116,6 +121,11 @@ class JobRunner:
         self._slots = asyncio.Semaphore(concurrency)
         #: Every job this runner holds, queued or running, by id: the jobs it will end.
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        #: The jobs sent to an agent and not yet ended: a shutdown asks it to stop them.
+        self._on_agent: dict[str, DiagnosticsJob] = {}
+        #: The jobs storing their outcome: a shutdown lets them, rather than cancel the write.
+        self._finishing: set[str] = set()
+        self._closing = False
 
     async def recover(self) -> int:
         """Fail the jobs an earlier run of this server left pending (it died while they ran)."""
@@ -231,13 +241,15 @@ class JobRunner:
                 except Exception:
                     log.exception("%s failed; will try again", step.__name__)
 
-    async def cancel(self, job_id: str, host_id: str, by: str) -> str:
+    async def cancel(
+        self, job_id: str, host_id: str, by: str, timeout: float = ACCEPT_TIMEOUT
+    ) -> str:
         """Ask the agent running the job to stop it; '' when it will, else why not."""
         try:
             reply = await self.nc.request(
                 subjects.agent_cancel(host_id),
                 CancelRequest(job_id=job_id, by=by).encode(),
-                timeout=ACCEPT_TIMEOUT,
+                timeout=timeout,
             )
         except NoRespondersError:
             return "the agent of the VM's host is not connected"
@@ -255,15 +267,40 @@ class JobRunner:
         """Start the job in the background (the caller has committed its row)."""
         task = asyncio.create_task(self._guarded(job), name=f"job-{job.job_id}")
         self._tasks[job.job_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job.job_id, None))
+        task.add_done_callback(lambda _: self._forget(job.job_id))
+
+    def _forget(self, job_id: str) -> None:
+        self._tasks.pop(job_id, None)
+        self._finishing.discard(job_id)
 
     async def close(self) -> None:
-        """Cancel running jobs (they are failed as interrupted) and wait for them."""
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
+        """Shut down: agents stop this server's jobs, and every job it holds ends as shut down.
+
+        Left to the agents, the tools would run on with nobody to take their result, and
+        the jobs would wait for the restart's recovery.
+        """
+        self._closing = True
+        on_agents = list(self._on_agent.values())
+        if on_agents:
+            await asyncio.gather(*(self._cancel_for_shutdown(job) for job in on_agents))
+            # The agent answers a cancel with the output so far: the job keeps it.
+            held = [self._tasks[j.job_id] for j in on_agents if j.job_id in self._tasks]
+            if held:
+                await asyncio.wait(held, timeout=SHUTDOWN_GRACE)
+        tasks = list(self._tasks.items())
+        for job_id, task in tasks:
+            if job_id not in self._finishing:
+                task.cancel()
         if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*(task for _, task in tasks), return_exceptions=True)
+
+    async def _cancel_for_shutdown(self, job: DiagnosticsJob) -> None:
+        job_id_var.set(job.job_id)
+        why_not = await self.cancel(job.job_id, job.host_id, SHUTDOWN_BY, SHUTDOWN_GRACE)
+        if why_not:
+            log.warning("could not stop the job on its agent at shutdown: %s", why_not)
+        else:
+            log.info("asked the agent to stop the job: the server shuts down")
 
     async def _guarded(self, job: DiagnosticsJob) -> None:
         job_id_var.set(job.job_id)
@@ -271,6 +308,8 @@ class JobRunner:
         # queued ends like any other instead of staying pending.
         try:
             async with self._slots:
+                if self._closing:  # A slot freed during shutdown: start nothing new.
+                    raise JobFailed(SHUTDOWN_TEXT)
                 if not await self._still_pending(job):
                     # Failed while it waited (another server took this one for gone).
                     log.warning("job already final before it ran; not running it")
@@ -281,9 +320,7 @@ class JobRunner:
             await self._finish(job, None, str(exc))
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                await asyncio.shield(
-                    self._finish(job, None, "The management server stopped during the job")
-                )
+                await asyncio.shield(self._finish(job, None, SHUTDOWN_TEXT))
             raise
         except Exception as exc:
             log.exception("job crashed")
@@ -300,9 +337,11 @@ class JobRunner:
         # Subscribe before asking, so not even the first output line can be missed.
         sub = await self.nc.subscribe(subjects.job_all(job.job_id))
         try:
+            self._on_agent[job.job_id] = job
             await self._ask(job)
             return await self._follow(job, sub)
         finally:
+            self._on_agent.pop(job.job_id, None)
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
@@ -383,6 +422,7 @@ class JobRunner:
     async def _finish(
         self, job: DiagnosticsJob, result: RunResult | None, error: str | None
     ) -> None:
+        self._finishing.add(job.job_id)
         payload: dict[str, Any]
         if result is not None:
             diagnostics = {
@@ -399,7 +439,12 @@ class JobRunner:
         if result is not None and (result.cancelled_by or result.error):
             # Failed as far as CloudStack clients know, with what the tool printed so far.
             status, code = 2, INTERNAL_ERROR
-            error = result.error or f"Cancelled by {result.cancelled_by}"
+            if result.error:
+                error = result.error
+            elif result.cancelled_by == SHUTDOWN_BY:
+                error = SHUTDOWN_TEXT
+            else:
+                error = f"Cancelled by {result.cancelled_by}"
             payload = {
                 "errorcode": INTERNAL_ERROR,
                 "errortext": error,
