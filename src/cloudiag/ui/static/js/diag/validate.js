@@ -6,6 +6,7 @@ const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]
 const INT = /^[0-9]{1,9}$/;
 const FLOAT = /^[0-9]{1,9}(\.[0-9]{1,6})?$/;
 const INTERFACE = /^[A-Za-z0-9_.:-]{1,15}$/;
+const INET_ATON_PART = /^(0[xX][0-9A-Fa-f]*|[0-9]+)$/;
 
 function looksIpv6(value) {
   if (!/^[0-9A-Fa-f:.]+$/.test(value) || !value.includes(":")) return false;
@@ -42,6 +43,10 @@ export function checkAddress(value, rules) {
   const labels = value.replace(/\.$/, "").split(".");
   if (!labels.every((part) => label.test(part))) {
     return `"${value}" is not a valid host name: letters, digits and "-" in dot-separated labels of 1–63 characters.`;
+  }
+  // A name the resolver would read as a number ("0x7f.1", "web.123"): refused, as the server does.
+  if (/^[0-9]+$/.test(labels[labels.length - 1]) || (labels.length <= 4 && labels.every((part) => INET_ATON_PART.test(part)))) {
+    return `"${value}" is not a valid IP address or host name (write IPv4 addresses as four decimal numbers, e.g. 192.0.2.1).`;
   }
   return null;
 }
