@@ -27,7 +27,7 @@ from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
 from cloudiag.jobs.identity import claim_server_id
 from cloudiag.jobs.runner import JobRunner
-from cloudiag.services import accounts, inventory
+from cloudiag.services import accounts, housekeeping, inventory
 from cloudiag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         )
         await runner.recover()
         await runner.heartbeat()
-        sweeper = asyncio.create_task(runner.sweep_forever())
+        sweeper = asyncio.create_task(housekeeping.run_forever(runner, db))
         js = await ensure_output_stream(nc)
         state = AppState(settings=settings, db=db, runner=runner, nc=nc, js=js)
         holder.append(state)

@@ -231,16 +231,6 @@ class JobRunner:
         late = (now - created).total_seconds() > limit + RESULT_GRACE + ORPHAN_GRACE
         return PAST_LIMIT if late else ""
 
-    async def sweep_forever(self) -> None:
-        """heartbeat() and sweep() every SWEEP_INTERVAL s until cancelled; errors are logged."""
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL)
-            for step in (self.heartbeat, self.sweep):
-                try:
-                    await step()
-                except Exception:
-                    log.exception("%s failed; will try again", step.__name__)
-
     async def cancel(
         self, job_id: str, host_id: str, by: str, timeout: float = ACCEPT_TIMEOUT
     ) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,6 +19,9 @@ from cloudiag.api.context import Caller
 from cloudiag.db.models import Session, User, utcnow
 
 ROLES = {"admin": "Admin", "domainadmin": "DomainAdmin", "user": "User"}
+#: Environment variable of the longest a session lasts (seconds), however active it is: a
+#: stolen session key stops working by then, unlike with an idle timeout alone.
+SESSION_LIFETIME_ENV = "CLOUDIAG_SESSION_LIFETIME"
 #: All users live in the ROOT domain for now; its id is fixed so clients can rely on it.
 ROOT_DOMAIN_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "cloudiag:domain:ROOT"))
 
@@ -85,20 +90,39 @@ async def check_password(db: AsyncSession, username: str, password: str) -> User
     return None
 
 
+def session_lifetime(environ: Mapping[str, str] = os.environ) -> int:
+    """The absolute lifetime of sessions: CLOUDIAG_SESSION_LIFETIME, default 24 h."""
+    raw = environ.get(SESSION_LIFETIME_ENV, "")
+    try:
+        seconds = int(raw) if raw else 86400
+    except ValueError:
+        seconds = -1
+    if not 60 <= seconds <= 30 * 86400:
+        raise ValueError(f"{SESSION_LIFETIME_ENV} must be 60 to 2592000 seconds, not {raw!r}")
+    return seconds
+
+
+SESSION_LIFETIME = session_lifetime()
+
+
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-async def open_session(db: AsyncSession, user: User, timeout: int) -> tuple[str, str]:
+async def open_session(
+    db: AsyncSession, user: User, timeout: int, lifetime: int = SESSION_LIFETIME
+) -> tuple[str, str]:
     """Start a login session; returns (cookie id, session key), stored only as hashes."""
     session_id = passwords.generate_session_key()
     session_key = passwords.generate_session_key()
+    now = utcnow()
     db.add(
         Session(
             id_hash=_digest(session_id),
             key_hash=_digest(session_key),
             user_id=user.id,
-            expires=utcnow() + timedelta(seconds=timeout),
+            created=now,
+            expires=now + timedelta(seconds=min(timeout, lifetime)),
         )
     )
     await db.flush()
@@ -106,17 +130,25 @@ async def open_session(db: AsyncSession, user: User, timeout: int) -> tuple[str,
 
 
 async def session_user(
-    db: AsyncSession, session_id: str, session_key: str, timeout: int
+    db: AsyncSession,
+    session_id: str,
+    session_key: str,
+    timeout: int,
+    lifetime: int = SESSION_LIFETIME,
 ) -> User | None:
-    """The user of a live session when both the cookie and the key match; renews its expiry."""
+    """The user of a live session when both the cookie and the key match.
+
+    Each use renews the idle timeout, never past `lifetime` seconds after the login.
+    """
     row = await db.get(Session, _digest(session_id))
     if row is None or not hmac.compare_digest(row.key_hash, _digest(session_key)):
         return None
     now = utcnow()
-    if row.expires <= now:
+    end = row.created + timedelta(seconds=lifetime)
+    if row.expires <= now or end <= now:
         await db.delete(row)
         return None
-    row.expires = now + timedelta(seconds=timeout)
+    row.expires = min(now + timedelta(seconds=timeout), end)
     return await db.get(User, row.user_id)
 
 
