@@ -84,6 +84,9 @@ export function diagnosticsPanel(vm, { initial = {} } = {}) {
   params.addEventListener("input", () => setError("params", ""));
 
   let busy = false;
+  let stopFollowing = () => {};
+  // Whoever removes the panel (a closed dialog) ends its live stream with it.
+  root.stopFollowing = () => stopFollowing();
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (busy) return;
@@ -140,7 +143,7 @@ export function diagnosticsPanel(vm, { initial = {} } = {}) {
       runButton.disabled = false;
       runButton.textContent = "Run";
     };
-    followJob(jobid, {
+    stopFollowing = followJob(jobid, {
       line(line) {
         const atBottom = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
         const text = `${line.text.replace(/\r?\n$/, "")}\n`;

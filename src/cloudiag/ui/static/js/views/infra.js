@@ -25,14 +25,18 @@ function addresses(vm) {
 /** Open the Run diagnostics dialog over the current page. */
 export function runDialog(vm) {
   const closeButton = h("button", { type: "button", class: "btn btn-icon", "aria-label": "Close" }, "✕");
+  const panel = diagnosticsPanel(vm);
   const dialog = h(
     "dialog",
     { class: "dialog", "aria-label": `Run diagnostics on ${vm.name}`, "data-testid": "run-dialog" },
     h("div", { class: "dialog-head" }, h("h2", {}, `Run diagnostics · ${vm.name}`), closeButton),
-    diagnosticsPanel(vm),
+    panel,
   );
   closeButton.addEventListener("click", () => dialog.close());
-  dialog.addEventListener("close", () => dialog.remove());
+  dialog.addEventListener("close", () => {
+    panel.stopFollowing?.();
+    dialog.remove();
+  });
   document.body.append(dialog);
   dialog.showModal();
 }
