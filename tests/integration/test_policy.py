@@ -65,4 +65,9 @@ def test_a_name_resolving_into_a_denied_network_is_refused_on_the_vm(
 def test_allowed_destinations_still_work(stack: Stack, server: str) -> None:
     r = _run(stack, server, "web.lab.test")
     job = stack.wait_job(r.json()["rundiagnosticsresponse"]["jobid"])
-    assert job["jobresult"]["diagnostics"]["exitcode"] == "0"
+    diag = job["jobresult"]["diagnostics"]
+    assert diag["exitcode"] == "0"
+    # The tool got the address that was checked, not the name to look up again.
+    web = stack.lab["targets"]["web"]
+    assert diag["stdout"].startswith(f"PING {web} ({web})")
+    assert f"web.lab.test is {web}" in diag["stderr"]

@@ -1,10 +1,13 @@
-"""The operator's forbidden destinations: literals at the API, names on the VM."""
+"""The operator's forbidden destinations: literals at the API, names on the VM, where the
+tool is given the address that was checked (a second lookup could answer differently)."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -40,10 +43,10 @@ def test_no_policy_allows_everything() -> None:
     assert d.denied_destination("169.254.0.10", [], resolve=True) is None
 
 
-def _script(env_value: str, address: str) -> subprocess.CompletedProcess[bytes]:
+def _script(env_value: str, address: str, *extra: str) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, d.DENIED_NETWORKS_ENV: env_value}
     return subprocess.run(
-        [sys.executable, "-I", "-S", d.__file__, "ping", address, "-c", "1", "-W", "1"],
+        [sys.executable, "-I", "-S", d.__file__, "ping", address, "-c", "1", "-W", "1", *extra],
         capture_output=True,
         env=env,
         timeout=30,
@@ -61,6 +64,133 @@ def test_the_script_checks_names_after_resolving_them() -> None:
 def test_an_unreadable_policy_denies_everything() -> None:
     done = _script("not-a-network", "127.0.0.1")
     assert done.returncode == 2 and b"does not allow" in done.stdout
+
+
+class Resolver:
+    """A DNS under the test's control: each lookup of a name gets the next answer."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.asked: list[tuple[str, int]] = []
+
+    def __call__(self, host: str, port: object, family: int = 0, *args: object) -> list[Any]:
+        self.asked.append((host, family))
+        answer = self.answers[min(len(self.asked), len(self.answers)) - 1]
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_DGRAM, 17, "", (a, 0))
+            for a in answer
+        ]
+
+
+@pytest.fixture
+def tool(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The argv of every tool the script would start (none is started)."""
+    started: list[list[str]] = []
+
+    def fake_run_tool(argv: list[str], out: Any = None, **kw: Any) -> int:
+        started.append(list(argv))
+        out.write(d.encode_record("exit", code=0))
+        return 0
+
+    monkeypatch.setattr(d, "run_tool", fake_run_tool)
+    monkeypatch.setattr(d, "choose_interface", lambda address: "eth0")
+    return started
+
+
+def _main(
+    monkeypatch: pytest.MonkeyPatch,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    resolver: Resolver,
+    policy: str,
+    *args: str,
+) -> tuple[int, str]:
+    """Run the script's main() with that resolver and policy; (status, its stderr text)."""
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    monkeypatch.setenv(d.DENIED_NETWORKS_ENV, policy)
+    status = d.main(list(args))
+    records = [d.decode_record(line) for line in capsysbinary.readouterr().out.splitlines()]
+    return status, "".join(r.data for r in records if r is not None and r.stream == "err")
+
+
+def test_the_tool_gets_the_address_that_was_checked(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes], tool: Any
+) -> None:
+    # A rebinding name: harmless at the first lookup, the management network afterwards.
+    dns = Resolver(["198.51.100.10"], ["169.254.0.10"])
+    status, err = _main(monkeypatch, capsysbinary, dns, "169.254.0.0/16", "ping", "x.test")
+    assert status == 0
+    assert tool == [["ping", "-c", "4", "--", "198.51.100.10"]]
+    assert dns.asked == [("x.test", 0)]  # Resolved once, by the script, never again.
+    assert "x.test is 198.51.100.10" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "family", "answer"),
+    [
+        (["ping", "x.test", "-4"], socket.AF_INET, "198.51.100.10"),
+        (["ping6", "x.test"], socket.AF_INET6, "2001:db9::10"),
+        (["traceroute", "x.test", "-6"], socket.AF_INET6, "2001:db9::10"),
+        (["arping", "x.test"], socket.AF_INET, "198.51.100.10"),
+    ],
+)
+def test_names_resolve_in_the_tools_family(
+    monkeypatch: pytest.MonkeyPatch,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    tool: Any,
+    args: list[str],
+    family: int,
+    answer: str,
+) -> None:
+    dns = Resolver([answer], ["169.254.0.10"])
+    status, _ = _main(monkeypatch, capsysbinary, dns, "169.254.0.0/16", *args)
+    assert status == 0
+    assert dns.asked == [("x.test", family)]
+    assert tool[0][-2:] == ["--", answer]
+
+
+@pytest.mark.parametrize(
+    "answer", [["169.254.0.10"], ["198.51.100.10", "169.254.0.10"], ["::ffff:169.254.0.10"]]
+)
+def test_a_name_with_any_denied_address_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    tool: Any,
+    answer: list[str],
+) -> None:
+    dns = Resolver(answer, ["198.51.100.10"])
+    status, err = _main(monkeypatch, capsysbinary, dns, "169.254.0.0/16", "ping", "x.test")
+    assert status == 2 and tool == []
+    assert "x.test (169.254.0.10) is in 169.254.0.0/16" in err
+
+
+def test_an_unresolvable_name_is_refused_under_a_policy(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes], tool: Any
+) -> None:
+    def no_such_name(*args: object) -> list[Any]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    monkeypatch.setenv(d.DENIED_NETWORKS_ENV, "169.254.0.0/16")
+    assert d.main(["ping", "x.test"]) == 2
+    assert tool == []  # Not handed to a tool that might resolve it after all.
+    assert b"x.test cannot be resolved (Name or service not known)" in capsysbinary.readouterr().out
+
+
+def test_without_a_policy_the_tool_resolves_the_name(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes], tool: Any
+) -> None:
+    dns = Resolver(["169.254.0.10"])
+    status, err = _main(monkeypatch, capsysbinary, dns, "", "ping", "x.test")
+    assert status == 0 and err == ""
+    assert dns.asked == []
+    assert tool == [["ping", "-c", "4", "--", "x.test"]]
+
+
+def test_the_script_pings_the_address_it_checked() -> None:
+    done = _script("10.0.0.0/8", "localhost", "-4")
+    assert done.returncode == 0, done.stdout
+    assert b"PING 127.0.0.1 (127.0.0.1)" in done.stdout
+    assert b"[cloudiag] localhost is 127.0.0.1" in done.stdout
 
 
 def test_settings_take_and_check_the_list(monkeypatch: pytest.MonkeyPatch) -> None:

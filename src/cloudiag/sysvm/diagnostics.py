@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 # The script starts once per diagnostic, so import time counts: "typing" is only needed
@@ -63,6 +63,7 @@ __all__ = [
     "get_type",
     "main",
     "parse_params",
+    "pin_destination",
     "run_tool",
     "types_for_vm",
     "validate",
@@ -1127,32 +1128,88 @@ def denied_destination(
 ) -> str | None:
     """Why the operator's policy forbids this destination, or None.
 
-    A literal is checked as it is. A host name is checked only with ``resolve`` (inside the
-    VM, where it will be resolved): every address it resolves to must be allowed.
+    A literal is checked as it is. A host name is checked only with ``resolve``: every
+    address it resolves to must be allowed. That is a verdict only; to run a tool, use
+    pin_destination(), which hands the tool the very address it checked.
     """
     if not networks:
         return None
-    literal = _parse_ip(address)
-    if literal is not None:
-        candidates = [literal]
-    elif resolve:
-        import socket  # Only here: most runs need no resolution.
-
-        try:
-            infos = socket.getaddrinfo(address, None)
-        except (OSError, UnicodeError):
-            return None  # The tool will report the failed lookup itself.
-        candidates = [ipaddress.ip_address(str(i[4][0]).split("%")[0]) for i in infos]
-    else:
+    if _parse_ip(address) is not None:
+        return _denied(address, [address], networks)
+    if not resolve:
         return None
+    try:
+        return _denied(address, _resolve(address), networks)
+    except (OSError, UnicodeError):
+        return None  # The tool will report the failed lookup itself.
+
+
+def _resolve(name: str, family: int = 0) -> list[str]:
+    """The addresses of a host name, in the order a tool would try them (OSError if none)."""
+    import socket  # Only here: most runs need no resolution.
+
+    infos = socket.getaddrinfo(name, None, family, socket.SOCK_DGRAM)
+    found = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not found:
+        raise OSError(f"no address for {name}")
+    return found
+
+
+def _denied(
+    shown_as: str,
+    addresses: Sequence[str],
+    networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> str | None:
+    candidates = [ipaddress.ip_address(a.split("%")[0]) for a in addresses]
     # An IPv4-mapped IPv6 address reaches the IPv4 host: judge it as that host too.
     candidates += [ip.ipv4_mapped for ip in candidates if ip.version == 6 and ip.ipv4_mapped]
     for ip in candidates:
         for net in networks:
             if ip.version == net.version and ip in net:
-                shown = address if str(ip) == address else f"{address} ({ip})"
+                shown = shown_as if str(ip) == shown_as else f"{shown_as} ({ip})"
                 return f"Destination {shown} is in {net}, which the operator does not allow"
     return None
+
+
+def _family_of(req: Request) -> int:
+    """The address family the tool would resolve a name in (0: either)."""
+    import socket
+
+    flags = {*req.type.forced_options, *req.params}
+    if "-4" in flags or req.type.address_families == frozenset({4}):
+        return socket.AF_INET
+    if "-6" in flags or req.type.address_families == frozenset({6}):
+        return socket.AF_INET6
+    return 0
+
+
+def pin_destination(
+    req: Request, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> Request:
+    """The request aimed at one checked address when the operator denies some networks.
+
+    A literal is checked as it is. A host name is resolved once, here: every address it has
+    must be allowed, and the tool gets the first one (the one it would have picked) instead
+    of the name. Given the name, the tool would resolve it again, and a second answer may
+    differ from the one checked (DNS rebinding). Raises DiagnosticsInputError when the
+    destination is refused or the name does not resolve.
+    """
+    if not networks:
+        return req
+    if _parse_ip(req.address) is not None:
+        addresses = [req.address]
+    else:
+        try:
+            addresses = _resolve(req.address, _family_of(req))
+        except (OSError, UnicodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise DiagnosticsInputError(
+                "ipaddress", f"{req.address} cannot be resolved ({reason})."
+            ) from None
+    denied = _denied(req.address, addresses, networks)
+    if denied:
+        raise DiagnosticsInputError("ipaddress", denied)
+    return replace(req, address=addresses[0])
 
 
 def _denied_from_env() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -1183,11 +1240,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         writer.write("err", f"{exc.field}: {exc.message}\n")
         writer.write("exit", code=-1)
         return 2
-    denied = denied_destination(req.address, _denied_from_env(), resolve=True)
-    if denied:
-        writer.write("err", f"ipaddress: {denied}\n")
+    try:
+        pinned = pin_destination(req, _denied_from_env())
+    except DiagnosticsInputError as exc:
+        writer.write("err", f"{exc.field}: {exc.message}\n")
         writer.write("exit", code=-1)
         return 2
+    if pinned.address != req.address:
+        # The tool prints the address only: say which name it stands for.
+        writer.write("err", f"[cloudiag] {req.address} is {pinned.address}\n")
+        req = pinned
     interface = None
     if req.type.auto_interface and "-I" not in req.params:
         interface = choose_interface(req.address)

@@ -285,7 +285,7 @@ async def run_in_netns(
             env={
                 **os.environ,
                 diagnostics.TIME_LIMIT_ENV: f"{check_limit:g}",
-                # Names resolve on the VM: the script checks what they resolve to.
+                # Names resolve on the VM: the script checks the address and aims the tool at it.
                 diagnostics.DENIED_NETWORKS_ENV: ",".join(denied_networks),
             },
             # If the agent dies (SIGKILL), the script gets SIGTERM and stops its tool.
