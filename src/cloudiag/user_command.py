@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from typing import TextIO
 
 from cloudiag.cli import settings_from, storage_flags
 
@@ -18,14 +19,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "create",
         help="create a user and print its password and API keys",
         description="Create a user. Prints username, password (generated unless given), "
-        "apikey and secretkey; this is the only time they are shown.",
+        "apikey and secretkey; this is the only time they are shown. To choose the "
+        "password, give it on standard input: cloudiag user create NAME --password-stdin "
+        "< file (--password would show it in the process list).",
     )
     create.add_argument("name")
     create.add_argument("--role", default="user", help="admin, domainadmin or user")
-    create.add_argument("--password", help="the password (default: a generated one)")
+    given = create.add_mutually_exclusive_group()
+    given.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (one line), e.g. from a secrets file",
+    )
+    given.add_argument(
+        "--password",
+        help="the password (default: a generated one); other users can see it in `ps`, "
+        "prefer --password-stdin",
+    )
     create.add_argument("--json", action="store_true", help="print JSON")
     storage_flags(create)
     create.set_defaults(func=_create)
+
+
+def _password_from(stream: TextIO) -> str:
+    """The first line of `stream` without its line end (a password may hold spaces)."""
+    return stream.readline().removesuffix("\n").removesuffix("\r")
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -34,13 +52,25 @@ def _create(args: argparse.Namespace) -> int:
     from cloudiag.services import accounts
 
     settings = settings_from(args)
+    password: str | None = args.password
+    if args.password_stdin:
+        password = _password_from(sys.stdin)
+        if not password:
+            print("cloudiag user create: no password on standard input", file=sys.stderr)
+            return 1
+    elif password is not None:
+        print(
+            "cloudiag user create: warning: --password shows the password to other users "
+            "of this machine (ps); use --password-stdin",
+            file=sys.stderr,
+        )
 
     async def create() -> accounts.NewUser:
         engine = create_engine(settings.resolved_database_url())
         try:
             await upgrade(engine)
             async with session_factory(engine).begin() as db:
-                return await accounts.create_user(db, args.name, args.role, args.password)
+                return await accounts.create_user(db, args.name, args.role, password)
         finally:
             await engine.dispose()
 

@@ -1,0 +1,66 @@
+"""`cloudiag user create --password-stdin`: the password never goes through argv."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+
+from cloudiag.accounts import passwords
+from cloudiag.db.engine import create_engine, session_factory
+from cloudiag.db.models import User
+
+PASSWORD = "correct horse battery staple"
+
+
+def _create(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cloudiag", "user", "create", *args, "--data-dir", str(tmp_path)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _hash_of(tmp_path: Path, username: str) -> str:
+    async def read() -> str:
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'cloudiag.db'}")
+        try:
+            async with session_factory(engine)() as db:
+                query = select(User.password_hash).where(User.username == username)
+                return str((await db.execute(query)).scalar_one())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def test_the_password_is_read_from_standard_input(tmp_path: Path) -> None:
+    out = _create(tmp_path, "alice", "--password-stdin", "--json", stdin=f"{PASSWORD}\n")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["password"] == PASSWORD
+    assert "warning" not in out.stderr
+    assert passwords.verify_password(_hash_of(tmp_path, "alice"), PASSWORD)  # spaces kept
+
+
+def test_an_empty_standard_input_is_refused(tmp_path: Path) -> None:
+    out = _create(tmp_path, "bob", "--password-stdin", stdin="")
+    assert out.returncode == 1
+    assert "no password on standard input" in out.stderr
+
+
+def test_password_in_argv_still_works_but_warns(tmp_path: Path) -> None:
+    out = _create(tmp_path, "carol", "--password", PASSWORD)
+    assert out.returncode == 0, out.stderr
+    assert "--password-stdin" in out.stderr
+
+
+def test_both_ways_at_once_are_refused(tmp_path: Path) -> None:
+    out = _create(tmp_path, "dave", "--password", PASSWORD, "--password-stdin", stdin=PASSWORD)
+    assert out.returncode == 2
+    assert "not allowed with" in out.stderr
