@@ -70,7 +70,7 @@ async def demo_credentials(run: Running, path: Path, url: str) -> dict[str, str]
     admin = run.admin
     if admin is None:
         with contextlib.suppress(ValueError, OSError):
-            saved = json.loads(await asyncio.to_thread(path.read_text))
+            saved = json.loads(await asyncio.to_thread(_read_private, path))
             return {**saved, "url": url}
         async with run.state.db.begin() as db:
             admin = await accounts.reset_credentials(db, "admin")
@@ -90,7 +90,16 @@ def _write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
+        # The mode of os.open applies to a new file only: an existing one keeps its own.
+        os.fchmod(fd, 0o600)
         fh.write(text)
+
+
+def _read_private(path: Path) -> str:
+    """Read a file of secrets, making it readable by its owner only if it was not."""
+    with path.open() as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        return fh.read()
 
 
 async def run_stack(settings: Settings, *, with_lab: bool, demo: bool) -> int:
