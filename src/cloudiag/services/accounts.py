@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import os
@@ -64,7 +63,7 @@ async def create_user(
     user = User(
         username=username,
         role=role,
-        password_hash=await asyncio.to_thread(passwords.hash_password, password),
+        password_hash=await passwords.hash_password_async(password),
         api_key=passwords.generate_api_key(),
         secret_key=passwords.generate_secret_key(),
         domain_id=ROOT_DOMAIN_ID,
@@ -170,7 +169,7 @@ async def reset_credentials(db: AsyncSession, username: str) -> NewUser:
     if user is None:
         raise ValueError(f"no user {username!r}")
     password = passwords.generate_password()
-    user.password_hash = await asyncio.to_thread(passwords.hash_password, password)
+    user.password_hash = await passwords.hash_password_async(password)
     user.api_key = passwords.generate_api_key()
     user.secret_key = passwords.generate_secret_key()
     await db.execute(delete(Session).where(Session.user_id == user.id))
