@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudiag.accounts import passwords
 from cloudiag.api.context import Caller
 from cloudiag.db.models import Session, User, utcnow
+
+log = logging.getLogger(__name__)
 
 ROLES = {"admin": "Admin", "domainadmin": "DomainAdmin", "user": "User"}
 #: Environment variable of the longest a session lasts (seconds), however active it is: a
@@ -79,14 +83,38 @@ async def user_by_api_key(db: AsyncSession, api_key: str) -> User | None:
 
 
 async def check_password(db: AsyncSession, username: str, password: str) -> User | None:
-    """The user if the password is right, else None (same cost whether or not the user exists)."""
+    """The user if the password is right, else None (same cost whether or not the user exists).
+
+    A right password whose stored hash was made with older parameters is hashed again
+    with the current ones (the only moment the password is at hand to do it).
+    """
     user = (await db.execute(select(User).where(User.username == username))).scalar_one_or_none()
     if user is None:
         await passwords.verify_password_async(None, password)  # Same cost as a real check.
         return None
-    if await passwords.verify_password_async(user.password_hash, password):
-        return user
-    return None
+    if not await passwords.verify_password_async(user.password_hash, password):
+        return None
+    if passwords.needs_rehash(user.password_hash):
+        await _rehash(db, user, password)
+    return user
+
+
+async def _rehash(db: AsyncSession, user: User, password: str) -> None:
+    old = user.password_hash
+    new = await passwords.hash_password_async(password)
+    try:
+        # A transaction of its own: the caller's session may never commit (login only
+        # reads). Only if the hash is still the one checked: a password change wins.
+        async with AsyncSession(db.bind) as own, own.begin():
+            await own.execute(
+                update(User)
+                .where(User.id == user.id, User.password_hash == old)
+                .values(password_hash=new)
+            )
+    except (OSError, DBAPIError):
+        log.warning("could not store the upgraded password hash of %s", user.username)
+        return
+    log.info("password hash of %s upgraded to the current parameters", user.username)
 
 
 def session_lifetime(environ: Mapping[str, str] = os.environ) -> int:
