@@ -6,6 +6,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudiag.db.models import Event
 
+#: CloudStack's name of a system VM type: a job's instance type, its events' resource type.
+INSTANCE_TYPE = {
+    "domainrouter": "DomainRouter",
+    "secondarystoragevm": "SystemVm",
+    "consoleproxy": "SystemVm",
+}
 #: CloudStack's event type for diagnostics, by VM type.
 DIAGNOSTICS_EVENT = {
     "domainrouter": "ROUTER.DIAGNOSTICS",

@@ -505,7 +505,7 @@ class JobRunner:
                 username=job.username,
                 account_id=job.account_id,
                 domain_id=job.domain_id,
-                resource_type="SystemVm" if job.vm_type != "domainrouter" else "DomainRouter",
+                resource_type=events.INSTANCE_TYPE[job.vm_type],
                 resource_id=req.vm_id,
                 job_id=job.job_id,
             )

@@ -21,11 +21,6 @@ from cloudiag.sysvm import diagnostics
 log = logging.getLogger(__name__)
 
 RUN_DIAGNOSTICS_CMD = "org.apache.cloudstack.api.command.admin.diagnostics.RunDiagnosticsCmd"
-INSTANCE_TYPE = {
-    "domainrouter": "DomainRouter",
-    "secondarystoragevm": "SystemVm",
-    "consoleproxy": "SystemVm",
-}
 
 
 @dataclass(frozen=True)
@@ -56,7 +51,7 @@ async def start_diagnostics(
     """Validate everything, then create the job and its event in one transaction; the job id."""
     async with quotas.serializer(sessionmaker), sessionmaker.begin() as db:
         vm = await db.get(VirtualMachine, target_id)
-        if vm is None or vm.vm_type not in INSTANCE_TYPE:
+        if vm is None or vm.vm_type not in events.INSTANCE_TYPE:
             raise ApiError.param(f"Unable to find a system vm with id {target_id}", name="targetid")
         if vm.state != "Running" or vm.host_id is None:
             raise ApiError.param(
@@ -95,7 +90,7 @@ async def start_diagnostics(
             user_id=caller.id,
             account_id=caller.account_id,
             cmd=RUN_DIAGNOSTICS_CMD,
-            instance_type=INSTANCE_TYPE[vm.vm_type],
+            instance_type=events.INSTANCE_TYPE[vm.vm_type],
             instance_id=vm.id,
             host_id=vm.host_id,
             request={
@@ -117,7 +112,7 @@ async def start_diagnostics(
             username=caller.username,
             account_id=caller.account_id,
             domain_id=caller.domain_id,
-            resource_type=INSTANCE_TYPE[vm.vm_type],
+            resource_type=events.INSTANCE_TYPE[vm.vm_type],
             resource_id=vm.id,
             job_id=job.id,
         )
