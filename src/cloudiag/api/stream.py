@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from cloudiag.api.auth import authenticate, read_params
-from cloudiag.api.commands.jobs import job_view
+from cloudiag.api.commands.jobs import JOBID, job_view
 from cloudiag.api.context import AppState, Caller
 from cloudiag.api.errors import ApiError
 from cloudiag.api.render import error_payload, render
@@ -107,7 +106,7 @@ async def stream_endpoint(request: Request) -> Response:
     fmt = "json" if values.get("response", "json").lower() == "json" else "xml"
     try:
         caller, _ = await authenticate(state, request, params, values)
-        job_id = _job_id(values.get("jobid", ""))
+        job_id = _job_id(values)
         job = await _load_job(state, job_id)
         if job is None or not _may_see(caller, job):
             raise ApiError.param(f"Unable to find a job with id {job_id}")
@@ -121,13 +120,12 @@ async def stream_endpoint(request: Request) -> Response:
     )
 
 
-def _job_id(raw: str) -> str:
-    if not raw:
+def _job_id(values: dict[str, str]) -> str:
+    """The jobid parameter, checked as every API command checks its declared parameters."""
+    raw = values.get("jobid", "")
+    if not raw.strip():
         raise ApiError.param("Unable to stream: missing parameter jobid")
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise ApiError.param(f"Invalid parameter jobid value={raw!r}: not a valid uuid") from None
+    return str(JOBID.convert("stream", raw))
 
 
 def _may_see(caller: Caller, job: AsyncJob) -> bool:

@@ -12,6 +12,9 @@ from cloudiag.api.listing import cs_date, list_payload, page
 from cloudiag.api.registry import LIST_PARAMS, LISTALL, REGISTRY, Command, Param, ResponseField
 from cloudiag.db.models import AsyncJob, User
 
+#: The job a call is about: queryAsyncJobResult's parameter, and /client/stream's.
+JOBID = Param("jobid", "uuid", "the ID of the asynchronous job", required=True)
+
 
 def job_view(job: AsyncJob) -> dict[str, Any]:
     """A job as CloudStack's AsyncJobResponse shows it."""
@@ -86,7 +89,7 @@ REGISTRY.add(
         "queryAsyncJobResult",
         "Retrieves the current status of asynchronous job.",
         query_async_job_result,
-        params=(Param("jobid", "uuid", "the ID of the asynchronous job", required=True),),
+        params=(JOBID,),
         response=_JOB_RESPONSE,
         cmd_class="org.apache.cloudstack.api.command.user.job.QueryAsyncJobResultCmd",
     )
