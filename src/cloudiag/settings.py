@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     #: resolution.
     denied_networks: list[str] = Field(default_factory=list)
     #: Output kept per stream of one diagnostic; the rest is dropped and `truncated` set.
+    #: The agent cuts further when a NATS server's max_payload cannot carry both streams.
     max_output: int = Field(default=1 << 20, ge=1024, le=64 << 20)
     #: Diagnostics running at once per VM, per host agent and per user (0 = unlimited).
     limit_per_vm: int = Field(default=5, ge=0)

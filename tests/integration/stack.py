@@ -196,8 +196,9 @@ class Stack:
         assert r.status_code == 200, r.text
         return self.wait_job(r.json()["rundiagnosticsresponse"]["jobid"])
 
-    def start_agent(self) -> None:
-        """Start `cloudiag agent` for the lab and wait until its host is Up."""
+    def start_agent(self, env: dict[str, str] | None = None) -> None:
+        """Start `cloudiag agent` for the lab (`env` added to its environment) and wait until
+        its host is Up."""
         log = (self.data_dir / "agent.log").open("a")
         self.agent = subprocess.Popen(
             [
@@ -214,7 +215,7 @@ class Stack:
             stderr=subprocess.STDOUT,
             text=True,
             # The URL holds the bus token: environment, not argv, as the demo does.
-            env={**os.environ, "CLOUDIAG_NATS_URL": self.nats_url},
+            env={**os.environ, "CLOUDIAG_NATS_URL": self.nats_url, **(env or {})},
         )
         self.wait_for(lambda: self._host_state() == "Up", "the agent's host to be Up")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import httpx
 
 from tests.integration.stack import Stack, start_server, stop
@@ -35,3 +38,29 @@ def test_output_beyond_the_cap_is_dropped_and_flagged(stack: Stack) -> None:
     assert len(diag["stdout"].encode()) <= 1024
     assert diag["stdout"].startswith("PING ")
     assert "output truncated at 1024 bytes" in diag["stderr"]
+
+
+def test_a_result_at_the_default_cap_gets_through_the_bus(stack: Stack, tmp_path: Path) -> None:
+    """Both streams of a result travel in one NATS message: one at the 1 MiB cap must fit."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    # A stand-in for ping, first on the agent's PATH: 3 MiB of reply lines, no packet sent.
+    fake = tools / "ping"
+    fake.write_text(
+        "#!/bin/sh\nyes '64 bytes from 198.51.100.10: icmp_seq=1 ttl=63 time=0.1 ms' "
+        "| head -c 3145728\n"
+    )
+    fake.chmod(0o755)
+    stack.stop_agent()
+    try:
+        stack.start_agent(env={"PATH": f"{tools}:{os.environ['PATH']}"})
+        job = stack.run("router", "ping", stack.lab["targets"]["web"], "-c 1")
+    finally:
+        stack.stop_agent()
+        stack.start_agent()
+    assert job["jobstatus"] == 1, job
+    diag = job["jobresult"]["diagnostics"]
+    assert diag["truncated"] is True
+    assert diag["exitcode"] == "0"
+    assert len(diag["stdout"].encode()) == 1 << 20
+    assert diag["stdout"].startswith("64 bytes from 198.51.100.10")

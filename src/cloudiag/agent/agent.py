@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from pydantic import ValidationError
 
 from cloudiag import __version__
@@ -37,6 +38,33 @@ from cloudiag.sysvm import diagnostics
 log = logging.getLogger(__name__)
 
 Inventory = Callable[[], Awaitable[list[VmReport]]]
+
+
+def fit_result(result: RunResult, max_payload: int) -> RunResult:
+    """The result, its output cut (and marked truncated) until its message fits max_payload.
+
+    Both streams are cut in proportion, keeping their beginnings, and a note is added to
+    stderr. JSON escaping makes the encoded size of a text hard to predict, so the message
+    is measured and cut again until it fits; past a few rounds it goes without output.
+    """
+    if len(result.encode()) <= max_payload:
+        return result
+    note = f"\n[cloudiag] output cut to fit the message bus's limit of {max_payload} bytes\n"
+    bare = result.model_copy(update={"stdout": "", "stderr": note, "truncated": True})
+    framing = len(bare.encode())
+    stdout, stderr = result.stdout, result.stderr
+    for _ in range(8):
+        if framing >= max_payload:
+            break
+        fitted = result.model_copy(
+            update={"stdout": stdout, "stderr": stderr + note, "truncated": True}
+        )
+        text = len(fitted.encode()) - framing  # What the two streams take, escaped.
+        if text <= max_payload - framing:
+            return fitted
+        ratio = (max_payload - framing) / text * 0.95
+        stdout, stderr = stdout[: int(len(stdout) * ratio)], stderr[: int(len(stderr) * ratio)]
+    return bare
 
 
 class Agent:
@@ -285,4 +313,32 @@ class Agent:
                 job_id=req.job_id, stdout="", stderr=f"agent error: {exc}", exitcode="-1"
             )
         log.info("finished exitcode=%s timed_out=%s", result.exitcode, result.timed_out)
-        await nc.publish(subjects.job_result(req.job_id), result.encode())
+        await self._send_result(nc, result)
+
+    @staticmethod
+    async def _send_result(nc: Client, result: RunResult) -> None:
+        """Publish a job's result, cut to fit the bus; if it still fails, say so instead.
+
+        A result that never arrives leaves the job pending until the server gives up on it.
+        """
+        fitted = fit_result(result, nc.max_payload)
+        if fitted is not result:
+            log.warning("output cut to fit the bus's max_payload of %d bytes", nc.max_payload)
+        try:
+            await nc.publish(subjects.job_result(result.job_id), fitted.encode())
+            return
+        except NatsError as exc:
+            log.error("could not send the result: %s", exc)
+            reason = f"The agent could not send the result over the message bus ({exc})"
+        failed = RunResult(
+            job_id=result.job_id,
+            stdout="",
+            stderr="",
+            exitcode=result.exitcode,
+            duration=result.duration,
+            error=reason,
+        )
+        try:
+            await nc.publish(subjects.job_result(result.job_id), failed.encode())
+        except NatsError as exc:
+            log.error("could not send the failure either: %s", exc)

@@ -35,6 +35,12 @@ def find_nats_server() -> str:
     )
 
 
+#: Largest message the private server takes. A job's result is one message holding both
+#: streams, each up to max_output (1 MiB by default), so nats-server's default of 1 MiB
+#: is too small; 8 MiB is the most it recommends. The agent cuts a result that would not fit.
+MAX_PAYLOAD = 8 << 20
+
+
 def write_config(path: Path, host: str, port: int, store_dir: Path, token: str) -> Path:
     """A nats-server config readable only by its owner: loopback, JetStream, a token.
 
@@ -42,6 +48,7 @@ def write_config(path: Path, host: str, port: int, store_dir: Path, token: str) 
     """
     text = (
         f"listen: {json.dumps(f'{host}:{port}')}\n"
+        f"max_payload: {MAX_PAYLOAD}\n"
         # JetStream keeps job output for late viewers (see bus/streams.py).
         f"jetstream {{ store_dir: {json.dumps(str(store_dir))} }}\n"
         f"authorization {{ token: {json.dumps(token)} }}\n"
