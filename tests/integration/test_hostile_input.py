@@ -161,7 +161,7 @@ async def _spawned(stack: Stack) -> int:
 
 def _rows(stack: Stack) -> tuple[int, int]:
     jobs = stack.ok("listAsyncJobs", listall="true").get("count", 0)
-    events = stack.ok("listEvents").get("count", 0)
+    events = stack.ok("listEvents", listall="true").get("count", 0)
     return jobs, events
 
 

@@ -14,7 +14,7 @@ from tests.integration.stack import Stack, cs_signature
 
 def _counts(stack: Stack) -> tuple[int, int]:
     jobs = stack.ok("listAsyncJobs", listall="true").get("count", 0)
-    events = stack.ok("listEvents").get("count", 0)
+    events = stack.ok("listEvents", listall="true").get("count", 0)
     return jobs, events
 
 

@@ -4,19 +4,41 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 
-from cloudiag.api.context import RequestContext
+from cloudiag.api.context import Caller, RequestContext
 from cloudiag.api.listing import cs_date, list_payload, page
-from cloudiag.api.registry import LIST_PARAMS, LISTALL, REGISTRY, Command, Param, ResponseField
+from cloudiag.api.registry import (
+    ADMIN,
+    DOMAIN_ADMIN,
+    LIST_PARAMS,
+    LISTALL,
+    REGISTRY,
+    Command,
+    Param,
+    ResponseField,
+)
 from cloudiag.db.models import Event
 
 
+def _scope(query: Select[Any], caller: Caller, params: dict[str, Any]) -> Select[Any]:
+    """The events a caller may list, as CloudStack scopes them.
+
+    Its own account's, unless it asks wider (listall=true, or one event by id): then a root
+    admin sees every event and a domain admin those of its domain; a user, its own still
+    (CloudStack's AccountManager.buildACLSearchParameters).
+    """
+    wider = bool(params.get("listall")) or "id" in params
+    if wider and caller.role == ADMIN:
+        return query
+    if wider and caller.role == DOMAIN_ADMIN:
+        return query.where(Event.domain_id == caller.domain_id)
+    return query.where(Event.account_id == caller.account_id)
+
+
 async def list_events(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    """Events, newest first; users see their own."""
-    query = select(Event).order_by(Event.created.desc(), Event.id)
-    if not ctx.user.is_admin:
-        query = query.where(Event.user_id == ctx.user.id)
+    """Events, newest first: the caller's own, or (listall=true) all it may see."""
+    query = _scope(select(Event).order_by(Event.created.desc(), Event.id), ctx.user, params)
     for key, column in (("id", Event.id), ("type", Event.type), ("level", Event.level)):
         if key in params:
             query = query.where(column == params[key])
