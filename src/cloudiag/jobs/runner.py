@@ -45,26 +45,28 @@ RESULT_GRACE = 10.0
 #: (NATS keeps one connection's messages in order: the result came before the reply).
 LOST_GRACE = 1.0
 INTERNAL_ERROR = 530
-#: A job pending this long past its time limit has lost its server for good.
+#: The sweep leaves younger jobs alone (one just created may not be held by its runner yet),
+#: and fails a job of a server that never beat this long past its time limit.
 ORPHAN_GRACE = 60.0
 #: Each server stamps its heartbeat and sweeps this often.
 SWEEP_INTERVAL = 30.0
 #: A server whose heartbeat is this old has stopped: others fail its pending jobs.
 SERVER_TIMEOUT = 3 * SWEEP_INTERVAL
+#: The errortexts of the jobs a sweep fails, by why nobody will finish them.
 OWNER_GONE = (
     f"The management server running the job stopped (no heartbeat for {SERVER_TIMEOUT:g} s); "
     "run the diagnostic again"
 )
 OUTCOME_LOST = "The management server could not store the job's outcome; run the diagnostic again"
+PAST_LIMIT = (
+    "No management server finished the job within its time limit (its server stopped); "
+    "run the diagnostic again"
+)
 #: Who a shutdown's cancel requests name, and the errortext of every job a shutdown ends.
 SHUTDOWN_BY = "management server shutdown"
 SHUTDOWN_TEXT = "The management server shut down during the job; run the diagnostic again"
 #: At shutdown, how long agents get to answer a cancel, then to send the output so far.
 SHUTDOWN_GRACE = 3.0
-PAST_LIMIT = (
-    "No management server finished the job within its time limit (its server stopped); "
-    "run the diagnostic again"
-)
 #: The longest time limit a job can have (settings cap it there).
 MAX_TIME_LIMIT = 3600.0
 #: Writing a job's final state is retried this often, waiting FINISH_BACKOFF s, then twice
@@ -170,11 +172,11 @@ class JobRunner:
     async def sweep(self, now: datetime | None = None) -> int:
         """Fail pending jobs no server will finish; how many.
 
-        A job belongs to its server while that server's heartbeat is fresh, queued or
-        running; only then is it failed here: its server stopped beating (recover() covers
-        one that comes back, this one that does not), or it is this server's and this
-        runner no longer holds it (storing its outcome failed), or its server never beat
-        (an older version) and it is long past its time limit.
+        A job, queued or running, is its server's to end while that server's heartbeat is
+        fresh. The sweep fails it only when its server's heartbeat has gone stale (recover()
+        covers a server that comes back, this one that does not); or it is this server's
+        and this runner no longer holds it (storing its outcome failed); or its server never
+        beat (an older version) and it is long past its time limit.
         """
         now = now or utcnow()
         async with self.db.begin() as db:
