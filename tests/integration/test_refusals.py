@@ -150,3 +150,24 @@ def test_user_vm_is_refused(stack: Stack) -> None:
 def test_router_only_type_on_ssvm_is_refused(stack: Stack) -> None:
     r = _run(stack, targetid=stack.vm("secondarystoragevm")["uuid"], type="ping6", ipaddress="::1")
     assert "not available" in _error(r, 431)
+
+
+def test_a_large_body_is_refused_before_authentication(stack: Stack) -> None:
+    """Anyone can POST to the API: a body past 64 KiB is answered 413 and not read on."""
+    r = httpx.post(
+        f"{stack.api}?command=login&response=json",
+        data={"username": stack.admin.username, "password": "x" * 100_000},
+    )
+    assert "larger than 65536 bytes" in _error(r, 413)
+    assert r.json()["loginresponse"]["cserrorcode"] == 9999
+    # The server is fine, and a normal login still works.
+    ok = httpx.post(
+        stack.api,
+        data={
+            "command": "login",
+            "username": stack.admin.username,
+            "password": stack.admin.password,
+            "response": "json",
+        },
+    )
+    assert ok.status_code == 200, ok.text

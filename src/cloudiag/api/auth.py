@@ -2,32 +2,117 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
+from typing import NoReturn
 from urllib.parse import parse_qsl
 
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
 from cloudiag.api import signing
 from cloudiag.api.commands.auth import SESSION_COOKIE
 from cloudiag.api.context import AppState, Caller
-from cloudiag.api.errors import ApiError
+from cloudiag.api.errors import PARAM_ERROR, ApiError
+from cloudiag.api.registry import REGISTRY
+from cloudiag.api.render import render_error
 from cloudiag.services import accounts
 
 _BAD_CREDENTIALS = "unable to verify user credentials and/or request signature"
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+#: Largest request body read. Every parameter of every command fits in a few KiB, and the
+#: body is read before the caller is authenticated, so anyone could send it.
+MAX_BODY = 64 * 1024
+#: Most parameters a request may carry, query string and body together (Jetty's default
+#: maxFormKeys, under which CloudStack runs).
+MAX_FIELDS = 1000
+PAYLOAD_TOO_LARGE = 413
+
+
+class RequestRefused(HTTPException):
+    """A request refused while its parameters are read, with CloudStack's error body.
+
+    An HTTPException because it happens before any command runs: Starlette answers it
+    with the body, status and headers given here.
+    """
+
+    def __init__(self, params: list[tuple[str, str]], errorcode: int, text: str) -> None:
+        err = ApiError(errorcode, text)
+        name = signing.find_param(params, "command")
+        command = REGISTRY.get(name) if name else None
+        body, content_type = render_error(
+            command.name if command else None, err, signing.find_param(params, "response")
+        )
+        super().__init__(
+            errorcode,
+            body.decode("utf-8"),
+            headers={"content-type": content_type, "X-Description": err.description_header},
+        )
+
+
+def _too_large(params: list[tuple[str, str]], text: str) -> NoReturn:
+    raise RequestRefused(params, PAYLOAD_TOO_LARGE, text)
+
+
+def _too_many_fields(params: list[tuple[str, str]]) -> NoReturn:
+    _too_large(params, f"The request has more than {MAX_FIELDS} parameters, the most allowed")
+
+
+async def _read_body(request: Request, params: list[tuple[str, str]]) -> bytes:
+    """The body, refused (413) as soon as it is known to be larger than MAX_BODY."""
+    too_large = f"The request body is larger than {MAX_BODY} bytes, the most allowed"
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        _too_large(params, too_large)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:  # Sent without a length, or longer than it said.
+            _too_large(params, too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
+    yield body
 
 
 async def read_params(request: Request) -> list[tuple[str, str]]:
-    """Query string and form body merged, in order; `+` decodes to a space as clients expect."""
-    params = parse_qsl(request.url.query, keep_blank_values=True)
-    if request.method == "POST":
-        ctype = request.headers.get("content-type", "")
-        if ctype.startswith(_FORM_TYPES[0]):
-            body = (await request.body()).decode("utf-8", errors="replace")
-            params += parse_qsl(body, keep_blank_values=True)
-        elif ctype.startswith(_FORM_TYPES[1]):
-            form = await request.form()
-            params += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    """Query string and form body merged, in order; `+` decodes to a space as clients expect.
+
+    Raises RequestRefused (413) for a body over MAX_BODY or more than MAX_FIELDS parameters.
+    """
+    query = request.url.query
+    try:
+        params = parse_qsl(query, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:
+        # The first MAX_FIELDS parameters say how to answer (command, response format).
+        head = "&".join(query.split("&", MAX_FIELDS)[:MAX_FIELDS])
+        _too_many_fields(parse_qsl(head, keep_blank_values=True))
+    if request.method != "POST":
+        return params
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith(_FORM_TYPES):
+        return params
+    body = await _read_body(request, params)
+    room = MAX_FIELDS - len(params)
+    if ctype.startswith(_FORM_TYPES[0]):
+        text = body.decode("utf-8", errors="replace")
+        try:
+            params += parse_qsl(text, keep_blank_values=True, max_num_fields=room) if text else []
+        except ValueError:
+            _too_many_fields(params)
+        return params
+    parser = MultiPartParser(request.headers, _once(body), max_files=room, max_fields=room)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        if exc.message.startswith("Too many"):
+            _too_many_fields(params)
+        raise RequestRefused(params, PARAM_ERROR, f"Malformed form body: {exc.message}") from None
+    params += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    await form.close()  # Files are no parameters: dropped.
     return params
 
 
