@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+#: Rows per page when the caller gives no `pagesize` (CloudStack's default.page.size), so
+#: that no list answers with every row of a large table.
 DEFAULT_PAGESIZE = 500
 
 
@@ -27,10 +29,10 @@ def list_payload(item_key: str, items: Sequence[dict[str, Any]], count: int) -> 
 async def page(
     db: AsyncSession, query: Select[Any], params: dict[str, Any]
 ) -> tuple[list[Any], int]:
-    """One page of a query and the total count; `page` without `pagesize` uses the default."""
+    """One page of a query (the first, of DEFAULT_PAGESIZE rows, unless the params say
+    otherwise) and the total count of rows."""
     total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    if "page" in params or "pagesize" in params:
-        size = params.get("pagesize", DEFAULT_PAGESIZE)
-        query = query.limit(size).offset((params.get("page", 1) - 1) * size)
+    size = params.get("pagesize", DEFAULT_PAGESIZE)
+    query = query.limit(size).offset((params.get("page", 1) - 1) * size)
     rows = list((await db.execute(query)).scalars())
     return rows, total
