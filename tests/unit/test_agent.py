@@ -1,5 +1,5 @@
 """The agent's side of the bus: results that fit the server's message limit, and what
-happens when a publish fails."""
+happens when a publish (a result, a heartbeat) fails."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client
-from nats.errors import ConnectionClosedError, MaxPayloadError
+from nats.errors import ConnectionClosedError, MaxPayloadError, OutboundBufferLimitError
 
+from cloudiag.agent import agent as agent_module
 from cloudiag.agent.agent import Agent, fit_result
+from cloudiag.agent.inventory import Zone
 from cloudiag.bus import subjects
 from cloudiag.bus.embedded import (
     MAX_PAYLOAD,
@@ -23,7 +25,7 @@ from cloudiag.bus.embedded import (
     find_nats_server,
     free_port,
 )
-from cloudiag.bus.messages import RunResult
+from cloudiag.bus.messages import AgentReport, RunResult, VmReport
 
 MIB = 1 << 20
 
@@ -174,3 +176,59 @@ async def test_a_result_at_the_cap_arrives_whatever_the_servers_limit(
         else:
             assert len(got.encode()) <= nc.max_payload < len(result.encode())
             assert got.truncated is True and got.stdout and got.stdout == "o" * len(got.stdout)
+
+
+class FlakyBus:
+    """A client the agent connects to: its first publishes fail as during a reconnect."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.reports: list[AgentReport] = []
+        self.beating = asyncio.Event()
+
+    async def subscribe(self, subject: str, cb: object = None) -> None:
+        return None
+
+    async def publish(self, subject: str, payload: bytes) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OutboundBufferLimitError
+        self.reports.append(AgentReport.model_validate_json(payload))
+        if len(self.reports) >= 3:
+            self.beating.set()
+
+    async def flush(self, timeout: float) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_the_agent_keeps_beating_through_failed_heartbeats(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bus = FlakyBus(failures=3)
+
+    async def connect(url: str, name: str) -> FlakyBus:
+        return bus
+
+    async def no_addresses() -> list[str]:
+        return []
+
+    async def no_vms() -> list[VmReport]:
+        return []
+
+    monkeypatch.setattr(agent_module, "connect", connect)
+    monkeypatch.setattr(agent_module, "host_addresses", no_addresses)
+    agent = Agent("nats://127.0.0.1:1", "h1", Zone("z1", "zone"), no_vms, heartbeat_interval=0.01)
+    task = asyncio.create_task(agent.run())
+    try:
+        # The first report and two beats fail; the agent is still there for the next ones.
+        await asyncio.wait_for(bus.beating.wait(), 5)
+        assert not task.done()
+        assert agent.ready.is_set()
+    finally:
+        agent.stop()
+        await asyncio.wait_for(task, 5)
+    assert all(r.host_id == "h1" for r in bus.reports)
+    assert bus.reports[-1].connected is False  # It still said goodbye.

@@ -146,8 +146,14 @@ class Agent:
             log.exception("inventory failed; reporting no VMs")
             vms = []
         self._vms = {vm.id: vm for vm in vms}
-        if self._nc is not None:
+        if self._nc is None:
+            return
+        try:
             await self._publish_report(self._nc, connected=True)
+        except NatsError as exc:
+            # The bus may be reconnecting (its buffer full) or gone for now: the agent must
+            # outlive that and beat again next time, not stop serving its host.
+            log.warning("heartbeat not sent: %s", exc)
 
     async def _publish_report(self, nc: Client, *, connected: bool) -> None:
         report = AgentReport(
