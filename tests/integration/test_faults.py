@@ -30,7 +30,7 @@ def test_agent_killed_during_a_traceroute(stack: Stack) -> None:
     stack.stop_agent(signal.SIGKILL)
     try:
         job = stack.wait_job(jobid, timeout=30)
-        assert time.monotonic() - killed < 10  # its limit is 300 s: this is detection, not timeout
+        assert time.monotonic() - killed < 10  # its limit is 600 s: this is detection, not timeout
         assert job["jobstatus"] == 2
         assert "disconnected during the job" in job["jobresult"]["errortext"]
         # The tool died with its agent, not at its own pace.

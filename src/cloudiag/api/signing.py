@@ -218,17 +218,17 @@ def check_expiry(
     *,
     max_lifetime: timedelta | None = None,
 ) -> str | None:
-    """Check a request's expiry as CloudStack does; return why it is refused, or ``None``.
+    """Check a request's expiry; return why it is refused, or ``None``.
 
     Without a ``signatureVersion`` parameter (any case; libcloud never sends one) there is no
     check. With ``signatureVersion=3``, ``expires`` is required, must parse (see
-    ``parse_expires``) and must not be before ``now``; if ``max_lifetime`` is given it must
-    also not lie further than that ahead (CloudStack's optional 15-minute cap). Any other
-    ``signatureVersion`` is refused rather than silently skipping the check. Every occurrence
+    ``parse_expires``) and must not be before ``now``, as in CloudStack; if ``max_lifetime``
+    is given it must also not lie further than that ahead (the API passes none). Any other
+    ``signatureVersion`` is refused, where CloudStack would skip the check. Every occurrence
     of either parameter is checked, so a repeated one cannot smuggle in a second value.
 
-    ``now`` should be timezone-aware; a naive ``now`` is taken to be UTC. The message is for
-    logs: the client should only get a generic 401.
+    ``now`` should be timezone-aware; a naive ``now`` is taken to be UTC. The message is the
+    text of the 401 the client gets (it names no secret).
     """
     versions = _find_all(params, "signatureVersion")
     if not versions:

@@ -10,7 +10,11 @@ VmType = Literal["domainrouter", "secondarystoragevm", "consoleproxy", "uservm"]
 
 
 class Message(BaseModel):
-    """Base of every bus message: strict about unknown fields, JSON bytes on the wire."""
+    """Base of every bus message: immutable, JSON bytes on the wire.
+
+    Unknown fields are ignored, not refused, so that a newer server or agent can add fields
+    without breaking an older peer.
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 

@@ -411,7 +411,6 @@ TYPES: Mapping[str, DiagnosticType] = MappingProxyType(
                 vm_types=_ALL_VMS,
                 options=_options(*_TRACEROUTE_OPTIONS, *_TRACEROUTE_FAMILY),
                 default_options=(("-m", "20"),),
-                # 300 s so that the classic "-m 30 -q 3 -w 3" (270 s worst case) fits.
                 time_limit=600.0,  # -m 30 -q 3 -w 5 (450 s) must fit
                 conflicts=(frozenset({"-4", "-6"}), *_TRACEROUTE_CONFLICTS),
                 estimate=_estimate_traceroute,
