@@ -312,6 +312,7 @@ class DiagnosticType:
             "forced_options": list(self.forced_options),
             "address_families": sorted(self.address_families),
             "time_limit": self.time_limit,
+            "conflicts": [sorted(group) for group in self.conflicts],
         }
 
 

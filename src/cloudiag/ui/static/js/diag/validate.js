@@ -100,6 +100,10 @@ export function checkParams(text, dtype) {
       i += 1;
     }
   }
+  for (const group of dtype.conflicts || []) {
+    const given = group.filter((flag) => seen.has(flag));
+    if (given.length > 1) return `Options ${given.join(" and ")} cannot be used together for ${dtype.name}.`;
+  }
   return null;
 }
 
