@@ -165,10 +165,11 @@ def stop_on_signals(stop: asyncio.Event) -> None:
 
 def admin_banner(admin: accounts.NewUser | None, url: str) -> str:
     """What the first start prints about the generated admin account."""
+    where = f"cloudiag web UI at {url}/ and API at {url}/client/api"
     if admin is None:
-        return f"cloudiag API at {url}/client/api"
+        return where
     return (
-        f"cloudiag API at {url}/client/api\n"
+        f"{where}\n"
         f"First start: created user {admin.username!r} (role Admin)\n"
         f"  password:  {admin.password}\n"
         f"  apikey:    {admin.apikey}\n"
