@@ -73,7 +73,7 @@ async def _consume_reports(nc: Client, state: AppState) -> None:
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Running]:
     """Start everything but the HTTP listener; stop it all on exit, in reverse order."""
-    identity = await asyncio.to_thread(claim_server_id, settings.data_dir)
+    identity = await asyncio.to_thread(claim_server_id, settings.data_dir, settings.server_id)
     engine = create_engine(settings.resolved_database_url())
     embedded: EmbeddedNats | None = None
     nc: Client | None = None
@@ -114,7 +114,9 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         )
         await runner.recover()
         await runner.heartbeat()
-        sweeper = asyncio.create_task(housekeeping.run_forever(runner, db))
+        sweeper = asyncio.create_task(
+            housekeeping.run_forever(runner, db, settings.session_lifetime)
+        )
         js = await ensure_output_stream(nc)
         state = AppState(settings=settings, db=db, runner=runner, nc=nc, js=js)
         holder.append(state)

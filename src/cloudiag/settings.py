@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     #: Jobs the server runs at once (each waits on an agent, so this bounds memory, not CPU).
     job_concurrency: int = Field(default=200, ge=1, le=10000)
     session_timeout: int = Field(default=1800, ge=60, le=86400)
+    #: A session ends this long after its login however busy it is (idle timeout aside).
+    session_lifetime: int = Field(default=86400, ge=60, le=30 * 86400)
+    #: Which server owns a job; unset, a uuid kept in <data_dir>/server-id (one running
+    #: server per data directory).
+    server_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,64}$")
     #: Destinations diagnostics may not target (e.g. the management network), as CIDRs:
     #: CLOUDIAG_DENIED_NETWORKS='["169.254.0.0/16"]'. Names are checked on the VM after
     #: resolution.

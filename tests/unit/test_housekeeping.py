@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -14,6 +15,7 @@ from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
 from cloudiag.db.models import LoginFailure, Session, User, utcnow
 from cloudiag.services import accounts, housekeeping, throttle
+from cloudiag.settings import Settings
 
 LIFETIME = 3600
 TIMEOUT = 1800
@@ -137,15 +139,17 @@ async def test_the_periodic_round_purges_and_survives_a_failing_step(
     user = await _user(db)
     await _login(db, user, 2 * 86400)  # past the default 24 h lifetime
     runner = Steps()
-    await housekeeping.run_once(runner, db)  # type: ignore[arg-type]
+    await housekeeping.run_once(runner, db, 86400)  # type: ignore[arg-type]
     assert runner.swept
     async with db() as s:
         assert (await s.execute(select(Session))).first() is None
 
 
-def test_the_lifetime_comes_from_the_environment() -> None:
-    assert accounts.session_lifetime({}) == 86400
-    assert accounts.session_lifetime({accounts.SESSION_LIFETIME_ENV: "7200"}) == 7200
+def test_the_lifetime_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().session_lifetime == 86400
+    monkeypatch.setenv("CLOUDIAG_SESSION_LIFETIME", "7200")
+    assert Settings().session_lifetime == 7200
     for bad in ("0", "x", str(31 * 86400)):
-        with pytest.raises(ValueError, match=accounts.SESSION_LIFETIME_ENV):
-            accounts.session_lifetime({accounts.SESSION_LIFETIME_ENV: bad})
+        monkeypatch.setenv("CLOUDIAG_SESSION_LIFETIME", bad)
+        with pytest.raises(ValidationError, match="session_lifetime"):
+            Settings()

@@ -145,7 +145,11 @@ async def authenticate(
     if session_id and session_key:
         async with state.db.begin() as db:
             user = await accounts.session_user(
-                db, session_id, session_key, state.settings.session_timeout
+                db,
+                session_id,
+                session_key,
+                state.settings.session_timeout,
+                state.settings.session_lifetime,
             )
         if user is not None:
             return accounts.caller_of(user), session_id

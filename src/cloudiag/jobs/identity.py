@@ -2,10 +2,10 @@
 
 A uuid made on the first start and kept in the data directory (`server-id`), so it survives
 restarts, a new port or a new address; hostname:port did not, and collided between hosts
-of the same name. CLOUDIAG_SERVER_ID sets it instead (e.g. a container without a
-persistent data directory). While a server runs it holds a lock on the file: a second
-server started on the same data directory would take over the first one's jobs at its
-start (recovery fails them), so it is refused.
+of the same name. The server_id setting (CLOUDIAG_SERVER_ID) sets it instead (e.g. a
+container without a persistent data directory). While a server runs it holds a lock on the
+file: a second server started on the same data directory would take over the first one's
+jobs at its start (recovery fails them), so it is refused.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import fcntl
 import os
 import re
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,13 +44,12 @@ class ServerIdentity:
             os.close(fd)
 
 
-def claim_server_id(data_dir: Path, environ: Mapping[str, str] = os.environ) -> ServerIdentity:
-    """This server's id: CLOUDIAG_SERVER_ID, else `data_dir/server-id` (made on first use).
+def claim_server_id(data_dir: Path, configured: str | None = None) -> ServerIdentity:
+    """This server's id: `configured` (the setting), else `data_dir/server-id` (made once).
 
     Blocking file work: call it in a thread. Raises ServerIdError when the id is invalid or
     another running server holds the file.
     """
-    configured = environ.get(SERVER_ID_ENV, "")
     if configured:
         if not _VALID.fullmatch(configured):
             raise ServerIdError(f"{SERVER_ID_ENV} must be 1-64 characters of A-Z a-z 0-9 . _ : -")

@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,7 +22,6 @@ log = logging.getLogger(__name__)
 ROLES = {"admin": "Admin", "domainadmin": "DomainAdmin", "user": "User"}
 #: Environment variable of the longest a session lasts (seconds), however active it is: a
 #: stolen session key stops working by then, unlike with an idle timeout alone.
-SESSION_LIFETIME_ENV = "CLOUDIAG_SESSION_LIFETIME"
 #: All users live in the ROOT domain for now; its id is fixed so clients can rely on it.
 ROOT_DOMAIN_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "cloudiag:domain:ROOT"))
 
@@ -117,27 +114,12 @@ async def _rehash(db: AsyncSession, user: User, password: str) -> None:
     log.info("password hash of %s upgraded to the current parameters", user.username)
 
 
-def session_lifetime(environ: Mapping[str, str] = os.environ) -> int:
-    """The absolute lifetime of sessions: CLOUDIAG_SESSION_LIFETIME, default 24 h."""
-    raw = environ.get(SESSION_LIFETIME_ENV, "")
-    try:
-        seconds = int(raw) if raw else 86400
-    except ValueError:
-        seconds = -1
-    if not 60 <= seconds <= 30 * 86400:
-        raise ValueError(f"{SESSION_LIFETIME_ENV} must be 60 to 2592000 seconds, not {raw!r}")
-    return seconds
-
-
-SESSION_LIFETIME = session_lifetime()
-
-
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
 async def open_session(
-    db: AsyncSession, user: User, timeout: int, lifetime: int = SESSION_LIFETIME
+    db: AsyncSession, user: User, timeout: int, lifetime: int
 ) -> tuple[str, str]:
     """Start a login session; returns (cookie id, session key), stored only as hashes."""
     session_id = passwords.generate_session_key()
@@ -161,7 +143,7 @@ async def session_user(
     session_id: str,
     session_key: str,
     timeout: int,
-    lifetime: int = SESSION_LIFETIME,
+    lifetime: int,
 ) -> User | None:
     """The user of a live session when both the cookie and the key match.
 

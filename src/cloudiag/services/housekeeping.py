@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cloudiag.db.models import LoginFailure, Session, utcnow
 from cloudiag.jobs.runner import SWEEP_INTERVAL, JobRunner
 from cloudiag.services import throttle
-from cloudiag.services.accounts import SESSION_LIFETIME
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +21,7 @@ log = logging.getLogger(__name__)
 _POLICY = throttle.Policy()
 
 
-async def purge_sessions(
-    db: AsyncSession, now: datetime | None = None, lifetime: int = SESSION_LIFETIME
-) -> int:
+async def purge_sessions(db: AsyncSession, lifetime: int, now: datetime | None = None) -> int:
     """Delete sessions past their idle timeout or their absolute lifetime; how many."""
     now = now or utcnow()
     result = await db.execute(
@@ -55,21 +52,25 @@ async def purge_login_failures(
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def purge_login_records(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def purge_login_records(
+    sessions: async_sessionmaker[AsyncSession], session_lifetime: int
+) -> None:
     """Both purges, in one transaction."""
     async with sessions.begin() as db:
-        gone = await purge_sessions(db)
+        gone = await purge_sessions(db, session_lifetime)
         forgotten = await purge_login_failures(db)
     if gone or forgotten:
         log.info("deleted %d expired sessions and %d old login failure counts", gone, forgotten)
 
 
-async def run_once(runner: JobRunner, sessions: async_sessionmaker[AsyncSession]) -> None:
+async def run_once(
+    runner: JobRunner, sessions: async_sessionmaker[AsyncSession], session_lifetime: int
+) -> None:
     """One round; a step that fails is logged and the next still runs."""
     steps: tuple[tuple[str, Callable[[], Awaitable[object]]], ...] = (
         ("heartbeat", runner.heartbeat),
         ("sweeping stale jobs", runner.sweep),
-        ("purging login records", lambda: purge_login_records(sessions)),
+        ("purging login records", lambda: purge_login_records(sessions, session_lifetime)),
     )
     for name, step in steps:
         try:
@@ -78,8 +79,10 @@ async def run_once(runner: JobRunner, sessions: async_sessionmaker[AsyncSession]
             log.exception("%s failed; will try again", name)
 
 
-async def run_forever(runner: JobRunner, sessions: async_sessionmaker[AsyncSession]) -> None:
+async def run_forever(
+    runner: JobRunner, sessions: async_sessionmaker[AsyncSession], session_lifetime: int
+) -> None:
     """run_once() every SWEEP_INTERVAL seconds until cancelled."""
     while True:
         await asyncio.sleep(SWEEP_INTERVAL)
-        await run_once(runner, sessions)
+        await run_once(runner, sessions, session_lifetime)

@@ -41,7 +41,9 @@ async def login(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         )
     await throttle.record_success(ctx.app.db, attempt)
     async with ctx.app.db.begin() as db:
-        session_id, session_key = await accounts.open_session(db, user, timeout)
+        session_id, session_key = await accounts.open_session(
+            db, user, timeout, ctx.app.settings.session_lifetime
+        )
     log.info("login user=%s from=%s", user.username, ctx.client_ip)
     ctx.cookies += [
         (SESSION_COOKIE, session_id, timeout),
