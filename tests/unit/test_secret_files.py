@@ -6,6 +6,7 @@ import json
 import stat
 from pathlib import Path
 
+from cloudiag.bus.embedded import write_config
 from cloudiag.stack import _read_private, _write_private
 
 
@@ -34,3 +35,12 @@ def test_reading_a_world_readable_credentials_file_makes_it_private(tmp_path: Pa
     path.chmod(0o644)
     assert json.loads(_read_private(path)) == {"secretkey": "s"}
     assert _mode(path) == 0o600
+
+
+def test_an_existing_nats_config_is_made_private(tmp_path: Path) -> None:
+    config = tmp_path / "nats.conf"
+    config.write_text("old")
+    config.chmod(0o644)
+    write_config(config, "127.0.0.1", 4222, tmp_path / "store", "the-token")
+    assert _mode(config) == 0o600
+    assert "the-token" in config.read_text()

@@ -55,6 +55,8 @@ def write_config(path: Path, host: str, port: int, store_dir: Path, token: str) 
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # O_CREAT's mode applies only to a new file: an older config keeps its mode otherwise.
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
     return path

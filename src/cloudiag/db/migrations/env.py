@@ -9,7 +9,8 @@ from cloudiag.db.models import Base
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only reached by a bare `alembic` call
     raise RuntimeError(
-        "run migrations through `cloudiag db upgrade`, which supplies the connection"
+        "migrations run when cloudiag serve or cloudiag user starts "
+        "(cloudiag.db.migrate.upgrade), which supplies the connection"
     )
 
 context.configure(
