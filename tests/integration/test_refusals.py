@@ -88,6 +88,14 @@ def test_unknown_command_is_432(stack: Stack) -> None:
     assert r.json()["errorresponse"]["errorcode"] == 432
 
 
+def test_a_signed_request_without_command_is_432(stack: Stack) -> None:
+    query = {"response": "json", "apiKey": stack.admin.apikey}
+    query["signature"] = cs_signature(query, stack.admin.secretkey)
+    r = stack.http.get(stack.api, params=query)
+    assert r.status_code == 432
+    assert r.json()["errorresponse"]["errortext"] == "Invalid request, no command sent"
+
+
 def _run(stack: Stack, **params: Any) -> httpx.Response:
     return stack.call("runDiagnostics", **params)
 

@@ -53,9 +53,13 @@ async def api_endpoint(request: Request) -> Response:
     try:
         if command is not None and not command.needs_auth:
             if command.post_only and request.method != "POST":
-                raise ApiError(405, "Please use HTTP POST to authenticate using this API")
+                raise ApiError.method_not_allowed(
+                    "Please use HTTP POST to authenticate using this API"
+                )
         else:
             ctx.caller, ctx.session_cookie = await authenticate(state, request, params, values)
+            if not name:
+                raise ApiError.no_command()
             if command is None or ctx.caller.role not in command.roles:
                 raise ApiError.forbidden(_NOT_ALLOWED)
         validated = command.validate(values)

@@ -80,11 +80,6 @@ class ApiError(Exception):
         )
 
     @property
-    def status_code(self) -> int:
-        """The HTTP status to answer with (CloudStack uses ``errorcode`` itself)."""
-        return self.errorcode
-
-    @property
     def description_header(self) -> str:
         """``errortext`` made safe for the ``X-Description`` header legacy cloudmonkey prints.
 
@@ -128,16 +123,9 @@ class ApiError(Exception):
         return cls(UNSUPPORTED_ACTION, text)
 
     @classmethod
-    def unknown_command(cls, command: str | None = None) -> ApiError:
-        """432 for a missing command or one that does not exist (under ``errorresponse``).
-
-        Like CloudStack, the text does not echo the command name back.
-        """
-        if not command:
-            return cls(UNSUPPORTED_ACTION, "Invalid request, no command sent")
-        return cls(
-            UNSUPPORTED_ACTION, "The given command does not exist or it is not available for user"
-        )
+    def no_command(cls) -> ApiError:
+        """432 for a request without a ``command`` (under ``errorresponse``)."""
+        return cls(UNSUPPORTED_ACTION, "Invalid request, no command sent")
 
     @classmethod
     def internal(cls, text: str) -> ApiError:

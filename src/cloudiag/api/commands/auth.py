@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from cloudiag.api.context import RequestContext
-from cloudiag.api.errors import ACCOUNT_ERROR, ApiError
+from cloudiag.api.errors import ApiError
 from cloudiag.api.registry import REGISTRY, ROLE_TYPES, Command, Param, ResponseField
 from cloudiag.services import accounts, throttle
 
@@ -24,8 +24,7 @@ async def login(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     attempt = await throttle.begin_attempt(ctx.app.db, username, source)
     if attempt.locked_for:
         log.warning("login refused: locked out user=%s from=%s", username, source)
-        raise ApiError(
-            ACCOUNT_ERROR,
+        raise ApiError.account(
             f"Too many failed login attempts for {username}; try again in {attempt.locked_for} s",
         )
     async with ctx.app.db() as db:
@@ -34,8 +33,7 @@ async def login(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         log.warning("login failed user=%s from=%s", username, source)
         # Slower with every failure: guessing gets expensive before the lockout.
         await asyncio.sleep(attempt.delay)
-        raise ApiError(
-            ACCOUNT_ERROR,
+        raise ApiError.account(
             f"Failed to authenticate user {username} in domain {params.get('domain', '/')}; "
             "please provide valid credentials",
         )
