@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.stack import IN_CI, lab_ready, lab_zone
+from tests.databases import IN_CI
+from tests.integration.stack import lab_ready, lab_zone
 
 
 @pytest.fixture(scope="session")

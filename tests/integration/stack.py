@@ -26,12 +26,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-import pytest
 
 from cloudiag.bus.embedded import find_nats_server, free_port, write_config
-
-PG_ADMIN_URL = os.environ.get("CLOUDIAG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-IN_CI = os.environ.get("CI", "").lower() == "true"
+from tests.databases import create_pg_database, drop_pg_database, sqlite_url
 
 
 def lab_ready() -> str | None:
@@ -280,35 +277,17 @@ def _create_account(db_url: str, data_dir: Path, name: str, role: str) -> Accoun
     return Account(data["username"], data["password"], data["apikey"], data["secretkey"], role)
 
 
-async def _pg(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @contextlib.contextmanager
 def database(backend: str, data_dir: Path) -> Iterator[str]:
     """A fresh database for one stack: a SQLite file, or a new PostgreSQL database."""
     if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{data_dir / 'test.db'}"
+        yield sqlite_url(data_dir)
         return
-    name = "cloudiag_test_" + secrets.token_hex(4)
+    url = asyncio.run(create_pg_database())
     try:
-        asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
-    except (OSError, Exception) as exc:
-        if IN_CI:
-            pytest.fail(f"CI must run the PostgreSQL tests, but {PG_ADMIN_URL} failed: {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
+        yield url
     finally:
-        with contextlib.suppress(Exception):
-            asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_pg_database(url))
 
 
 def start_server(

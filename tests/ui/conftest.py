@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.stack import IN_CI, Account, Stack, launch
+from tests.databases import IN_CI
+from tests.integration.stack import Account, Stack, launch
 
 CHROMIUM = os.environ.get("CLOUDIAG_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -4,13 +4,11 @@ the limits allow, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,19 +20,11 @@ from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
 from cloudiag.services import accounts
 from cloudiag.settings import Settings
+from tests.databases import create_pg_database, drop_pg_database, sqlite_url
 
-PG_ADMIN_URL = os.environ.get("CLOUDIAG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PASSWORD = "the-right-password"
 LOCKED = "Too many failed login attempts"
 WRONG = "please provide valid credentials"
-
-
-async def _pg(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -42,15 +32,10 @@ async def sessions(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """A migrated, empty database of each kind (PostgreSQL skipped when unreachable)."""
-    name = "cloudiag_unit_" + secrets.token_hex(4)
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+        url = sqlite_url(tmp_path)
     else:
-        try:
-            await _pg(f'CREATE DATABASE "{name}"')
-        except (OSError, asyncpg.PostgresError) as exc:
-            pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
-        url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+        url = await create_pg_database("cloudiag_unit_")
     engine = create_engine(url)
     try:
         await upgrade(engine)
@@ -58,7 +43,7 @@ async def sessions(
     finally:
         await engine.dispose()
         if request.param == "postgresql":
-            await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await drop_pg_database(url)
 
 
 @pytest.fixture

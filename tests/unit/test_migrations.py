@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,42 +16,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cloudiag.db.engine import create_engine
 from cloudiag.db.migrate import alembic_config, upgrade
 from cloudiag.db.models import AsyncJob, Base, utcnow
-
-PG_ADMIN_URL = os.environ.get("CLOUDIAG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-async def _pg(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+from tests.databases import create_pg_database, drop_pg_database, sqlite_url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """An empty database of each backend (PostgreSQL: a fresh database, dropped after)."""
     if request.param == "sqlite":
-        eng = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+        eng = create_engine(sqlite_url(tmp_path))
         yield eng
         await eng.dispose()
         return
-    name = "cloudiag_mig_" + secrets.token_hex(4)
-    try:
-        await _pg(f'CREATE DATABASE "{name}"')
-    except Exception as exc:
-        if IN_CI:
-            pytest.fail(f"CI must run the PostgreSQL tests, but {PG_ADMIN_URL} failed: {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
-    eng = create_engine(f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}")
+    url = await create_pg_database("cloudiag_mig_")
+    eng = create_engine(url)
     try:
         yield eng
     finally:
         await eng.dispose()
-        await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_pg_database(url)
 
 
 def _indexes(conn: Connection, table: str) -> dict[str, list[Any]]:

@@ -1,0 +1,55 @@
+"""Fresh test databases: a SQLite file, or a new PostgreSQL database dropped afterwards.
+
+PostgreSQL is the local one (CLOUDIAG_TEST_PG, default postgres@127.0.0.1:5432/test); when it
+cannot be reached its tests skip, except under CI=true where they must run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import NoReturn
+
+import asyncpg
+import pytest
+
+PG_ADMIN_URL = os.environ.get("CLOUDIAG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def sqlite_url(folder: Path) -> str:
+    """A SQLite database file in `folder`."""
+    return f"sqlite+aiosqlite:///{folder / 'db.sqlite'}"
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _unavailable(exc: BaseException) -> NoReturn:
+    if IN_CI:
+        pytest.fail(f"CI must run the PostgreSQL tests, but {PG_ADMIN_URL} failed: {exc}")
+    pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
+
+
+async def create_pg_database(prefix: str = "cloudiag_test_") -> str:
+    """A new, empty PostgreSQL database; its URL."""
+    name = prefix + secrets.token_hex(4)
+    try:
+        await _admin(f'CREATE DATABASE "{name}"')
+    except (OSError, asyncpg.PostgresError) as exc:
+        _unavailable(exc)
+    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+
+
+async def drop_pg_database(url: str) -> None:
+    """Drop a database made by create_pg_database, even with connections still open."""
+    name = url.rsplit("/", 1)[1]
+    with contextlib.suppress(OSError, asyncpg.PostgresError):
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
