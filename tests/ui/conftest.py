@@ -40,9 +40,10 @@ def ui_stack(lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> I
         yield st
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's chromium, headless."""
+    """Debian's chromium, headless; one per module, because while Playwright's sync API is
+    open its event loop runs in this thread, where asyncio tests could not start theirs."""
     reason = _browser_missing()
     if reason:
         if IN_CI:
