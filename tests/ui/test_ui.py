@@ -28,7 +28,14 @@ def _open_run_dialog(page: Page, vm_name: str) -> Locator:
     row = _row(page, vm_name)
     row.hover()
     row.get_by_test_id("row-actions").click()
-    page.get_by_test_id("action-diagnostics").click()
+    item = page.get_by_test_id("action-diagnostics")
+    # The menu is on top of the page where it opened, not clipped by the table's box.
+    box = item.bounding_box()
+    assert box is not None
+    centre = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
+    hit = page.evaluate("([x, y]) => document.elementFromPoint(x, y)?.dataset.testid", centre)
+    assert hit == "action-diagnostics"
+    item.click()
     dialog = page.get_by_test_id("run-dialog")
     expect(dialog.get_by_test_id("diag-address")).to_be_focused()
     return dialog
@@ -148,6 +155,17 @@ def test_ping_from_the_router_menu_live_parsed_and_plotted(
     expect(chart.locator("circle.dot")).to_have_count(5)
     expect(dialog.get_by_test_id("stdout")).to_contain_text("5 packets transmitted, 5 received")
     page.screenshot(path=str(shots / "ping-result.png"))
+
+
+def test_a_ping_without_replies_plots_its_losses(page: Page, ui_stack: Stack) -> None:
+    log_in(page, ui_stack, ui_stack.admin)
+    view = _open_vm_tab(page, ui_stack, "router", "diagnostics")
+    _run(view, "ping", ui_stack.lab["targets"]["unreachable"], "-c 2 -W 1")
+    expect(view.get_by_test_id("exit-badge")).to_have_text(re.compile(r"exit [12]"))
+    expect(view.get_by_test_id("ping-summary")).to_contain_text("Loss100 %")
+    chart = view.get_by_test_id("rtt-chart")
+    expect(chart.locator("text.miss")).to_have_count(2)
+    expect(chart).to_contain_text("no reply")
 
 
 def test_traceroute_from_the_ssvm_shows_hops(page: Page, ui_stack: Stack, shots: Path) -> None:

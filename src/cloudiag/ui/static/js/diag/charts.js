@@ -43,6 +43,9 @@ export function lineChart(points, { title, xLabel, yLabel }) {
   const values = points.map((p) => p.y).filter((y) => y !== null);
   const yMax = niceMax(Math.max(...values, 0));
   const svg = frame(title, yMax, yLabel, xLabel);
+  if (!values.length) {
+    svg.append(s("text", { x: W / 2, y: H / 2 - 10, class: "empty-chart", "text-anchor": "middle" }, "no reply"));
+  }
   const plotW = W - PAD.left - PAD.right;
   const plotH = H - PAD.top - PAD.bottom;
   const xs = points.map((p) => p.x);

@@ -47,7 +47,7 @@ export function historyPanel(vm, { onRerun } = {}) {
     const request = job.request || {};
     replace(
       detail,
-      h("h3", {}, `${request.type || "diagnostic"} ${request.ipaddress || ""} · ${when(job.created)} · ${job.username || ""}`),
+      h("h3", {}, `${request.type || "diagnostic"} ${request.ipaddress || ""} · started ${when(job.created)} by ${job.username || "?"}`),
       resultView(job, onRerun ? { onAgain: () => onRerun(request) } : {}),
     );
     detail.scrollIntoView({ block: "nearest" });

@@ -4,7 +4,7 @@
 import { allowed, call, followJob } from "../api.js";
 import { empty, failure, h, loading, replace } from "../dom.js";
 import { resultView } from "./result.js";
-import { checkAddress, checkParams, optionsHint } from "./validate.js";
+import { checkAddress, checkParams, optionsHint, paramsExample } from "./validate.js";
 
 const FIELDS = ["type", "ipaddress", "params"];
 
@@ -46,7 +46,7 @@ export function diagnosticsPanel(vm, { initial = {} } = {}) {
 
   const typeSelect = h("select", { "data-testid": "diag-type" });
   const address = h("input", { type: "text", autocomplete: "off", spellcheck: "false", placeholder: "198.51.100.10 or web.example.com", "data-testid": "diag-address", maxlength: "253" });
-  const params = h("input", { type: "text", autocomplete: "off", spellcheck: "false", placeholder: "e.g. -c 4", "data-testid": "diag-params" });
+  const params = h("input", { type: "text", autocomplete: "off", spellcheck: "false", "data-testid": "diag-params" });
   const runButton = h("button", { type: "submit", class: "btn btn-primary", "data-testid": "diag-run" }, "Run");
   const form = h(
     "form",
@@ -59,7 +59,11 @@ export function diagnosticsPanel(vm, { initial = {} } = {}) {
   const current = () => types.find((t) => t.name === typeSelect.value);
   const showHint = () => {
     const dtype = current();
-    form.querySelector("#f-params-hint").textContent = dtype ? `${dtype.description}. Options: ${optionsHint(dtype)}. Limit ${dtype.time_limit} s.` : "";
+    const hint = form.querySelector("#f-params-hint");
+    if (!dtype) return replace(hint);
+    params.placeholder = paramsExample(dtype);
+    const options = optionsHint(dtype).flatMap((option, i) => [i ? " · " : "", h("span", { class: "opt", title: option.title }, option.text)]);
+    replace(hint, `${dtype.description}. Options: `, options, `. Limit ${dtype.time_limit} s.`);
   };
   const setError = (name, text) => {
     const box = form.querySelector(`[data-field="${name}"]`);

@@ -67,7 +67,7 @@ export function resultView(job, { onAgain } = {}) {
       h("span", { class: `badge badge-${tone} badge-big`, "data-testid": "exit-badge" }, label),
       h("span", { class: "muted" }, `${request.type || ""} ${request.ipaddress || ""} ${(request.params || []).join(" ")}`.trim()),
       h("span", { class: "muted", "data-testid": "duration" }, `took ${duration(ms)}`),
-      h("span", { class: "muted" }, when(job.completed)),
+      job.completed ? h("span", { class: "muted" }, `finished ${when(job.completed)}`) : null,
       flags,
       h("span", { class: "spacer" }),
       copyButton,

@@ -26,10 +26,11 @@ function pingSummary(p) {
     tile("mdev", ms(rtt.mdev)),
   );
   const parts = [tiles];
-  if (p.replies?.length) {
-    const bySeq = new Map(p.replies.filter((r) => !r.dup).map((r) => [r.seq, r]));
-    const last = Math.max(...p.replies.map((r) => r.seq), p.transmitted || 0);
-    const first = Math.min(...p.replies.map((r) => r.seq));
+  if (p.replies?.length || p.transmitted > 0) {
+    const replies = p.replies || [];
+    const bySeq = new Map(replies.filter((r) => !r.dup).map((r) => [r.seq, r]));
+    const last = Math.max(...replies.map((r) => r.seq), p.transmitted || 0);
+    const first = Math.min(...replies.map((r) => r.seq), 1);
     const points = [];
     for (let seq = first; seq <= last && points.length < 1000; seq += 1) {
       const reply = bySeq.get(seq);
@@ -53,10 +54,12 @@ function hopCell(probes) {
 
 function tracerouteSummary(t) {
   const hops = t.hops || [];
+  // With -n (or no reverse names) the Name column would be all dashes: leave it out.
+  const named = hops.some((hop) => hop.probes.some((p) => p.name));
   const table = h(
     "table",
     { class: "table hops", "data-testid": "hop-table" },
-    h("thead", {}, h("tr", {}, h("th", {}, "TTL"), h("th", {}, "Address"), h("th", {}, "Name"), h("th", {}, "RTTs"))),
+    h("thead", {}, h("tr", {}, h("th", { class: "num" }, "TTL"), h("th", {}, "Address"), named ? h("th", {}, "Name") : null, h("th", {}, "RTTs"))),
     h(
       "tbody",
       {},
@@ -67,7 +70,7 @@ function tracerouteSummary(t) {
           {},
           h("td", { class: "num" }, hop.ttl),
           h("td", { class: "mono" }, who.length ? who.map((p) => p.address).join(", ") : "*"),
-          h("td", {}, who.map((p) => p.name).filter(Boolean).join(", ") || "—"),
+          named ? h("td", {}, who.map((p) => p.name).filter(Boolean).join(", ") || "—") : null,
           h("td", { class: "mono" }, hop.probes.map((p) => (p.timeout ? "*" : `${p.rtt} ms${p.annotation ? ` ${p.annotation}` : ""}`)).join("  ")),
         );
       }),

@@ -107,17 +107,20 @@ export function checkParams(text, dtype) {
   return null;
 }
 
-/** A one-line summary of a type's options for the form's hint. */
+/** Each option of a type in a few characters ("-c 1–100"), with its description. */
 export function optionsHint(dtype) {
-  return dtype.options
-    .map((option) => {
-      if (!option.takes_value) return option.flag;
-      if (option.kind === "int" || option.kind === "float") {
-        const lo = option.minimum ?? "";
-        const hi = option.maximum ?? "";
-        return `${option.flag} ${lo}–${hi}`;
-      }
-      return `${option.flag} ${option.kind.replace(/_/g, " ")}`;
-    })
-    .join(" · ");
+  return dtype.options.map((option) => {
+    let text = option.flag;
+    if (option.kind === "int" || option.kind === "float") text += ` ${option.minimum ?? ""}–${option.maximum ?? ""}`;
+    else if (option.takes_value) text += ` ${option.kind.replace(/_/g, " ")}`;
+    return { text, title: option.value ? `${option.description}: ${option.value}` : option.description };
+  });
+}
+
+/** An example of params for a type: what it adds by default, else its first option. */
+export function paramsExample(dtype) {
+  const pairs = dtype.default_options?.length ? dtype.default_options : [];
+  if (pairs.length) return `e.g. ${pairs.map((pair) => pair.join(" ")).join(" ")}`;
+  const first = dtype.options.find((option) => option.kind === "int");
+  return first ? `e.g. ${first.flag} ${first.minimum}` : "";
 }

@@ -108,11 +108,28 @@ export function listView(spec, query = {}) {
 export function actionMenu(row, actions) {
   if (!actions.length) return "";
   const button = h("button", { type: "button", class: "btn btn-icon row-menu", "aria-haspopup": "menu", "aria-expanded": "false", "aria-label": `Actions for ${row.name}`, "data-testid": "row-actions" }, "⋯");
-  const menu = h("div", { class: "menu", role: "menu", hidden: true });
+  // A layer above the page (not inside the table, whose scroll box would clip it).
+  const menu = h("div", { class: "menu", role: "menu", hidden: true, "aria-label": `Actions for ${row.name}` });
   const close = () => {
     menu.hidden = true;
+    menu.remove();
     button.setAttribute("aria-expanded", "false");
     document.removeEventListener("click", outside, true);
+    window.removeEventListener("scroll", close, true);
+    window.removeEventListener("resize", close);
+  };
+  const place = () => {
+    const at = button.getBoundingClientRect();
+    menu.style.right = `${Math.max(8, window.innerWidth - at.right)}px`;
+    const below = window.innerHeight - at.bottom;
+    // Open upwards when the menu would not fit below the button.
+    if (below < menu.offsetHeight + 8 && at.top > below) {
+      menu.style.top = "";
+      menu.style.bottom = `${window.innerHeight - at.top + 4}px`;
+    } else {
+      menu.style.bottom = "";
+      menu.style.top = `${at.bottom + 4}px`;
+    }
   };
   const outside = (event) => {
     if (!menu.contains(event.target) && event.target !== button) close();
@@ -127,10 +144,14 @@ export function actionMenu(row, actions) {
   }
   button.addEventListener("click", () => {
     if (!menu.hidden) return close();
+    document.body.append(menu);
     menu.hidden = false;
+    place();
     button.setAttribute("aria-expanded", "true");
     menu.querySelector("button")?.focus();
     document.addEventListener("click", outside, true);
+    window.addEventListener("scroll", close, true);
+    window.addEventListener("resize", close);
   });
   menu.addEventListener("keydown", (event) => {
     const items = [...menu.querySelectorAll("button")];
@@ -146,5 +167,5 @@ export function actionMenu(row, actions) {
       items[(at - 1 + items.length) % items.length].focus();
     }
   });
-  return h("div", { class: "menu-wrap" }, button, menu);
+  return h("div", { class: "menu-wrap" }, button);
 }

@@ -37,7 +37,7 @@ function details(vm) {
     ["Private IP", vm.privateip],
     ["Host", vm.hostname],
     ["Zone", vm.zonename],
-    ["Diagnostics", vm.diagnosticstypes],
+    ["Diagnostics", vm.diagnosticstypes?.split(",").join(", ")],
     ["Created", when(vm.created)],
   ].filter(([, value]) => value);
   return h("dl", { class: "details" }, rows.map(([label, value]) => [h("dt", {}, label), h("dd", {}, value)]));
