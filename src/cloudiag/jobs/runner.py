@@ -35,8 +35,10 @@ from cloudiag.logs import job_id_var
 
 log = logging.getLogger(__name__)
 
-#: How long an agent has to accept a request before the job fails.
-ACCEPT_TIMEOUT = 5.0
+#: How long a connected agent has to accept a request before the job fails. An agent that
+#: is gone is known at once (no responders); this only bounds a busy one, whose event loop
+#: can lag seconds behind when hundreds of tools start at once on a small host.
+ACCEPT_TIMEOUT = 15.0
 #: While waiting for a result, check this often that the agent still runs the job.
 LIVENESS_INTERVAL = 3.0
 #: Slack beyond the time limit for the agent to kill the tool and send what it has.
