@@ -91,8 +91,12 @@ async def test_events_without_paging_are_the_newest_default_page(
     assert len(listed["event"]) == DEFAULT_PAGESIZE
 
 
-async def test_pagesize_minus_one_is_refused(sessions: async_sessionmaker[AsyncSession]) -> None:
-    # CloudStack reads -1 as "no limit"; here a page is 1 to 10000 rows, as documented.
-    with pytest.raises(ApiError) as refused:
-        await _list(sessions, "listZones", pagesize="-1")
-    assert refused.value.errorcode == 431
+async def test_pagesize_minus_one_is_every_row_as_in_cloudstack(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    answer = await _list(sessions, "listZones", pagesize="-1")
+    assert answer["count"] == ZONES and len(answer["zone"]) == ZONES
+    for bad in ({"pagesize": "-1", "page": "1"}, {"pagesize": "0"}, {"pagesize": "-2"}):
+        with pytest.raises(ApiError) as refused:
+            await _list(sessions, "listZones", **bad)
+        assert refused.value.errorcode == 431

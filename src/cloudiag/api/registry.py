@@ -197,7 +197,13 @@ REGISTRY = Registry()
 
 # Parameters every list command shares (CloudStack's BaseListCmd).
 PAGE = Param("page", "integer", "the page number of the result set", minimum=1, maximum=10**6)
-PAGESIZE = Param("pagesize", "integer", "the number of entries per page", minimum=1, maximum=10000)
+PAGESIZE = Param(
+    "pagesize",
+    "integer",
+    "the number of entries per page (-1: all of them, without page)",
+    minimum=-1,
+    maximum=10000,
+)
 KEYWORD = Param("keyword", "string", "List by keyword")
 LISTALL = Param(
     "listall", "boolean", "If set to false, list only resources belonging to the command's caller"
