@@ -170,15 +170,23 @@ async def _until(predicate: Callable[[], bool], what: str, timeout: float = 5) -
             await asyncio.sleep(0.01)
 
 
+async def _one_running_one_queued(
+    db: async_sessionmaker[AsyncSession],
+) -> tuple[FakeAgents, JobRunner, DiagnosticsJob, DiagnosticsJob]:
+    """A runner with one slot: its first job runs on the agents, the second waits."""
+    agents = FakeAgents()
+    runner = JobRunner(db, agents, server_id="me", concurrency=1)  # type: ignore[arg-type]
+    running, queued = await _new_job(db, runner, 1), await _new_job(db, runner, 2)
+    runner.submit(running)
+    runner.submit(queued)
+    await _until(lambda: len(agents.runs) == 1, "the first job to run")
+    return agents, runner, running, queued
+
+
 async def test_a_job_still_queued_at_shutdown_is_failed(
     db: async_sessionmaker[AsyncSession],
 ) -> None:
-    agents = FakeAgents()
-    runner = JobRunner(db, agents, server_id="me", concurrency=1)  # type: ignore[arg-type]
-    first, queued = await _new_job(db, runner, 1), await _new_job(db, runner, 2)
-    runner.submit(first)
-    runner.submit(queued)
-    await _until(lambda: len(agents.runs) == 1, "the first job to run")
+    agents, runner, first, queued = await _one_running_one_queued(db)
     await runner.close()
     for job in (first, queued):
         row = await _job(db, job.job_id)
@@ -244,12 +252,7 @@ async def test_outcome_retries_are_bounded(db: async_sessionmaker[AsyncSession])
 async def test_queued_and_running_jobs_are_not_swept_by_their_own_server(
     db: async_sessionmaker[AsyncSession],
 ) -> None:
-    agents = FakeAgents()
-    runner = JobRunner(db, agents, server_id="me", concurrency=1)  # type: ignore[arg-type]
-    running, queued = await _new_job(db, runner, 1), await _new_job(db, runner, 2)
-    runner.submit(running)
-    runner.submit(queued)
-    await _until(lambda: len(agents.runs) == 1, "the first job to run")
+    agents, runner, running, queued = await _one_running_one_queued(db)
     # A day later (the first job still runs, the second still waits for its slot).
     assert await runner.sweep(utcnow() + timedelta(days=1)) == 0
     agents.finish(running.job_id)
@@ -301,12 +304,7 @@ async def test_an_own_job_this_runner_no_longer_holds_is_swept(
 
 
 async def test_a_job_swept_while_queued_never_runs(db: async_sessionmaker[AsyncSession]) -> None:
-    agents = FakeAgents()
-    runner = JobRunner(db, agents, server_id="me", concurrency=1)  # type: ignore[arg-type]
-    running, queued = await _new_job(db, runner, 1), await _new_job(db, runner, 2)
-    runner.submit(running)
-    runner.submit(queued)
-    await _until(lambda: len(agents.runs) == 1, "the first job to run")
+    agents, runner, running, queued = await _one_running_one_queued(db)
     swept = {"errorcode": 530, "errortext": OWNER_GONE}
     async with db.begin() as s:  # What another server's sweep does.
         await s.execute(
