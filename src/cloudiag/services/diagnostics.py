@@ -139,11 +139,9 @@ async def start_diagnostics(
         )
     token = job_id_var.set(run.job_id)
     log.info(
-        "runDiagnostics by %s: %s %s %s on %s",
+        "runDiagnostics by %s: %s on %s",
         caller.username,
-        dtype.name,
-        request.address,
-        " ".join(request.params),
+        " ".join([dtype.name, request.address, *request.params]),
         vm.name,
     )
     job_id_var.reset(token)
