@@ -153,6 +153,16 @@ class Stack:
         query["signature"] = cs_signature(query, account.secretkey)
         return self.http.get(f"{url}/client/api", params=query)
 
+    def login(
+        self, username: str, password: str, client: httpx.Client | None = None
+    ) -> httpx.Response:
+        """`login` as a form POST (JSON answer), in `client` to keep its cookies.
+
+        Not through self.http: a session cookie there would ride along on signed calls.
+        """
+        data = {"command": "login", "username": username, "password": password, "response": "json"}
+        return (client or httpx).post(self.api, data=data, timeout=30)
+
     def ok(self, command: str, account: Account | None = None, **params: Any) -> dict[str, Any]:
         """The body of a successful call, under its envelope key."""
         r = self.call(command, account, **params)

@@ -66,25 +66,9 @@ def test_login_session_needs_cookie_and_key(stack: Stack) -> None:
             },
         )
         assert r.status_code == 405
-        bad = web.post(
-            "/client/api",
-            data={
-                "command": "login",
-                "username": "tester",
-                "password": "wrong",
-                "response": "json",
-            },
-        )
+        bad = stack.login("tester", "wrong", web)
         assert bad.status_code == 531
-        r = web.post(
-            "/client/api",
-            data={
-                "command": "login",
-                "username": "tester",
-                "password": stack.admin.password,
-                "response": "json",
-            },
-        )
+        r = stack.login("tester", stack.admin.password, web)
         assert r.status_code == 200, r.text
         login = r.json()["loginresponse"]
         key = login["sessionkey"]

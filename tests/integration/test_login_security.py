@@ -14,33 +14,25 @@ import pytest
 from tests.integration.stack import Stack, _create_account
 
 
-def _login(stack: Stack, username: str, password: str) -> httpx.Response:
-    return httpx.post(
-        stack.api,
-        data={"command": "login", "username": username, "password": password, "response": "json"},
-        timeout=30,
-    )
-
-
 def test_failures_slow_down_then_lock_that_user(stack: Stack) -> None:
     name = "victim" + secrets.token_hex(3)
     victim = _create_account(stack.database_url, stack.data_dir, name, "user")
     timings = []
     for _ in range(5):
         started = time.monotonic()
-        r = _login(stack, name, "wrong-password")
+        r = stack.login(name, "wrong-password")
         timings.append(time.monotonic() - started)
         assert r.status_code == 531
         assert "please provide valid credentials" in r.json()["loginresponse"]["errortext"]
     # Each failure answered more slowly than the first (0.25 s more per earlier failure).
     assert timings[4] - timings[0] >= 0.8, timings
     # Locked now: even the right password is refused, with a clear text and no session.
-    r = _login(stack, name, victim.password)
+    r = stack.login(name, victim.password)
     assert r.status_code == 531
     assert "Too many failed login attempts" in r.json()["loginresponse"]["errortext"]
     assert "sessionkey" not in r.cookies
     # Other users are not affected.
-    assert _login(stack, stack.user.username, stack.user.password).status_code == 200
+    assert stack.login(stack.user.username, stack.user.password).status_code == 200
 
 
 async def _parallel_bad_logins(stack: Stack, username: str, n: int) -> list[str]:
@@ -70,22 +62,14 @@ def test_parallel_guesses_get_no_more_than_the_limit(stack: Stack) -> None:
     # Only 5 guesses from one address reached a password check; the rest were locked out.
     assert sum("please provide valid credentials" in t for t in texts) == 5, texts
     assert sum("Too many failed login attempts" in t for t in texts) == 25, texts
-    r = _login(stack, name, victim.password)
+    r = stack.login(name, victim.password)
     assert r.status_code == 531
     assert "Too many failed login attempts" in r.json()["loginresponse"]["errortext"]
 
 
 def test_no_secret_reaches_the_logs_or_events(stack: Stack) -> None:
     web = httpx.Client()
-    r = web.post(
-        stack.api,
-        data={
-            "command": "login",
-            "username": stack.admin.username,
-            "password": stack.admin.password,
-            "response": "json",
-        },
-    )
+    r = stack.login(stack.admin.username, stack.admin.password, web)
     key = r.json()["loginresponse"]["sessionkey"]
     web.get(stack.api, params={"command": "listZones", "response": "json", "sessionkey": key})
     signed = stack.call("listZones")

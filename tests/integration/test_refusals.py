@@ -169,13 +169,5 @@ def test_a_large_body_is_refused_before_authentication(stack: Stack) -> None:
     assert "larger than 65536 bytes" in _error(r, 413)
     assert r.json()["loginresponse"]["cserrorcode"] == 9999
     # The server is fine, and a normal login still works.
-    ok = httpx.post(
-        stack.api,
-        data={
-            "command": "login",
-            "username": stack.admin.username,
-            "password": stack.admin.password,
-            "response": "json",
-        },
-    )
+    ok = stack.login(stack.admin.username, stack.admin.password)
     assert ok.status_code == 200, ok.text

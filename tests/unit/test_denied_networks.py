@@ -23,24 +23,26 @@ NETS = d.parse_networks(["169.254.0.0/16", "203.0.113.0/24", "2001:db8::/32"])
     ["169.254.0.10", "203.0.113.1", "2001:db8::1", "::ffff:169.254.0.10", "::ffff:203.0.113.9"],
 )
 def test_literals_in_a_denied_network_are_refused(address: str) -> None:
-    reason = d.denied_destination(address, NETS, resolve=False)
+    reason = d.denied_destination(address, NETS)
     assert reason is not None and address in reason and "does not allow" in reason
 
 
 @pytest.mark.parametrize("address", ["198.51.100.10", "192.0.2.1", "2001:db9::1"])
 def test_other_literals_pass(address: str) -> None:
-    assert d.denied_destination(address, NETS, resolve=False) is None
+    assert d.denied_destination(address, NETS) is None
 
 
 def test_names_are_judged_by_what_they_resolve_to() -> None:
     loopback = d.parse_networks(["127.0.0.0/8", "::1/128"])
-    assert d.denied_destination("localhost", loopback, resolve=False) is None
-    reason = d.denied_destination("localhost", loopback, resolve=True)
+    assert d.denied_destination("localhost", loopback) is None
+    with pytest.raises(d.DiagnosticsInputError) as refused:
+        d.pin_destination(d.validate("ping", "localhost", []), loopback)
+    reason = refused.value.message
     assert reason is not None and reason.startswith("Destination localhost (")
 
 
 def test_no_policy_allows_everything() -> None:
-    assert d.denied_destination("169.254.0.10", [], resolve=True) is None
+    assert d.denied_destination("169.254.0.10", []) is None
 
 
 def _script(env_value: str, address: str, *extra: str) -> subprocess.CompletedProcess[bytes]:

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cloudiag.db.engine import create_engine, session_factory
-from cloudiag.db.migrate import upgrade
 from cloudiag.db.models import LoginFailure, Session, User, utcnow
 from cloudiag.services import accounts, housekeeping, throttle
 from cloudiag.settings import Settings
 
 LIFETIME = 3600
 TIMEOUT = 1800
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'h.sqlite'}")
-    await upgrade(engine)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 async def _user(db: async_sessionmaker[AsyncSession]) -> User:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.api.commands.events import list_events
 from cloudiag.api.context import AppState, Caller, RequestContext
-from cloudiag.db.engine import create_engine, session_factory
-from cloudiag.db.migrate import upgrade
 from cloudiag.db.models import Event
 from cloudiag.settings import Settings
 
@@ -24,10 +21,11 @@ STRANGER = Caller("u-far", "far", "User", "a-far", "elsewhere")
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'e.sqlite'}")
-    await upgrade(engine)
-    sessions = session_factory(engine)
+async def db(
+    db: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """The test's database with one event of each caller."""
+    sessions = db
     async with sessions.begin() as s:
         for who in (ADMIN, DOMAIN_ADMIN, USER, STRANGER):
             s.add(
@@ -43,7 +41,6 @@ async def db(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
                 )
             )
     yield sessions
-    await engine.dispose()
 
 
 async def _seen(db: async_sessionmaker[AsyncSession], caller: Caller, **params: Any) -> set[str]:

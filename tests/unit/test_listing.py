@@ -4,7 +4,6 @@ and `count` is always the total."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +14,6 @@ from cloudiag.api.context import AppState, Caller, RequestContext
 from cloudiag.api.errors import ApiError
 from cloudiag.api.listing import DEFAULT_PAGESIZE
 from cloudiag.api.registry import REGISTRY
-from cloudiag.db.engine import create_engine, session_factory
-from cloudiag.db.migrate import upgrade
 from cloudiag.db.models import Event, Zone
 from cloudiag.settings import Settings
 
@@ -26,11 +23,10 @@ ADMIN = Caller("u1", "admin", "Admin", "a1", "d1")
 
 
 @pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def sessions(
+    db: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """A database with more zones and events than one default page holds."""
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
-    await upgrade(engine)
-    db = session_factory(engine)
     async with db.begin() as s:
         s.add_all(Zone(id=f"z{i:05}", name=f"zone-{i:05}") for i in range(ZONES))
         s.add_all(
@@ -46,7 +42,6 @@ async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSess
             for i in range(EVENTS)
         )
     yield db
-    await engine.dispose()
 
 
 async def _list(

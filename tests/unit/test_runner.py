@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
 
@@ -25,14 +24,13 @@ from cloudiag.bus.messages import (
     RunResult,
     StatusReply,
 )
-from cloudiag.db.engine import create_engine, session_factory
-from cloudiag.db.migrate import upgrade
 from cloudiag.db.models import AsyncJob, User, utcnow
 from cloudiag.jobs import runner as runner_module
 from cloudiag.jobs.runner import (
     ORPHAN_GRACE,
     OUTCOME_LOST,
     OWNER_GONE,
+    RESULT_GRACE,
     SERVER_TIMEOUT,
     SHUTDOWN_BY,
     SHUTDOWN_TEXT,
@@ -102,10 +100,11 @@ class FakeAgents:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'jobs.sqlite'}")
-    await upgrade(engine)
-    sessions = session_factory(engine)
+async def db(
+    db: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """The test's database with the user every job here belongs to."""
+    sessions = db
     async with sessions.begin() as s:
         s.add(
             User(
@@ -119,7 +118,6 @@ async def db(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
             )
         )
     yield sessions
-    await engine.dispose()
 
 
 async def _new_job(
@@ -358,3 +356,33 @@ async def test_shutdown_ends_the_job_even_when_its_agent_does_not_answer(
     assert loop.time() - started < 2 * 0.2 + 1  # a cancel's wait, then the output's
     result = (await _job(db, job.job_id)).result
     assert result == {"errorcode": 530, "errortext": SHUTDOWN_TEXT}
+
+
+async def test_a_job_of_a_server_that_never_beat_is_swept_past_its_limit(
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    """Jobs whose server never came back are failed once they are well past their limit."""
+    now = utcnow()
+    age_of = {"fresh": 30, "running": 100, "orphan": 120 + RESULT_GRACE + ORPHAN_GRACE + 5}
+    async with db.begin() as s:
+        for name, age in age_of.items():
+            s.add(
+                AsyncJob(
+                    id=f"00000000-0000-0000-0000-00000000000{len(name)}",
+                    user_id="user-1",
+                    account_id="a",
+                    cmd="c",
+                    instance_type="SystemVm",
+                    instance_id=name,
+                    request={"type": "ping", "timelimit": 120.0},
+                    created=now - timedelta(seconds=age),
+                )
+            )
+    runner = JobRunner(db, nc=None, server_id="gone")  # type: ignore[arg-type]
+    assert await runner.sweep(now) == 1
+    async with db() as s:
+        jobs = {j.instance_id: j for j in (await s.execute(AsyncJob.__table__.select())).all()}
+    assert jobs["orphan"].status == 2
+    assert "No management server finished the job" in jobs["orphan"].result["errortext"]
+    assert jobs["fresh"].status == 0 and jobs["running"].status == 0
+    assert await runner.sweep(now) == 0  # nothing twice

@@ -254,10 +254,12 @@ class Agent:
                 req.type, req.address, req.params, time_limit=req.time_limit
             )
             denied = diagnostics.denied_destination(
-                checked.address, diagnostics.parse_networks(req.denied_networks), resolve=False
+                checked.address, diagnostics.parse_networks(req.denied_networks)
             )
-        except (diagnostics.DiagnosticsInputError, ValueError) as exc:
-            return getattr(exc, "message", str(exc))
+        except diagnostics.DiagnosticsInputError as exc:
+            return exc.message
+        except ValueError as exc:  # A malformed denied network.
+            return str(exc)
         if denied:
             return denied
         return ""

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 import cloudiag.api.commands  # noqa: F401  (registers every command)
-from cloudiag.api.auth import authenticate, read_params
+from cloudiag.api.auth import authenticate, param_values, read_params
 from cloudiag.api.context import AppState, RequestContext
 from cloudiag.api.errors import ApiError
 from cloudiag.api.registry import REGISTRY, Command
@@ -40,9 +40,7 @@ async def api_endpoint(request: Request) -> Response:
     """One API call: parse, authenticate, authorize, validate, run, render."""
     state: AppState = request.app.state.cloudiag
     params = await read_params(request)
-    values: dict[str, str] = {}
-    for key, value in params:
-        values.setdefault(key.lower(), value)
+    values = param_values(params)
     fmt = "json" if values.get("response", "").lower() == "json" else "xml"
     name = values.get("command", "")
     command: Command | None = REGISTRY.get(name) if name else None

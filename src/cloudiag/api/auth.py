@@ -78,6 +78,14 @@ async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
     yield body
 
 
+def param_values(params: list[tuple[str, str]]) -> dict[str, str]:
+    """Parameters by lower-cased name; the first of a repeated name wins."""
+    values: dict[str, str] = {}
+    for key, value in params:
+        values.setdefault(key.lower(), value)
+    return values
+
+
 async def read_params(request: Request) -> list[tuple[str, str]]:
     """Query string and form body merged, in order; `+` decodes to a space as clients expect.
 

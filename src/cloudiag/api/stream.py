@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from cloudiag.api.auth import authenticate, read_params
+from cloudiag.api.auth import authenticate, param_values, read_params
 from cloudiag.api.commands.jobs import JOBID, job_view
 from cloudiag.api.context import AppState, Caller
 from cloudiag.api.errors import ApiError
@@ -102,7 +102,7 @@ async def stream_endpoint(request: Request) -> Response:
     """Authenticate, check the job is the caller's (or the caller is an admin), stream."""
     state: AppState = request.app.state.cloudiag
     params = await read_params(request)
-    values = {k.lower(): v for k, v in reversed(params)}
+    values = param_values(params)
     fmt = "json" if values.get("response", "json").lower() == "json" else "xml"
     try:
         caller, _ = await authenticate(state, request, params, values)

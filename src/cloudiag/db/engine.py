@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +56,21 @@ def create_engine(url: str) -> AsyncEngine:
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+_sqlite_writers = asyncio.Lock()
+
+
+@contextlib.asynccontextmanager
+async def locked_transaction(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A transaction whose SELECT … FOR UPDATE really serializes its callers.
+
+    PostgreSQL locks the rows. SQLite has no row locks (and serves one server only), so
+    there an in-process lock stands in, around the whole transaction.
+    """
+    bind = sessions.kw.get("bind")
+    sqlite = bind is not None and bind.dialect.name == "sqlite"
+    async with _sqlite_writers if sqlite else contextlib.nullcontext(), sessions.begin() as db:
+        yield db

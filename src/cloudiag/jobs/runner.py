@@ -301,10 +301,13 @@ class JobRunner:
         # The wait for a slot is inside the try: a job cancelled (or failing) while still
         # queued ends like any other instead of staying pending.
         try:
+            # Only a job that waited for its slot can have been swept meanwhile: the others
+            # skip the extra read.
+            waited = self._slots.locked()
             async with self._slots:
                 if self._closing:  # A slot freed during shutdown: start nothing new.
                     raise JobFailed(SHUTDOWN_TEXT)
-                if not await self._still_pending(job):
+                if waited and not await self._still_pending(job):
                     # Failed while it waited (another server took this one for gone).
                     log.warning("job already final before it ran; not running it")
                     return

@@ -20,8 +20,6 @@ from cloudiag.db.models import Session, User, utcnow
 log = logging.getLogger(__name__)
 
 ROLES = {"admin": "Admin", "domainadmin": "DomainAdmin", "user": "User"}
-#: Environment variable of the longest a session lasts (seconds), however active it is: a
-#: stolen session key stops working by then, unlike with an idle timeout alone.
 #: All users live in the ROOT domain for now; its id is fixed so clients can rely on it.
 ROOT_DOMAIN_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "cloudiag:domain:ROOT"))
 

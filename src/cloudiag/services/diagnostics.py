@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cloudiag.api.context import Caller
 from cloudiag.api.errors import ApiError
 from cloudiag.bus.messages import RunRequest
+from cloudiag.db.engine import locked_transaction
 from cloudiag.db.models import AsyncJob, Host, VirtualMachine
 from cloudiag.jobs import events
 from cloudiag.jobs.runner import DiagnosticsJob, JobRunner
@@ -49,7 +50,7 @@ async def start_diagnostics(
     limits: Limits,
 ) -> str:
     """Validate everything, then create the job and its event in one transaction; the job id."""
-    async with quotas.serializer(sessionmaker), sessionmaker.begin() as db:
+    async with locked_transaction(sessionmaker) as db:
         vm = await db.get(VirtualMachine, target_id)
         if vm is None or vm.vm_type not in events.INSTANCE_TYPE:
             raise ApiError.param(f"Unable to find a system vm with id {target_id}", name="targetid")
@@ -73,7 +74,6 @@ async def start_diagnostics(
             denied = diagnostics.denied_destination(
                 request.address,
                 diagnostics.parse_networks(limits.denied_networks),
-                resolve=False,  # A name is resolved, and checked, on the VM.
             )
             if denied:
                 raise ApiError.param(denied, name="ipaddress")

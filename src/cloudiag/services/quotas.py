@@ -8,16 +8,12 @@ has no row locks and serves one server only; there an in-process lock serializes
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import case, func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudiag.api.errors import ApiError
 from cloudiag.db.models import AsyncJob, Host, User, VirtualMachine, utcnow
@@ -35,17 +31,6 @@ class Quotas:
     rate_interval: int = 60
 
 
-_sqlite_lock = asyncio.Lock()
-
-
-def serializer(sessionmaker: async_sessionmaker[AsyncSession]) -> AbstractAsyncContextManager[Any]:
-    """Hold this around the job-creating transaction: the SQLite stand-in for row locks."""
-    bind = sessionmaker.kw.get("bind")
-    if bind is not None and bind.dialect.name == "sqlite":
-        return _sqlite_lock
-    return contextlib.nullcontext()
-
-
 def _busy(what: str, limit: int) -> ApiError:
     return ApiError.limit_exceeded(
         f"{what} already has {limit} diagnostics running, its limit; retry when one has finished"
@@ -54,7 +39,8 @@ def _busy(what: str, limit: int) -> ApiError:
 
 async def check(db: AsyncSession, quotas: Quotas, user_id: str, vm: VirtualMachine) -> None:
     """Raise ApiError 429 when a new job would exceed a limit; else lock the rows and return."""
-    if db.get_bind().dialect.name != "sqlite":  # No row locks there; serializer() stands in.
+    # No row locks on SQLite; db.engine.locked_transaction() serializes there instead.
+    if db.get_bind().dialect.name != "sqlite":
         for model, key in ((User, user_id), (Host, vm.host_id), (VirtualMachine, vm.id)):
             await db.execute(select(model.id).where(model.id == key).with_for_update())
     if quotas.rate:

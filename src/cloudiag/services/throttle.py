@@ -12,9 +12,6 @@ SQLite has no row locks and serves one server only, so there an in-process lock 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +19,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cloudiag.db.engine import locked_transaction
 from cloudiag.db.models import LoginFailure, utcnow
 
 
@@ -56,17 +54,6 @@ class Attempt:
     user_lock_before: datetime | None = None
 
 
-_sqlite_lock = asyncio.Lock()
-
-
-@contextlib.asynccontextmanager
-async def _transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    bind = sessions.kw.get("bind")
-    serial = _sqlite_lock if bind is not None and bind.dialect.name == "sqlite" else None
-    async with serial or contextlib.nullcontext(), sessions.begin() as db:
-        yield db
-
-
 def _keys(username: str, source: str) -> tuple[str, str]:
     return f"{username}|{source}", f"{username}|*"
 
@@ -98,7 +85,7 @@ async def begin_attempt(
 ) -> Attempt:
     """Refuse a locked-out login, else count it as failed before its password is checked."""
     now = utcnow()
-    async with _transaction(sessions) as db:
+    async with locked_transaction(sessions) as db:
         rows = [await _locked_row(db, key, now) for key in _keys(username, source)]
         left = max(_seconds_left(row, now) for row in rows)
         if left:
@@ -125,7 +112,7 @@ async def begin_attempt(
 async def record_success(sessions: async_sessionmaker[AsyncSession], attempt: Attempt) -> None:
     """The password was right: clear this source's count and take the attempt back."""
     per_source, per_user = _keys(attempt.username, attempt.source)
-    async with _transaction(sessions) as db:
+    async with locked_transaction(sessions) as db:
         await db.execute(delete(LoginFailure).where(LoginFailure.key == per_source))
         row = await _locked_row(db, per_user, attempt.at)
         if row.first > attempt.at:  # The window restarted since: the attempt is not in it.

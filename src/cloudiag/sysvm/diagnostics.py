@@ -1121,27 +1121,16 @@ def parse_networks(
 
 
 def denied_destination(
-    address: str,
-    networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
-    *,
-    resolve: bool,
+    address: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
 ) -> str | None:
-    """Why the operator's policy forbids this destination, or None.
+    """Why the operator's policy forbids this IP literal, or None (also for a host name).
 
-    A literal is checked as it is. A host name is checked only with ``resolve``: every
-    address it resolves to must be allowed. That is a verdict only; to run a tool, use
-    pin_destination(), which hands the tool the very address it checked.
+    A name is judged on the VM, where it is resolved: pin_destination() checks what it
+    resolves to and hands the tool that very address.
     """
-    if not networks:
+    if not networks or _parse_ip(address) is None:
         return None
-    if _parse_ip(address) is not None:
-        return _denied(address, [address], networks)
-    if not resolve:
-        return None
-    try:
-        return _denied(address, _resolve(address), networks)
-    except (OSError, UnicodeError):
-        return None  # The tool will report the failed lookup itself.
+    return _denied(address, [address], networks)
 
 
 def _resolve(name: str, family: int = 0) -> list[str]:

@@ -71,11 +71,18 @@ export function badge(text, kind) {
   return h("span", { class: `badge badge-${tone}` }, text);
 }
 
+/** A CloudStack date ("2026-11-25T09:24:37+0000") as a Date; null when there is none. */
+export function parseStamp(stamp) {
+  if (!stamp) return null;
+  const date = new Date(stamp.replace(/([+-]\d\d)(\d\d)$/, "$1:$2"));
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
 /** "2026-11-25T09:24:37+0000" -> local "2026-11-25 10:24:37". */
 export function when(stamp) {
   if (!stamp) return "—";
-  const date = new Date(stamp.replace(/([+-]\d\d)(\d\d)$/, "$1:$2"));
-  if (Number.isNaN(date.getTime())) return stamp;
+  const date = parseStamp(stamp);
+  if (!date) return stamp;
   const pad = (n) => String(n).padStart(2, "0");
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
 }
@@ -83,12 +90,21 @@ export function when(stamp) {
 /** "12 s ago" for a recent time stamp. */
 export function ago(stamp) {
   if (!stamp) return "never";
-  const date = new Date(stamp.replace(/([+-]\d\d)(\d\d)$/, "$1:$2"));
+  const date = parseStamp(stamp);
+  if (!date) return stamp;
   const seconds = Math.max(0, Math.round((Date.now() - date.getTime()) / 1000));
-  if (Number.isNaN(seconds)) return stamp;
   if (seconds < 60) return `${seconds} s ago`;
   if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
   return when(stamp);
+}
+
+/** Previous · Page n of last · Next; go(page) loads another page. */
+export function pageButtons(page, last, go) {
+  return [
+    h("button", { type: "button", class: "btn", disabled: page <= 1, onclick: () => go(page - 1) }, "Previous"),
+    h("span", {}, `Page ${page} of ${last}`),
+    h("button", { type: "button", class: "btn", disabled: page >= last, onclick: () => go(page + 1) }, "Next"),
+  ];
 }
 
 /** Milliseconds as "850 ms" or "3.2 s". */

@@ -2,7 +2,7 @@
 // each re-openable with its full output and charts.
 
 import { call } from "../api.js";
-import { badge, duration, empty, failure, h, loading, replace, when } from "../dom.js";
+import { badge, duration, empty, failure, h, loading, pageButtons, replace, when } from "../dom.js";
 import { outcome, resultView } from "./result.js";
 
 const PAGE_SIZE = 20;
@@ -32,9 +32,10 @@ export function historyPanel(vm, { onRerun } = {}) {
       replace(
         pager,
         h("span", { class: "muted" }, `${count} run${count === 1 ? "" : "s"}`),
-        h("button", { type: "button", class: "btn", disabled: page <= 1, onclick: () => { page -= 1; load(); } }, "Previous"),
-        h("span", {}, `Page ${page} of ${last}`),
-        h("button", { type: "button", class: "btn", disabled: page >= last, onclick: () => { page += 1; load(); } }, "Next"),
+        pageButtons(page, last, (next) => {
+          page = next;
+          load();
+        }),
       );
     } catch (error) {
       replace(table, failure(error, load));

@@ -1,7 +1,7 @@
 // A finished job: exit-code badge, duration, stdout and stderr as text, the parsed summary,
 // copy to clipboard and Run again.
 
-import { duration, h, when } from "../dom.js";
+import { duration, h, parseStamp, when } from "../dom.js";
 import { summaryView } from "./summary.js";
 
 /** What a job's result says, whichever way it ended. */
@@ -24,9 +24,8 @@ export function outcome(job) {
     tone = diag?.exitcode === "0" ? "ok" : "bad";
   }
   let ms = diag?.durationms;
-  if (ms === undefined && job.created && job.completed) {
-    ms = Date.parse(job.completed.replace(/([+-]\d\d)(\d\d)$/, "$1:$2")) - Date.parse(job.created.replace(/([+-]\d\d)(\d\d)$/, "$1:$2"));
-  }
+  const [created, completed] = [parseStamp(job.created), parseStamp(job.completed)];
+  if (ms === undefined && created && completed) ms = completed - created;
   return { label, tone, diag, error: job.jobstatus === 2 ? result.errortext : null, ms };
 }
 

@@ -2,7 +2,7 @@
 // states, and an action menu per row.
 
 import { call } from "../api.js";
-import { empty, failure, h, loading, replace } from "../dom.js";
+import { empty, failure, h, loading, pageButtons, replace } from "../dom.js";
 
 const PAGE_SIZES = [10, 20, 50, 100];
 
@@ -76,9 +76,10 @@ export function listView(spec, query = {}) {
     replace(
       pager,
       h("span", { class: "muted", "data-testid": "count" }, `${first}–${Math.min(count, first + state.pagesize - 1)} of ${count}`),
-      h("button", { type: "button", class: "btn", disabled: state.page <= 1, onclick: () => { state.page -= 1; load(); } }, "Previous"),
-      h("span", {}, `Page ${state.page} of ${last}`),
-      h("button", { type: "button", class: "btn", disabled: state.page >= last, onclick: () => { state.page += 1; load(); } }, "Next"),
+      pageButtons(state.page, last, (page) => {
+        state.page = page;
+        load();
+      }),
       size,
     );
   }
