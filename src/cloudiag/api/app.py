@@ -17,6 +17,7 @@ from cloudiag.api.errors import ApiError
 from cloudiag.api.registry import REGISTRY, Command
 from cloudiag.api.render import error_payload, render
 from cloudiag.api.stream import stream_endpoint
+from cloudiag.domain import DomainError
 from cloudiag.ui import UiFiles
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,10 @@ async def api_endpoint(request: Request) -> Response:
             if command is None or ctx.caller.role not in command.roles:
                 raise ApiError.forbidden(_NOT_ALLOWED)
         validated = command.validate(values)
-        payload = await command.handler(ctx, validated)
+        try:
+            payload = await command.handler(ctx, validated)
+        except DomainError as refusal:
+            raise ApiError.from_domain(refusal) from refusal
     except ApiError as err:
         log.info("api error command=%s code=%s text=%s", name, err.errorcode, err.errortext)
         response = _respond(envelope, error_payload(err), fmt, err.errorcode)

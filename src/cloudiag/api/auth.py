@@ -13,10 +13,11 @@ from starlette.requests import Request
 
 from cloudiag.api import signing
 from cloudiag.api.commands.auth import SESSION_COOKIE
-from cloudiag.api.context import AppState, Caller
+from cloudiag.api.context import AppState
 from cloudiag.api.errors import PARAM_ERROR, ApiError
 from cloudiag.api.registry import REGISTRY
 from cloudiag.api.render import render_error
+from cloudiag.domain import Caller
 from cloudiag.services import accounts
 
 _BAD_CREDENTIALS = "unable to verify user credentials and/or request signature"

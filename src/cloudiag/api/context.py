@@ -9,26 +9,11 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cloudiag.domain import Caller
 from cloudiag.settings import Settings
 
 if TYPE_CHECKING:
     from cloudiag.jobs.runner import JobRunner
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The authenticated user of a request."""
-
-    id: str
-    username: str
-    role: str
-    account_id: str
-    domain_id: str
-
-    @property
-    def is_admin(self) -> bool:
-        """Root admins see and may do everything."""
-        return self.role == "Admin"
 
 
 @dataclass

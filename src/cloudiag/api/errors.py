@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from cloudiag import domain
+
 __all__ = [
     "ACCOUNT_ERROR",
     "API_LIMIT_EXCEEDED",
@@ -136,3 +138,14 @@ class ApiError(Exception):
     def account(cls, text: str, cserrorcode: int = CS_SERVER_API) -> ApiError:
         """531: account error, e.g. failed login (pass ``CS_PERMISSION_DENIED`` for a denial)."""
         return cls(ACCOUNT_ERROR, text, cserrorcode)
+
+    @classmethod
+    def from_domain(cls, err: domain.DomainError) -> ApiError:
+        """The CloudStack error a service's refusal is reported as."""
+        if isinstance(err, domain.InvalidInput):
+            return cls.param(err.text, name=err.param)
+        if isinstance(err, domain.PermissionDenied):
+            return cls(UNSUPPORTED_ACTION, err.text, CS_PERMISSION_DENIED, err.param)
+        if isinstance(err, domain.LimitExceeded):
+            return cls.limit_exceeded(err.text)
+        return cls.internal(err.text)

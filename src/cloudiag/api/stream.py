@@ -23,12 +23,13 @@ from starlette.responses import Response, StreamingResponse
 
 from cloudiag.api.auth import authenticate, param_values, read_params
 from cloudiag.api.commands.jobs import JOBID, job_view
-from cloudiag.api.context import AppState, Caller
+from cloudiag.api.context import AppState
 from cloudiag.api.errors import ApiError
 from cloudiag.api.render import error_payload, render
 from cloudiag.bus import subjects
 from cloudiag.bus.messages import OutputLine
 from cloudiag.db.models import AsyncJob
+from cloudiag.domain import Caller
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudiag.accounts import passwords
-from cloudiag.api.context import Caller
 from cloudiag.db.models import Session, User, utcnow
+from cloudiag.domain import Caller
 
 log = logging.getLogger(__name__)
 

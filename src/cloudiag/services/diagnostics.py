@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cloudiag.api.context import Caller
 from cloudiag.api.errors import ApiError
 from cloudiag.bus.messages import RunRequest
 from cloudiag.db.engine import locked_transaction
 from cloudiag.db.models import AsyncJob, Host, VirtualMachine
+from cloudiag.domain import Caller
 from cloudiag.jobs import events
 from cloudiag.jobs.runner import DiagnosticsJob, JobRunner
 from cloudiag.logs import job_id_var

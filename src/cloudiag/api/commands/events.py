@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Select, or_, select
 
-from cloudiag.api.context import Caller, RequestContext
+from cloudiag.api.context import RequestContext
 from cloudiag.api.listing import cs_date, list_payload, page
 from cloudiag.api.registry import (
     ADMIN,
@@ -19,6 +19,7 @@ from cloudiag.api.registry import (
     ResponseField,
 )
 from cloudiag.db.models import Event
+from cloudiag.domain import Caller
 
 
 def _scope(query: Select[Any], caller: Caller, params: dict[str, Any]) -> Select[Any]:
