@@ -24,10 +24,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.stack import Stack, cs_signature, lab_zone, launch
+from tests.integration.stack import Stack, lab_zone, launch
 
 from cloudiag.bus import subjects
 from cloudiag.bus.messages import StatusReply
+from cloudiag.client import ApiCallError, AsyncClient
 
 LIFTED = {
     "CLOUDIAG_LIMIT_PER_VM": "0",
@@ -35,12 +36,6 @@ LIFTED = {
     "CLOUDIAG_LIMIT_PER_USER": "0",
     "CLOUDIAG_RATE_LIMIT": "0",
 }
-
-
-def signed(stack: Stack, params: dict[str, str]) -> dict[str, str]:
-    query = {"response": "json", "apiKey": stack.admin.apikey, **params}
-    query["signature"] = cs_signature(query, stack.admin.secretkey)
-    return query
 
 
 async def spawned(stack: Stack) -> int:
@@ -63,38 +58,31 @@ async def fire(stack: Stack, jobs: int) -> tuple[dict[str, float], dict[str, flo
     # A fresh connection per call while firing: a kept-alive one the server closes while the
     # request waits in the pool would fail it (and runDiagnostics must not be retried blindly).
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+    async with (
+        httpx.AsyncClient(timeout=120, limits=limits) as http,
+        AsyncClient(stack.url, stack.admin.key, http=http) as client,
+    ):
 
         async def one(i: int) -> None:
             nonlocal refused
-            q = signed(
-                stack,
-                {
-                    "command": "runDiagnostics",
-                    "targetid": vms[i % 3],
-                    "type": "ping",
-                    "ipaddress": web,
-                    "params": "-c 1",
-                },
-            )
             t = time.perf_counter()
-            r = await client.get(stack.api, params=q)
-            if r.status_code != 200:
+            try:
+                jobid = await client.run_diagnostics(vms[i % 3], "ping", web, "-c 1")
+            except ApiCallError:
                 refused += 1
                 return
-            submitted[r.json()["rundiagnosticsresponse"]["jobid"]] = t
+            submitted[jobid] = t
 
         started = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(jobs)))
         finished: dict[str, float] = {}
         deadline = time.perf_counter() + 600
         while len(finished) < len(submitted) and time.perf_counter() < deadline:
-            q = signed(stack, {"command": "listAsyncJobs", "listall": "true", "pagesize": "5000"})
-            r = await client.get(stack.api, params=q)
+            listed = await client.list_async_jobs(listall=True, pagesize=5000)
             now = time.perf_counter()
-            for job in r.json()["listasyncjobsresponse"].get("asyncjobs", []):
-                if job["jobstatus"] != 0 and job["jobid"] in submitted:
-                    finished.setdefault(job["jobid"], now)
+            for job in listed:
+                if job.done and job.jobid in submitted:
+                    finished.setdefault(job.jobid, now)
             await asyncio.sleep(0.1)
         elapsed = time.perf_counter() - started
     return submitted, finished, elapsed, refused

@@ -24,22 +24,12 @@ from tests.integration.stack import Stack, lab_zone, launch
 
 def via_api(stack: Stack, web: str) -> float:
     """Seconds from the runDiagnostics call until queryAsyncJobResult says it is done."""
+    client = stack.client()
     started = time.perf_counter()
-    r = stack.call(
-        "runDiagnostics",
-        targetid=stack.vm("router")["uuid"],
-        type="ping",
-        ipaddress=web,
-        params="-c 1",
-    )
-    jobid = r.json()["rundiagnosticsresponse"]["jobid"]
-    while True:
-        job = stack.ok("queryAsyncJobResult", jobid=jobid)
-        if job["jobstatus"] != 0:
-            break
-        time.sleep(0.002)
+    jobid = client.run_diagnostics(stack.vm("router")["uuid"], "ping", web, "-c 1")
+    job = client.wait_job(jobid, interval=0.002)
     elapsed = time.perf_counter() - started
-    assert job["jobresult"]["diagnostics"]["exitcode"] == "0", job
+    assert job.diagnostics is not None and job.diagnostics.exitcode == "0", job
     return elapsed
 
 

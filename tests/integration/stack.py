@@ -6,10 +6,7 @@ Used by the end-to-end tests and the benchmarks.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -18,16 +15,17 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
 from cloudiag.bus.embedded import find_nats_server, free_port, write_config
+from cloudiag.client import ApiKey, Client, signature
 from tests.databases import create_pg_database, drop_pg_database, sqlite_url
 
 
@@ -85,12 +83,12 @@ def tool_pids(namespace: str, tool: str) -> list[str]:
 
 
 def cs_signature(params: dict[str, str], secret: str) -> str:
-    """CloudStack's request signature, written out here independently of the server's code."""
-    query = "&".join(
-        f"{k}={quote(str(v), safe='*-._')}" for k, v in sorted(params.items(), key=lambda kv: kv[0])
-    )
-    digest = hmac.new(secret.encode(), query.lower().encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
+    """The signature of a request a test crafts by hand (tampered, expired, without a command).
+
+    The client's signing, which is the server's own code; the real CloudStack clients
+    (test_clients, test_cloudmonkey) and test_signing check that code independently.
+    """
+    return signature(params, secret)
 
 
 @dataclass
@@ -102,6 +100,11 @@ class Account:
     apikey: str
     secretkey: str
     role: str
+
+    @property
+    def key(self) -> ApiKey:
+        """The account's API credentials, for cloudiag.client."""
+        return ApiKey(self.apikey, self.secretkey)
 
 
 @dataclass
@@ -122,8 +125,10 @@ class Stack:
     nats_argv: list[str] = field(default_factory=list)
     #: Seconds between agent heartbeats: short in tests (fast state changes), 5 in benches.
     heartbeat: float = 1.0
-    #: Kept-alive connections, as a real client has (a new one per call skews timings).
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
+    #: cloudiag clients by (server URL, API key), kept: a real client keeps its connections
+    #: alive (a new one per call skews timings).
+    clients: dict[tuple[str, str], Client] = field(default_factory=dict)
+    _clients_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def api(self) -> str:
@@ -139,69 +144,55 @@ class Stack:
         """A lab namespace entry by role (router, secondarystoragevm, consoleproxy, uservm…)."""
         return next(ns for ns in self.lab["namespaces"] if ns["role"] == role)
 
+    def client(self, account: Account | None = None, url: str = "") -> Client:
+        """The cloudiag client signing as `account` (the admin) to `url` (this stack's server)."""
+        account, url = account or self.admin, url or self.url
+        with self._clients_lock:  # Tests call from several threads at once.
+            client = self.clients.get((url, account.apikey))
+            if client is None:
+                client = self.clients[url, account.apikey] = Client(url, account.key)
+        return client
+
+    def close_clients(self) -> None:
+        """Close every client's connections."""
+        with self._clients_lock:
+            for client in self.clients.values():
+                client.close()
+            self.clients.clear()
+
     def call(self, command: str, account: Account | None = None, **params: Any) -> httpx.Response:
-        """A signed GET as a CloudStack client makes it (JSON response)."""
-        return self.call_at(self.url, command, account, **params)
+        """A signed GET as a CloudStack client makes it (JSON response), the answer unread."""
+        return self.client(account).request(command, **params)
 
     def call_at(
         self, url: str, command: str, account: Account | None = None, **params: Any
     ) -> httpx.Response:
         """The same, to another management server of this stack."""
-        account = account or self.admin
-        query = {"command": command, "response": "json", "apiKey": account.apikey}
-        query.update({k: str(v) for k, v in params.items()})
-        query["signature"] = cs_signature(query, account.secretkey)
-        return self.http.get(f"{url}/client/api", params=query)
+        return self.client(account, url).request(command, **params)
 
     def login(
         self, username: str, password: str, client: httpx.Client | None = None
     ) -> httpx.Response:
-        """`login` as a form POST (JSON answer), in `client` to keep its cookies.
-
-        Not through self.http: a session cookie there would ride along on signed calls.
-        """
+        """`login` as a raw form POST (JSON answer), in `client` to keep its cookies: for the
+        tests of login itself (refusals, lockouts, cookies), which look at the HTTP answer."""
         data = {"command": "login", "username": username, "password": password, "response": "json"}
         return (client or httpx).post(self.api, data=data, timeout=30)
 
     def ok(self, command: str, account: Account | None = None, **params: Any) -> dict[str, Any]:
-        """The body of a successful call, under its envelope key."""
-        r = self.call(command, account, **params)
-        assert r.status_code == 200, r.text
-        body: dict[str, Any] = r.json()[f"{command.lower()}response"]
-        return body
+        """The body of a successful call, under its envelope key (ApiCallError otherwise)."""
+        return self.client(account).call(command, **params)
 
     def wait_job(self, jobid: str, timeout: float = 120) -> dict[str, Any]:
-        """Poll queryAsyncJobResult until the job is final."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.ok("queryAsyncJobResult", jobid=jobid)
-            if job["jobstatus"] != 0:
-                return job
-            time.sleep(0.1)
-        raise AssertionError(f"job {jobid} still pending after {timeout} s")
+        """Poll queryAsyncJobResult until the job is final; the job as the API shows it."""
+        return self.client().wait_job(jobid, timeout=timeout).model_dump(exclude_unset=True)
 
     def start_job(self, role: str, type_: str, address: str, params: str, url: str = "") -> str:
         """runDiagnostics on the lab VM of that role, not waited on; the job id."""
-        r = self.call_at(
-            url or self.url,
-            "runDiagnostics",
-            targetid=self.vm(role)["uuid"],
-            type=type_,
-            ipaddress=address,
-            params=params,
-        )
-        assert r.status_code == 200, r.text
-        jobid: str = r.json()["rundiagnosticsresponse"]["jobid"]
-        return jobid
+        return self.client(url=url).run_diagnostics(self.vm(role)["uuid"], type_, address, params)
 
     def run(self, role: str, type: str, address: str, params: str = "") -> dict[str, Any]:
         """runDiagnostics on the lab VM of that role, waited on."""
-        extra = {"params": params} if params else {}
-        r = self.call(
-            "runDiagnostics", targetid=self.vm(role)["uuid"], type=type, ipaddress=address, **extra
-        )
-        assert r.status_code == 200, r.text
-        return self.wait_job(r.json()["rundiagnosticsresponse"]["jobid"])
+        return self.wait_job(self.start_job(role, type, address, params))
 
     def start_agent(self, env: dict[str, str] | None = None) -> None:
         """Start `cloudiag agent` for the lab (`env` added to its environment) and wait until
@@ -384,5 +375,6 @@ def launch(
     finally:
         if st is not None:
             st.stop_agent()
+            st.close_clients()
         stop(server)
         stop(st.nats if st is not None else nats)

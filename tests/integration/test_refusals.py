@@ -91,7 +91,7 @@ def test_unknown_command_is_432(stack: Stack) -> None:
 def test_a_signed_request_without_command_is_432(stack: Stack) -> None:
     query = {"response": "json", "apiKey": stack.admin.apikey}
     query["signature"] = cs_signature(query, stack.admin.secretkey)
-    r = stack.http.get(stack.api, params=query)
+    r = httpx.get(stack.api, params=query)
     assert r.status_code == 432
     assert r.json()["errorresponse"]["errortext"] == "Invalid request, no command sent"
 

@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
 
 import httpx
 
+from cloudiag.client import AsyncJob
 from tests.integration.stack import Stack, cs_signature, tool_pids
-
-
-def _signed(stack: Stack, params: dict[str, str]) -> dict[str, str]:
-    query = {"apiKey": stack.admin.apikey, **params}
-    query["signature"] = cs_signature(query, stack.admin.secretkey)
-    return query
 
 
 def _events(stack: Stack, jobid: str, timeout: float = 60) -> list[tuple[float, str, Any]]:
     """Read the whole stream: (arrival time, event name, data) for each event."""
     events: list[tuple[float, str, Any]] = []
-    name = ""
-    with httpx.stream(
-        "GET",
-        f"{stack.url}/client/stream",
-        params=_signed(stack, {"jobid": jobid}),
-        timeout=timeout,
-    ) as r:
-        assert r.status_code == 200, r.read()
-        assert r.headers["content-type"].startswith("text/event-stream")
-        for raw in r.iter_lines():
-            if raw.startswith("event: "):
-                name = raw.removeprefix("event: ")
-            elif raw.startswith("data: "):
-                events.append((time.monotonic(), name, json.loads(raw.removeprefix("data: "))))
-                if name == "end":
-                    break
+    deadline = time.monotonic() + timeout
+    for item in stack.client().stream(jobid):
+        name = "end" if isinstance(item, AsyncJob) else "line"
+        events.append((time.monotonic(), name, item.model_dump(exclude_unset=True)))
+        assert time.monotonic() < deadline, f"the stream of {jobid} lasted over {timeout} s"
     return events
 
 

@@ -212,6 +212,8 @@ async def test_wait_job_polls_until_the_job_is_final(api: Api) -> None:
     assert job.jobstatus is JobStatus.SUCCEEDED and job.jobid == jobid
     assert job.diagnostics is not None and job.diagnostics.stdout == "1 received\n"
     assert job.request == {"type": "ping", "ipaddress": "198.51.100.10"}
+    async with api.client(api.admin) as client:
+        assert [j.jobid for j in await client.list_async_jobs(listall=True)] == [jobid]
 
 
 async def test_wait_job_gives_up_at_its_deadline(api: Api) -> None:
@@ -262,3 +264,11 @@ async def test_sse_events_comments_and_multiline_data() -> None:
         )
     ]
     assert events == [ServerSentEvent("line", "a"), ServerSentEvent("message", "b\nc")]
+
+
+async def test_a_stream_answer_that_is_no_event_stream_is_an_error() -> None:
+    json_ok = httpx.MockTransport(lambda request: httpx.Response(200, json={"streamresponse": {}}))
+    async with AsyncClient("http://api", http=httpx.AsyncClient(transport=json_ok)) as client:
+        with pytest.raises(ApiCallError) as err:
+            [item async for item in client.stream(str(uuid.uuid4()))]
+    assert "no event stream" in err.value.errortext

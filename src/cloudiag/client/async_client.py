@@ -11,7 +11,7 @@ import httpx
 from pydantic import BaseModel
 
 from cloudiag.client.credentials import ApiKey
-from cloudiag.client.errors import JobTimeout
+from cloudiag.client.errors import ApiCallError, JobTimeout
 from cloudiag.client.models import (
     AsyncJob,
     DiagnosticsType,
@@ -160,6 +160,8 @@ class AsyncClient:
             if not response.is_success:
                 await response.aread()
                 read_body("stream", response)
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                raise ApiCallError("stream", response.status_code, "the answer is no event stream")
             async for event in read_events(response.aiter_lines()):
                 if event.event == "line":
                     yield OutputLine.model_validate_json(event.data)
@@ -171,6 +173,10 @@ class AsyncClient:
     ) -> list[_Model]:
         body = await self.call(command, **filters)
         return [model.model_validate(item) for item in body.get(key, [])]
+
+    async def list_async_jobs(self, **filters: object) -> list[AsyncJob]:
+        """The caller's jobs, newest first (listAsyncJobs; ``listall=True``: everyone's)."""
+        return await self._list("listAsyncJobs", "asyncjobs", AsyncJob, filters)
 
     async def list_zones(self, **filters: object) -> list[Zone]:
         """Zones (listZones), filtered by its parameters."""
