@@ -112,7 +112,7 @@ def test_libcloud_runs_diagnostics(
 
 @pytest.mark.parametrize(("type_", "target", "params", "expect"), RUNS, ids=[r[0] for r in RUNS])
 @pytest.mark.parametrize("role", ROLES)
-def test_raw_signed_request(
+def test_cloudiag_client(
     stack: Stack, role: str, type_: str, target: str, params: str, expect: str
 ) -> None:
     job = stack.run(role, type_, stack.lab["targets"][target], params)
