@@ -1,10 +1,12 @@
-"""cloudiag.client against the real API app in process (httpx's ASGI transport, SQLite)."""
+"""cloudiag.client against the real API app in process (httpx's ASGI transport, SQLite), and
+its edge cases and blocking face against stand-in transports."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,7 @@ from cloudiag.client import (
     ApiKey,
     AsyncClient,
     AsyncJob,
+    Client,
     JobTimeout,
     OutputLine,
     signature,
@@ -272,3 +275,43 @@ async def test_a_stream_answer_that_is_no_event_stream_is_an_error() -> None:
         with pytest.raises(ApiCallError) as err:
             [item async for item in client.stream(str(uuid.uuid4()))]
     assert "no event stream" in err.value.errortext
+
+
+def _fake_server(request: httpx.Request) -> httpx.Response:
+    """Just enough of the API for the blocking client: a job that is done, and its stream."""
+    if request.url.path == "/client/stream":
+        body = 'event: line\ndata: {"seq": 1, "stream": "stdout", "text": "hi\\n"}\n\n'
+        body += 'event: end\ndata: {"jobid": "j1", "jobstatus": 1}\n\n'
+        return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+    command = request.url.params["command"]
+    if command == "queryAsyncJobResult":
+        return httpx.Response(
+            200, json={"queryasyncjobresultresponse": {"jobid": "j1", "jobstatus": 1}}
+        )
+    return httpx.Response(200, json={f"{command.lower()}response": {"count": 0}})
+
+
+def _blocking_client() -> Client:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(_fake_server))
+    return Client("http://api", ApiKey("key", "secret"), http=http)
+
+
+def test_the_blocking_client_calls_waits_and_streams() -> None:
+    with _blocking_client() as client:
+        assert client.call("listZones") == {"count": 0}
+        assert client.wait_job("j1").jobstatus is JobStatus.SUCCEEDED
+        items = list(client.stream("j1"))
+    assert isinstance(items[0], OutputLine) and items[0].text == "hi\n"
+    assert isinstance(items[1], AsyncJob) and items[1].jobid == "j1"
+
+
+async def test_the_blocking_client_works_inside_a_running_event_loop() -> None:
+    """The calls run on the client's own loop: a caller's running loop is no obstacle."""
+    with _blocking_client() as client:
+        assert client.call("listZones") == {"count": 0}
+
+
+def test_the_blocking_client_serves_several_threads_at_once() -> None:
+    with _blocking_client() as client, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: client.call("listHosts", page=i + 1), range(32)))
+    assert answers == [{"count": 0}] * 32

@@ -28,7 +28,12 @@ class Client:
     """``AsyncClient``'s calls, blocking; safe to use from several threads at once."""
 
     def __init__(
-        self, url: str, credentials: ApiKey | None = None, *, timeout: float = 30.0
+        self,
+        url: str,
+        credentials: ApiKey | None = None,
+        *,
+        http: httpx.AsyncClient | None = None,
+        timeout: float = 30.0,
     ) -> None:
         """A client of the server at ``url``; see ``AsyncClient``."""
         self._loop = asyncio.new_event_loop()
@@ -36,7 +41,7 @@ class Client:
             target=self._loop.run_forever, name="cloudiag-client", daemon=True
         )
         self._thread.start()
-        self.aio = AsyncClient(url, credentials, timeout=timeout)
+        self.aio = AsyncClient(url, credentials, http=http, timeout=timeout)
 
     def __enter__(self) -> Client:
         return self
