@@ -161,7 +161,7 @@ class Stack:
             self.clients.clear()
 
     def call(self, command: str, account: Account | None = None, **params: Any) -> httpx.Response:
-        """A signed GET as a CloudStack client makes it (JSON response), the answer unread."""
+        """A signed GET as a CloudStack client makes it (JSON response); the answer as it came."""
         return self.client(account).request(command, **params)
 
     def call_at(

@@ -89,7 +89,7 @@ class AsyncClient:
         return {SESSIONKEY_HEADER: self.sessionkey} if self.sessionkey else {}
 
     async def request(self, command: str, /, **params: object) -> httpx.Response:
-        """The GET of ``command`` with its credentials, the answer unread.
+        """The GET of ``command`` with its credentials; the answer as it came.
 
         For callers that look at the HTTP answer itself (status, headers); ``call`` reads it.
         """
