@@ -17,6 +17,13 @@ def default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "cloudiag"
 
 
+def default_denied_networks() -> list[str]:
+    """The system-VM package's default policy (imported late: the CLI starts faster)."""
+    from cloudiag.sysvm.policy import DEFAULT_DENIED_NETWORKS
+
+    return list(DEFAULT_DENIED_NETWORKS)
+
+
 class Settings(BaseSettings):
     """Every knob of the server and the agent; one place, one name each."""
 
@@ -44,8 +51,9 @@ class Settings(BaseSettings):
     server_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,64}$")
     #: Destinations diagnostics may not target (e.g. the management network), as CIDRs:
     #: CLOUDIAG_DENIED_NETWORKS='["169.254.0.0/16"]'. Names are checked on the VM after
-    #: resolution.
-    denied_networks: list[str] = Field(default_factory=list)
+    #: resolution. By default the VM itself (loopback, unspecified), multicast and
+    #: broadcast; '[]' allows every destination.
+    denied_networks: list[str] = Field(default_factory=default_denied_networks)
     #: Output kept per stream of one diagnostic; the rest is dropped and `truncated` set.
     #: The agent cuts further when a NATS server's max_payload cannot carry both streams.
     max_output: int = Field(default=1 << 20, ge=1024, le=64 << 20)
@@ -63,7 +71,7 @@ class Settings(BaseSettings):
     @field_validator("type_time_limits")
     @classmethod
     def _known_types(cls, value: dict[str, float]) -> dict[str, float]:
-        from cloudiag.sysvm.diagnostics import TYPES
+        from cloudiag.sysvm.registry import TYPES
 
         for name, seconds in value.items():
             if name not in TYPES:
@@ -75,7 +83,7 @@ class Settings(BaseSettings):
     @field_validator("denied_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        from cloudiag.sysvm.diagnostics import parse_networks
+        from cloudiag.sysvm.policy import parse_networks
 
         return [str(n) for n in parse_networks(value)]
 

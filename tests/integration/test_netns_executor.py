@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import pytest
 
 from cloudiag.agent.executors import netns
-from cloudiag.sysvm.diagnostics import DiagnosticsInputError
+from cloudiag.sysvm.errors import DiagnosticsInputError
+from tests.sysvm_zipapp import zipapp
 
 pytestmark = [
     pytest.mark.lab,
@@ -138,13 +139,12 @@ async def test_arping_picks_interface_from_routes(clean: Pair) -> None:
 def test_choose_interface_inside_namespace(clean: Pair) -> None:
     # The script's own route lookup, run where it runs: inside the namespace.
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import diagnostics as d; "
-        "print(d.choose_interface('203.0.113.2'), d.choose_interface('192.0.2.7'), "
-        "d.choose_interface('203.0.113.1'), d.choose_interface('198.51.100.7'))"
+        "import sys; sys.path.insert(0, sys.argv[1]); from sysvm import route as r; "
+        "print(r.choose_interface('203.0.113.2'), r.choose_interface('192.0.2.7'), "
+        "r.choose_interface('203.0.113.1'), r.choose_interface('198.51.100.7'))"
     )
-    script_dir = os.path.dirname(netns.SCRIPT_PATH)
     done = subprocess.run(
-        ["ip", "netns", "exec", clean.a, sys.executable, "-I", "-S", "-c", code, script_dir],
+        ["ip", "netns", "exec", clean.a, sys.executable, "-I", "-S", "-c", code, zipapp()],
         capture_output=True,
         timeout=30,
         check=True,

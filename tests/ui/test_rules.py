@@ -3,7 +3,7 @@ hostile corpus before it leaves the page.
 
 The browser side is the UI's own module (js/diag/validate.js) fed with what
 listDiagnosticsTypes returns; the server side is the rule the API and the system-VM script
-run (cloudiag.sysvm.diagnostics).
+run (cloudiag.sysvm.validate).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from playwright.sync_api import Page
 
-from cloudiag.sysvm import diagnostics
+from cloudiag.sysvm import errors, validate
 from tests.integration.stack import Stack
 from tests.integration.test_hostile_input import _address_cases, _params_cases
 
@@ -66,8 +66,8 @@ def _browser(page: Page, addresses: list[str], params: list[str], types: dict[st
 
 def _server_refuses(address: str, params: str) -> bool:
     try:
-        diagnostics.validate("ping", address, params)
-    except diagnostics.DiagnosticsInputError:
+        validate.validate("ping", address, params)
+    except errors.DiagnosticsInputError:
         return True
     return False
 

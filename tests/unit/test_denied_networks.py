@@ -3,7 +3,6 @@ tool is given the address that was checked (a second lookup could answer differe
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -13,9 +12,10 @@ import pytest
 from pydantic import ValidationError
 
 from cloudiag.settings import Settings
-from cloudiag.sysvm import diagnostics as d
+from cloudiag.sysvm import cli, errors, framing, policy, validate
+from tests.sysvm_zipapp import zipapp
 
-NETS = d.parse_networks(["169.254.0.0/16", "203.0.113.0/24", "2001:db8::/32"])
+NETS = policy.parse_networks(["169.254.0.0/16", "203.0.113.0/24", "2001:db8::/32"])
 
 
 @pytest.mark.parametrize(
@@ -23,49 +23,66 @@ NETS = d.parse_networks(["169.254.0.0/16", "203.0.113.0/24", "2001:db8::/32"])
     ["169.254.0.10", "203.0.113.1", "2001:db8::1", "::ffff:169.254.0.10", "::ffff:203.0.113.9"],
 )
 def test_literals_in_a_denied_network_are_refused(address: str) -> None:
-    reason = d.denied_destination(address, NETS)
+    reason = policy.denied_destination(address, NETS)
     assert reason is not None and address in reason and "does not allow" in reason
 
 
 @pytest.mark.parametrize("address", ["198.51.100.10", "192.0.2.1", "2001:db9::1"])
 def test_other_literals_pass(address: str) -> None:
-    assert d.denied_destination(address, NETS) is None
+    assert policy.denied_destination(address, NETS) is None
 
 
 def test_names_are_judged_by_what_they_resolve_to() -> None:
-    loopback = d.parse_networks(["127.0.0.0/8", "::1/128"])
-    assert d.denied_destination("localhost", loopback) is None
-    with pytest.raises(d.DiagnosticsInputError) as refused:
-        d.pin_destination(d.validate("ping", "localhost", []), loopback)
+    loopback = policy.parse_networks(["127.0.0.0/8", "::1/128"])
+    assert policy.denied_destination("localhost", loopback) is None
+    with pytest.raises(errors.DiagnosticsInputError) as refused:
+        policy.pin_destination(validate.validate("ping", "localhost", []), loopback)
     reason = refused.value.message
     assert reason is not None and reason.startswith("Destination localhost (")
 
 
 def test_no_policy_allows_everything() -> None:
-    assert d.denied_destination("169.254.0.10", []) is None
+    assert policy.denied_destination("169.254.0.10", []) is None
 
 
-def _script(env_value: str, address: str, *extra: str) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, d.DENIED_NETWORKS_ENV: env_value}
+def policy_args(networks: list[str] | None) -> list[str]:
+    """The script's arguments for that deny list (None: none given, the default applies)."""
+    if networks is None:
+        return []
+    return [arg for net in networks for arg in ("--deny", net)] or ["--no-deny"]
+
+
+def _script(
+    networks: list[str] | None, address: str, *extra: str
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [sys.executable, "-I", "-S", d.__file__, "ping", address, "-c", "1", "-W", "1", *extra],
+        [
+            *(sys.executable, "-I", "-S", zipapp(), *policy_args(networks)),
+            *("ping", address, "-c", "1", "-W", "1", *extra),
+        ],
         capture_output=True,
-        env=env,
         timeout=30,
         check=False,
     )
 
 
 def test_the_script_checks_names_after_resolving_them() -> None:
-    done = _script("127.0.0.0/8,::1/128", "localhost")
+    done = _script(["127.0.0.0/8", "::1/128"], "localhost")
     assert done.returncode == 2
     assert b"which the operator does not allow" in done.stdout
-    assert _script("", "localhost").returncode == 0
+    assert _script([], "localhost").returncode == 0
 
 
-def test_an_unreadable_policy_denies_everything() -> None:
-    done = _script("not-a-network", "127.0.0.1")
-    assert done.returncode == 2 and b"does not allow" in done.stdout
+def test_a_malformed_policy_is_refused() -> None:
+    done = _script(["not-a-network"], "127.0.0.1")
+    assert done.returncode == 2 and b"not a network" in done.stdout
+    assert b'"s": "refused"' in done.stdout
+
+
+def test_without_a_deny_list_the_script_denies_the_default() -> None:
+    done = _script(None, "127.0.0.1")
+    assert done.returncode == 2
+    assert b"127.0.0.1 is in 127.0.0.0/8" in done.stdout
 
 
 class Resolver:
@@ -91,11 +108,11 @@ def tool(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
     def fake_run_tool(argv: list[str], out: Any = None, **kw: Any) -> int:
         started.append(list(argv))
-        out.write(d.encode_record("exit", code=0))
+        out.write(framing.encode_record("exit", code=0))
         return 0
 
-    monkeypatch.setattr(d, "run_tool", fake_run_tool)
-    monkeypatch.setattr(d, "choose_interface", lambda address: "eth0")
+    monkeypatch.setattr(cli, "run_tool", fake_run_tool)
+    monkeypatch.setattr(cli, "choose_interface", lambda address: "eth0")
     return started
 
 
@@ -106,12 +123,13 @@ def _main(
     policy: str,
     *args: str,
 ) -> tuple[int, str]:
-    """Run the script's main() with that resolver and policy; (status, its stderr text)."""
+    """Run the script's main() with that resolver and policy; (status, its err and refusal)."""
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
-    monkeypatch.setenv(d.DENIED_NETWORKS_ENV, policy)
-    status = d.main(list(args))
-    records = [d.decode_record(line) for line in capsysbinary.readouterr().out.splitlines()]
-    return status, "".join(r.data for r in records if r is not None and r.stream == "err")
+    status = cli.main([*policy_args([policy] if policy else []), *args])
+    records = [framing.decode_record(line) for line in capsysbinary.readouterr().out.splitlines()]
+    return status, "".join(
+        r.data for r in records if r is not None and r.stream in ("err", "refused")
+    )
 
 
 def test_the_tool_gets_the_address_that_was_checked(
@@ -172,8 +190,7 @@ def test_an_unresolvable_name_is_refused_under_a_policy(
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
-    monkeypatch.setenv(d.DENIED_NETWORKS_ENV, "169.254.0.0/16")
-    assert d.main(["ping", "x.test"]) == 2
+    assert cli.main(["--deny", "169.254.0.0/16", "ping", "x.test"]) == 2
     assert tool == []  # Not handed to a tool that might resolve it after all.
     assert b"x.test cannot be resolved (Name or service not known)" in capsysbinary.readouterr().out
 
@@ -189,7 +206,7 @@ def test_without_a_policy_the_tool_resolves_the_name(
 
 
 def test_the_script_pings_the_address_it_checked() -> None:
-    done = _script("10.0.0.0/8", "localhost", "-4")
+    done = _script(["10.0.0.0/8"], "localhost", "-4")
     assert done.returncode == 0, done.stdout
     assert b"PING 127.0.0.1 (127.0.0.1)" in done.stdout
     assert b"[cloudiag] localhost is 127.0.0.1" in done.stdout

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from cloudiag import parsers
 from cloudiag.parsers import parse, parse_arping, parse_ping, parse_traceroute
-from cloudiag.sysvm import diagnostics
+from cloudiag.sysvm import registry
 
 # --------------------------------------------------------------------------- real: ping
 
@@ -677,7 +677,7 @@ def test_arping_optional_parts() -> None:
 
 
 def test_every_diagnostic_type_has_a_parser() -> None:
-    assert set(diagnostics.TYPES) <= set(parsers.PARSERS)
+    assert set(registry.TYPES) <= set(parsers.PARSERS)
     assert parsers.PARSERS["ping6"] is parse_ping
     assert parsers.PARSERS["traceroute6"] is parse_traceroute
 

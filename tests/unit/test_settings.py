@@ -37,7 +37,7 @@ def test_limits_become_quotas(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_default_traceroute_limit_fits_a_long_trace() -> None:
-    from cloudiag.sysvm import diagnostics
+    from cloudiag.sysvm import validate
 
-    req = diagnostics.validate("traceroute", "198.51.100.10", "-m 30 -q 3 -w 5")
+    req = validate.validate("traceroute", "198.51.100.10", "-m 30 -q 3 -w 5")
     assert req.estimated_seconds <= req.type.time_limit

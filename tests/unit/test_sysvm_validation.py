@@ -1,4 +1,4 @@
-"""Validation rules of the shared diagnostics registry (cloudiag.sysvm.diagnostics)."""
+"""Validation rules of the shared diagnostics registry (cloudiag.sysvm: registry, validate)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloudiag.sysvm import diagnostics as d
-from cloudiag.sysvm.diagnostics import DiagnosticsInputError
+from cloudiag.sysvm import command, diagnostic_type, options, registry, tokens, validate
+from cloudiag.sysvm.errors import DiagnosticsInputError
 
 SAFE_ADDRESS = re.compile(r"[A-Za-z0-9.:-]+")
 SAFE_TOKEN = re.compile(r"[A-Za-z0-9_.:-]+")
@@ -19,19 +19,19 @@ SAFE_TOKEN = re.compile(r"[A-Za-z0-9_.:-]+")
 
 
 def test_registry_types_and_vm_types() -> None:
-    assert set(d.TYPES) == {"ping", "traceroute", "arping", "ping6", "traceroute6"}
-    router = {t.name for t in d.types_for_vm("domainrouter")}
-    assert router == set(d.TYPES)
+    assert set(registry.TYPES) == {"ping", "traceroute", "arping", "ping6", "traceroute6"}
+    router = {t.name for t in registry.types_for_vm("domainrouter")}
+    assert router == set(registry.TYPES)
     for vm in ("secondarystoragevm", "consoleproxy", "ConsoleProxy"):
-        assert {t.name for t in d.types_for_vm(vm)} == {"ping", "traceroute", "arping"}
-    assert d.types_for_vm("userVM") == []
+        assert {t.name for t in registry.types_for_vm(vm)} == {"ping", "traceroute", "arping"}
+    assert registry.types_for_vm("userVM") == []
 
 
 def test_get_type_is_case_insensitive_and_cloudstack_message() -> None:
-    assert d.get_type("PING") is d.TYPES["ping"]
-    assert d.get_type("Traceroute6").tool == "traceroute"
+    assert registry.get_type("PING") is registry.TYPES["ping"]
+    assert registry.get_type("Traceroute6").tool == "traceroute"
     with pytest.raises(DiagnosticsInputError) as info:
-        d.get_type("bash")
+        registry.get_type("bash")
     assert info.value.field == "type"
     assert info.value.message == "bash Is not a valid diagnostics command type."
 
@@ -39,18 +39,18 @@ def test_get_type_is_case_insensitive_and_cloudstack_message() -> None:
 @pytest.mark.parametrize("name", ["ping;id", "ping ", " ping", "ping\n", "", "pin", "ping7", "sh"])
 def test_bad_types(name: str) -> None:
     with pytest.raises(DiagnosticsInputError) as info:
-        d.validate(name, "127.0.0.1", None)
+        validate.validate(name, "127.0.0.1", None)
     assert info.value.field == "type"
 
 
 def test_registry_is_read_only_and_describable() -> None:
     with pytest.raises(TypeError):
-        d.TYPES["sh"] = d.TYPES["ping"]  # type: ignore[index]
+        registry.TYPES["sh"] = registry.TYPES["ping"]  # type: ignore[index]
     with pytest.raises(TypeError):
-        d.TYPES["ping"].options["-f"] = d.TYPES["ping"].options["-c"]  # type: ignore[index]
-    described = d.TYPES["arping"].to_dict()
+        registry.TYPES["ping"].options["-f"] = registry.TYPES["ping"].options["-c"]  # type: ignore[index]
+    described = registry.TYPES["arping"].to_dict()
     assert described["name"] == "arping"
-    assert [o["flag"] for o in described["options"]] == sorted(d.TYPES["arping"].options)
+    assert [o["flag"] for o in described["options"]] == sorted(registry.TYPES["arping"].options)
     assert described["address_families"] == [4]
 
 
@@ -85,7 +85,7 @@ VALID_ADDRESSES = [
 
 @pytest.mark.parametrize(("address", "expected"), VALID_ADDRESSES)
 def test_valid_addresses(address: str, expected: str) -> None:
-    assert d.validate_address(address) == expected
+    assert tokens.validate_address(address) == expected
 
 
 HOSTILE_ADDRESSES = [
@@ -181,22 +181,22 @@ HOSTILE_ADDRESSES = [
 @pytest.mark.parametrize("address", HOSTILE_ADDRESSES)
 def test_hostile_addresses(address: str) -> None:
     with pytest.raises(DiagnosticsInputError) as info:
-        d.validate_address(address)
+        tokens.validate_address(address)
     assert info.value.field == "ipaddress"
     assert info.value.message
     # And validate() reports the same field, for every type.
     with pytest.raises(DiagnosticsInputError) as info:
-        d.validate("ping", address, None)
+        validate.validate("ping", address, None)
     assert info.value.field == "ipaddress"
 
 
 def test_address_messages_name_the_problem() -> None:
     with pytest.raises(DiagnosticsInputError, match="U\\+000A"):
-        d.validate_address("127.0.0.1\n")
+        tokens.validate_address("127.0.0.1\n")
     with pytest.raises(DiagnosticsInputError, match="';'"):
-        d.validate_address("a;b")
+        tokens.validate_address("a;b")
     with pytest.raises(DiagnosticsInputError, match="must not start with '-'"):
-        d.validate_address("-x")
+        tokens.validate_address("-x")
 
 
 @pytest.mark.parametrize(
@@ -210,7 +210,7 @@ def test_address_messages_name_the_problem() -> None:
 )
 def test_address_family_per_type(type_name: str, address: str) -> None:
     with pytest.raises(DiagnosticsInputError) as info:
-        d.validate(type_name, address, None)
+        validate.validate(type_name, address, None)
     assert info.value.field == "ipaddress"
 
 
@@ -227,7 +227,7 @@ def test_address_family_per_type(type_name: str, address: str) -> None:
     ],
 )
 def test_address_family_allowed(type_name: str, address: str) -> None:
-    assert d.validate(type_name, address, None).address == address
+    assert validate.validate(type_name, address, None).address == address
 
 
 # --------------------------------------------------------------------------- params
@@ -274,8 +274,8 @@ VALID_PARAMS = [
 @pytest.mark.parametrize(("type_name", "params", "expected"), VALID_PARAMS)
 def test_valid_params(type_name: str, params: str | list[str] | None, expected: list[str]) -> None:
     address = "::1" if type_name.endswith("6") else "192.0.2.2"
-    assert d.parse_params(d.get_type(type_name), params) == expected
-    assert d.validate(type_name, address, params).params == expected
+    assert validate.parse_params(registry.get_type(type_name), params) == expected
+    assert validate.validate(type_name, address, params).params == expected
 
 
 HOSTILE_PARAMS = [
@@ -433,7 +433,7 @@ HOSTILE_PARAMS = [
 def test_hostile_params(type_name: str, params: object) -> None:
     address = "::1" if type_name.endswith("6") else "192.0.2.2"
     with pytest.raises(DiagnosticsInputError) as info:
-        d.validate(type_name, address, params)  # type: ignore[arg-type]
+        validate.validate(type_name, address, params)  # type: ignore[arg-type]
     assert info.value.field == "params"
     assert info.value.message
 
@@ -445,7 +445,7 @@ def test_at_least_a_hundred_hostile_cases() -> None:
 
 def test_unknown_option_message_lists_allowed() -> None:
     with pytest.raises(DiagnosticsInputError) as info:
-        d.parse_params(d.get_type("ping"), "-x")
+        validate.parse_params(registry.get_type("ping"), "-x")
     assert info.value.message == (
         'Option "-x" is not allowed for ping; allowed: -4, -6, -I, -W, -c, -i, -n, -q, -s, -t, -w'
     )
@@ -468,44 +468,49 @@ def test_unknown_option_message_lists_allowed() -> None:
 )
 def test_param_messages(params: str, fragment: str) -> None:
     with pytest.raises(DiagnosticsInputError) as info:
-        d.validate("ping", "192.0.2.1", params)
+        validate.validate("ping", "192.0.2.1", params)
     assert fragment in info.value.message
 
 
 def test_family_options_must_fit_the_address() -> None:
     with pytest.raises(DiagnosticsInputError) as info:
-        d.validate("ping", "::1", "-4")
+        validate.validate("ping", "::1", "-4")
     assert info.value.field == "params"
     with pytest.raises(DiagnosticsInputError):
-        d.validate("traceroute", "192.0.2.1", "-6")
-    assert d.validate("ping", "example.com", "-6").params == ["-6"]
+        validate.validate("traceroute", "192.0.2.1", "-6")
+    assert validate.validate("ping", "example.com", "-6").params == ["-6"]
 
 
 def test_forced_option_hint() -> None:
     with pytest.raises(DiagnosticsInputError, match="ping6 always uses -6"):
-        d.validate("ping6", "::1", "-6")
+        validate.validate("ping6", "::1", "-6")
 
 
 # --------------------------------------------------------------------------- time
 
 
 def test_estimates_and_limits() -> None:
-    assert d.validate("ping", "192.0.2.1", None).estimated_seconds == 14  # 4 x 1 s + 10 s
-    assert d.validate("ping", "192.0.2.1", "-c 100").estimated_seconds == 110
-    assert d.validate("ping", "192.0.2.1", "-w 5 -c 100").estimated_seconds == 5
-    assert d.validate("traceroute", "192.0.2.1", None).estimated_seconds == 300
-    assert d.validate("traceroute", "192.0.2.1", "-m 30 -q 3 -w 3").estimated_seconds == 270
-    assert d.validate("traceroute", "192.0.2.1", "-f 5 -m 6 -q 1 -w 1").estimated_seconds == 2
-    assert d.validate("arping", "192.0.2.1", None).estimated_seconds == 5
-    assert d.validate("arping", "192.0.2.1", "-w 3 -c 2").estimated_seconds == 3
+    assert validate.validate("ping", "192.0.2.1", None).estimated_seconds == 14  # 4 x 1 s + 10 s
+    assert validate.validate("ping", "192.0.2.1", "-c 100").estimated_seconds == 110
+    assert validate.validate("ping", "192.0.2.1", "-w 5 -c 100").estimated_seconds == 5
+    assert validate.validate("traceroute", "192.0.2.1", None).estimated_seconds == 300
+    assert validate.validate("traceroute", "192.0.2.1", "-m 30 -q 3 -w 3").estimated_seconds == 270
+    assert (
+        validate.validate("traceroute", "192.0.2.1", "-f 5 -m 6 -q 1 -w 1").estimated_seconds == 2
+    )
+    assert validate.validate("arping", "192.0.2.1", None).estimated_seconds == 5
+    assert validate.validate("arping", "192.0.2.1", "-w 3 -c 2").estimated_seconds == 3
 
 
 def test_time_limit_override() -> None:
     with pytest.raises(DiagnosticsInputError) as info:
-        d.validate("ping", "192.0.2.1", "-c 10", time_limit=5)
+        validate.validate("ping", "192.0.2.1", "-c 10", time_limit=5)
     assert info.value.field == "params"
     assert "limit of 5 s" in info.value.message
-    assert d.validate("traceroute", "192.0.2.1", "-m 30", time_limit=600).estimated_seconds == 450
+    assert (
+        validate.validate("traceroute", "192.0.2.1", "-m 30", time_limit=600).estimated_seconds
+        == 450
+    )
 
 
 # --------------------------------------------------------------------------- argv
@@ -513,7 +518,7 @@ def test_time_limit_override() -> None:
 
 def test_build_argv() -> None:
     def argv(type_name: str, address: str, params: str | None, **kw: str) -> list[str]:
-        return d.build_argv(d.validate(type_name, address, params), **kw)
+        return command.build_argv(validate.validate(type_name, address, params), **kw)
 
     assert argv("ping", "192.0.2.1", None) == ["ping", "-c", "4", "--", "192.0.2.1"]
     assert argv("ping", "192.0.2.1", "-c 2 -n") == ["ping", "-c", "2", "-n", "--", "192.0.2.1"]
@@ -591,7 +596,7 @@ _ADDRESSES = st.one_of(
 @given(_ADDRESSES)
 def test_accepted_addresses_are_safe(address: str) -> None:
     try:
-        accepted = d.validate_address(address)
+        accepted = tokens.validate_address(address)
     except DiagnosticsInputError as exc:
         assert exc.field == "ipaddress"
         return
@@ -599,22 +604,26 @@ def test_accepted_addresses_are_safe(address: str) -> None:
         assert SAFE_ADDRESS.fullmatch(text)
         assert not text.startswith("-")
     assert len(accepted) <= 253
-    assert d.validate_address(accepted) == accepted
+    assert tokens.validate_address(accepted) == accepted
 
 
-def _value_strategy(spec: d.OptionSpec, clean: bool) -> st.SearchStrategy[str]:
+def _value_strategy(spec: options.OptionSpec, clean: bool) -> st.SearchStrategy[str]:
     """Values around the spec's rule: in range, at the edges, out of range, junk."""
     low = spec.minimum if spec.minimum is not None else 0
     high = spec.maximum if spec.maximum is not None else 10
     junk = st.sampled_from(["", "-1", "nan", "inf", "1e2", "0x10", "-eth0", "..", "\u0661"])
-    if spec.kind == d.KIND_INT:
+    if spec.kind == options.KIND_INT:
         good = st.integers(int(low) - 2, int(high) + 2).map(str)
-    elif spec.kind == d.KIND_FLOAT:
+    elif spec.kind == options.KIND_FLOAT:
         good = st.one_of(
             st.floats(low - 1, high + 1).map(lambda f: f"{f:.3f}"),
             st.floats(low - 1, high + 1).map(repr),
         )
-    elif spec.kind in (d.KIND_INTERFACE, d.KIND_INTERFACE_OR_ADDRESS, d.KIND_ADDRESS):
+    elif spec.kind in (
+        options.KIND_INTERFACE,
+        options.KIND_INTERFACE_OR_ADDRESS,
+        options.KIND_ADDRESS,
+    ):
         good = st.one_of(
             st.from_regex(r"[A-Za-z0-9_.:-]{1,17}", fullmatch=True),
             st.ip_addresses().map(str),
@@ -627,7 +636,7 @@ def _value_strategy(spec: d.OptionSpec, clean: bool) -> st.SearchStrategy[str]:
 
 
 @st.composite
-def _params(draw: st.DrawFn, dtype: d.DiagnosticType) -> list[str]:
+def _params(draw: st.DrawFn, dtype: diagnostic_type.DiagnosticType) -> list[str]:
     """A mostly well-formed option list for ``dtype``, sometimes with foreign tokens."""
     # Half of the lists are well formed (so that many are accepted and checked), the
     # other half carry broken values, repeated options and foreign tokens.
@@ -652,7 +661,7 @@ def _params(draw: st.DrawFn, dtype: d.DiagnosticType) -> list[str]:
     return tokens
 
 
-def _check_argv_fragment(dtype: d.DiagnosticType, argv: list[str]) -> None:
+def _check_argv_fragment(dtype: diagnostic_type.DiagnosticType, argv: list[str]) -> None:
     seen: set[str] = set()
     index = 0
     while index < len(argv):
@@ -672,26 +681,26 @@ def _check_argv_fragment(dtype: d.DiagnosticType, argv: list[str]) -> None:
 
 
 @settings(deadline=None, max_examples=600)
-@given(data=st.data(), type_name=st.sampled_from(sorted(d.TYPES)), as_string=st.booleans())
+@given(data=st.data(), type_name=st.sampled_from(sorted(registry.TYPES)), as_string=st.booleans())
 def test_parse_params_output_only_holds_declared_options(
     data: st.DataObject, type_name: str, as_string: bool
 ) -> None:
-    dtype = d.get_type(type_name)
+    dtype = registry.get_type(type_name)
     tokens = data.draw(_params(dtype))
     params: str | list[str] = " ".join(tokens) if as_string else tokens
     try:
-        argv = d.parse_params(dtype, params)
+        argv = validate.parse_params(dtype, params)
     except DiagnosticsInputError as exc:
         assert exc.field == "params"
         return
     _check_argv_fragment(dtype, argv)
     # Normalized output is a fixed point.
-    assert d.parse_params(dtype, argv) == argv
+    assert validate.parse_params(dtype, argv) == argv
 
 
 @settings(deadline=None, max_examples=300)
 @given(
-    type_name=st.sampled_from(sorted(d.TYPES)),
+    type_name=st.sampled_from(sorted(registry.TYPES)),
     prefix=st.text(max_size=10),
     bad=st.sampled_from(_EVIL.replace(" ", "").replace("_", "")),
     suffix=st.text(max_size=10),
@@ -700,11 +709,11 @@ def test_any_forbidden_character_is_refused(
     type_name: str, prefix: str, bad: str, suffix: str
 ) -> None:
     with pytest.raises(DiagnosticsInputError) as info:
-        d.parse_params(d.get_type(type_name), f"-c {prefix}{bad}{suffix}")
+        validate.parse_params(registry.get_type(type_name), f"-c {prefix}{bad}{suffix}")
     assert info.value.field == "params"
 
 
 @settings(deadline=None, max_examples=200)
 @given(st.from_regex(r"[a-z][a-z0-9-]{0,20}[a-z0-9](\.[a-z][a-z0-9]{0,10}){1,3}", fullmatch=True))
 def test_generated_host_names_are_accepted(name: str) -> None:
-    assert d.validate_address(name) == name
+    assert tokens.validate_address(name) == name

@@ -33,7 +33,7 @@ from cloudiag.bus.messages import (
     VmReport,
 )
 from cloudiag.logs import job_id_var
-from cloudiag.sysvm import diagnostics
+from cloudiag.sysvm import errors, policy, registry, validate
 
 log = logging.getLogger(__name__)
 
@@ -247,16 +247,16 @@ class Agent:
         if vm.access.get("executor") != "netns":
             return f"VM {vm.name} has no executor this agent supports"
         try:
-            dtype = diagnostics.get_type(req.type)
+            dtype = registry.get_type(req.type)
             if vm.vm_type not in dtype.vm_types:
                 return f"{req.type} is not available on a {vm.vm_type}"
-            checked = diagnostics.validate(
+            checked = validate.validate(
                 req.type, req.address, req.params, time_limit=req.time_limit
             )
-            denied = diagnostics.denied_destination(
-                checked.address, diagnostics.parse_networks(req.denied_networks)
+            denied = policy.denied_destination(
+                checked.address, policy.parse_networks(req.denied_networks)
             )
-        except diagnostics.DiagnosticsInputError as exc:
+        except errors.DiagnosticsInputError as exc:
             return exc.message
         except ValueError as exc:  # A malformed denied network.
             return str(exc)
@@ -300,7 +300,7 @@ class Agent:
                 truncated=res.truncated,
                 duration=res.duration,
                 cancelled_by=(stop[1][0] if stop[1] else "someone") if res.cancelled else "",
-                error=await self._vm_gone(vm, res),
+                error=res.refused or await self._vm_gone(vm, res),
             )
         except asyncio.CancelledError:
             # The agent is stopping: tell the server now rather than let it wait for a timeout.
@@ -313,7 +313,7 @@ class Agent:
             with contextlib.suppress(Exception):
                 await nc.publish(subjects.job_result(req.job_id), stopped.encode())
             raise
-        except diagnostics.DiagnosticsInputError as exc:
+        except errors.DiagnosticsInputError as exc:
             result = RunResult(job_id=req.job_id, stdout="", stderr=exc.message, exitcode="-1")
         except Exception as exc:
             log.exception("executor failed")

@@ -1,8 +1,10 @@
 """Structured summaries of finished diagnostics, for the web UI's charts and for API clients.
 
-One parser per diagnostic type (``sysvm/diagnostics.py`` declares the types), all listed in
-``PARSERS``; :func:`parse` picks one by type name. The tools are Debian's iputils ``ping``
-and ``arping`` and Dmitry Butskoy's ``traceroute`` 2.1.x, run with ``LC_ALL=C``.
+One parser module per tool: a type's declaration (``sysvm/types/<name>.py``) names its parser
+``<parser>``, and the module ``cloudiag/parsers/<parser>.py`` defines ``parse_<parser>``.
+``PARSERS`` maps every type to its parser; :func:`parse` picks one by type name. The tools
+are Debian's iputils ``ping`` and ``arping`` and Dmitry Butskoy's ``traceroute`` 2.1.x, run
+with ``LC_ALL=C``.
 
 Every summary is JSON-ready (only dict, list, str, int, float, bool and None; floats are
 always finite) and has ``"type"``. Times are float milliseconds. Text taken from the
@@ -39,14 +41,16 @@ whoever displays it escapes it.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from cloudiag.parsers.arping import parse_arping
 from cloudiag.parsers.common import MAX_CHARS, MAX_LINE_CHARS, MAX_LINES, Parser, as_text
 from cloudiag.parsers.ping import parse_ping
 from cloudiag.parsers.traceroute import parse_traceroute
+from cloudiag.sysvm.registry import TYPES
 
 __all__ = [
     "MAX_CHARS",
@@ -58,18 +62,23 @@ __all__ = [
     "parse_arping",
     "parse_ping",
     "parse_traceroute",
+    "parser_named",
 ]
 
-#: The parser of each diagnostic type, by the type's name in ``sysvm/diagnostics.py``.
-#: ping6 and traceroute6 run the same tools with ``-6``, so they share the parsers.
+
+def parser_named(name: str) -> Parser:
+    """The function ``parse_<name>`` of the module ``cloudiag.parsers.<name>``.
+
+    Raises ImportError or AttributeError when there is none (a completeness test sees to it
+    that every type's parser exists).
+    """
+    module = importlib.import_module(f"{__name__}.{name}")
+    return cast(Parser, getattr(module, f"parse_{name}"))
+
+
+#: The parser of each diagnostic type, by the type's name (as its declaration names it).
 PARSERS: Final[Mapping[str, Parser]] = MappingProxyType(
-    {
-        "ping": parse_ping,
-        "ping6": parse_ping,
-        "traceroute": parse_traceroute,
-        "traceroute6": parse_traceroute,
-        "arping": parse_arping,
-    }
+    {name: parser_named(dtype.parser_name) for name, dtype in TYPES.items()}
 )
 
 

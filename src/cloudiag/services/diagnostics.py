@@ -17,7 +17,7 @@ from cloudiag.jobs.runner import DiagnosticsJob, JobRunner
 from cloudiag.logs import job_id_var
 from cloudiag.services import quotas
 from cloudiag.services.quotas import Quotas
-from cloudiag.sysvm import diagnostics
+from cloudiag.sysvm import errors, policy, registry, validate
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,9 @@ async def start_diagnostics(
                 f"is {vm.state}"
             )
         try:
-            dtype = diagnostics.get_type(type_name)
+            dtype = registry.get_type(type_name)
             if vm.vm_type not in dtype.vm_types:
-                offered = ", ".join(t.name for t in diagnostics.types_for_vm(vm.vm_type))
+                offered = ", ".join(t.name for t in registry.types_for_vm(vm.vm_type))
                 raise ApiError.param(
                     f"{dtype.name} is not available on a {vm.vm_type}; choose one of: {offered}",
                     name="type",
@@ -70,17 +70,17 @@ async def start_diagnostics(
             time_limit = (
                 limits.type_time_limits.get(dtype.name) or limits.time_limit or dtype.time_limit
             )
-            request = diagnostics.validate(dtype.name, address, params, time_limit=time_limit)
-            denied = diagnostics.denied_destination(
+            request = validate.validate(dtype.name, address, params, time_limit=time_limit)
+            denied = policy.denied_destination(
                 request.address,
-                diagnostics.parse_networks(limits.denied_networks),
+                policy.parse_networks(limits.denied_networks),
             )
             if denied:
                 raise ApiError.param(denied, name="ipaddress")
-        except diagnostics.DiagnosticsInputError as exc:
+        except errors.DiagnosticsInputError as exc:
             text = exc.message
             if exc.field == "type":
-                offered = ", ".join(t.name for t in diagnostics.types_for_vm(vm.vm_type))
+                offered = ", ".join(t.name for t in registry.types_for_vm(vm.vm_type))
                 text = f"{text} This VM offers: {offered}."
             raise ApiError.param(text, name=exc.field) from None
         await quotas.check(db, limits.quotas, caller.id, vm)

@@ -1,9 +1,9 @@
 """Run a diagnostic inside a Linux network namespace (the lab's stand-in for a system VM).
 
-The request is validated with the shared registry, then the system-VM script itself
-(``cloudiag/sysvm/diagnostics.py``) is run in the namespace with ``ip netns exec`` exactly
-as it is run on a real system VM, so the agent exercises the same second wall and the same
-output framing. The process gets its own process group so that a time limit or a
+The request is validated with the shared registry, then the system-VM package itself, built
+into its zipapp (``cloudiag/sysvm/build.py``), is run in the namespace with ``ip netns exec``
+exactly as it is run on a real system VM, so the agent exercises the same second wall and
+the same output framing. The process gets its own process group so that a time limit or a
 cancellation can kill the script and the tool together: no orphans.
 """
 
@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import importlib.util
 import os
 import re
 import signal
-import struct
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cloudiag.sysvm import diagnostics
-from cloudiag.sysvm.diagnostics import DiagnosticsInputError
+from cloudiag.sysvm import build, command, framing, registry, validate
+from cloudiag.sysvm.errors import DiagnosticsInputError
 
-__all__ = ["SCRIPT_PATH", "DiagnosticsInputError", "ExecResult", "run_in_netns", "spawn_count"]
+__all__ = ["DiagnosticsInputError", "ExecResult", "run_in_netns", "spawn_count", "zipapp_path"]
 
-SCRIPT_PATH = str(Path(diagnostics.__file__).resolve())
+#: Where the zipapp is built, once per content hash.
+BUILD_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cloudiag"
 NETNS_DIR = "/run/netns"
 # iproute2 keeps namespaces as files in /run/netns, so the name must be a plain file name.
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -60,6 +59,8 @@ class ExecResult:
     argv: list[str]
     #: Stopped on request (the `stop` event) before it finished.
     cancelled: bool = False
+    #: Why the VM refused the request (no tool ran), else "".
+    refused: str = ""
 
 
 class _Collector:
@@ -72,6 +73,7 @@ class _Collector:
         self._size = {"stdout": 0, "stderr": 0}
         self.truncated = False
         self.exit_code: int | None = None
+        self.refused = ""
 
     async def add(self, stream: str, text: str) -> None:
         if not text:
@@ -115,12 +117,15 @@ async def _read_records(reader: asyncio.StreamReader, sink: _Collector) -> None:
         for line in lines:
             if not line.strip():
                 continue
-            record = diagnostics.decode_record(line)
+            record = framing.decode_record(line)
             if record is None:
                 # Not framing (a crash message, a truncated record): keep it visible.
                 await sink.add("stderr", line.decode("utf-8", errors="replace") + "\n")
             elif record.stream == "exit":
                 sink.exit_code = record.code
+            elif record.stream == "refused":
+                sink.refused = record.data
+                await sink.note(f"[cloudiag] refused on the VM: {record.data}\n")
             else:
                 await sink.add("stdout" if record.stream == "out" else "stderr", record.data)
         if not chunk:
@@ -154,29 +159,21 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def compiled_script() -> str:
-    """The script's bytecode when it is current and as trusted as the source, else the source.
+_built: asyncio.Future[str] | None = None
 
-    Python compiles a script given as source on every start (~8 ms for this one) but runs a
-    .pyc as is. The .pyc the agent's own import left in __pycache__ is used only if its
-    header matches the source's mtime and size and no one but its owner can write it.
-    """
-    pyc = importlib.util.cache_from_source(SCRIPT_PATH)
-    try:
-        src, cached = os.stat(SCRIPT_PATH), os.stat(pyc)
-        with open(pyc, "rb") as fh:
-            header = fh.read(16)
-    except OSError:
-        return SCRIPT_PATH
-    flags, mtime, size = struct.unpack("<III", header[4:16]) if len(header) == 16 else (1, 0, 0)
-    fresh = (
-        header[:4] == importlib.util.MAGIC_NUMBER
-        and flags == 0  # timestamp-based, the kind whose fields we can check
-        and mtime == int(src.st_mtime) & 0xFFFFFFFF
-        and size == src.st_size & 0xFFFFFFFF
-    )
-    trusted = cached.st_uid == src.st_uid and not cached.st_mode & 0o022
-    return pyc if fresh and trusted else SCRIPT_PATH
+
+async def zipapp_path() -> str:
+    """The zipapp of the current sources, built once (in a thread: it writes files)."""
+    global _built
+    if _built is None or (_built.done() and _built.exception() is not None):
+        _built = asyncio.ensure_future(asyncio.to_thread(lambda: str(build.build(BUILD_DIR))))
+    return await asyncio.shield(_built)
+
+
+def script_arguments(time_limit: float, denied_networks: Sequence[str]) -> list[str]:
+    """The limit and the policy as the script takes them (SSH does not pass the environment)."""
+    policy = [arg for net in denied_networks for arg in ("--deny", net)] or ["--no-deny"]
+    return ["--time-limit", f"{time_limit:g}", *policy]
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -215,6 +212,7 @@ def _result(
 ) -> ExecResult:
     return ExecResult(
         cancelled=cancelled,
+        refused=sink.refused,
         stdout=sink.text("stdout"),
         stderr=sink.text("stderr"),
         exitcode=exitcode,
@@ -250,10 +248,10 @@ async def run_in_netns(
     global _spawned
     # The options may imply up to the type's own limit, or the operator's when it is higher
     # (the API refused anything beyond the operator's limit); the wall clock is time_limit.
-    dtype = diagnostics.get_type(type_name)
+    dtype = registry.get_type(type_name)
     check_limit = max(time_limit, dtype.time_limit)
-    req = diagnostics.validate(type_name, address, params, time_limit=check_limit)
-    tool_argv = diagnostics.build_argv(req)
+    req = validate.validate(type_name, address, params, time_limit=check_limit)
+    tool_argv = command.build_argv(req)
     started = time.monotonic()
     sink = _Collector(max_output, on_line)
     if not _namespace_exists(namespace):
@@ -268,7 +266,10 @@ async def run_in_netns(
         python or sys.executable,
         "-I",
         "-S",
-        compiled_script(),
+        await zipapp_path(),
+        # The script checks the options against the same limit (its second wall), and
+        # names resolve on the VM: the script checks the address and aims the tool at it.
+        *script_arguments(check_limit, denied_networks),
         req.type.name,
         req.address,
         *req.params,
@@ -281,13 +282,6 @@ async def run_in_netns(
             stderr=asyncio.subprocess.PIPE,
             # Own process group: one killpg() reaches the script and the tool.
             start_new_session=True,
-            # The script checks the options against the same limit (its second wall).
-            env={
-                **os.environ,
-                diagnostics.TIME_LIMIT_ENV: f"{check_limit:g}",
-                # Names resolve on the VM: the script checks the address and aims the tool at it.
-                diagnostics.DENIED_NETWORKS_ENV: ",".join(denied_networks),
-            },
             # If the agent dies (SIGKILL), the script gets SIGTERM and stops its tool.
             preexec_fn=_die_with_parent,
         )

@@ -7,13 +7,13 @@ from typing import Any
 from cloudiag.api.context import RequestContext
 from cloudiag.api.registry import ADMIN, REGISTRY, Command, Param, ResponseField
 from cloudiag.services.diagnostics import Limits, start_diagnostics
-from cloudiag.sysvm import diagnostics
+from cloudiag.sysvm import registry
 
 _TYPES = sorted(
     {
         t.name
         for vm in ("domainrouter", "secondarystoragevm", "consoleproxy")
-        for t in diagnostics.types_for_vm(vm)
+        for t in registry.types_for_vm(vm)
     }
 )
 

@@ -9,11 +9,11 @@ from cloudiag.api.errors import ApiError
 from cloudiag.api.registry import ADMIN, REGISTRY, Command, Param, ResponseField
 from cloudiag.db.models import AsyncJob, VirtualMachine
 from cloudiag.services.diagnostics import RUN_DIAGNOSTICS_CMD
-from cloudiag.sysvm import diagnostics
+from cloudiag.sysvm import registry, tokens
 
-#: The address rules of sysvm/diagnostics.py, for a browser to check before the server does.
+#: The address rules of sysvm/tokens.py, for a browser to check before the server does.
 ADDRESS_RULES = {
-    "maxlength": diagnostics.MAX_ADDRESS_LENGTH,
+    "maxlength": tokens.MAX_ADDRESS_LENGTH,
     "characters": "[A-Za-z0-9.:-]",
     "label": "^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$",
     "nodash": True,
@@ -27,9 +27,9 @@ async def list_diagnostics_types(ctx: RequestContext, params: dict[str, Any]) ->
             vm = await db.get(VirtualMachine, params["targetid"])
         if vm is None or vm.vm_type == "uservm":
             raise ApiError.param(f"Unable to find a system vm with id {params['targetid']}")
-        types = diagnostics.types_for_vm(vm.vm_type)
+        types = registry.types_for_vm(vm.vm_type)
     else:
-        types = list(diagnostics.TYPES.values())
+        types = list(registry.TYPES.values())
     items = [t.to_dict() for t in types]
     return {"count": len(items), "diagnosticstype": items, "addressrules": ADDRESS_RULES}
 

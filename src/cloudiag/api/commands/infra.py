@@ -19,7 +19,7 @@ from cloudiag.api.registry import (
 )
 from cloudiag.db.models import Host, VirtualMachine, Zone
 from cloudiag.services.inventory import host_state
-from cloudiag.sysvm import diagnostics
+from cloudiag.sysvm import registry
 
 ZONEID = Param("zoneid", "uuid", "the ID of the availability zone", related="listZones")
 HOSTID = Param("hostid", "uuid", "the host ID", related="listHosts")
@@ -134,7 +134,7 @@ def _vm_common(vm: VirtualMachine, zones: dict[str, str], hosts: dict[str, str])
         "linklocalip": addresses.get("control"),
         "privateip": addresses.get("control"),
         "created": cs_date(vm.created),
-        "diagnosticstypes": ",".join(t.name for t in diagnostics.types_for_vm(vm.vm_type)),
+        "diagnosticstypes": ",".join(t.name for t in registry.types_for_vm(vm.vm_type)),
     }
 
 
