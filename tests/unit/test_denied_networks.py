@@ -3,12 +3,15 @@ tool is given the address that was checked (a second lookup could answer differe
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import subprocess
 import sys
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from cloudiag.settings import Settings
@@ -218,3 +221,89 @@ def test_settings_take_and_check_the_list(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("CLOUDIAG_DENIED_NETWORKS", '["nonsense"]')
     with pytest.raises(ValidationError, match="not a network"):
         Settings()
+
+
+# --------------------------------------------------------------------------- every form
+
+LOOPBACK = policy.parse_networks(["127.0.0.0/8"])
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "0.1.2.3", "::", "::ffff:0.0.0.0"])
+def test_the_unspecified_address_is_denied_with_loopback(address: str) -> None:
+    # Linux delivers a packet to 0.0.0.0 (or "::") to the host itself: 127.0.0.1.
+    reason = policy.denied_destination(address, LOOPBACK)
+    assert reason is not None and "127.0.0.0/8" in reason
+
+
+def ipv6_forms(ip: ipaddress.IPv4Address) -> list[str]:
+    """The IPv6 addresses that carry ``ip``: every form a packet to ``ip`` can take."""
+    v = int(ip)
+    return [
+        f"::ffff:{ip}",  # IPv4-mapped
+        f"::{ip}",  # IPv4-compatible (deprecated, still routed by some stacks)
+        f"::ffff:0:{ip}",  # IPv4-translated (SIIT)
+        f"64:ff9b::{ip}",  # NAT64, well-known prefix
+        # NAT64, local-use /48, around the reserved octet u (RFC 6052)
+        str(ipaddress.IPv6Address(0x64FF9B0001 << 80 | (v >> 16) << 64 | (v & 0xFFFF) << 40)),
+        str(ipaddress.IPv6Address(0x2002 << 112 | v << 80 | 1)),  # 6to4
+        # Teredo: server 192.0.2.1, the client's address inverted in the last 32 bits.
+        str(ipaddress.IPv6Address(0x20010000 << 96 | 0xC0000201 << 64 | (v ^ 0xFFFFFFFF))),
+    ]
+
+
+@given(
+    network=st.sampled_from(["127.0.0.0/8", "169.254.0.0/16", "203.0.113.0/24"]),
+    host=st.integers(0, 2**32 - 1),
+)
+def test_every_ipv6_form_of_a_denied_ipv4_address_is_denied(network: str, host: int) -> None:
+    net = ipaddress.IPv4Network(network)
+    ip = net[host % net.num_addresses]
+    for form in ipv6_forms(ip):
+        reason = policy.denied_destination(form, policy.parse_networks([network]))
+        assert reason is not None, form
+        assert f"({ip})" in reason and network in reason
+
+
+def test_ipv6_forms_of_allowed_addresses_pass() -> None:
+    for form in ipv6_forms(ipaddress.IPv4Address("198.51.100.10")):
+        assert policy.denied_destination(form, LOOPBACK) is None, form
+
+
+def test_a_name_resolving_to_nat64_of_loopback_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes], tool: Any
+) -> None:
+    dns = Resolver(["64:ff9b::7f00:1"])
+    status, why = _main(monkeypatch, capsysbinary, dns, "127.0.0.0/8", "ping", "x.test")
+    assert status == 2 and tool == []
+    assert "x.test (127.0.0.1) is in 127.0.0.0/8" in why
+
+
+# --------------------------------------------------------------------------- the default
+
+DEFAULT = policy.parse_networks(policy.DEFAULT_DENIED_NETWORKS)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "127.8.9.10", "::1", "0.0.0.0", "::", "224.0.0.1", "239.255.255.250",
+     "ff02::1", "255.255.255.255", "::ffff:127.0.0.1", "64:ff9b::e000:1"],
+)  # fmt: skip
+def test_by_default_the_vm_itself_multicast_and_broadcast_are_denied(address: str) -> None:
+    assert policy.denied_destination(address, DEFAULT) is not None
+
+
+@pytest.mark.parametrize(
+    "address", ["203.0.113.1", "198.51.100.10", "192.0.2.1", "169.254.0.10", "2001:db8::1"]
+)
+def test_by_default_the_lab_networks_are_allowed(address: str) -> None:
+    assert policy.denied_destination(address, DEFAULT) is None
+
+
+def test_the_settings_hold_the_default_and_can_allow_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CLOUDIAG_DENIED_NETWORKS", raising=False)
+    assert Settings().denied_networks == [str(n) for n in DEFAULT]
+    assert "127.0.0.0/8" in Settings().denied_networks
+    monkeypatch.setenv("CLOUDIAG_DENIED_NETWORKS", "[]")
+    assert Settings().denied_networks == []
