@@ -165,7 +165,17 @@ def validate(
 
     ``time_limit`` (seconds) overrides the type's limit for the estimated duration.
     """
-    dtype = get_type(type_name)
+    return validate_for(get_type(type_name), address, params, time_limit=time_limit)
+
+
+def validate_for(
+    dtype: DiagnosticType,
+    address: str,
+    params: str | Sequence[str] | None,
+    *,
+    time_limit: float | None = None,
+) -> Request:
+    """validate() for a type given by its declaration rather than its registered name."""
     target = dtype.target.check(address, dtype.name)
     argv, filled = _split(dtype, params)
     options: Mapping[str, str] = options_of(argv, dtype)
