@@ -57,9 +57,13 @@ def test_a_name_resolving_into_a_denied_network_is_refused_on_the_vm(
     r = _run(stack, server, "gw.lab.test")  # the lab's DNS: 203.0.113.1
     assert r.status_code == 200, r.text
     job = stack.wait_job(r.json()["rundiagnosticsresponse"]["jobid"])
+    # A refusal is a refusal: the job failed, and its errortext says why.
+    assert job["jobstatus"] == 2, job
+    reason = "Destination gw.lab.test (203.0.113.1) is in 203.0.113.0/24"
+    assert job["jobresult"]["errortext"].startswith(reason)
     diag = job["jobresult"]["diagnostics"]
     assert diag["exitcode"] == "-1" and diag["stdout"] == ""
-    assert "gw.lab.test (203.0.113.1) is in 203.0.113.0/24" in diag["stderr"]
+    assert reason in diag["stderr"]
 
 
 def test_allowed_destinations_still_work(stack: Stack, server: str) -> None:
