@@ -23,10 +23,12 @@ TARGET_ADDRESS = "address"
 TARGET_URL = "url"
 TARGET_HOST_PORT = "host_port"
 
-_PORT_RE = re.compile(r"[0-9]{1,5}")
+# Patterns, not compiled ones: re compiles (and caches) them on first use, so the script's
+# start-up does not pay for kinds of target it is not running.
+_PORT = r"[0-9]{1,5}"
 # The characters of a URL (RFC 3986) minus the ones no check needs: no quote, no space,
 # no backslash, nothing a careless consumer could read as markup.
-_URL_CHARS = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+")
+_URL_CHARS = r"[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+"
 MAX_URL_LENGTH = 2048
 
 
@@ -86,7 +88,7 @@ class Target:
             host = host[1:-1]
         elif ":" in host:
             host = ""  # An IPv6 literal without brackets: its port cannot be told apart.
-        if not sep or not host or not _PORT_RE.fullmatch(port) or not 0 < int(port) < 65536:
+        if not sep or not host or not re.fullmatch(_PORT, port) or not 0 < int(port) < 65536:
             raise DiagnosticsInputError(
                 "ipaddress",
                 f'"{value}" is not host:port (a host name or address, [IPv6]:port, and a '
@@ -113,13 +115,13 @@ class Target:
             raise DiagnosticsInputError("ipaddress", "A URL is required.")
         wanted = " or ".join(f"{s}://" for s in self.schemes)
         problem = f'"{value}" is not a URL starting with {wanted} and a host'
-        if len(value) > MAX_URL_LENGTH or not _URL_CHARS.fullmatch(value):
+        if len(value) > MAX_URL_LENGTH or not re.fullmatch(_URL_CHARS, value):
             raise DiagnosticsInputError("ipaddress", problem + " (or has a forbidden character).")
         try:
             scheme, host, port, rest = self._url_parts(value)
         except ValueError:
             raise DiagnosticsInputError("ipaddress", problem + ".") from None
-        if scheme not in self.schemes or "@" in host or (port and not _PORT_RE.fullmatch(port)):
+        if scheme not in self.schemes or "@" in host or (port and not re.fullmatch(_PORT, port)):
             raise DiagnosticsInputError("ipaddress", problem + ".")
         if port and not 0 < int(port) < 65536:
             raise DiagnosticsInputError("ipaddress", f'The port of "{value}" is not 1 to 65535.')
