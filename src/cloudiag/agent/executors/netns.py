@@ -159,15 +159,18 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-_built: asyncio.Future[str] | None = None
+_built: str | None = None
 
 
 async def zipapp_path() -> str:
-    """The zipapp of the current sources, built once (in a thread: it writes files)."""
+    """The zipapp of the current sources, built on first use (in a thread: it writes files).
+
+    Two first runs at once may both build: the build is atomic and gives the same file.
+    """
     global _built
-    if _built is None or (_built.done() and _built.exception() is not None):
-        _built = asyncio.ensure_future(asyncio.to_thread(lambda: str(build.build(BUILD_DIR))))
-    return await asyncio.shield(_built)
+    if _built is None:
+        _built = str(await asyncio.to_thread(build.build, BUILD_DIR))
+    return _built
 
 
 def script_arguments(time_limit: float, denied_networks: Sequence[str]) -> list[str]:
