@@ -40,6 +40,7 @@ def test_the_running_zipapp_prints_its_hash() -> None:
     )
     stamp = Path(zipapp()).name.removeprefix("cloudiag-sysvm-").removesuffix(".pyz")
     assert done.stdout.decode() == f"cloudiag-sysvm {stamp}\n"
+    assert stamp == build.current_stamp()
 
 
 def test_the_zip_holds_sources_and_bytecode_but_not_the_builder() -> None:

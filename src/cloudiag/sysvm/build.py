@@ -53,6 +53,11 @@ def source_hash(sources: list[tuple[str, bytes]]) -> str:
     return digest.hexdigest()[:16]
 
 
+def current_stamp() -> str:
+    """The stamp of a build of the sources here: what a VM's ``--version`` must print."""
+    return source_hash(shipped_sources())
+
+
 def archive_name(stamp: str) -> str:
     """The file name of the build with that stamp."""
     return f"cloudiag-sysvm-{stamp}.pyz"
