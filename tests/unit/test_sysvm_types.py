@@ -36,6 +36,14 @@ def test_every_type_module_is_registered() -> None:
     assert {m.__name__.rsplit(".", 1)[1] for m in types.MODULES} == set(registry.TYPES)
 
 
+def test_the_declarations_are_read_only() -> None:
+    ping = registry.TYPES["ping"]
+    with pytest.raises(AttributeError):
+        ping.target.families = frozenset({4, 6, 7})  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        DIG.positionals[0].check = str  # type: ignore[misc]
+
+
 # --------------------------------------------------------------------------- completeness
 
 

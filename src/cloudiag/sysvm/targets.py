@@ -10,7 +10,6 @@ the very address it checked. Positional words in ``params`` (``@server`` and ``T
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from .errors import DiagnosticsInputError
 from .tokens import parse_ip, validate_address
@@ -32,17 +31,46 @@ _URL_CHARS = r"[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+"
 MAX_URL_LENGTH = 2048
 
 
+def _init(obj: object, **values: object) -> None:
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
+
+
+def _read_only(obj: object, name: str, value: object) -> None:
+    # Declarations are read-only so that no caller can widen the rules at run time.
+    raise AttributeError(f"{type(obj).__name__} is read-only")
+
+
 def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-@dataclass(frozen=True)
 class Target:
-    """The kind of a type's target and the IP versions its literal hosts may have."""
+    """The kind of a type's target and the IP versions its literal hosts may have.
 
-    kind: str = TARGET_ADDRESS
-    families: frozenset[int] = frozenset({4, 6})
-    schemes: tuple[str, ...] = ("http", "https")
+    A plain class, not a dataclass: the script creates it at every start, and a dataclass
+    costs about a millisecond to create.
+    """
+
+    __slots__ = ("families", "kind", "schemes")
+    kind: str
+    families: frozenset[int]
+    schemes: tuple[str, ...]
+
+    def __init__(
+        self,
+        kind: str = TARGET_ADDRESS,
+        families: frozenset[int] = frozenset({4, 6}),
+        schemes: tuple[str, ...] = ("http", "https"),
+    ) -> None:
+        if kind not in (TARGET_ADDRESS, TARGET_URL, TARGET_HOST_PORT):
+            raise ValueError(f"unknown target kind {kind!r}")
+        _init(self, kind=kind, families=families, schemes=schemes)
+
+    __setattr__ = _read_only
+
+    def __repr__(self) -> str:
+        return f"Target({self.kind!r}, families={sorted(self.families)})"
 
     def check(self, value: str, type_name: str) -> str:
         """The normalized target; DiagnosticsInputError(field="ipaddress") if it is refused."""
@@ -134,7 +162,6 @@ class Target:
         return {"kind": self.kind, "families": sorted(self.families)}
 
 
-@dataclass(frozen=True)
 class Positional:
     """A positional word of ``params``: a token that does not start with "-".
 
@@ -143,11 +170,26 @@ class Positional:
     normalized, or raises DiagnosticsInputError(field="params").
     """
 
+    __slots__ = ("check", "description", "name", "prefix", "required")
     name: str
     description: str
     check: Callable[[str], str]
-    prefix: str = ""
-    required: bool = False
+    prefix: str
+    required: bool
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        check: Callable[[str], str],
+        prefix: str = "",
+        required: bool = False,
+    ) -> None:
+        _init(
+            self, name=name, description=description, check=check, prefix=prefix, required=required
+        )
+
+    __setattr__ = _read_only
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready description (for the API and the UI)."""
