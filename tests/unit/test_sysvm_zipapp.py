@@ -82,6 +82,15 @@ def test_the_build_folder_is_private(tmp_path: Path) -> None:
     assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
 
 
+def test_a_folder_others_can_write_to_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)  # noqa: S103 (the point of the test)
+    with pytest.raises(PermissionError):
+        build.build(shared)
+    assert list(shared.iterdir()) == []
+
+
 @pytest.mark.skipif(shutil.which("ping") is None, reason="ping is not installed")
 def test_the_zipapp_runs_a_diagnostic() -> None:
     done = subprocess.run(

@@ -83,28 +83,36 @@ def _stage(root: Path, sources: list[tuple[str, bytes]], stamp: str) -> None:
         os.utime(path, (_FIXED_MTIME, _FIXED_MTIME))
 
 
-def is_trusted(path: Path) -> bool:
-    """Whether a build found on disk is ours to run: a regular file only we can write."""
+def _ours(path: Path, kind: int) -> bool:
+    """Whether ``path`` is of that kind (no symlink), ours, and only we can write it."""
     try:
         info = path.lstat()
     except OSError:
         return False
     return (
-        stat.S_ISREG(info.st_mode)
+        stat.S_IFMT(info.st_mode) == kind
         and info.st_uid == os.getuid()
         and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
     )
 
 
+def is_trusted(path: Path) -> bool:
+    """Whether a build found on disk is ours to run: a regular file only we can write."""
+    return _ours(path, stat.S_IFREG)
+
+
 def build(directory: Path) -> Path:
     """The build of the current sources in ``directory``, made if it is not there yet.
 
-    ``directory`` is created private (0700). A file of the right name that someone else
-    could have written is replaced.
+    ``directory`` is created private (0700); one that someone else could write to is
+    refused (PermissionError), since they could swap the build before it runs. A file of
+    the right name that someone else could have written is replaced.
     """
     sources = shipped_sources()
     stamp = source_hash(sources)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not _ours(directory, stat.S_IFDIR):
+        raise PermissionError(f"{directory} is not a folder only this user can write to")
     target = directory / archive_name(stamp)
     if is_trusted(target):
         return target
