@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cloudiag.sysvm
-from cloudiag.sysvm import framing, process, route
+from cloudiag.sysvm import cli, framing, policy, process, route
 from tests.sysvm_zipapp import zipapp
 
 PACKAGE = Path(cloudiag.sysvm.__file__).resolve().parent
@@ -415,3 +415,31 @@ def test_the_callers_time_limit_bounds_the_options() -> None:
 def test_a_malformed_time_limit_is_refused(limit: str) -> None:
     code, why = _with_limit(limit, "ping", "127.0.0.1", "-c", "1")
     assert code == 2 and "--time-limit" in why
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--verbose", "ping", "192.0.2.1"], "unknown option"),
+        (["--deny"], "missing value"),
+        (["--time-limit", "5", "--time-limit", "6", "ping", "192.0.2.1"], "one number"),
+        (["--no-deny", "--deny", "10.0.0.0/8", "ping", "192.0.2.1"], "cannot be used together"),
+        (["--deny", "10.0.0.0/33", "ping", "192.0.2.1"], "not a network"),
+        (["--time-limit", "5"], "a type and a target"),
+    ],
+)
+def test_the_scripts_own_arguments_are_checked_strictly(args: list[str], fragment: str) -> None:
+    with pytest.raises(cli.UsageError, match=fragment):
+        cli.parse_arguments(args)
+
+
+def test_the_scripts_own_arguments() -> None:
+    limit, networks, words = cli.parse_arguments(
+        ["--time-limit", "7.5", "--deny", "10.0.0.0/8", "--deny", "::1", "ping", "x", "-c", "1"]
+    )
+    assert limit == 7.5
+    assert [str(n) for n in networks] == ["10.0.0.0/8", "::1/128"]
+    assert words == ["ping", "x", "-c", "1"]
+    assert cli.parse_arguments(["--no-deny", "ping", "x"])[1] == []
+    default = cli.parse_arguments(["ping", "x"])[1]
+    assert default == policy.parse_networks(policy.DEFAULT_DENIED_NETWORKS)
