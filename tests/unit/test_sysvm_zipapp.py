@@ -101,3 +101,25 @@ def test_the_zipapp_runs_a_diagnostic() -> None:
     )
     assert done.returncode == 0, done.stdout
     assert b"1 received" in done.stdout
+
+
+def _other_pythons() -> list[str]:
+    """Other Python 3 interpreters on this machine (pyenv's), as a VM may carry."""
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    found = sorted(str(p) for p in root.glob("3.*/bin/python3") if p.is_file())
+    return [p for p in found if not Path(p).resolve().samefile(Path(sys.executable).resolve())]
+
+
+@pytest.mark.parametrize("python", _other_pythons() or [pytest.param("", marks=pytest.mark.skip)])
+def test_other_interpreters_run_the_build_from_its_sources(python: str) -> None:
+    # Bytecode of another version is ignored (its magic number differs): the sources run.
+    done = subprocess.run(
+        [python, "-I", "-S", zipapp(), "--deny", "10.0.0.0/8", "ping", "10.1.2.3"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if b"SyntaxError" in done.stderr and b"annotations" in done.stderr:
+        pytest.skip(f"{python} predates from __future__ import annotations")
+    assert done.returncode == 2, done.stderr
+    assert b"10.1.2.3 is in 10.0.0.0/8" in done.stdout
