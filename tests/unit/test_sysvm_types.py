@@ -30,10 +30,11 @@ def test_the_scripts_time_limit_bound_is_the_domains() -> None:
     assert cli.MAX_TIME_LIMIT == domain.MAX_TIME_LIMIT
 
 
-def test_every_type_module_is_registered() -> None:
-    modules = {p.stem for p in Path(types.__file__).parent.glob("*.py")} - {"__init__"}
+def test_every_type_module_is_found_and_offered_in_its_order() -> None:
+    modules = {p.stem for p in Path(types.__file__).parent.glob("[!_]*.py")}
     assert {m.__name__.rsplit(".", 1)[1] for m in types.MODULES} == modules
-    assert {m.__name__.rsplit(".", 1)[1] for m in types.MODULES} == set(registry.TYPES)
+    assert set(registry.TYPES) == modules
+    assert list(registry.TYPES) == ["ping", "traceroute", "arping", "ping6", "traceroute6"]
 
 
 def test_the_declarations_are_read_only() -> None:

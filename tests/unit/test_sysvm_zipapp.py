@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudiag.sysvm import build
+from cloudiag.sysvm import build, types
 from tests.sysvm_zipapp import zipapp
 
 
@@ -49,6 +49,13 @@ def test_the_zip_holds_sources_and_bytecode_but_not_the_builder() -> None:
     assert {"sysvm/cli.py", "sysvm/cli.pyc", "sysvm/types/ping.pyc"} <= set(names)
     assert not any(n.startswith("sysvm/build") for n in names)
     assert all(i.compress_type == zipfile.ZIP_STORED for i in zipfile.ZipFile(zipapp()).infolist())
+
+
+def test_the_zip_lists_the_type_modules_it_holds() -> None:
+    # A zip cannot be listed cheaply at start-up: the build writes the list in.
+    with zipfile.ZipFile(zipapp()) as zipped:
+        index = zipped.read("sysvm/types/_index.py").decode()
+    assert index == f"NAMES = {types.module_names()!r}\n"
 
 
 def test_the_bytecode_is_used_without_compiling(tmp_path: Path) -> None:

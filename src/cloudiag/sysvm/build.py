@@ -63,20 +63,36 @@ def archive_name(stamp: str) -> str:
     return f"cloudiag-sysvm-{stamp}.pyz"
 
 
+def _type_modules(sources: list[tuple[str, bytes]]) -> list[str]:
+    """The type modules among the sources: what types/__init__.py would list on disk."""
+    names = []
+    for rel, _ in sources:
+        folder, _, file = rel.rpartition("/")
+        if folder == "types" and not file.startswith("_"):
+            names.append(file.removesuffix(".py"))
+    return sorted(names)
+
+
+def _write_module(package: Path, rel: str, data: bytes) -> None:
+    """A module of the package and its bytecode, beside it (where zipimport looks)."""
+    path = package / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    py_compile.compile(
+        str(path),
+        cfile=str(path.with_suffix(".pyc")),
+        dfile=f"{ARCHIVE_PACKAGE}/{rel}",
+        doraise=True,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+
+
 def _stage(root: Path, sources: list[tuple[str, bytes]], stamp: str) -> None:
     package = root / ARCHIVE_PACKAGE
     for rel, data in sources:
-        path = package / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        # zipimport looks for name.pyc beside name.py, not in __pycache__.
-        py_compile.compile(
-            str(path),
-            cfile=str(path.with_suffix(".pyc")),
-            dfile=f"{ARCHIVE_PACKAGE}/{rel}",
-            doraise=True,
-            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-        )
+        _write_module(package, rel, data)
+    index = f"NAMES = {_type_modules(sources)!r}\n"
+    _write_module(package, "types/_index.py", index.encode())
     (root / "__main__.py").write_text(_MAIN.format(package=ARCHIVE_PACKAGE, stamp=stamp))
     for path in [root, *root.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)

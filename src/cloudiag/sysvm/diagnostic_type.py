@@ -68,6 +68,8 @@ class DiagnosticType:
     parser: str = ""
     # The web UI's summary js/diag/summaries/<ui_summary>.js.
     ui_summary: str = "generic"
+    # Where the type comes in lists (listDiagnosticsTypes, messages): lower first.
+    order: int = 100
 
     @property
     def address_families(self) -> frozenset[int]:

@@ -13,8 +13,11 @@ if TYPE_CHECKING:
 
     from .diagnostic_type import DiagnosticType
 
-#: Every diagnostic type by name, read-only so that no caller can widen the rules.
-TYPES: Mapping[str, DiagnosticType] = MappingProxyType({m.TYPE.name: m.TYPE for m in MODULES})
+#: Every diagnostic type by name, in the order they are offered (their ``order``, then name);
+#: read-only so that no caller can widen the rules.
+TYPES: Mapping[str, DiagnosticType] = MappingProxyType(
+    {t.name: t for t in sorted((m.TYPE for m in MODULES), key=lambda t: (t.order, t.name))}
+)
 
 
 def get_type(name: str) -> DiagnosticType:

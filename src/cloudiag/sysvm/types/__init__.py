@@ -1,11 +1,25 @@
-"""One module per diagnostic type, each declaring ``TYPE``; this list is the registry's.
+"""One module per diagnostic type, each declaring ``TYPE``, found by listing this package.
 
-Adding a type is a new module here and its name in ``MODULES`` (listing them keeps the
-script's start-up free of pkgutil's import cost, about 25 ms, and works inside the zipapp).
+Adding a type is adding its module here: nothing else in the package names it. A zip cannot
+be listed without the zipfile module (a few milliseconds more at every start), so the
+zipapp carries the list, written by build.py as ``_index.py``. Modules whose names start
+with "_" are helpers, not types.
 """
 
 from __future__ import annotations
 
-from . import arping, ping, ping6, traceroute, traceroute6
+import os
+from importlib import import_module
 
-MODULES = (ping, traceroute, arping, ping6, traceroute6)
+
+def module_names() -> list[str]:
+    """The names of the type modules, sorted."""
+    try:
+        from ._index import NAMES  # type: ignore[import-not-found]  # Only in the zipapp.
+    except ImportError:
+        files = os.listdir(os.path.dirname(__file__))
+        NAMES = [f[:-3] for f in files if f.endswith(".py") and not f.startswith("_")]
+    return sorted(NAMES)
+
+
+MODULES = tuple(import_module(f"{__name__}.{name}") for name in module_names())

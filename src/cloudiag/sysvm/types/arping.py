@@ -22,6 +22,7 @@ def estimate(options: Mapping[str, str]) -> float:
 
 TYPE = DiagnosticType(
     name="arping",
+    order=30,
     tool="arping",
     description="Send ARP requests to a neighbour on the local link",
     vm_types=vm_types.ALL,

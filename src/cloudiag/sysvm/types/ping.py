@@ -44,6 +44,7 @@ def estimate(options: Mapping[str, str]) -> float:
 
 TYPE = DiagnosticType(
     name="ping",
+    order=10,
     tool="ping",
     description="Send ICMP echo requests and report replies",
     vm_types=vm_types.ALL,

@@ -10,6 +10,7 @@ from .ping import COMMON_OPTIONS, estimate
 
 TYPE = DiagnosticType(
     name="ping6",
+    order=40,
     tool="ping",
     description="Send ICMPv6 echo requests (ping -6)",
     vm_types=vm_types.ROUTERS,

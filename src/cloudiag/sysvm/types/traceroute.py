@@ -62,6 +62,7 @@ def _check(dtype: DiagnosticType, ip: Address | None, options: Mapping[str, str]
 
 TYPE = DiagnosticType(
     name="traceroute",
+    order=20,
     tool="traceroute",
     description="Show the route packets take to a host",
     vm_types=vm_types.ALL,

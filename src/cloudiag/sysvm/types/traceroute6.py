@@ -10,6 +10,7 @@ from .traceroute import COMMON_OPTIONS, PROBE_CONFLICTS, TIME_LIMIT, check_first
 
 TYPE = DiagnosticType(
     name="traceroute6",
+    order=50,
     tool="traceroute",
     description="Show the IPv6 route packets take to a host (traceroute -6)",
     vm_types=vm_types.ROUTERS,
