@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from .targets import ADDRESS, Target
+from .frozen import Frozen, set_fields
+from .targets import ADDRESS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -13,7 +12,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .options import OptionSpec
-    from .targets import Positional
+    from .targets import Positional, Target
     from .validate import Request
 
     #: An extra rule on the target's IP (None for a name) and the options (defaults in).
@@ -32,44 +31,115 @@ def _no_estimate(options: Mapping[str, str]) -> float:
     return 0.0
 
 
-@dataclass(frozen=True)
-class DiagnosticType:
-    """A diagnostic command, declared once for the API, the agent, the script and the UI."""
+class DiagnosticType(Frozen):
+    """A diagnostic command, declared once for the API, the agent, the script and the UI.
 
+    - ``default_options`` are added when the user did not give the flag, e.g.
+      ``(("-c", "4"),)``; ``forced_options`` always, in front (``("-6",)`` for ping6), and
+      the user may not give them.
+    - ``target``: what the ipaddress field holds (an address or host name by default) and
+      its IP versions; ``positionals``: the words of params besides the options.
+    - ``time_limit``: the default limit (seconds) for the options' ``estimate``, an upper
+      bound of the run time for the given options (defaults included).
+    - ``conflicts``: groups of flags of which at most one may be given; ``extra_check`` a
+      rule of the type's own on the target's IP and the options.
+    - ``auto_interface``: the tool needs "-I <interface>" from the routing table when absent;
+      ``end_of_options``: the tool accepts "--" before the target.
+    - ``argv``: the type's own argv order (None: options, "--", target, positionals).
+    - ``parser``: the module cloudiag/parsers/<parser>.py (with parse_<parser>) that
+      summarises it (default: the type's name); ``ui_summary`` the web UI's
+      js/diag/summaries/<ui_summary>.js; ``order`` its place in lists, lower first.
+    """
+
+    __slots__ = (
+        "argv",
+        "auto_interface",
+        "conflicts",
+        "default_options",
+        "description",
+        "end_of_options",
+        "estimate",
+        "extra_check",
+        "forced_options",
+        "name",
+        "options",
+        "order",
+        "parser",
+        "positionals",
+        "target",
+        "time_limit",
+        "tool",
+        "ui_summary",
+        "vm_types",
+    )
     name: str
     tool: str
     description: str
     vm_types: frozenset[str]
     options: Mapping[str, OptionSpec]
-    # Added when the user did not give the flag, e.g. (("-c", "4"),).
-    default_options: tuple[tuple[str, str], ...] = ()
-    # Always added in front, e.g. ("-6",) for ping6; the user may not give them.
-    forced_options: tuple[str, ...] = ()
-    # What the ipaddress field holds (an address by default) and its IP versions.
-    target: Target = ADDRESS
-    # Positional words of params besides the options (none for ping and friends).
-    positionals: tuple[Positional, ...] = ()
-    # Default time limit (seconds) for the estimate of the options.
-    time_limit: float = 120.0
-    # Groups of flags of which at most one may be given.
-    conflicts: tuple[frozenset[str], ...] = ()
-    # Whether the tool needs "-I <interface>" chosen from the routing table when absent.
-    auto_interface: bool = False
-    # Whether the tool accepts "--" before the target (ping, traceroute, arping do).
-    end_of_options: bool = True
-    # Upper bound of the run time (seconds) for the given options (defaults included).
-    estimate: Callable[[Mapping[str, str]], float] = field(
-        default=_no_estimate, compare=False, repr=False
-    )
-    extra_check: ExtraCheck = field(default=_no_extra_check, compare=False, repr=False)
-    # The type's own argv order; None: options, "--", target, positionals.
-    argv: ArgvBuilder | None = field(default=None, compare=False, repr=False)
-    # The module cloudiag/parsers/<parser>.py (with parse_<parser>) that summarises it.
-    parser: str = ""
-    # The web UI's summary js/diag/summaries/<ui_summary>.js.
-    ui_summary: str = "generic"
-    # Where the type comes in lists (listDiagnosticsTypes, messages): lower first.
-    order: int = 100
+    default_options: tuple[tuple[str, str], ...]
+    forced_options: tuple[str, ...]
+    target: Target
+    positionals: tuple[Positional, ...]
+    time_limit: float
+    conflicts: tuple[frozenset[str], ...]
+    auto_interface: bool
+    end_of_options: bool
+    estimate: Callable[[Mapping[str, str]], float]
+    extra_check: ExtraCheck
+    argv: ArgvBuilder | None
+    parser: str
+    ui_summary: str
+    order: int
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        tool: str,
+        description: str,
+        vm_types: frozenset[str],
+        options: Mapping[str, OptionSpec],
+        default_options: tuple[tuple[str, str], ...] = (),
+        forced_options: tuple[str, ...] = (),
+        target: Target = ADDRESS,
+        positionals: tuple[Positional, ...] = (),
+        time_limit: float = 120.0,
+        conflicts: tuple[frozenset[str], ...] = (),
+        auto_interface: bool = False,
+        end_of_options: bool = True,
+        estimate: Callable[[Mapping[str, str]], float] = _no_estimate,
+        extra_check: ExtraCheck = _no_extra_check,
+        argv: ArgvBuilder | None = None,
+        parser: str = "",
+        ui_summary: str = "generic",
+        order: int = 100,
+    ) -> None:
+        set_fields(
+            self,
+            name=name,
+            tool=tool,
+            description=description,
+            vm_types=vm_types,
+            options=options,
+            default_options=default_options,
+            forced_options=forced_options,
+            target=target,
+            positionals=positionals,
+            time_limit=time_limit,
+            conflicts=conflicts,
+            auto_interface=auto_interface,
+            end_of_options=end_of_options,
+            estimate=estimate,
+            extra_check=extra_check,
+            argv=argv,
+            parser=parser,
+            ui_summary=ui_summary,
+            order=order,
+        )
+
+    def __repr__(self) -> str:
+        return f"DiagnosticType(name={self.name!r}, tool={self.tool!r})"
 
     @property
     def address_families(self) -> frozenset[int]:

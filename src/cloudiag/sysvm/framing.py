@@ -16,21 +16,33 @@ from __future__ import annotations
 
 import codecs
 import json
-from dataclasses import dataclass
+
+from .frozen import Frozen, set_fields
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Any
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(Frozen):
     """One framed record: "out"/"err" with text ``data``, "refused" with the reason in
     ``data``, or "exit" with ``code``."""
 
+    __slots__ = ("code", "data", "stream")
     stream: str
-    data: str = ""
-    code: int | None = None
+    data: str
+    code: int | None
+
+    def __init__(self, stream: str, data: str = "", code: int | None = None) -> None:
+        set_fields(self, stream=stream, data=data, code=code)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Record):
+            return NotImplemented
+        return (self.stream, self.data, self.code) == (other.stream, other.data, other.code)
+
+    def __hash__(self) -> int:
+        return hash((self.stream, self.data, self.code))
 
 
 def encode_record(stream: str, data: str = "", code: int | None = None) -> bytes:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from .errors import DiagnosticsInputError
+from .frozen import Frozen, set_fields
 from .tokens import FLOAT_RE, INT_RE, format_number, is_interface_name, parse_ip
 
 TYPE_CHECKING = False
@@ -40,24 +40,45 @@ _KINDS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class OptionSpec:
-    """One allowed command-line option of a diagnostic tool and the rule for its value."""
+class OptionSpec(Frozen):
+    """One allowed command-line option of a diagnostic tool and the rule for its value.
 
+    ``families`` are the IP versions the address kinds accept.
+    """
+
+    __slots__ = ("choices", "description", "families", "flag", "kind", "maximum", "minimum")
     flag: str
     description: str
-    kind: str = KIND_FLAG
-    minimum: float | None = None
-    maximum: float | None = None
-    choices: tuple[str, ...] = ()
-    # IP versions accepted by the address kinds.
-    families: frozenset[int] = frozenset({4, 6})
+    kind: str
+    minimum: float | None
+    maximum: float | None
+    choices: tuple[str, ...]
+    families: frozenset[int]
 
-    def __post_init__(self) -> None:
-        if self.kind not in _KINDS:
-            raise ValueError(f"unknown option kind {self.kind!r}")
-        if not re.fullmatch(r"-[A-Za-z0-9]", self.flag):
-            raise ValueError(f"option flags are a dash and one character, not {self.flag!r}")
+    def __init__(
+        self,
+        flag: str,
+        description: str,
+        kind: str = KIND_FLAG,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        choices: tuple[str, ...] = (),
+        families: frozenset[int] = frozenset({4, 6}),
+    ) -> None:
+        if kind not in _KINDS:
+            raise ValueError(f"unknown option kind {kind!r}")
+        if not re.fullmatch(r"-[A-Za-z0-9]", flag):
+            raise ValueError(f"option flags are a dash and one character, not {flag!r}")
+        set_fields(
+            self,
+            flag=flag,
+            description=description,
+            kind=kind,
+            minimum=minimum,
+            maximum=maximum,
+            choices=choices,
+            families=families,
+        )
 
     @property
     def takes_value(self) -> bool:

@@ -9,7 +9,6 @@ resolved: pin_destination() checks what it resolves to and hands the tool that v
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import replace
 
 from .errors import DiagnosticsInputError
 from .tokens import parse_ip
@@ -155,4 +154,4 @@ def pin_destination(req: Request, networks: Sequence[Network]) -> Request:
     denied = _denied(host, addresses, networks)
     if denied:
         raise DiagnosticsInputError("ipaddress", denied)
-    return replace(req, address=req.type.target.with_host(req.address, addresses[0]))
+    return req.aimed_at(req.type.target.with_host(req.address, addresses[0]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from .errors import DiagnosticsInputError
+from .frozen import Frozen, set_fields
 from .tokens import parse_ip, validate_address
 
 TYPE_CHECKING = False
@@ -31,26 +32,12 @@ _URL_CHARS = r"[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+"
 MAX_URL_LENGTH = 2048
 
 
-def _init(obj: object, **values: object) -> None:
-    for name, value in values.items():
-        object.__setattr__(obj, name, value)
-
-
-def _read_only(obj: object, name: str, value: object) -> None:
-    # Declarations are read-only so that no caller can widen the rules at run time.
-    raise AttributeError(f"{type(obj).__name__} is read-only")
-
-
 def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-class Target:
-    """The kind of a type's target and the IP versions its literal hosts may have.
-
-    A plain class, not a dataclass: the script creates it at every start, and a dataclass
-    costs about a millisecond to create.
-    """
+class Target(Frozen):
+    """The kind of a type's target and the IP versions its literal hosts may have."""
 
     __slots__ = ("families", "kind", "schemes")
     kind: str
@@ -65,12 +52,7 @@ class Target:
     ) -> None:
         if kind not in (TARGET_ADDRESS, TARGET_URL, TARGET_HOST_PORT):
             raise ValueError(f"unknown target kind {kind!r}")
-        _init(self, kind=kind, families=families, schemes=schemes)
-
-    __setattr__ = _read_only
-
-    def __repr__(self) -> str:
-        return f"Target({self.kind!r}, families={sorted(self.families)})"
+        set_fields(self, kind=kind, families=families, schemes=schemes)
 
     def check(self, value: str, type_name: str) -> str:
         """The normalized target; DiagnosticsInputError(field="ipaddress") if it is refused."""
@@ -162,7 +144,7 @@ class Target:
         return {"kind": self.kind, "families": sorted(self.families)}
 
 
-class Positional:
+class Positional(Frozen):
     """A positional word of ``params``: a token that does not start with "-".
 
     A token starting with ``prefix`` (e.g. "@") fills this positional; positionals without
@@ -185,11 +167,9 @@ class Positional:
         prefix: str = "",
         required: bool = False,
     ) -> None:
-        _init(
+        set_fields(
             self, name=name, description=description, check=check, prefix=prefix, required=required
         )
-
-    __setattr__ = _read_only
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready description (for the API and the UI)."""

@@ -7,9 +7,8 @@ particular tool.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .errors import DiagnosticsInputError
+from .frozen import Frozen, set_fields
 from .registry import get_type
 from .tokens import format_number, parse_ip, split_params
 
@@ -20,18 +19,41 @@ if TYPE_CHECKING:
     from .diagnostic_type import DiagnosticType
 
 
-@dataclass(frozen=True)
-class Request:
-    """A validated diagnostics request: safe to turn into an argv with build_argv()."""
+class Request(Frozen):
+    """A validated diagnostics request: safe to turn into an argv with build_argv().
 
+    ``address`` is the normalized target (an address or host name for most types),
+    ``params`` the options as a normalized argv fragment, ``positionals`` the positional
+    words by name, with their prefixes, in declaration order.
+    """
+
+    __slots__ = ("address", "estimated_seconds", "params", "positionals", "type")
     type: DiagnosticType
-    #: The normalized target (an address or host name for most types).
     address: str
-    #: The options as a normalized argv fragment.
     params: list[str]
     estimated_seconds: float
-    #: The positional words by name, with their prefixes, in declaration order.
-    positionals: tuple[tuple[str, str], ...] = ()
+    positionals: tuple[tuple[str, str], ...]
+
+    def __init__(
+        self,
+        type: DiagnosticType,
+        address: str,
+        params: list[str],
+        estimated_seconds: float,
+        positionals: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        set_fields(
+            self,
+            type=type,
+            address=address,
+            params=params,
+            estimated_seconds=estimated_seconds,
+            positionals=positionals,
+        )
+
+    def aimed_at(self, address: str) -> Request:
+        """The same request with another target."""
+        return Request(self.type, address, self.params, self.estimated_seconds, self.positionals)
 
 
 def _unexpected(dtype: DiagnosticType, token: str) -> DiagnosticsInputError:
