@@ -19,11 +19,14 @@ SAFE_TOKEN = re.compile(r"[A-Za-z0-9_.:-]+")
 
 
 def test_registry_types_and_vm_types() -> None:
-    assert set(registry.TYPES) == {"ping", "traceroute", "arping", "ping6", "traceroute6"}
+    # At least these (types added later are other tests' business).
+    assert {"ping", "traceroute", "arping", "ping6", "traceroute6"} <= set(registry.TYPES)
     router = {t.name for t in registry.types_for_vm("domainrouter")}
     assert router == set(registry.TYPES)
     for vm in ("secondarystoragevm", "consoleproxy", "ConsoleProxy"):
-        assert {t.name for t in registry.types_for_vm(vm)} == {"ping", "traceroute", "arping"}
+        offered = {t.name for t in registry.types_for_vm(vm)}
+        assert {"ping", "traceroute", "arping"} <= offered
+        assert not {"ping6", "traceroute6"} & offered
     assert registry.types_for_vm("userVM") == []
 
 
