@@ -47,8 +47,7 @@ def storage_flags(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from cloudiag import demo, serve_command, user_command
-    from cloudiag.agent import command as agent_command
+    from cloudiag import agent_command, demo, serve_command, user_command
     from cloudiag.lab import command as lab_command
 
     parser = argparse.ArgumentParser(

@@ -15,8 +15,10 @@ from nats.aio.client import Client
 from nats.errors import ConnectionClosedError, MaxPayloadError, OutboundBufferLimitError
 
 from cloudiag.agent import agent as agent_module
-from cloudiag.agent.agent import Agent, fit_result
-from cloudiag.agent.inventory import Zone
+from cloudiag.agent.agent import Agent
+from cloudiag.agent.executors.registry import Executors
+from cloudiag.agent.results import fit_result, send_result
+from cloudiag.agent.sources.base import Host, Zone
 from cloudiag.bus import subjects
 from cloudiag.bus.embedded import (
     MAX_PAYLOAD,
@@ -86,7 +88,7 @@ async def test_the_result_is_cut_to_the_connections_limit() -> None:
         return MaxPayloadError() if len(payload) > 64 * 1024 else None
 
     bus = FakeBus(64 * 1024, too_big)
-    await Agent._send_result(bus, _result("x" * MIB))  # type: ignore[arg-type]
+    await send_result(bus, _result("x" * MIB))  # type: ignore[arg-type]
     [(subject, sent)] = bus.sent
     assert subject == subjects.job_result("j1")
     assert sent.truncated is True and 0 < len(sent.stdout) < 64 * 1024
@@ -97,7 +99,7 @@ async def test_a_result_that_cannot_be_sent_becomes_an_error_result() -> None:
         return ConnectionClosedError() if not bus.sent and b'"error":""' in payload else None
 
     bus = FakeBus(MIB, closed_once)
-    await Agent._send_result(bus, _result("PING ok\n"))  # type: ignore[arg-type]
+    await send_result(bus, _result("PING ok\n"))  # type: ignore[arg-type]
     [(_, sent)] = bus.sent
     assert sent.job_id == "j1" and sent.exitcode == "0"
     assert sent.error.startswith("The agent could not send the result over the message bus")
@@ -168,7 +170,7 @@ async def test_a_result_at_the_cap_arrives_whatever_the_servers_limit(
     async with nats_server(tmp_path, max_payload) as nc:
         sub = await nc.subscribe(subjects.job_result("j1"))
         result = _result("o" * MIB, "e" * MIB)
-        await Agent._send_result(nc, result)
+        await send_result(nc, result)
         got = RunResult.model_validate_json((await sub.next_msg(timeout=5)).data)
         if max_payload is None:
             assert nc.max_payload == MAX_PAYLOAD
@@ -215,12 +217,16 @@ async def test_the_agent_keeps_beating_through_failed_heartbeats(
     async def no_addresses() -> list[str]:
         return []
 
-    async def no_vms() -> list[VmReport]:
-        return []
+    class NoVms:
+        zone = Zone(id="z1", name="zone")
+        host = Host(id="h1")
+
+        async def vms(self) -> list[VmReport]:
+            return []
 
     monkeypatch.setattr(agent_module, "connect", connect)
     monkeypatch.setattr(agent_module, "host_addresses", no_addresses)
-    agent = Agent("nats://127.0.0.1:1", "h1", Zone("z1", "zone"), no_vms, heartbeat_interval=0.01)
+    agent = Agent("nats://127.0.0.1:1", NoVms(), Executors({}), heartbeat_interval=0.01)
     task = asyncio.create_task(agent.run())
     try:
         # The first report and two beats fail; the agent is still there for the next ones.

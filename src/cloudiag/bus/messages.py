@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,31 @@ class Message(BaseModel):
         return self.model_dump_json().encode()
 
 
+class NetnsAccess(Message):
+    """The VM is a network namespace on the agent's host (the lab's system VMs)."""
+
+    kind: Literal["netns"] = "netns"
+    namespace: str
+
+
+class SshAccess(Message):
+    """The VM is reached over SSH, as CloudStack reaches a system VM on its control address.
+
+    Declared so that the report's shape is settled; this agent has no executor for it yet.
+    """
+
+    kind: Literal["ssh"] = "ssh"
+    address: str
+    port: int = Field(default=3922, ge=1, le=65535)
+    user: str = "root"
+    #: Path of the private key on the agent's host (never the key itself: reports are stored).
+    key_file: str
+
+
+#: How the agent reaches a VM; ``kind`` says which model, and so which executor.
+Access = Annotated[NetnsAccess | SshAccess, Field(discriminator="kind")]
+
+
 class VmReport(Message):
     """One VM on the host as the agent sees it."""
 
@@ -31,7 +56,7 @@ class VmReport(Message):
     vm_type: VmType
     state: Literal["Running", "Stopped"]
     addresses: dict[str, Any] = Field(default_factory=dict)
-    access: dict[str, Any] = Field(default_factory=dict)
+    access: Access
 
 
 class AgentReport(Message):

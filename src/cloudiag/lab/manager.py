@@ -43,6 +43,7 @@ from cloudiag.lab.topology import (
     SWITCH,
     TARGETS,
     VM_ROLES,
+    ZONE_NAME,
     Node,
     Service,
     all_namespaces,
@@ -333,7 +334,7 @@ def _inspect(prefix: str, state: Path) -> _Inspection:
     lab_status = LabStatus(
         prefix=prefix,
         up=intact_all and services.get("web", False),
-        zone=ZoneInfo(name="lab-zone", uuid=zone_uuid(prefix)),
+        zone=ZoneInfo(name=ZONE_NAME, uuid=zone_uuid(prefix)),
         namespaces=entries,
         targets=dict(TARGETS),
         warnings=warnings,

@@ -45,6 +45,8 @@ SWITCH = "sw"
 
 #: The DNS zone the lab's DNS server is authoritative for.
 DNS_DOMAIN = "lab.test"
+#: The name of the lab's zone.
+ZONE_NAME = "lab-zone"
 
 SYSTEM_VM_ROLES = ("router", "secondarystoragevm", "consoleproxy")
 VM_ROLES = (*SYSTEM_VM_ROLES, "uservm")

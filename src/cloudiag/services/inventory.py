@@ -53,11 +53,12 @@ async def apply_report(db: AsyncSession, report: AgentReport) -> None:
         if row is None:
             row = VirtualMachine(id=vm.id, name=vm.name, vm_type=vm.vm_type, zone_id=report.zone_id)
             db.add(row)
+        access = vm.access.model_dump(mode="json")
         changed = (
             row.state != vm.state
             or row.host_id != (report.host_id if vm.state == "Running" else None)
             or row.addresses != vm.addresses
-            or row.access != vm.access
+            or row.access != access
             or row.name != vm.name
         )
         if changed:
@@ -67,7 +68,7 @@ async def apply_report(db: AsyncSession, report: AgentReport) -> None:
             row.host_id = report.host_id if vm.state == "Running" else None
             row.zone_id = report.zone_id
             row.addresses = dict(vm.addresses)
-            row.access = dict(vm.access)
+            row.access = access
             row.updated = now
     gone = select(VirtualMachine.id).where(
         VirtualMachine.host_id == report.host_id, VirtualMachine.id.not_in(seen)

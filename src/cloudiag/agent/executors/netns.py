@@ -4,7 +4,8 @@ The request is validated with the shared registry, then the system-VM package it
 into its zipapp (``cloudiag/sysvm/build.py``), is run in the namespace with ``ip netns exec``
 exactly as it is run on a real system VM, so the agent exercises the same second wall and
 the same output framing. The process gets its own process group so that a time limit or a
-cancellation can kill the script and the tool together: no orphans.
+cancellation can kill the script and the tool together: no orphans. ``NetnsExecutor`` is
+this module behind the agent's Executor protocol.
 """
 
 from __future__ import annotations
@@ -17,15 +18,25 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cloudiag.agent.executors.base import OnRecord, Outcome, Stream
+from cloudiag.bus.messages import NetnsAccess, RunRequest, VmReport
 from cloudiag.sysvm import build, command, framing, registry, validate
 from cloudiag.sysvm.errors import DiagnosticsInputError
 
-__all__ = ["DiagnosticsInputError", "ExecResult", "run_in_netns", "spawn_count", "zipapp_path"]
+__all__ = [
+    "DiagnosticsInputError",
+    "ExecResult",
+    "NetnsExecutor",
+    "namespace_exists",
+    "run_in_netns",
+    "spawn_count",
+    "zipapp_path",
+]
 
 #: Where the zipapp is built, once per content hash.
 BUILD_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cloudiag"
@@ -35,8 +46,6 @@ _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # Time between SIGTERM and SIGKILL for the process group.
 KILL_GRACE = 1.0
 _READ_SIZE = 65536
-
-OnLine = Callable[[str, str], Awaitable[None]]
 
 _spawned = 0
 
@@ -66,7 +75,7 @@ class ExecResult:
 class _Collector:
     """Accumulates both streams up to a byte limit each and forwards kept text live."""
 
-    def __init__(self, max_output: int, on_line: OnLine | None) -> None:
+    def __init__(self, max_output: int, on_line: OnRecord | None) -> None:
         self._max = max_output
         self._on_line = on_line
         self._parts: dict[str, list[str]] = {"stdout": [], "stderr": []}
@@ -75,7 +84,7 @@ class _Collector:
         self.exit_code: int | None = None
         self.refused = ""
 
-    async def add(self, stream: str, text: str) -> None:
+    async def add(self, stream: Stream, text: str) -> None:
         if not text:
             return
         room = self._max - self._size[stream]
@@ -138,7 +147,8 @@ async def _read_raw(reader: asyncio.StreamReader, sink: _Collector) -> None:
         await sink.add("stderr", chunk.decode("utf-8", errors="replace"))
 
 
-def _namespace_exists(namespace: str) -> bool:
+def namespace_exists(namespace: str) -> bool:
+    """Whether the namespace is there: the lab's VM is running (a stopped one is deleted)."""
     # One stat() on tmpfs: cheap enough to do inline, and it turns iproute2's terse
     # "Cannot open network namespace" into a clear message without spawning anything.
     if not _NAMESPACE_RE.fullmatch(namespace) or namespace in (".", ".."):
@@ -234,7 +244,7 @@ async def run_in_netns(
     *,
     time_limit: float = 120.0,
     max_output: int = 1 << 20,
-    on_line: OnLine | None = None,
+    on_line: OnRecord | None = None,
     python: str | None = None,
     stop: asyncio.Event | None = None,
     denied_networks: Sequence[str] = (),
@@ -257,7 +267,7 @@ async def run_in_netns(
     tool_argv = command.build_argv(req)
     started = time.monotonic()
     sink = _Collector(max_output, on_line)
-    if not _namespace_exists(namespace):
+    if not namespace_exists(namespace):
         await sink.note(f'[cloudiag] network namespace "{namespace}" does not exist\n')
         return _result(sink, "-1", timed_out=False, started=started, argv=tool_argv)
 
@@ -347,3 +357,56 @@ async def run_in_netns(
     return _result(
         sink, exitcode, timed_out=timed_out, started=started, argv=tool_argv, cancelled=cancelled
     )
+
+
+class NetnsExecutor:
+    """The Executor of VMs that are network namespaces on this host (``NetnsAccess``)."""
+
+    async def execute(
+        self, vm: VmReport, request: RunRequest, *, on_record: OnRecord, stop: asyncio.Event
+    ) -> Outcome:
+        """Run the request in the VM's namespace (see ``run_in_netns``)."""
+        if not isinstance(vm.access, NetnsAccess):
+            raise TypeError(f"the netns executor cannot reach {vm.name} ({vm.access.kind})")
+        namespace = vm.access.namespace
+        try:
+            res = await run_in_netns(
+                namespace,
+                request.type,
+                request.address,
+                request.params,
+                time_limit=request.time_limit,
+                max_output=request.max_output,
+                on_line=on_record,
+                stop=stop,
+                denied_networks=request.denied_networks,
+            )
+        except DiagnosticsInputError as exc:
+            return Outcome(stdout="", stderr="", exitcode="-1", duration=0.0, refused=exc.message)
+        return Outcome(
+            stdout=res.stdout,
+            stderr=res.stderr,
+            exitcode=res.exitcode,
+            duration=res.duration,
+            timed_out=res.timed_out,
+            truncated=res.truncated,
+            cancelled=res.cancelled,
+            error=res.refused or await _vm_gone(vm.name, namespace, res),
+        )
+
+    def spawned(self) -> int:
+        """Processes this module has started (one per run that reached a namespace)."""
+        return spawn_count()
+
+
+async def _vm_gone(name: str, namespace: str, res: ExecResult) -> str:
+    """Why the run could not complete if the VM stopped under it, else ''."""
+    # Killed by a signal we did not send: a VM going down kills its processes first
+    # and removes its NICs a moment later, so look again for a little while.
+    killed = res.exitcode.startswith("-") and not (res.timed_out or res.cancelled)
+    for _ in range(10 if killed else 1):
+        if not namespace_exists(namespace):
+            return f"The VM {name} stopped during the diagnostic; its output is partial"
+        if killed:
+            await asyncio.sleep(0.1)
+    return ""

@@ -1,0 +1,25 @@
+"""Which executor runs a VM: chosen by the type of the VM's access, never by a string."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cloudiag.agent.executors.base import Executor
+from cloudiag.bus.messages import NetnsAccess, SshAccess
+
+AccessType = type[NetnsAccess] | type[SshAccess]
+
+
+class Executors:
+    """The executors an agent has, by the access model each one serves."""
+
+    def __init__(self, by_access: Mapping[AccessType, Executor]) -> None:
+        self._by_access = dict(by_access)
+
+    def for_access(self, access: NetnsAccess | SshAccess) -> Executor | None:
+        """The executor for this access, or None when this agent has none for it."""
+        return self._by_access.get(type(access))
+
+    def spawned(self) -> int:
+        """Runs that reached a VM, over every executor."""
+        return sum(executor.spawned() for executor in self._by_access.values())

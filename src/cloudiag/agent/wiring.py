@@ -1,0 +1,76 @@
+"""What an agent is made of: which source tells it its VMs, which executors run them.
+
+`cloudiag agent` parses its flags and hands them here; this module picks the pieces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cloudiag.agent.agent import Agent
+from cloudiag.agent.executors.netns import NetnsExecutor
+from cloudiag.agent.executors.registry import Executors
+from cloudiag.agent.sources.base import Source
+from cloudiag.agent.sources.inventory import Inventory, InventoryError, InventorySource
+from cloudiag.agent.sources.lab import LabSource
+from cloudiag.bus.messages import NetnsAccess
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """How `cloudiag agent` was asked to run."""
+
+    nats_url: str
+    #: A static inventory file (JSON, or TOML by its suffix); None: the lab's inventory.
+    inventory_file: Path | None = None
+    #: The lab's inventory as data (what ``cloudiag.lab.inventory`` makes), without a file.
+    lab_inventory: Mapping[str, Any] | None = None
+    host_id: str | None = None
+    host_name: str | None = None
+    heartbeat_interval: float = 5.0
+
+
+def executors() -> Executors:
+    """The executors every agent has, by the access they serve."""
+    return Executors({NetnsAccess: NetnsExecutor()})
+
+
+def source(options: AgentOptions) -> Source:
+    """The source the options name; raises InventoryError when it cannot be read."""
+    if options.inventory_file is not None:
+        return InventorySource(options.inventory_file)
+    if options.lab_inventory is None:
+        raise InventoryError("no inventory: give an inventory file or a lab")
+    try:
+        return LabSource(Inventory.model_validate(options.lab_inventory))
+    except ValueError as exc:
+        raise InventoryError(f"invalid lab inventory: {exc}") from None
+
+
+def build(options: AgentOptions) -> Agent:
+    """The agent the options describe; raises InventoryError for an unreadable inventory."""
+    return Agent(
+        options.nats_url,
+        source(options),
+        executors(),
+        host_id=options.host_id,
+        host_name=options.host_name,
+        heartbeat_interval=options.heartbeat_interval,
+    )
+
+
+def run(agent: Agent) -> None:
+    """Run the agent until SIGINT or SIGTERM."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, agent.stop)
+        await agent.run()
+
+    asyncio.run(main())
