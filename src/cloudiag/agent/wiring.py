@@ -12,11 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from cloudiag.agent.agent import Agent
 from cloudiag.agent.executors.netns import NetnsExecutor
 from cloudiag.agent.executors.registry import Executors
 from cloudiag.agent.sources.base import Source
-from cloudiag.agent.sources.inventory import Inventory, InventoryError, InventorySource
+from cloudiag.agent.sources.inventory import (
+    Inventory,
+    InventoryError,
+    InventorySource,
+    describe,
+)
 from cloudiag.agent.sources.lab import LabSource
 from cloudiag.bus.messages import NetnsAccess
 
@@ -48,8 +55,8 @@ def source(options: AgentOptions) -> Source:
         raise InventoryError("no inventory: give an inventory file or a lab")
     try:
         return LabSource(Inventory.model_validate(options.lab_inventory))
-    except ValueError as exc:
-        raise InventoryError(f"invalid lab inventory: {exc}") from None
+    except ValidationError as exc:
+        raise InventoryError(f"invalid lab inventory: {describe(exc)}") from None
 
 
 def build(options: AgentOptions) -> Agent:

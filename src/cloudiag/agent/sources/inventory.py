@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 class DeclaredVm(VmReport):
     """A VM as an inventory declares it: a report whose state may be left out."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     state: Literal["Running", "Stopped"] = "Running"
 
 
@@ -61,9 +63,20 @@ def parse(text: str, *, toml: bool) -> Inventory:
     """The inventory in ``text`` (TOML or JSON); raises InventoryError with the reason."""
     try:
         data: Any = tomllib.loads(text) if toml else json.loads(text)
+    except ValueError as exc:  # TOML and JSON syntax errors alike.
+        raise InventoryError(f"not {'TOML' if toml else 'JSON'}: {exc}") from None
+    try:
         return Inventory.model_validate(data)
-    except (ValueError, ValidationError) as exc:  # TOML, JSON and pydantic errors alike.
-        raise InventoryError(str(exc)) from None
+    except ValidationError as exc:
+        raise InventoryError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """A validation error in one line per problem: where it is, then what is wrong."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in err['loc']) or 'the file'}: {err['msg']}"
+        for err in exc.errors()
+    )
 
 
 def load(path: Path) -> Inventory:
