@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import pytest
 
 from cloudiag.agent.executors import netns
+from cloudiag.agent.executors.base import Stream
+from cloudiag.bus.messages import NetnsAccess, RunRequest, VmReport
 from cloudiag.sysvm.errors import DiagnosticsInputError
 from tests.sysvm_zipapp import zipapp
 
@@ -279,3 +281,86 @@ async def test_python_that_cannot_start(clean: Pair) -> None:
     result = await netns.run_in_netns(clean.a, "ping", PEER, "-c 1", python="/nonexistent/python3")
     assert result.exitcode == "-1"
     assert "/nonexistent/python3" in result.stderr
+
+
+def _vm(namespace: str) -> VmReport:
+    return VmReport(
+        id="vm-1",
+        name="r-9-VM",
+        vm_type="domainrouter",
+        state="Running",
+        access=NetnsAccess(namespace=namespace),
+    )
+
+
+def _request(address: str, params: list[str]) -> RunRequest:
+    return RunRequest(
+        job_id="j1",
+        vm_id="vm-1",
+        type="ping",
+        address=address,
+        params=params,
+        time_limit=30.0,
+    )
+
+
+async def test_the_executor_runs_a_request_in_the_vms_namespace(clean: Pair) -> None:
+    lines: list[tuple[str, str]] = []
+
+    async def on_record(stream: Stream, text: str) -> None:
+        lines.append((stream, text))
+
+    executor = netns.NetnsExecutor()
+    before = executor.spawned()
+    outcome = await executor.execute(
+        _vm(clean.a), _request(PEER, ["-c", "1"]), on_record=on_record, stop=asyncio.Event()
+    )
+    assert (outcome.exitcode, outcome.refused, outcome.error) == ("0", "", ""), outcome
+    assert "1 received" in outcome.stdout
+    assert "".join(t for s, t in lines if s == "stdout") == outcome.stdout
+    assert executor.spawned() == before + 1
+
+
+async def test_the_executor_refuses_what_the_rules_refuse_and_runs_nothing(clean: Pair) -> None:
+    async def on_record(stream: Stream, text: str) -> None:
+        raise AssertionError("nothing should be printed")
+
+    executor = netns.NetnsExecutor()
+    before = executor.spawned()
+    outcome = await executor.execute(
+        _vm(clean.a), _request(PEER, ["-f"]), on_record=on_record, stop=asyncio.Event()
+    )
+    assert outcome.refused and outcome.exitcode == "-1"
+    assert executor.spawned() == before
+
+
+async def test_a_vm_that_stops_under_a_run_is_the_outcomes_error(pair: Pair) -> None:
+    """As `cloudiag lab stop` does: its processes are killed, then its namespace deleted."""
+    doomed = f"{pair.a}-c"
+    ip("netns", "add", doomed)
+    try:
+        ip("-n", doomed, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+        ip("-n", doomed, "addr", "add", "192.0.2.50/24", "dev", "d0")
+        for link in ("lo", "d0", "d1"):
+            ip("-n", doomed, "link", "set", link, "up")
+        first = asyncio.Event()
+
+        async def on_record(stream: Stream, text: str) -> None:
+            if "icmp_seq" in text:
+                first.set()
+
+        run = asyncio.create_task(
+            netns.NetnsExecutor().execute(
+                _vm(doomed),
+                _request("192.0.2.50", ["-c", "100", "-i", "0.2"]),
+                on_record=on_record,
+                stop=asyncio.Event(),
+            )
+        )
+        await asyncio.wait_for(first.wait(), 10)
+        await asyncio.to_thread(_remove, doomed)
+        outcome = await asyncio.wait_for(run, 10)
+    finally:
+        await asyncio.to_thread(_remove, doomed)
+    assert outcome.error == "The VM r-9-VM stopped during the diagnostic; its output is partial"
+    assert "icmp_seq=" in outcome.stdout

@@ -27,7 +27,18 @@ from cloudiag.bus.embedded import (
     find_nats_server,
     free_port,
 )
-from cloudiag.bus.messages import AgentReport, RunResult, VmReport
+from cloudiag.bus.messages import (
+    AgentReport,
+    CancelReply,
+    CancelRequest,
+    NetnsAccess,
+    OutputLine,
+    RunAccepted,
+    RunResult,
+    StatusReply,
+    VmReport,
+)
+from tests.unit.agent_fakes import ROUTER, FakeExecutor, request
 
 MIB = 1 << 20
 
@@ -238,3 +249,69 @@ async def test_the_agent_keeps_beating_through_failed_heartbeats(
         await asyncio.wait_for(task, 5)
     assert all(r.host_id == "h1" for r in bus.reports)
     assert bus.reports[-1].connected is False  # It still said goodbye.
+
+
+class OneVmSource:
+    """A host with one router, reached through a namespace."""
+
+    zone = Zone(id="z1", name="zone")
+    host = Host(id="h-bus", name="kvm-1")
+
+    async def vms(self) -> list[VmReport]:
+        return [ROUTER]
+
+
+async def test_the_agent_serves_runs_refusals_cancels_and_status_over_nats(
+    tmp_path: Path,
+) -> None:
+    """Through a real nats-server: the report carries the typed access, a request for the
+    VM is accepted and runs on its executor, a bad one is refused, a cancel stops the run."""
+    executor = FakeExecutor(block=True, lines=[("stdout", "64 bytes\n")])
+    async with nats_server(tmp_path, 0) as nc:
+        reports = await nc.subscribe(subjects.AGENT_REPORTS)
+        output = await nc.subscribe(subjects.job_output("j1"))
+        results = await nc.subscribe(subjects.job_result("j1"))
+        agent = Agent(
+            f"nats://127.0.0.1:{nc.connected_url.port}",
+            OneVmSource(),
+            Executors({NetnsAccess: executor}),
+            heartbeat_interval=30,
+        )
+        task = asyncio.create_task(agent.run())
+        try:
+            report = AgentReport.model_validate_json((await reports.next_msg(timeout=5)).data)
+            assert (report.host_id, report.host_name, report.zone_id) == ("h-bus", "kvm-1", "z1")
+            assert [vm.access for vm in report.vms] == [NetnsAccess(namespace="lab-r-1-VM")]
+
+            async def ask(subject: str, payload: bytes) -> bytes:
+                return (await nc.request(subject, payload, timeout=5)).data
+
+            run = subjects.agent_run("h-bus")
+            refused = RunAccepted.model_validate_json(await ask(run, b"{}"))
+            assert not refused.accepted and refused.error.startswith("malformed request")
+            elsewhere = request("j0", "vm-elsewhere").encode()
+            refused = RunAccepted.model_validate_json(await ask(run, elsewhere))
+            assert refused.error == "VM vm-elsewhere is not on host kvm-1"
+            assert executor.runs == []
+
+            accepted = RunAccepted.model_validate_json(await ask(run, request("j1").encode()))
+            assert accepted == RunAccepted(accepted=True)
+            line = OutputLine.model_validate_json((await output.next_msg(timeout=5)).data)
+            assert (line.seq, line.text) == (1, "64 bytes\n")
+            status = StatusReply.model_validate_json(await ask(subjects.agent_status("h-bus"), b""))
+            assert (status.running, status.spawned) == (["j1"], 1)
+
+            cancel = CancelRequest(job_id="j1", by="admin").encode()
+            reply = CancelReply.model_validate_json(
+                await ask(subjects.agent_cancel("h-bus"), cancel)
+            )
+            assert reply.cancelled is True
+            result = RunResult.model_validate_json((await results.next_msg(timeout=5)).data)
+            assert (result.cancelled_by, result.stdout) == ("admin", "partial\n")
+            again = CancelReply.model_validate_json(
+                await ask(subjects.agent_cancel("h-bus"), cancel)
+            )
+            assert again == CancelReply(cancelled=False, error="not running")
+        finally:
+            agent.stop()
+            await asyncio.wait_for(task, 5)
