@@ -1,13 +1,20 @@
-"""An agent that is gone fails its jobs at once; a restarted agent serves the next job."""
+"""An agent that is gone fails its jobs at once; a restarted agent serves the next job, and
+so does one that learns its VMs from a static inventory file."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.integration.stack import Stack, cloudiag
+from cloudiag.lab.inventory import inventory as lab_inventory
+from tests.integration.stack import Stack, cloudiag, stop
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
@@ -60,3 +67,55 @@ def test_stopped_vm_is_refused(stack: Stack) -> None:
     )
     job = stack.run("consoleproxy", "ping", stack.lab["targets"]["web"], "-c 1")
     assert job["jobresult"]["diagnostics"]["exitcode"] == "0"
+
+
+def test_an_agent_on_a_static_inventory_serves_its_vms(stack: Stack, tmp_path: Path) -> None:
+    """`cloudiag agent --inventory FILE`: the file's host and VMs, in the states it declares."""
+    inventory = lab_inventory(stack.prefix)
+    for vm in inventory["vms"]:
+        if vm["name"] == "s-2-VM":
+            vm["state"] = "Stopped"
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps(inventory))
+    ssvm = stack.vm("secondarystoragevm")
+
+    def ssvm_state() -> str:
+        return str(stack.ok("listSystemVms", id=ssvm["uuid"])["systemvm"][0]["state"])
+
+    stack.stop_agent()
+    log = (stack.data_dir / "agent.log").open("a")
+    agent = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cloudiag",
+            "agent",
+            "--inventory",
+            str(path),
+            "--heartbeat-interval",
+            str(stack.heartbeat),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "CLOUDIAG_NATS_URL": stack.nats_url},
+    )
+    try:
+        stack.wait_for(lambda: stack.host_state() == "Up", "the host to be Up")
+        stack.wait_for(lambda: ssvm_state() == "Stopped", "the SSVM to show Stopped")
+        job = stack.run("router", "ping", stack.lab["targets"]["web"], "-c 1")
+        assert job["jobresult"]["diagnostics"]["exitcode"] == "0"
+    finally:
+        stop(agent)
+        log.close()
+        stack.start_agent()
+    stack.wait_for(lambda: ssvm_state() == "Running", "the SSVM to run again")
+
+
+def test_an_unreadable_inventory_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.toml"
+    path.write_text("[zone]\nid = 'z'\n")
+    out = cloudiag("agent", "--nats-url", "nats://127.0.0.1:1", "--inventory", str(path))
+    assert out.returncode == 2
+    assert f"invalid inventory {path}: zone.name: Field required; host: Field required" in (
+        out.stderr
+    )
