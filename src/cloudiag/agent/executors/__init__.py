@@ -1,1 +1,1 @@
-"""agent executors."""
+"""How the agent reaches a VM: one module per kind of access, behind ``base.Executor``."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import re
 import signal
@@ -21,9 +20,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cloudiag.agent.executors.base import OnRecord, Outcome, Stream
+from cloudiag.agent.executors.process_group import die_with_parent, drain, kill_group, signal_group
 from cloudiag.bus.messages import NetnsAccess, RunRequest, VmReport
 from cloudiag.sysvm import build, command, framing, registry, validate
 from cloudiag.sysvm.errors import DiagnosticsInputError
@@ -43,8 +42,6 @@ BUILD_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "
 NETNS_DIR = "/run/netns"
 # iproute2 keeps namespaces as files in /run/netns, so the name must be a plain file name.
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-# Time between SIGTERM and SIGKILL for the process group.
-KILL_GRACE = 1.0
 _READ_SIZE = 65536
 
 _spawned = 0
@@ -156,19 +153,6 @@ def namespace_exists(namespace: str) -> bool:
     return os.path.exists(os.path.join(NETNS_DIR, namespace))
 
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: ask the kernel for SIGTERM when the agent dies.
-
-    `ip netns exec` execs the script in place, so the script is the agent's direct child
-    and the setting survives into it.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
 _built: str | None = None
 
 
@@ -187,31 +171,6 @@ def script_arguments(time_limit: float, denied_networks: Sequence[str]) -> list[
     """The limit and the policy as the script takes them (SSH does not pass the environment)."""
     policy = [arg for net in denied_networks for arg in ("--deny", net)] or ["--no-deny"]
     return ["--time-limit", f"{time_limit:g}", *policy]
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    # The group may already be gone; that is the goal, not an error.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
-
-
-async def _kill_group(proc: asyncio.subprocess.Process, grace: float = KILL_GRACE) -> None:
-    """SIGTERM the whole process group, SIGKILL it after ``grace`` seconds, reap it."""
-    _signal_group(proc.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), grace)
-    except TimeoutError:
-        pass
-    finally:
-        # Also reached on a second cancellation: never leave a straggler behind.
-        _signal_group(proc.pid, signal.SIGKILL)
-    await proc.wait()
-
-
-async def _drain(readers: asyncio.Future[Any]) -> None:
-    """Give the readers a moment to take what the dying script still wrote."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(readers), KILL_GRACE)
 
 
 def _result(
@@ -296,7 +255,7 @@ async def run_in_netns(
             # Own process group: one killpg() reaches the script and the tool.
             start_new_session=True,
             # If the agent dies (SIGKILL), the script gets SIGTERM and stops its tool.
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     except OSError as exc:
         await sink.note(f"[cloudiag] cannot start ip netns exec: {exc.strerror or exc}\n")
@@ -324,20 +283,20 @@ async def run_in_netns(
                     waiter.result()  # A reader's error surfaces here.
             cancelled = not waiter.done()
             if cancelled:
-                await _kill_group(proc)
-                await _drain(readers)
+                await kill_group(proc)
+                await drain(readers)
                 await sink.note("\n[cloudiag] cancelled; process killed\n")
         except TimeoutError:
             timed_out = True
-            await _kill_group(proc)
+            await kill_group(proc)
             # Keep what the script wrote while dying (it forwards SIGTERM and reports).
-            await _drain(readers)
+            await drain(readers)
             await sink.note(
                 f"\n[cloudiag] time limit of {time_limit:g} s reached; process killed\n"
             )
     except BaseException:
         # Cancellation or a failing on_line: the processes must not outlive us.
-        await _kill_group(proc)
+        await kill_group(proc)
         raise
     finally:
         for task in (waiter, stopper):
@@ -349,7 +308,7 @@ async def run_in_netns(
                 await readers
         if sink.exit_code is None:
             # No exit record: the script died and may have left the tool running.
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
 
     if sink.truncated:
         await sink.note(f"\n[cloudiag] output truncated at {max_output} bytes per stream\n")
