@@ -330,7 +330,8 @@ async def test_the_executor_refuses_what_the_rules_refuse_and_runs_nothing(clean
     outcome = await executor.execute(
         _vm(clean.a), _request(PEER, ["-f"]), on_record=on_record, stop=asyncio.Event()
     )
-    assert outcome.refused and outcome.exitcode == "-1"
+    assert outcome.refused.startswith('Option "-f" is not allowed for ping')
+    assert (outcome.stderr, outcome.exitcode) == (outcome.refused, "-1")
     assert executor.spawned() == before
 
 

@@ -121,12 +121,12 @@ async def test_stopping_the_agent_stops_its_jobs_and_says_so() -> None:
     assert d.running() == []
 
 
-async def test_a_refusal_on_the_vm_side_is_the_reason_alone() -> None:
-    refused = Outcome(stdout="", stderr="", exitcode="-1", duration=0, refused="not allowed")
+async def test_a_refusal_where_it_was_to_run_fails_the_job_with_its_reason() -> None:
+    refused = Outcome(stdout="", stderr="no", exitcode="-1", duration=0, refused="not allowed")
     d, bus = dispatcher(FakeExecutor(refused)), FakeBus()
     d.start(request("j1"), bus)
     result = await bus.result("j1")
-    assert (result.stdout, result.stderr, result.exitcode) == ("", "not allowed", "-1")
+    assert (result.error, result.stderr, result.exitcode) == ("not allowed", "no", "-1")
 
 
 async def test_a_failing_executor_gives_an_error_result() -> None:

@@ -151,10 +151,7 @@ def _invalid(req: RunRequest, vm: VmReport) -> str:
 
 
 def _result(job_id: str, outcome: Outcome, cancelled_by: list[str]) -> RunResult:
-    """The bus's result of a run's outcome."""
-    if outcome.refused:
-        # Refused on the VM side: nothing ran, and the reason is all there is to show.
-        return RunResult(job_id=job_id, stdout="", stderr=outcome.refused, exitcode="-1")
+    """The bus's result of a run's outcome; a refusal fails the job with its reason."""
     return RunResult(
         job_id=job_id,
         stdout=outcome.stdout,
@@ -164,5 +161,5 @@ def _result(job_id: str, outcome: Outcome, cancelled_by: list[str]) -> RunResult
         truncated=outcome.truncated,
         duration=outcome.duration,
         cancelled_by=(cancelled_by[0] if cancelled_by else "someone") if outcome.cancelled else "",
-        error=outcome.error,
+        error=outcome.refused or outcome.error,
     )

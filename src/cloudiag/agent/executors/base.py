@@ -33,7 +33,7 @@ class Outcome:
     truncated: bool = False
     #: Stopped on request (the stop event) before it finished.
     cancelled: bool = False
-    #: Why the VM side refused the request; nothing ran then.
+    #: Why the request was refused where it was to run (no tool ran): the job fails with it.
     refused: str = ""
     #: Why the run failed as a whole (e.g. the VM stopped under it); the output is partial.
     error: str = ""

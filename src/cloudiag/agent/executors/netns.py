@@ -341,7 +341,9 @@ class NetnsExecutor:
                 denied_networks=request.denied_networks,
             )
         except DiagnosticsInputError as exc:
-            return Outcome(stdout="", stderr="", exitcode="-1", duration=0.0, refused=exc.message)
+            # Nothing ran; the reason is also what the job's stderr shows.
+            reason = exc.message
+            return Outcome(stdout="", stderr=reason, exitcode="-1", duration=0.0, refused=reason)
         return Outcome(
             stdout=res.stdout,
             stderr=res.stderr,
