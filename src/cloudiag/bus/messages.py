@@ -44,8 +44,10 @@ class SshAccess(Message):
     key_file: str
 
 
+#: Every way an agent may reach a VM (a new one is a new model here and an executor).
+AccessModel = NetnsAccess | SshAccess
 #: How the agent reaches a VM; ``kind`` says which model, and so which executor.
-Access = Annotated[NetnsAccess | SshAccess, Field(discriminator="kind")]
+Access = Annotated[AccessModel, Field(discriminator="kind")]
 
 
 class VmReport(Message):

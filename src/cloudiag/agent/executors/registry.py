@@ -5,18 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from cloudiag.agent.executors.base import Executor
-from cloudiag.bus.messages import NetnsAccess, SshAccess
-
-AccessType = type[NetnsAccess] | type[SshAccess]
+from cloudiag.bus.messages import AccessModel
 
 
 class Executors:
     """The executors an agent has, by the access model each one serves."""
 
-    def __init__(self, by_access: Mapping[AccessType, Executor]) -> None:
+    def __init__(self, by_access: Mapping[type[AccessModel], Executor]) -> None:
         self._by_access = dict(by_access)
 
-    def for_access(self, access: NetnsAccess | SshAccess) -> Executor | None:
+    def for_access(self, access: AccessModel) -> Executor | None:
         """The executor for this access, or None when this agent has none for it."""
         return self._by_access.get(type(access))
 
