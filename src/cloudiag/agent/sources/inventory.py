@@ -16,8 +16,9 @@ addresses = { public = "203.0.113.10", control = "169.254.3.4" }
 access = { kind = "netns", namespace = "r-4-VM" }
 ```
 
-A VM's ``state`` defaults to Running. The file is read again at every heartbeat (off the
+A VM's ``state`` defaults to Running. The VMs are read again at every heartbeat (off the
 event loop), so an edit shows at the next one; an unreadable file keeps the last good read.
+The zone and the host are the agent's identity, taken once at start.
 """
 
 from __future__ import annotations
@@ -97,16 +98,18 @@ class InventorySource:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._inventory = load(path)
+        # The agent's identity is fixed at start: it names the subjects it listens on.
+        self._zone, self._host = self._inventory.zone, self._inventory.host
 
     @property
     def zone(self) -> Zone:
-        """The zone the file declares (as read at start)."""
-        return self._inventory.zone
+        """The zone the file declared at start."""
+        return self._zone
 
     @property
     def host(self) -> Host:
-        """The host the file declares (as read at start)."""
-        return self._inventory.host
+        """The host the file declared at start."""
+        return self._host
 
     async def vms(self) -> list[VmReport]:
         """The file's VMs, read again; the last good read if it is broken now."""
