@@ -352,7 +352,8 @@ class NetnsExecutor:
             timed_out=res.timed_out,
             truncated=res.truncated,
             cancelled=res.cancelled,
-            error=res.refused or await _vm_gone(vm.name, namespace, res),
+            refused=res.refused,
+            error="" if res.refused else await _vm_gone(vm.name, namespace, res),
         )
 
     def spawned(self) -> int:
