@@ -25,18 +25,13 @@ from cloudiag.bus.messages import (
     StatusReply,
 )
 from cloudiag.db.models import AsyncJob, User, utcnow
+from cloudiag.jobs import outcomes
 from cloudiag.jobs import runner as runner_module
-from cloudiag.jobs.runner import (
-    ORPHAN_GRACE,
-    OUTCOME_LOST,
-    OWNER_GONE,
-    RESULT_GRACE,
-    SERVER_TIMEOUT,
-    SHUTDOWN_BY,
-    SHUTDOWN_TEXT,
-    DiagnosticsJob,
-    JobRunner,
-)
+from cloudiag.jobs.agent_protocol import RESULT_GRACE
+from cloudiag.jobs.diagnostics_job import DiagnosticsJob
+from cloudiag.jobs.final_state import SHUTDOWN_BY, SHUTDOWN_TEXT
+from cloudiag.jobs.ownership import ORPHAN_GRACE, OUTCOME_LOST, OWNER_GONE, SERVER_TIMEOUT
+from cloudiag.jobs.runner import JobRunner
 
 
 @dataclass
@@ -211,7 +206,7 @@ class FlakyDb:
 
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_module, "FINISH_BACKOFF", 0.01)
+    monkeypatch.setattr(outcomes, "FINISH_BACKOFF", 0.01)
 
 
 @pytest.mark.usefixtures("fast_retries")
@@ -221,7 +216,7 @@ async def test_outcome_is_stored_after_transient_database_errors(
     agents = FakeAgents()
     runner = JobRunner(db, agents, server_id="me")  # type: ignore[arg-type]
     job = await _new_job(db, runner, 1)
-    flaky = FlakyDb(db, failures=runner_module.FINISH_ATTEMPTS - 1)
+    flaky = FlakyDb(db, failures=outcomes.FINISH_ATTEMPTS - 1)
     runner.db = flaky  # type: ignore[assignment]
     runner.submit(job)
     await _until(lambda: job.job_id in agents.running, "the job to run")
@@ -229,7 +224,7 @@ async def test_outcome_is_stored_after_transient_database_errors(
     await _until(lambda: not runner._tasks, "the job to end")
     row = await _job(db, job.job_id)
     assert row.status == 1 and row.result == {"diagnostics": ANY}
-    assert flaky.attempts == runner_module.FINISH_ATTEMPTS
+    assert flaky.attempts == outcomes.FINISH_ATTEMPTS
 
 
 @pytest.mark.usefixtures("fast_retries")
@@ -243,7 +238,7 @@ async def test_outcome_retries_are_bounded(db: async_sessionmaker[AsyncSession])
     await _until(lambda: job.job_id in agents.running, "the job to run")
     agents.finish(job.job_id)
     await _until(lambda: not runner._tasks, "the runner to give up")
-    assert flaky.attempts == runner_module.FINISH_ATTEMPTS
+    assert flaky.attempts == outcomes.FINISH_ATTEMPTS
     assert (await _job(db, job.job_id)).status == 0  # left to the sweep
 
 

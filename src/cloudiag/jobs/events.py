@@ -18,6 +18,8 @@ DIAGNOSTICS_EVENT = {
     "secondarystoragevm": "SSVM.DIAGNOSTICS",
     "consoleproxy": "PROXY.DIAGNOSTICS",
 }
+#: The event type of a parent job: one run over many system VMs (cloudiag's own type).
+GROUP_EVENT = "DIAGNOSTICS.GROUP"
 
 
 def record(
