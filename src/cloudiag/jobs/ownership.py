@@ -73,7 +73,7 @@ class Ownership:
         """Fail the jobs an earlier run of this server left pending (it died while they ran)."""
         mine = (_PENDING_RUN, AsyncJob.server_id == self.server_id)
         async with self.db.begin() as db:
-            affected = await db.scalars(select(AsyncJob.parent_id.distinct()).where(*mine))
+            affected = await db.scalars(select(AsyncJob.parent_id).where(*mine).distinct())
             parent_ids = list(affected)
             final = final_state.failed(RESTARTED)
             result = await db.execute(

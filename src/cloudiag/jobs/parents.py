@@ -31,17 +31,12 @@ async def _settle_one(db: AsyncSession, parent_id: str) -> None:
     parent = await db.scalar(select(AsyncJob).where(AsyncJob.id == parent_id).with_for_update())
     if parent is None or parent.status != JobStatus.PENDING:
         return
-    counts: dict[int, int] = dict(
-        (
-            await db.execute(
-                select(AsyncJob.status, func.count())
-                .where(AsyncJob.parent_id == parent_id)
-                .group_by(AsyncJob.status)
-            )
-        )
-        .tuples()
-        .all()
+    rows = await db.execute(
+        select(AsyncJob.status, func.count())
+        .where(AsyncJob.parent_id == parent_id)
+        .group_by(AsyncJob.status)
     )
+    counts: dict[int, int] = {status: count for status, count in rows}
     if counts.get(JobStatus.PENDING, 0):
         return
     total = sum(counts.values())
