@@ -46,7 +46,7 @@ PAST_LIMIT = (
 RESTARTED = "The management server stopped while the job ran; run the diagnostic again"
 
 _child = aliased(AsyncJob)
-#: A pending job that runs somewhere: not a parent, whose state only follows its children.
+#: A pending job that runs on an agent; not a parent job, whose state follows its children's.
 _PENDING_RUN: ColumnElement[bool] = (AsyncJob.status == JobStatus.PENDING) & ~exists(
     select(_child.id).where(_child.parent_id == AsyncJob.id)
 )
