@@ -25,8 +25,8 @@ from cloudiag.bus.messages import AgentReport
 from cloudiag.bus.streams import ensure_output_stream
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
-from cloudiag.jobs.identity import claim_server_id
 from cloudiag.jobs.runner import JobRunner
+from cloudiag.jobs.server_identity import claim_server_id
 from cloudiag.services import accounts, housekeeping, inventory
 from cloudiag.settings import Settings
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from cloudiag.db.models import Host
-from cloudiag.jobs.identity import ServerIdError
+from cloudiag.jobs.server_identity import ServerIdError
 from cloudiag.lab import manager as lab
 from cloudiag.server import Running, admin_banner, running, serve_http, stop_on_signals
 from cloudiag.services import accounts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -31,6 +32,7 @@ def test_lines_arrive_live_then_end(stack: Stack) -> None:
     assert end[1] == "end"
     assert end[2]["jobstatus"] == 1 and end[2]["jobresult"]["diagnostics"]["exitcode"] == "0"
     assert [e[2]["seq"] for e in lines] == list(range(1, len(lines) + 1))
+    assert all(set(e[2]) == {"seq", "stream", "text"} for e in lines)  # one job: no jobid
     replies = [e for e in lines if "icmp_seq=" in e[2]["text"]]
     assert len(replies) == 5
     # The first reply came well before the job ended: it was streamed, not replayed.
@@ -54,6 +56,92 @@ def test_stream_needs_credentials_and_a_visible_job(stack: Stack) -> None:
     r = httpx.get(f"{stack.url}/client/stream", params={"jobid": job["jobid"]})
     assert r.status_code == 401
     user = {"apiKey": stack.user.apikey, "jobid": job["jobid"]}
+    user["signature"] = cs_signature(user, stack.user.secretkey)
+    r = httpx.get(f"{stack.url}/client/stream", params=user)
+    assert r.status_code == 431 and "Unable to find a job" in r.text
+
+
+def _signed(stack: Stack, params: dict[str, str]) -> dict[str, str]:
+    """A raw signed query (the client streams one job; these tests stream several)."""
+    query = {"apiKey": stack.admin.apikey, **params}
+    query["signature"] = cs_signature(query, stack.admin.secretkey)
+    return query
+
+
+def _whole_stream(
+    client: httpx.Client, url: str, params: Any, timeout: float = 60
+) -> list[tuple[str, Any]]:
+    """Every event of a stream, (name, data), read until the server closes it."""
+    events: list[tuple[str, Any]] = []
+    name = ""
+    with client.stream("GET", f"{url}/client/stream", params=params, timeout=timeout) as r:
+        assert r.status_code == 200, r.read()
+        for raw in r.iter_lines():
+            if raw.startswith("event: "):
+                name = raw.removeprefix("event: ")
+            elif raw.startswith("data: "):
+                events.append((name, json.loads(raw.removeprefix("data: "))))
+    return events
+
+
+def _check_jobs_streamed(stack: Stack, events: list[tuple[str, Any]], jobids: list[str]) -> None:
+    """Each job's lines, tagged with its id, in order and whole, then its end; then the close."""
+    ends = [data["jobid"] for name, data in events if name == "end"]
+    assert sorted(ends) == sorted(jobids)
+    assert events[-1][0] == "end"
+    for jobid in jobids:
+        lines = [data for name, data in events if name == "line" and data["jobid"] == jobid]
+        assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))
+        job = stack.wait_job(jobid)
+        stdout = "".join(line["text"] for line in lines if line["stream"] == "stdout")
+        assert stdout == job["jobresult"]["diagnostics"]["stdout"] and stdout
+        end = next(
+            i for i, (name, data) in enumerate(events) if data["jobid"] == jobid and name == "end"
+        )
+        assert all(data["jobid"] != jobid for _, data in events[end + 1 :])
+
+
+def test_one_stream_follows_several_jobs(stack: Stack) -> None:
+    web = stack.lab["targets"]["web"]
+    slow = stack.start_job("router", "ping", web, "-c 4 -i 0.4")
+    quick = stack.start_job("secondarystoragevm", "ping", web, "-c 1")
+    with httpx.Client() as client:
+        events = _whole_stream(client, stack.url, _signed(stack, {"jobid": f"{slow},{quick}"}))
+    _check_jobs_streamed(stack, events, [slow, quick])
+    # The quick job ended while the slow one still printed: each job ends on its own.
+    ends = [i for i, (name, _) in enumerate(events) if name == "end"]
+    assert any(name == "line" and data["jobid"] == slow for name, data in events[ends[0] :])
+
+
+def test_a_session_streams_jobs_named_by_repeated_jobid(stack: Stack) -> None:
+    web = stack.lab["targets"]["web"]
+    jobids = [
+        stack.start_job(role, "ping", web, "-c 2 -i 0.2") for role in ("router", "consoleproxy")
+    ]
+    with httpx.Client(timeout=30) as browser:
+        login = stack.login(stack.admin.username, stack.admin.password, browser)
+        key = login.json()["loginresponse"]["sessionkey"]
+        params = [
+            ("jobid", jobids[0]),
+            ("jobid", jobids[1]),
+            ("jobid", jobids[0]),
+            ("sessionkey", key),
+        ]
+        events = _whole_stream(browser, stack.url, params)
+    _check_jobs_streamed(stack, events, jobids)
+
+
+def test_every_job_of_a_stream_is_checked(stack: Stack) -> None:
+    job = stack.run("router", "ping", stack.lab["targets"]["web"], "-c 1")
+    unknown = "00000000-0000-4000-8000-000000000000"
+    for jobid, why in (
+        (f"{job['jobid']},{unknown}", f"Unable to find a job with id {unknown}"),
+        (f"{job['jobid']},not-a-uuid", "not a valid uuid"),
+        (f"{job['jobid']},", "not a valid uuid"),
+    ):
+        r = httpx.get(f"{stack.url}/client/stream", params=_signed(stack, {"jobid": jobid}))
+        assert r.status_code == 431 and why in r.text, (jobid, r.text)
+    user = {"apiKey": stack.user.apikey, "jobid": f"{job['jobid']},{job['jobid']}"}
     user["signature"] = cs_signature(user, stack.user.secretkey)
     r = httpx.get(f"{stack.url}/client/stream", params=user)
     assert r.status_code == 431 and "Unable to find a job" in r.text

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from unittest.mock import ANY
@@ -15,88 +14,16 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cloudiag.bus import subjects
-from cloudiag.bus.messages import (
-    CancelReply,
-    CancelRequest,
-    RunAccepted,
-    RunRequest,
-    RunResult,
-    StatusReply,
-)
+from cloudiag.bus.messages import RunRequest
 from cloudiag.db.models import AsyncJob, User, utcnow
+from cloudiag.jobs import outcomes
 from cloudiag.jobs import runner as runner_module
-from cloudiag.jobs.runner import (
-    ORPHAN_GRACE,
-    OUTCOME_LOST,
-    OWNER_GONE,
-    RESULT_GRACE,
-    SERVER_TIMEOUT,
-    SHUTDOWN_BY,
-    SHUTDOWN_TEXT,
-    DiagnosticsJob,
-    JobRunner,
-)
-
-
-@dataclass
-class FakeMsg:
-    subject: str
-    data: bytes
-
-
-class FakeSub:
-    """A subscription to one job's subjects."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[FakeMsg] = asyncio.Queue()
-
-    async def next_msg(self, timeout: float) -> FakeMsg:
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
-        except TimeoutError:
-            raise NatsTimeout from None
-
-    async def unsubscribe(self) -> None:
-        return None
-
-
-class FakeAgents:
-    """The NATS client the runner sees: every agent accepts, runs until told, cancels."""
-
-    def __init__(self) -> None:
-        self.runs: list[RunRequest] = []
-        self.cancels: list[CancelRequest] = []
-        self.running: set[str] = set()
-        self.subs: dict[str, FakeSub] = {}
-
-    async def subscribe(self, subject: str) -> FakeSub:
-        sub = FakeSub()
-        self.subs[subject.split(".")[2]] = sub
-        return sub
-
-    async def request(self, subject: str, data: bytes, timeout: float) -> FakeMsg:
-        if subject.endswith(".diagnostics"):
-            run = RunRequest.model_validate_json(data)
-            self.runs.append(run)
-            self.running.add(run.job_id)
-            return FakeMsg(subject, RunAccepted(accepted=True).encode())
-        if subject.endswith(".status"):
-            return FakeMsg(subject, StatusReply(session="s", running=sorted(self.running)).encode())
-        cancel = CancelRequest.model_validate_json(data)
-        self.cancels.append(cancel)
-        if cancel.job_id not in self.running:
-            return FakeMsg(subject, CancelReply(cancelled=False, error="not running").encode())
-        self.finish(cancel.job_id, stdout="partial\n", exitcode="-9", cancelled_by=cancel.by)
-        return FakeMsg(subject, CancelReply(cancelled=True).encode())
-
-    def finish(self, job_id: str, **fields: Any) -> None:
-        """The agent sends the job's result."""
-        self.running.discard(job_id)
-        result = RunResult(
-            job_id=job_id, **{"stdout": "done\n", "stderr": "", "exitcode": "0", **fields}
-        )
-        self.subs[job_id].queue.put_nowait(FakeMsg(subjects.job_result(job_id), result.encode()))
+from cloudiag.jobs.agent_protocol import RESULT_GRACE
+from cloudiag.jobs.diagnostics_job import DiagnosticsJob
+from cloudiag.jobs.final_state import SHUTDOWN_BY, SHUTDOWN_TEXT
+from cloudiag.jobs.ownership import ORPHAN_GRACE, OUTCOME_LOST, OWNER_GONE, SERVER_TIMEOUT
+from cloudiag.jobs.runner import JobRunner
+from tests.unit.fake_agents import FakeAgents, FakeMsg
 
 
 @pytest.fixture
@@ -211,7 +138,7 @@ class FlakyDb:
 
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_module, "FINISH_BACKOFF", 0.01)
+    monkeypatch.setattr(outcomes, "FINISH_BACKOFF", 0.01)
 
 
 @pytest.mark.usefixtures("fast_retries")
@@ -221,7 +148,7 @@ async def test_outcome_is_stored_after_transient_database_errors(
     agents = FakeAgents()
     runner = JobRunner(db, agents, server_id="me")  # type: ignore[arg-type]
     job = await _new_job(db, runner, 1)
-    flaky = FlakyDb(db, failures=runner_module.FINISH_ATTEMPTS - 1)
+    flaky = FlakyDb(db, failures=outcomes.FINISH_ATTEMPTS - 1)
     runner.db = flaky  # type: ignore[assignment]
     runner.submit(job)
     await _until(lambda: job.job_id in agents.running, "the job to run")
@@ -229,7 +156,7 @@ async def test_outcome_is_stored_after_transient_database_errors(
     await _until(lambda: not runner._tasks, "the job to end")
     row = await _job(db, job.job_id)
     assert row.status == 1 and row.result == {"diagnostics": ANY}
-    assert flaky.attempts == runner_module.FINISH_ATTEMPTS
+    assert flaky.attempts == outcomes.FINISH_ATTEMPTS
 
 
 @pytest.mark.usefixtures("fast_retries")
@@ -243,7 +170,7 @@ async def test_outcome_retries_are_bounded(db: async_sessionmaker[AsyncSession])
     await _until(lambda: job.job_id in agents.running, "the job to run")
     agents.finish(job.job_id)
     await _until(lambda: not runner._tasks, "the runner to give up")
-    assert flaky.attempts == runner_module.FINISH_ATTEMPTS
+    assert flaky.attempts == outcomes.FINISH_ATTEMPTS
     assert (await _job(db, job.job_id)).status == 0  # left to the sweep
 
 

@@ -1,9 +1,13 @@
-"""Live output of a job as Server-Sent Events: GET /client/stream?jobid=…
+"""Live output of jobs as Server-Sent Events: GET /client/stream?jobid=…
 
 Same authentication as /client/api (a session key with its cookie, or a signed API-key
 request). Events: `line` ({"seq", "stream", "text"}) for every line as the tool prints it,
 replayed from the first when JetStream keeps the output, then one `end` carrying the job as
 queryAsyncJobResult shows it.
+
+One connection can follow several jobs (a browser opens at most 6 HTTP/1.1 connections to
+an origin): `jobid=a,b,c`, or jobid repeated. Then each `line` also carries its "jobid"
+(`end` always does), and the stream closes once every job has had its `end`.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import DeliverPolicy
 from pydantic import ValidationError
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -29,27 +36,35 @@ from cloudiag.api.render import error_payload, render
 from cloudiag.bus import subjects
 from cloudiag.bus.messages import OutputLine
 from cloudiag.db.models import AsyncJob
-from cloudiag.domain import Caller
+from cloudiag.domain import Caller, JobStatus
+from cloudiag.logs import job_id_var
 
 log = logging.getLogger(__name__)
 
-#: How often an idle stream looks at the job row, and sends a comment to keep proxies open.
+#: How often a stream looks at its jobs' rows, and sends a comment to keep proxies open.
 POLL_INTERVAL = 0.25
 KEEPALIVE = 15.0
-#: After the job is final, lines still in flight get this long to arrive before `end`.
+#: After a job is final, lines still in flight get this long to arrive before its `end`.
 SETTLE = 0.3
+#: The most jobs one stream follows (each is a subscription on the bus).
+MAX_STREAM_JOBS = 100
 
 
 def _event(name: str, data: Any) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-async def _load_job(state: AppState, job_id: str) -> AsyncJob | None:
-    async with state.db() as db:
-        return await db.get(AsyncJob, job_id)
+@dataclass
+class _Followed:
+    """Where a stream is in one job's output."""
+
+    last_seq: int = 0
+    last_line: float = 0.0
+    final_since: float | None = None
 
 
 async def _subscribe(state: AppState, job_id: str) -> Any:
+    """Every output line of the job, from the first when JetStream keeps them."""
     subject = subjects.job_output(job_id)
     if state.js is not None:
         return await state.js.subscribe(
@@ -61,72 +76,136 @@ async def _subscribe(state: AppState, job_id: str) -> Any:
     return await state.nc.subscribe(subject)
 
 
-async def _events(state: AppState, job_id: str) -> AsyncIterator[bytes]:
-    sub = await _subscribe(state, job_id)
+async def _pump(sub: Any, job_id: str, inbox: asyncio.Queue[tuple[str, bytes]]) -> None:
+    """Move one job's lines into the stream's inbox, tagged with the job's id."""
+    job_id_var.set(job_id)  # This task's own context: its log lines name the job.
+    while True:
+        try:
+            msg = await sub.next_msg(timeout=KEEPALIVE)
+        except NatsTimeout:
+            continue
+        except NatsError as exc:  # Unsubscribed or closed: the stream is ending anyway.
+            log.debug("output no longer followed: %s", exc)
+            return
+        inbox.put_nowait((job_id, msg.data))
+
+
+async def _statuses(state: AppState, job_ids: list[str]) -> dict[str, int]:
+    """The status of each job still there, by id (only the status: results can be large)."""
+    async with state.db() as db:
+        rows = await db.execute(
+            select(AsyncJob.id, AsyncJob.status).where(AsyncJob.id.in_(job_ids))
+        )
+        return {job_id: status for job_id, status in rows}
+
+
+async def _load_job(state: AppState, job_id: str) -> AsyncJob | None:
+    async with state.db() as db:
+        return await db.get(AsyncJob, job_id)
+
+
+async def _events(state: AppState, job_ids: list[str], tagged: bool) -> AsyncIterator[bytes]:
+    inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+    subs: list[Any] = []
+    pumps: list[asyncio.Task[None]] = []
     loop = asyncio.get_running_loop()
-    last_seq = 0
-    final_since: float | None = None
-    quiet_since = loop.time()
+    followed = {job_id: _Followed() for job_id in job_ids}
     try:
+        for job_id in job_ids:
+            subs.append(sub := await _subscribe(state, job_id))
+            pumps.append(asyncio.create_task(_pump(sub, job_id, inbox)))
         yield b": stream open\n\n"
-        while True:
+        last_sent = next_check = loop.time()
+        while followed:
             try:
-                msg = await sub.next_msg(timeout=POLL_INTERVAL)
-            except NatsTimeout:
-                msg = None
-            if msg is not None:
-                with contextlib.suppress(ValidationError):
-                    line = OutputLine.model_validate_json(msg.data)
-                    if line.seq > last_seq:  # Ordered; a replay after a reconnect repeats.
-                        last_seq = line.seq
-                        yield _event(
-                            "line", {"seq": line.seq, "stream": line.stream, "text": line.text}
-                        )
-                continue
-            job = await _load_job(state, job_id)
-            if job is None:
-                return
-            if job.status != 0:
-                final_since = final_since if final_since is not None else loop.time()
-                if loop.time() - final_since >= SETTLE:
-                    yield _event("end", job_view(job))
-                    return
-            elif loop.time() - quiet_since >= KEEPALIVE:
-                quiet_since = loop.time()
+                async with asyncio.timeout(max(0.0, next_check - loop.time())):
+                    job_id, data = await inbox.get()
+            except TimeoutError:
+                pass
+            else:
+                line = _line(data, followed.get(job_id))
+                if line is not None:
+                    last_sent = loop.time()
+                    yield _event("line", {**line, "jobid": job_id} if tagged else line)
+                if loop.time() < next_check:  # Busy streams still look at their jobs.
+                    continue
+            now = loop.time()
+            next_check = now + POLL_INTERVAL
+            statuses = await _statuses(state, list(followed))
+            for job_id, follow in list(followed.items()):
+                if job_id not in statuses:  # Deleted: nothing more will come.
+                    del followed[job_id]
+                    continue
+                if statuses[job_id] == JobStatus.PENDING:
+                    continue
+                follow.final_since = follow.final_since or now
+                if now - follow.final_since >= SETTLE and now - follow.last_line >= POLL_INTERVAL:
+                    del followed[job_id]
+                    job = await _load_job(state, job_id)
+                    if job is not None:
+                        last_sent = now
+                        yield _event("end", job_view(job))
+            if followed and now - last_sent >= KEEPALIVE:
+                last_sent = now
                 yield b": keepalive\n\n"
     finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
+        for pump in pumps:
+            pump.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        for sub in subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+
+def _line(data: bytes, follow: _Followed | None) -> dict[str, Any] | None:
+    """A line event's data, or None for a line already sent, a malformed one, or a job done."""
+    if follow is None:
+        return None
+    try:
+        line = OutputLine.model_validate_json(data)
+    except ValidationError:
+        return None
+    if line.seq <= follow.last_seq:  # Ordered; a replay after a reconnect repeats.
+        return None
+    follow.last_seq, follow.last_line = line.seq, asyncio.get_running_loop().time()
+    return {"seq": line.seq, "stream": line.stream, "text": line.text}
 
 
 async def stream_endpoint(request: Request) -> Response:
-    """Authenticate, check the job is the caller's (or the caller is an admin), stream."""
+    """Authenticate, check each job is the caller's (or the caller is an admin), stream."""
     state: AppState = request.app.state.cloudiag
     params = await read_params(request)
     values = param_values(params)
     fmt = "json" if values.get("response", "json").lower() == "json" else "xml"
     try:
         caller, _ = await authenticate(state, request, params, values)
-        job_id = _job_id(values)
-        job = await _load_job(state, job_id)
-        if job is None or not _may_see(caller, job):
-            raise ApiError.param(f"Unable to find a job with id {job_id}")
+        job_ids = _job_ids(params)
+        for job_id in job_ids:
+            job = await _load_job(state, job_id)
+            if job is None or not _may_see(caller, job):
+                raise ApiError.param(f"Unable to find a job with id {job_id}")
     except ApiError as err:
         body, ctype = render("stream", error_payload(err), fmt)
         return Response(body, status_code=err.errorcode, headers={"content-type": ctype})
     return StreamingResponse(
-        _events(state, job_id),
+        _events(state, job_ids, tagged=len(job_ids) > 1),
         media_type="text/event-stream",
         headers={"cache-control": "no-store", "x-accel-buffering": "no"},
     )
 
 
-def _job_id(values: dict[str, str]) -> str:
-    """The jobid parameter, checked as every API command checks its declared parameters."""
-    raw = values.get("jobid", "")
-    if not raw.strip():
+def _job_ids(params: list[tuple[str, str]]) -> list[str]:
+    """Every jobid value (repeated, or comma-separated), each checked as every API command
+    checks its declared parameters; in order, once each."""
+    raws = [value for key, value in params if key.lower() == "jobid"]
+    if not any(raw.strip() for raw in raws):
         raise ApiError.param("Unable to stream: missing parameter jobid")
-    return str(JOBID.convert("stream", raw))
+    ids = dict.fromkeys(
+        str(JOBID.convert("stream", part)) for raw in raws for part in raw.split(",")
+    )
+    if len(ids) > MAX_STREAM_JOBS:
+        raise ApiError.param(f"Unable to stream more than {MAX_STREAM_JOBS} jobs at once")
+    return list(ids)
 
 
 def _may_see(caller: Caller, job: AsyncJob) -> bool:

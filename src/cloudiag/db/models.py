@@ -10,6 +10,8 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text,
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from cloudiag.domain import JobStatus
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
@@ -123,8 +125,8 @@ class AsyncJob(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
     account_id: Mapped[str] = mapped_column(String(36))
     cmd: Mapped[str] = mapped_column(String(255))
-    #: 0 pending, 1 succeeded, 2 failed
-    status: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    #: A JobStatus: 0 pending, 1 succeeded, 2 failed
+    status: Mapped[int] = mapped_column(Integer, default=JobStatus.PENDING, index=True)
     result_code: Mapped[int] = mapped_column(Integer, default=0)
     result: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     instance_type: Mapped[str] = mapped_column(String(32))
@@ -134,6 +136,11 @@ class AsyncJob(Base):
     request: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: Which management server process runs the job (recovery after a crash).
     server_id: Mapped[str] = mapped_column(String(64), default="")
+    #: The job this one is a part of (a run over many VMs); a parent's status follows its
+    #: children's (jobs/parents.py).
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("async_jobs.id", name="fk_async_jobs_parent_id"), default=None, index=True
+    )
     created: Mapped[datetime] = mapped_column(default=utcnow)
     completed: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -149,7 +156,7 @@ class ManagementServer(Base):
     """
 
     __tablename__ = "management_servers"
-    #: The persistent id of jobs/identity.py, as async_jobs.server_id holds it.
+    #: The persistent id of jobs/server_identity.py, as async_jobs.server_id holds it.
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     #: hostname:port at its last start, for people: ownership goes by id.
     name: Mapped[str] = mapped_column(String(255), default="")

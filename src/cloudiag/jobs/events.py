@@ -5,19 +5,22 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudiag.db.models import Event
+from cloudiag.domain import VmType
 
 #: CloudStack's name of a system VM type: a job's instance type, its events' resource type.
-INSTANCE_TYPE = {
-    "domainrouter": "DomainRouter",
-    "secondarystoragevm": "SystemVm",
-    "consoleproxy": "SystemVm",
+INSTANCE_TYPE: dict[str, str] = {
+    VmType.DOMAIN_ROUTER: "DomainRouter",
+    VmType.SECONDARY_STORAGE: "SystemVm",
+    VmType.CONSOLE_PROXY: "SystemVm",
 }
 #: CloudStack's event type for diagnostics, by VM type.
-DIAGNOSTICS_EVENT = {
-    "domainrouter": "ROUTER.DIAGNOSTICS",
-    "secondarystoragevm": "SSVM.DIAGNOSTICS",
-    "consoleproxy": "PROXY.DIAGNOSTICS",
+DIAGNOSTICS_EVENT: dict[str, str] = {
+    VmType.DOMAIN_ROUTER: "ROUTER.DIAGNOSTICS",
+    VmType.SECONDARY_STORAGE: "SSVM.DIAGNOSTICS",
+    VmType.CONSOLE_PROXY: "PROXY.DIAGNOSTICS",
 }
+#: The event type of a parent job: one run over many system VMs (cloudiag's own type).
+GROUP_EVENT = "DIAGNOSTICS.GROUP"
 
 
 def record(

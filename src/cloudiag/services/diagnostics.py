@@ -1,19 +1,28 @@
-"""runDiagnostics: find the system VM, check the request, create the job, start it."""
+"""runDiagnostics' rules: plan and validate a run on one or many system VMs, then create
+its jobs (and their events) in one transaction, then start them.
+
+Planning (plan_run) is pure: it takes the VMs as found and the request, checks each VM can
+take it with the system-VM package's own rules, and yields a plan. Creating (create_jobs)
+writes the plan's jobs within the caller's transaction: one job per VM, and over many VMs a
+parent job whose status follows theirs.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cloudiag.api.errors import ApiError
 from cloudiag.bus.messages import RunRequest
 from cloudiag.db.engine import locked_transaction
 from cloudiag.db.models import AsyncJob, Host, VirtualMachine
-from cloudiag.domain import Caller
+from cloudiag.domain import SYSTEM_VM_TYPES, Caller, InvalidInput, NotFound
 from cloudiag.jobs import events
-from cloudiag.jobs.runner import DiagnosticsJob, JobRunner
+from cloudiag.jobs.diagnostics_job import DiagnosticsJob
+from cloudiag.jobs.runner import JobRunner
 from cloudiag.logs import job_id_var
 from cloudiag.services import quotas
 from cloudiag.services.quotas import Quotas
@@ -38,112 +47,240 @@ class Limits:
     quotas: Quotas = field(default_factory=Quotas)
 
 
+@dataclass(frozen=True)
+class Target:
+    """A system VM a run was asked for, as the inventory holds it, and its host's name."""
+
+    vm: VirtualMachine
+    host_name: str
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One VM's share of a run, validated: what its job will ask the agent."""
+
+    target: Target
+    type: str
+    address: str
+    params: tuple[str, ...]
+    time_limit: float
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A validated run on one or many VMs, ready to become jobs."""
+
+    runs: tuple[PlannedRun, ...]
+    limits: Limits
+
+
+@dataclass(frozen=True)
+class CreatedRun:
+    """The jobs a plan became: one per VM, and their parent when there are several."""
+
+    jobs: tuple[DiagnosticsJob, ...]
+    parent_id: str | None
+
+    @property
+    def job_id(self) -> str:
+        """The job the caller follows: the parent of a run over many VMs, else the one job."""
+        return self.parent_id or self.jobs[0].job_id
+
+
+async def find_targets(db: AsyncSession, target_ids: Sequence[str]) -> list[Target]:
+    """The system VMs of these ids with their hosts' names; NotFound for any other id."""
+    targets = []
+    for target_id in target_ids:
+        vm = await db.get(VirtualMachine, target_id)
+        if vm is None or vm.vm_type not in SYSTEM_VM_TYPES:
+            raise NotFound(f"Unable to find a system vm with id {target_id}", param="targetid")
+        host = await db.get(Host, vm.host_id) if vm.host_id else None
+        targets.append(Target(vm, host.name if host else vm.host_id or ""))
+    return targets
+
+
+def plan_run(
+    targets: Sequence[Target],
+    *,
+    type_name: str,
+    address: str,
+    params: str | None,
+    limits: Limits,
+) -> RunPlan:
+    """Check the request against every VM with the system-VM rules; the plan, or InvalidInput."""
+    return RunPlan(tuple(_plan_one(t, type_name, address, params, limits) for t in targets), limits)
+
+
+def _plan_one(
+    target: Target, type_name: str, address: str, params: str | None, limits: Limits
+) -> PlannedRun:
+    vm = target.vm
+    if vm.state != "Running" or vm.host_id is None:
+        raise InvalidInput(
+            f"Unable to find host for virtual machine instance: {vm.name} ({vm.id}) is {vm.state}"
+        )
+    offered = ", ".join(t.name for t in registry.types_for_vm(vm.vm_type))
+    try:
+        dtype = registry.get_type(type_name)
+        if vm.vm_type not in dtype.vm_types:
+            raise InvalidInput(
+                f"{dtype.name} is not available on a {vm.vm_type}; choose one of: {offered}",
+                param="type",
+            )
+        time_limit = (
+            limits.type_time_limits.get(dtype.name) or limits.time_limit or dtype.time_limit
+        )
+        request = validate.validate(dtype.name, address, params, time_limit=time_limit)
+        denied = policy.denied_destination(
+            request.address, policy.parse_networks(limits.denied_networks)
+        )
+    except errors.DiagnosticsInputError as exc:
+        text = exc.message
+        if exc.field == "type":
+            text = f"{text} This VM offers: {offered}."
+        raise InvalidInput(text, param=exc.field) from None
+    if denied:
+        raise InvalidInput(denied, param="ipaddress")
+    return PlannedRun(target, dtype.name, request.address, tuple(request.params), time_limit)
+
+
+async def create_jobs(
+    db: AsyncSession, caller: Caller, plan: RunPlan, *, server_id: str
+) -> CreatedRun:
+    """Add the plan's jobs and their Started events to the caller's transaction.
+
+    Each VM's quotas are checked as its job is added, so they count the jobs before it.
+    """
+    parent: AsyncJob | None = None
+    if len(plan.runs) > 1:
+        first = plan.runs[0]
+        parent = AsyncJob(
+            user_id=caller.id,
+            account_id=caller.account_id,
+            cmd=RUN_DIAGNOSTICS_CMD,
+            instance_type="",
+            instance_id="",
+            request={
+                **_request_record(first),
+                "targetids": [run.target.vm.id for run in plan.runs],
+            },
+            server_id=server_id,
+        )
+        db.add(parent)
+        await db.flush()
+        events.record(
+            db,
+            type=events.GROUP_EVENT,
+            state="Started",
+            description=f"Executing diagnostics on {len(plan.runs)} system vms",
+            user_id=caller.id,
+            username=caller.username,
+            account_id=caller.account_id,
+            domain_id=caller.domain_id,
+            job_id=parent.id,
+        )
+    jobs = []
+    for run in plan.runs:
+        await quotas.check(db, plan.limits.quotas, caller.id, run.target.vm)
+        jobs.append(await _create_job(db, caller, run, plan.limits, server_id, parent))
+    return CreatedRun(tuple(jobs), parent.id if parent else None)
+
+
+def _request_record(run: PlannedRun) -> dict[str, Any]:
+    """The request as a job's row keeps it (listAsyncJobs shows it)."""
+    return {
+        "type": run.type,
+        "ipaddress": run.address,
+        "params": list(run.params),
+        "timelimit": run.time_limit,
+    }
+
+
+async def _create_job(
+    db: AsyncSession,
+    caller: Caller,
+    run: PlannedRun,
+    limits: Limits,
+    server_id: str,
+    parent: AsyncJob | None,
+) -> DiagnosticsJob:
+    vm = run.target.vm
+    assert vm.host_id is not None  # plan_run refused a VM without a host
+    job = AsyncJob(
+        user_id=caller.id,
+        account_id=caller.account_id,
+        cmd=RUN_DIAGNOSTICS_CMD,
+        instance_type=events.INSTANCE_TYPE[vm.vm_type],
+        instance_id=vm.id,
+        host_id=vm.host_id,
+        request=_request_record(run),
+        server_id=server_id,
+        parent_id=parent.id if parent else None,
+    )
+    db.add(job)
+    await db.flush()
+    events.record(
+        db,
+        type=events.DIAGNOSTICS_EVENT[vm.vm_type],
+        state="Started",
+        description=f"Executing diagnostics on system vm: {vm.id}",
+        user_id=caller.id,
+        username=caller.username,
+        account_id=caller.account_id,
+        domain_id=caller.domain_id,
+        resource_type=events.INSTANCE_TYPE[vm.vm_type],
+        resource_id=vm.id,
+        job_id=job.id,
+    )
+    return DiagnosticsJob(
+        job_id=job.id,
+        host_id=vm.host_id,
+        host_name=run.target.host_name,
+        vm_name=vm.name,
+        vm_type=vm.vm_type,
+        request=RunRequest(
+            job_id=job.id,
+            vm_id=vm.id,
+            type=run.type,
+            address=run.address,
+            params=list(run.params),
+            time_limit=run.time_limit,
+            max_output=limits.max_output,
+            denied_networks=limits.denied_networks,
+        ),
+        user_id=caller.id,
+        username=caller.username,
+        account_id=caller.account_id,
+        domain_id=caller.domain_id,
+        parent_id=parent.id if parent else None,
+    )
+
+
 async def start_diagnostics(
     sessionmaker: async_sessionmaker[AsyncSession],
     runner: JobRunner,
     caller: Caller,
     *,
-    target_id: str,
+    target_ids: Sequence[str],
     type_name: str,
     address: str,
     params: str | None,
     limits: Limits,
-) -> str:
-    """Validate everything, then create the job and its event in one transaction; the job id."""
+) -> CreatedRun:
+    """Find the VMs, plan the run and create its jobs in one transaction, then start them."""
     async with locked_transaction(sessionmaker) as db:
-        vm = await db.get(VirtualMachine, target_id)
-        if vm is None or vm.vm_type not in events.INSTANCE_TYPE:
-            raise ApiError.param(f"Unable to find a system vm with id {target_id}", name="targetid")
-        if vm.state != "Running" or vm.host_id is None:
-            raise ApiError.param(
-                f"Unable to find host for virtual machine instance: {vm.name} ({vm.id}) "
-                f"is {vm.state}"
-            )
-        try:
-            dtype = registry.get_type(type_name)
-            if vm.vm_type not in dtype.vm_types:
-                offered = ", ".join(t.name for t in registry.types_for_vm(vm.vm_type))
-                raise ApiError.param(
-                    f"{dtype.name} is not available on a {vm.vm_type}; choose one of: {offered}",
-                    name="type",
-                )
-            time_limit = (
-                limits.type_time_limits.get(dtype.name) or limits.time_limit or dtype.time_limit
-            )
-            request = validate.validate(dtype.name, address, params, time_limit=time_limit)
-            denied = policy.denied_destination(
-                request.address,
-                policy.parse_networks(limits.denied_networks),
-            )
-            if denied:
-                raise ApiError.param(denied, name="ipaddress")
-        except errors.DiagnosticsInputError as exc:
-            text = exc.message
-            if exc.field == "type":
-                offered = ", ".join(t.name for t in registry.types_for_vm(vm.vm_type))
-                text = f"{text} This VM offers: {offered}."
-            raise ApiError.param(text, name=exc.field) from None
-        await quotas.check(db, limits.quotas, caller.id, vm)
-        host = await db.get(Host, vm.host_id)
-        host_name = host.name if host else vm.host_id
-        job = AsyncJob(
-            user_id=caller.id,
-            account_id=caller.account_id,
-            cmd=RUN_DIAGNOSTICS_CMD,
-            instance_type=events.INSTANCE_TYPE[vm.vm_type],
-            instance_id=vm.id,
-            host_id=vm.host_id,
-            request={
-                "type": dtype.name,
-                "ipaddress": request.address,
-                "params": request.params,
-                "timelimit": time_limit,
-            },
-            server_id=runner.server_id,
+        targets = await find_targets(db, target_ids)
+        plan = plan_run(targets, type_name=type_name, address=address, params=params, limits=limits)
+        created = await create_jobs(db, caller, plan, server_id=runner.server_id)
+    for job in created.jobs:
+        token = job_id_var.set(job.job_id)
+        req = job.request
+        log.info(
+            "runDiagnostics by %s: %s on %s",
+            caller.username,
+            " ".join([req.type, req.address, *req.params]),
+            job.vm_name,
         )
-        db.add(job)
-        await db.flush()
-        events.record(
-            db,
-            type=events.DIAGNOSTICS_EVENT[vm.vm_type],
-            state="Started",
-            description=f"Executing diagnostics on system vm: {vm.id}",
-            user_id=caller.id,
-            username=caller.username,
-            account_id=caller.account_id,
-            domain_id=caller.domain_id,
-            resource_type=events.INSTANCE_TYPE[vm.vm_type],
-            resource_id=vm.id,
-            job_id=job.id,
-        )
-        run = DiagnosticsJob(
-            job_id=job.id,
-            host_id=vm.host_id,
-            host_name=host_name,
-            vm_name=vm.name,
-            vm_type=vm.vm_type,
-            request=RunRequest(
-                job_id=job.id,
-                vm_id=vm.id,
-                type=dtype.name,
-                address=request.address,
-                params=list(request.params),
-                time_limit=time_limit,
-                max_output=limits.max_output,
-                denied_networks=limits.denied_networks,
-            ),
-            user_id=caller.id,
-            username=caller.username,
-            account_id=caller.account_id,
-            domain_id=caller.domain_id,
-        )
-    token = job_id_var.set(run.job_id)
-    log.info(
-        "runDiagnostics by %s: %s on %s",
-        caller.username,
-        " ".join([dtype.name, request.address, *request.params]),
-        vm.name,
-    )
-    job_id_var.reset(token)
-    runner.submit(run)
-    return run.job_id
+        job_id_var.reset(token)
+        runner.submit(job)
+    return created

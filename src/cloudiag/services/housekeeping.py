@@ -12,7 +12,8 @@ from sqlalchemy import and_, delete, or_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.db.models import LoginFailure, Session, utcnow
-from cloudiag.jobs.runner import SWEEP_INTERVAL, JobRunner
+from cloudiag.jobs.ownership import SWEEP_INTERVAL
+from cloudiag.jobs.runner import JobRunner
 from cloudiag.services import throttle
 
 log = logging.getLogger(__name__)

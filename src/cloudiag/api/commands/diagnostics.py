@@ -21,11 +21,11 @@ _TYPES = sorted(
 async def run_diagnostics(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """Start the diagnostic as an async job and answer with its id at once."""
     settings = ctx.app.settings
-    job_id = await start_diagnostics(
+    started = await start_diagnostics(
         ctx.app.db,
         ctx.app.runner,
         ctx.user,
-        target_id=params["targetid"],
+        target_ids=[params["targetid"]],
         type_name=params["type"],
         address=params["ipaddress"],
         params=params.get("params"),
@@ -37,7 +37,7 @@ async def run_diagnostics(ctx: RequestContext, params: dict[str, Any]) -> dict[s
             quotas=settings.quotas(),
         ),
     )
-    return {"jobid": job_id}
+    return {"jobid": started.job_id}
 
 
 REGISTRY.add(

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from cloudiag.jobs.identity import SERVER_ID_ENV, SERVER_ID_FILE, ServerIdError, claim_server_id
+from cloudiag.jobs.server_identity import (
+    SERVER_ID_ENV,
+    SERVER_ID_FILE,
+    ServerIdError,
+    claim_server_id,
+)
 
 
 def test_first_start_makes_an_id_and_later_starts_keep_it(tmp_path: Path) -> None:

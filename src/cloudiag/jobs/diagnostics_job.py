@@ -1,0 +1,29 @@
+"""One diagnostics job as the engine runs it, and how running it can fail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cloudiag.bus.messages import RunRequest
+
+
+@dataclass(frozen=True)
+class DiagnosticsJob:
+    """What the engine needs to run and account for one diagnostics job."""
+
+    job_id: str
+    host_id: str
+    host_name: str
+    vm_name: str
+    vm_type: str
+    request: RunRequest
+    user_id: str
+    username: str
+    account_id: str
+    domain_id: str
+    #: The job this one is a part of (a run over many VMs), whose status follows its parts'.
+    parent_id: str | None = None
+
+
+class JobFailed(Exception):
+    """The job could not produce a result; the message is the job's errortext."""

@@ -1,0 +1,68 @@
+"""The final state of a job's row, from how the job ended: status, result code, jobresult."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cloudiag import parsers
+from cloudiag.bus.messages import RunResult
+from cloudiag.domain import JobStatus
+
+#: CloudStack's error code of a failed job.
+INTERNAL_ERROR = 530
+#: Who a shutdown's cancel requests name, and the errortext of every job a shutdown ends.
+SHUTDOWN_BY = "management server shutdown"
+SHUTDOWN_TEXT = "The management server shut down during the job; run the diagnostic again"
+
+
+@dataclass(frozen=True)
+class FinalState:
+    """What a job's row holds once it has ended, and a few words on it for logs and events."""
+
+    status: JobStatus
+    code: int
+    payload: dict[str, Any]
+    summary: str
+
+
+def failed(errortext: str) -> FinalState:
+    """A job that ended without a result."""
+    return FinalState(
+        JobStatus.FAILED,
+        INTERNAL_ERROR,
+        {"errorcode": INTERNAL_ERROR, "errortext": errortext},
+        f"failed: {errortext}",
+    )
+
+
+def of_result(type_name: str, result: RunResult) -> FinalState:
+    """A job whose agent sent a result: succeeded, or failed with the output so far."""
+    diagnostics: dict[str, Any] = {
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "exitcode": result.exitcode,
+        "timedout": result.timed_out,
+        "truncated": result.truncated,
+        "durationms": round(result.duration * 1000),
+    }
+    parsed = parsers.parse(type_name, result.stdout, result.stderr, result.exitcode)
+    if parsed is not None:
+        diagnostics["parsed"] = parsed
+    if result.cancelled_by or result.error:
+        # Failed as far as CloudStack clients know, with what the tool printed so far.
+        if result.error:
+            error = result.error
+        elif result.cancelled_by == SHUTDOWN_BY:
+            error = SHUTDOWN_TEXT
+        else:
+            error = f"Cancelled by {result.cancelled_by}"
+        payload = {
+            "errorcode": INTERNAL_ERROR,
+            "errortext": error,
+            "cancelled": bool(result.cancelled_by),
+            "diagnostics": diagnostics,
+        }
+        return FinalState(JobStatus.FAILED, INTERNAL_ERROR, payload, f"failed: {error}")
+    summary = f"exit code {result.exitcode}" + (" (timed out)" if result.timed_out else "")
+    return FinalState(JobStatus.SUCCEEDED, 0, {"diagnostics": diagnostics}, summary)

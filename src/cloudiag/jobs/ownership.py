@@ -1,0 +1,182 @@
+"""Which management server owns which job, and failing the jobs no server will finish.
+
+Every job records the server that runs it (async_jobs.server_id). Each server stamps its
+heartbeat in management_servers; while a server's stamp is fresh, its pending jobs are its
+own to end. A server fails at its start the jobs its previous run left (recover), and its
+periodic sweep fails those of a server that stopped beating. A parent job is nobody's: it
+follows its children, and is settled in the transaction that fails them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from cloudiag.db.models import AsyncJob, ManagementServer, utcnow
+from cloudiag.domain import MAX_TIME_LIMIT, JobStatus
+from cloudiag.jobs import final_state, parents
+from cloudiag.jobs.agent_protocol import RESULT_GRACE
+from cloudiag.logs import job_id_var
+
+log = logging.getLogger(__name__)
+
+#: The sweep leaves younger jobs alone (one just created may not be held by its runner yet),
+#: and fails a job of a server that never beat this long past its time limit.
+ORPHAN_GRACE = 60.0
+#: Each server stamps its heartbeat and sweeps this often.
+SWEEP_INTERVAL = 30.0
+#: A server whose heartbeat is this old has stopped: others fail its pending jobs.
+SERVER_TIMEOUT = 3 * SWEEP_INTERVAL
+#: The errortexts of the jobs a sweep fails, by why nobody will finish them.
+OWNER_GONE = (
+    f"The management server running the job stopped (no heartbeat for {SERVER_TIMEOUT:g} s); "
+    "run the diagnostic again"
+)
+OUTCOME_LOST = "The management server could not store the job's outcome; run the diagnostic again"
+PAST_LIMIT = (
+    "No management server finished the job within its time limit (its server stopped); "
+    "run the diagnostic again"
+)
+RESTARTED = "The management server stopped while the job ran; run the diagnostic again"
+
+_child = aliased(AsyncJob)
+#: A pending job that runs on an agent; not a parent job, whose state follows its children's.
+_PENDING_RUN: ColumnElement[bool] = (AsyncJob.status == JobStatus.PENDING) & ~exists(
+    select(_child.id).where(_child.parent_id == AsyncJob.id)
+)
+
+
+class Ownership:
+    """One server's side of job ownership: its heartbeat, its recovery, its sweeps."""
+
+    def __init__(
+        self,
+        db: async_sessionmaker[AsyncSession],
+        *,
+        server_id: str,
+        server_label: str,
+        holds: Callable[[str], bool],
+    ) -> None:
+        self.db = db
+        self.server_id = server_id
+        self.server_label = server_label
+        #: Whether this server's runner still holds a job (queued or running) by its id.
+        self._holds = holds
+
+    async def recover(self) -> int:
+        """Fail the jobs an earlier run of this server left pending (it died while they ran)."""
+        mine = (_PENDING_RUN, AsyncJob.server_id == self.server_id)
+        async with self.db.begin() as db:
+            affected = await db.scalars(select(AsyncJob.parent_id).where(*mine).distinct())
+            parent_ids = list(affected)
+            final = final_state.failed(RESTARTED)
+            result = await db.execute(
+                update(AsyncJob)
+                .where(*mine)
+                .values(
+                    status=final.status,
+                    result_code=final.code,
+                    result=final.payload,
+                    completed=utcnow(),
+                )
+            )
+            await parents.settle(db, parent_ids)
+        count: int = result.rowcount  # type: ignore[attr-defined]
+        if count:
+            log.warning(
+                "failed %d jobs left pending by a previous run of server %s", count, self.server_id
+            )
+        return count
+
+    async def heartbeat(self, now: datetime | None = None) -> None:
+        """Stamp this server's row: while it is fresh, other servers leave its jobs alone."""
+        now = now or utcnow()
+        async with self.db.begin() as db:
+            row = await db.get(ManagementServer, self.server_id)
+            if row is None:
+                db.add(
+                    ManagementServer(
+                        id=self.server_id, name=self.server_label, started=now, last_seen=now
+                    )
+                )
+            else:
+                row.last_seen = now
+                if row.name != self.server_label:  # Restarted elsewhere: same id, new place.
+                    row.name, row.started = self.server_label, now
+
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Fail pending jobs no server will finish; how many.
+
+        A job, queued or running, is its server's to end while that server's heartbeat is
+        fresh. The sweep fails it only when its server's heartbeat has gone stale (recover()
+        covers a server that comes back, this one that does not); or it is this server's
+        and its runner no longer holds it (storing its outcome failed); or its server never
+        beat (an older version) and it is long past its time limit.
+        """
+        now = now or utcnow()
+        async with self.db.begin() as db:
+            servers = await db.execute(select(ManagementServer.id, ManagementServer.last_seen))
+            beats = {server_id: last_seen for server_id, last_seen in servers}
+            rows = (
+                await db.execute(
+                    select(
+                        AsyncJob.id,
+                        AsyncJob.server_id,
+                        AsyncJob.created,
+                        AsyncJob.request,
+                        AsyncJob.parent_id,
+                    ).where(_PENDING_RUN, AsyncJob.created < now - timedelta(seconds=ORPHAN_GRACE))
+                )
+            ).all()
+            orphans: dict[str, list[str]] = {}
+            affected: list[str | None] = []
+            for job_id, owner, created, request, parent_id in rows:
+                why = self._orphaned(job_id, owner, created, request, beats.get(owner), now)
+                if why:
+                    orphans.setdefault(why, []).append(job_id)
+                    affected.append(parent_id)
+            for why, ids in orphans.items():
+                await _fail(db, ids, why, now)
+            await parents.settle(db, affected)
+        for why, ids in orphans.items():
+            for job_id in ids:
+                token = job_id_var.set(job_id)
+                log.warning("swept: %s", why)
+                job_id_var.reset(token)
+        return sum(len(ids) for ids in orphans.values())
+
+    def _orphaned(
+        self,
+        job_id: str,
+        owner: str,
+        created: datetime,
+        request: dict[str, Any] | None,
+        last_seen: datetime | None,
+        now: datetime,
+    ) -> str:
+        """Why nobody will finish this pending job (its errortext), or '' if its owner will."""
+        if owner == self.server_id:
+            return "" if self._holds(job_id) else OUTCOME_LOST
+        if last_seen is not None:
+            return OWNER_GONE if (now - last_seen).total_seconds() > SERVER_TIMEOUT else ""
+        limit = float((request or {}).get("timelimit", MAX_TIME_LIMIT))
+        late = (now - created).total_seconds() > limit + RESULT_GRACE + ORPHAN_GRACE
+        return PAST_LIMIT if late else ""
+
+
+async def _fail(db: AsyncSession, ids: list[str], why: str, now: datetime) -> None:
+    """Fail these jobs, those still pending, with `why` as their errortext."""
+    if not ids:
+        return
+    final = final_state.failed(why)
+    await db.execute(
+        update(AsyncJob)
+        .where(AsyncJob.id.in_(ids), AsyncJob.status == JobStatus.PENDING)
+        .values(status=final.status, result_code=final.code, result=final.payload, completed=now)
+    )

@@ -1,0 +1,257 @@
+"""A run over many VMs: its jobs created in one transaction under a parent whose status
+follows theirs, on SQLite and on PostgreSQL, with the real engine and stand-in agents."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cloudiag.bus.messages import RunResult
+from cloudiag.db.engine import create_engine, session_factory
+from cloudiag.db.migrate import upgrade
+from cloudiag.db.models import AsyncJob, Event, Host, User, VirtualMachine, Zone, utcnow
+from cloudiag.domain import Caller, InvalidInput, JobStatus, NotFound
+from cloudiag.jobs import outcomes
+from cloudiag.jobs.final_state import of_result
+from cloudiag.jobs.ownership import ORPHAN_GRACE
+from cloudiag.jobs.runner import JobRunner
+from cloudiag.services.diagnostics import (
+    CreatedRun,
+    Limits,
+    create_jobs,
+    find_targets,
+    plan_run,
+    start_diagnostics,
+)
+from tests.databases import create_pg_database, drop_pg_database, sqlite_url
+from tests.unit.fake_agents import FakeAgents
+
+CALLER = Caller(id="user-1", username="u", role="Admin", account_id="acct", domain_id="dom")
+VMS = {"r-1-VM": "domainrouter", "s-2-VM": "secondarystoragevm", "v-3-VM": "consoleproxy"}
+LIMITS = Limits(time_limit=None)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def sessions(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A migrated database of each backend holding one host with three system VMs."""
+    url = sqlite_url(tmp_path) if request.param == "sqlite" else await create_pg_database()
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        factory = session_factory(engine)
+        async with factory.begin() as s:
+            s.add(Zone(id="zone-1", name="z"))
+            await s.flush()  # no relationships: the unit of work does not order by foreign key
+            s.add(Host(id="host-1", name="host", zone_id="zone-1"))
+            await s.flush()
+            s.add(
+                User(
+                    id=CALLER.id,
+                    username=CALLER.username,
+                    role="Admin",
+                    password_hash="x",
+                    api_key="k",
+                    secret_key="s",
+                    account_id=CALLER.account_id,
+                    domain_id=CALLER.domain_id,
+                )
+            )
+            for name, vm_type in VMS.items():
+                s.add(
+                    VirtualMachine(
+                        id=name, name=name, vm_type=vm_type, host_id="host-1", zone_id="zone-1"
+                    )
+                )
+        yield factory
+    finally:
+        await engine.dispose()
+        if request.param == "postgresql":
+            await drop_pg_database(url)
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def _start(
+    sessions: async_sessionmaker[AsyncSession], runner: JobRunner, targets: list[str]
+) -> CreatedRun:
+    return await start_diagnostics(
+        sessions,
+        runner,
+        CALLER,
+        target_ids=targets,
+        type_name="ping",
+        address="192.0.2.1",
+        params="-c 1",
+        limits=LIMITS,
+    )
+
+
+async def _job(sessions: async_sessionmaker[AsyncSession], job_id: str) -> AsyncJob:
+    async with sessions() as s:
+        job = await s.get(AsyncJob, job_id)
+    assert job is not None
+    return job
+
+
+async def _events(sessions: async_sessionmaker[AsyncSession], job_id: str) -> list[str]:
+    async with sessions() as s:
+        rows = await s.scalars(select(Event.state).where(Event.job_id == job_id))
+        return list(rows)
+
+
+async def test_a_parent_succeeds_when_its_last_child_succeeds(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    agents = FakeAgents()
+    runner = JobRunner(sessions, agents, server_id="me")  # type: ignore[arg-type]
+    run = await _start(sessions, runner, list(VMS))
+    assert run.parent_id is not None and run.job_id == run.parent_id
+    assert len(run.jobs) == 3
+    await _until(lambda: len(agents.running) == 3)
+    parent = await _job(sessions, run.parent_id)
+    assert parent.request["targetids"] == list(VMS)
+    for child in run.jobs:
+        assert (await _job(sessions, child.job_id)).parent_id == run.parent_id
+    *first, last = run.jobs
+    for child in first:
+        agents.finish(child.job_id)
+    await _until(lambda: len(runner._tasks) == 1)
+    assert (await _job(sessions, run.parent_id)).status == JobStatus.PENDING
+    agents.finish(last.job_id)
+    await _until(lambda: not runner._tasks)
+    parent = await _job(sessions, run.parent_id)
+    assert parent.status == JobStatus.SUCCEEDED and parent.completed is not None
+    assert parent.result == {"jobs": {"total": 3, "succeeded": 3, "failed": 0}}
+    assert await _events(sessions, run.parent_id) == ["Started", "Completed"]
+
+
+async def test_a_parent_fails_when_any_child_fails(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    agents = FakeAgents()
+    runner = JobRunner(sessions, agents, server_id="me")  # type: ignore[arg-type]
+    run = await _start(sessions, runner, ["r-1-VM", "s-2-VM"])
+    assert run.parent_id is not None
+    await _until(lambda: len(agents.running) == 2)
+    agents.finish(run.jobs[0].job_id)
+    agents.finish(run.jobs[1].job_id, error="The VM s-2-VM stopped during the diagnostic")
+    await _until(lambda: not runner._tasks)
+    parent = await _job(sessions, run.parent_id)
+    assert parent.status == JobStatus.FAILED
+    assert parent.result == {
+        "errorcode": 530,
+        "errortext": "1 of 2 jobs failed",
+        "jobs": {"total": 2, "succeeded": 1, "failed": 1},
+    }
+
+
+async def test_a_run_on_one_vm_has_no_parent(sessions: async_sessionmaker[AsyncSession]) -> None:
+    agents = FakeAgents()
+    runner = JobRunner(sessions, agents, server_id="me")  # type: ignore[arg-type]
+    run = await _start(sessions, runner, ["r-1-VM"])
+    assert run.parent_id is None and run.job_id == run.jobs[0].job_id
+    await _until(lambda: len(agents.running) == 1)
+    agents.finish(run.job_id)
+    await _until(lambda: not runner._tasks)
+    job = await _job(sessions, run.job_id)
+    assert job.status == JobStatus.SUCCEEDED and job.parent_id is None
+
+
+async def test_one_refused_vm_creates_no_job_at_all(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions.begin() as s:
+        vm = await s.get(VirtualMachine, "v-3-VM")
+        assert vm is not None
+        vm.state = "Stopped"
+    runner = JobRunner(sessions, FakeAgents(), server_id="me")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match=r"v-3-VM .* is Stopped"):
+        await _start(sessions, runner, list(VMS))
+    with pytest.raises(NotFound, match="no-such-vm") as found:
+        await _start(sessions, runner, ["r-1-VM", "no-such-vm"])
+    assert found.value.param == "targetid"
+    async with sessions() as s:
+        assert list(await s.scalars(select(AsyncJob.id))) == []
+        assert list(await s.scalars(select(Event.id))) == []
+
+
+async def test_the_plan_checks_every_vm_with_the_sysvm_rules(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as s:
+        targets = await find_targets(s, list(VMS))
+    plan = plan_run(targets, type_name="ping", address="192.0.2.1", params="-c 2", limits=LIMITS)
+    assert [(r.target.vm.id, r.type, r.params) for r in plan.runs] == [
+        (vm, "ping", ("-c", "2")) for vm in VMS
+    ]
+    with pytest.raises(InvalidInput, match="ping6 is not available on a secondarystoragevm") as e:
+        plan_run(targets, type_name="ping6", address="2001:db8::1", params=None, limits=LIMITS)
+    assert e.value.param == "type"
+
+
+async def test_children_swept_settle_their_parent_and_the_parent_is_not_swept(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    gone = JobRunner(sessions, FakeAgents(), server_id="gone")  # type: ignore[arg-type]
+    run = await _start(sessions, gone, ["r-1-VM", "s-2-VM"])
+    assert run.parent_id is not None
+    gone._tasks.clear()  # as if that server had died: nobody holds its jobs
+    await gone.heartbeat(utcnow() - timedelta(days=1))
+    me = JobRunner(sessions, FakeAgents(), server_id="me")  # type: ignore[arg-type]
+    assert await me.sweep(utcnow() + timedelta(seconds=ORPHAN_GRACE + 1)) == 2
+    parent = await _job(sessions, run.parent_id)
+    assert parent.status == JobStatus.FAILED
+    assert parent.result is not None and parent.result["errortext"] == "2 of 2 jobs failed"
+
+
+async def test_recovery_settles_the_parent_of_the_jobs_it_fails(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    first = JobRunner(sessions, FakeAgents(), server_id="me")  # type: ignore[arg-type]
+    run = await _start(sessions, first, ["r-1-VM", "s-2-VM"])
+    assert run.parent_id is not None
+    first._tasks.clear()
+    restarted = JobRunner(sessions, FakeAgents(), server_id="me")  # type: ignore[arg-type]
+    assert await restarted.recover() == 2  # the children, not their parent
+    assert (await _job(sessions, run.parent_id)).status == JobStatus.FAILED
+
+
+async def test_children_ending_at_once_settle_their_parent(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Each child's transaction counts its siblings; without a lock on the parent, two
+    ending at once could each see the other pending, and the parent would stay pending."""
+    for _ in range(5):  # A race: several rounds, to lose it if it can be lost.
+        async with sessions.begin() as s:
+            targets = await find_targets(s, list(VMS))
+            plan = plan_run(
+                targets, type_name="ping", address="192.0.2.1", params=None, limits=LIMITS
+            )
+            run = await create_jobs(s, CALLER, plan, server_id="me")
+        assert run.parent_id is not None
+        await asyncio.gather(
+            *(
+                outcomes.store(
+                    sessions,
+                    job,
+                    of_result(
+                        "ping", RunResult(job_id=job.job_id, stdout="", stderr="", exitcode="0")
+                    ),
+                )
+                for job in run.jobs
+            )
+        )
+        assert (await _job(sessions, run.parent_id)).status == JobStatus.SUCCEEDED
+        assert await _events(sessions, run.parent_id) == ["Started", "Completed"]
