@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cloudiag.api.errors import CS_SERVER_API, ApiError
+from cloudiag.services.accounts import ROLES
 
 if TYPE_CHECKING:
     from cloudiag.api.context import RequestContext
 
-ADMIN, DOMAIN_ADMIN, USER = "Admin", "DomainAdmin", "User"
+ADMIN, DOMAIN_ADMIN, USER = ROLES["admin"], ROLES["domainadmin"], ROLES["user"]
 ALL_ROLES = frozenset({ADMIN, DOMAIN_ADMIN, USER})
 ROLE_TYPES = {ADMIN: 1, DOMAIN_ADMIN: 2, USER: 0}
 
