@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import cloudiag.api.commands  # noqa: F401  (registers the commands)
 from cloudiag.api.context import AppState, Caller, RequestContext
 from cloudiag.api.errors import ApiError
-from cloudiag.services.paging import DEFAULT_PAGESIZE
 from cloudiag.api.registry import REGISTRY
 from cloudiag.db.models import Event, Zone
 from cloudiag.domain import DomainError
+from cloudiag.services.paging import DEFAULT_PAGESIZE
 from cloudiag.settings import Settings
 
 ZONES = 1201

@@ -330,6 +330,12 @@ def test_description_header_is_one_latin1_line() -> None:
     assert header == "bad  Set-Cookie: x=1  é ??"
 
 
+def test_description_header_has_no_whitespace_at_its_ends() -> None:
+    # h11 refuses to send such a value: the client would get no response at all.
+    assert ApiError.param(" nmap Is not a type\t\n").description_header == "nmap Is not a type"
+    assert ApiError.param(" \t").description_header == ""
+
+
 def test_repr() -> None:
     assert repr(ApiError.param("x")) == "ApiError(errorcode=431, errortext='x', cserrorcode=4350)"
 

@@ -136,6 +136,10 @@ class Command:
         lowered = {k.lower(): v for k, v in raw.items()}
         for p in self.params:
             value = lowered.get(p.name.lower())
+            if p.required and value is not None and not value.strip():
+                raise ApiError.param(
+                    f"Parameter {p.name} must not be empty", CS_SERVER_API, name=p.name
+                )
             if value is None or (value.strip() == "" and p.type != "string"):
                 if p.required:
                     # A framework check: CloudStack answers it with 9999.
