@@ -150,4 +150,6 @@ class ApiError(Exception):
             return cls(UNSUPPORTED_ACTION, err.text, CS_PERMISSION_DENIED, err.param)
         if isinstance(err, domain.LimitExceeded):
             return cls.limit_exceeded(err.text)
+        if isinstance(err, domain.AuthenticationFailed):
+            return cls.account(err.text)
         return cls.internal(err.text)
