@@ -8,6 +8,7 @@ from cloudiag.api.context import RequestContext
 from cloudiag.api.listing import cs_date, list_payload, paging
 from cloudiag.api.registry import LIST_PARAMS, LISTALL, REGISTRY, Command, Param, ResponseField
 from cloudiag.db.models import AsyncJob
+from cloudiag.domain import JobStatus
 from cloudiag.services import jobs_query
 
 #: The job a call is about: queryAsyncJobResult's parameter, and /client/stream's.
@@ -60,7 +61,9 @@ async def list_async_jobs(ctx: RequestContext, params: dict[str, Any]) -> dict[s
 
 _JOB_RESPONSE = (
     ResponseField("jobid", "string", "the ID of the async job"),
-    ResponseField("jobstatus", "integer", "0 pending, 1 succeeded, 2 failed"),
+    ResponseField(
+        "jobstatus", "integer", ", ".join(f"{s.value} {s.name.lower()}" for s in JobStatus)
+    ),
     ResponseField("jobresultcode", "integer", "the result code of the job"),
     ResponseField("jobresulttype", "string", "the result type"),
     ResponseField("jobresult", "responseobject", "the result of the job"),
