@@ -142,7 +142,7 @@ async def list_hosts(
             hosts, total = await page(db, query, paging)
         else:
             # The state is derived from heartbeats, so the filter runs after it is computed.
-            every = [h for h in (await db.execute(query)).scalars()]
+            every = list((await db.execute(query)).scalars())
             hosts = [h for h in every if host_state(h, heartbeat_interval) == state]
             total = len(hosts)
             hosts = paging.slice(hosts)
