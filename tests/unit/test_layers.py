@@ -95,7 +95,7 @@ def _graph(everything: bool = False) -> dict[str, dict[str, set[str]]]:
 def test_every_exception_to_the_rules_is_still_needed() -> None:
     graph = _graph(everything=True)
     every = {line for imports in graph.values() for lines in imports.values() for line in lines}
-    assert sorted(NOT_YET_LAYERED - every) == []
+    assert sorted(NOT_YET_LAYERED - every) == [], "gone: take them out of NOT_YET_LAYERED"
 
 
 def test_the_graph_is_read() -> None:
