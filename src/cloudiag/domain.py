@@ -79,6 +79,10 @@ class PermissionDenied(DomainError):
     """The caller may not do this (CloudStack: PermissionDeniedException)."""
 
 
+class AuthenticationFailed(DomainError):
+    """A login refused: wrong credentials, or locked out (CloudStack: an account error)."""
+
+
 class LimitExceeded(DomainError):
     """A quota or rate limit is used up."""
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import httpx
 
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, tool_pids
 
 EXPECTED = {
     "listApis",
@@ -142,3 +146,31 @@ def test_xml_is_the_default(stack: Stack) -> None:
 def test_capabilities(stack: Stack) -> None:
     cap = stack.ok("listCapabilities")["capability"]
     assert cap["cloudstackversion"].startswith("4.")
+
+
+def test_cs_reads_a_cancel_as_a_success(stack: Stack) -> None:
+    # cs waits on any answer that carries a jobid: on a cancel's, it waited on the job just
+    # cancelled, which ends failed, and printed "Job failure" and exited 1.
+    vm = stack.vm("consoleproxy")
+    jobid = stack.start_job("consoleproxy", "ping", stack.lab["targets"]["web"], "-c 60 -i 0.5")
+    stack.wait_for(lambda: bool(tool_pids(vm["namespace"], "ping")), "ping to run on the VM")
+    env = {
+        **os.environ,
+        "CLOUDSTACK_ENDPOINT": stack.api,
+        "CLOUDSTACK_KEY": stack.admin.apikey,
+        "CLOUDSTACK_SECRET": stack.admin.secretkey,
+    }
+    cs = subprocess.run(
+        [sys.executable, "-m", "cs", "cancelDiagnostics", f"jobid={jobid}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert cs.returncode == 0, cs.stdout + cs.stderr
+    assert "failure" not in (cs.stdout + cs.stderr).lower()
+    answer = json.loads(cs.stdout)
+    assert answer["success"] is True and jobid in answer["displaytext"]
+    job = stack.wait_job(jobid, timeout=10)
+    assert job["jobstatus"] == 2 and job["jobresult"]["cancelled"] is True

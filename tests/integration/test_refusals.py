@@ -108,6 +108,8 @@ BAD_PARAMS = [
         "nmap Is not a valid diagnostics command type. This VM offers: ping, traceroute, arping",
         id="unknown-type",
     ),
+    pytest.param({"type": ""}, "Parameter type must not be empty", id="empty-type"),
+    pytest.param({"type": " nmap"}, "Is not a valid diagnostics command type", id="padded-type"),
     pytest.param({"ipaddress": None}, "missing parameter ipaddress", id="missing-ipaddress"),
     pytest.param({"targetid": None}, "missing parameter targetid", id="missing-targetid"),
     pytest.param({"params": "-c 1; id"}, "", id="params-semicolon"),

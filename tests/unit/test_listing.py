@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import cloudiag.api.commands  # noqa: F401  (registers the commands)
 from cloudiag.api.context import AppState, Caller, RequestContext
 from cloudiag.api.errors import ApiError
-from cloudiag.api.listing import DEFAULT_PAGESIZE
 from cloudiag.api.registry import REGISTRY
 from cloudiag.db.models import Event, Zone
+from cloudiag.domain import DomainError
+from cloudiag.services.paging import DEFAULT_PAGESIZE
 from cloudiag.settings import Settings
 
 ZONES = 1201
@@ -50,7 +51,10 @@ async def _list(
     cmd = REGISTRY.get(command)
     assert cmd is not None
     app = AppState(Settings(), sessions, runner=None, nc=None)  # type: ignore[arg-type]
-    return await cmd.handler(RequestContext(app=app, caller=ADMIN), cmd.validate(params))
+    try:
+        return await cmd.handler(RequestContext(app=app, caller=ADMIN), cmd.validate(params))
+    except DomainError as refusal:  # As the API endpoint reports a service's refusal.
+        raise ApiError.from_domain(refusal) from refusal
 
 
 @pytest.mark.parametrize(

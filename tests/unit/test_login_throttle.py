@@ -18,6 +18,7 @@ from cloudiag.api.context import AppState, RequestContext
 from cloudiag.api.errors import ApiError
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
+from cloudiag.domain import DomainError
 from cloudiag.services import accounts
 from cloudiag.settings import Settings
 from tests.databases import create_pg_database, drop_pg_database, sqlite_url
@@ -76,9 +77,10 @@ async def _login(
     ctx = RequestContext(app=app, caller=None, client_ip=source)
     try:
         await login(ctx, {"username": username, "password": password})
-    except ApiError as exc:
-        assert exc.errorcode == 531
-        return exc.errortext
+    except DomainError as refusal:
+        answer = ApiError.from_domain(refusal)  # As the API endpoint reports it.
+        assert answer.errorcode == 531
+        return answer.errortext
     return "ok"
 
 

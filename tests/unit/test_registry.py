@@ -39,6 +39,26 @@ def test_missing_required_parameter_names_it() -> None:
     assert "missing parameter ipaddress" in err.value.errortext
 
 
+@pytest.mark.parametrize("name", ["type", "ipaddress", "targetid"])
+@pytest.mark.parametrize("empty", ["", " ", "\t"])
+def test_an_empty_required_parameter_is_refused_as_empty(name: str, empty: str) -> None:
+    run = REGISTRY.get("runDiagnostics")
+    assert run is not None
+    given = {"targetid": "7d4c5c5e-3c5b-4a48-9a8a-7f1f7e0f2a11", "type": "ping"}
+    with pytest.raises(ApiError) as err:
+        run.validate({**given, "ipaddress": "198.51.100.10", name: empty})
+    assert (err.value.errorcode, err.value.cserrorcode) == (431, 9999)
+    assert err.value.errortext == f"Parameter {name} must not be empty"
+    assert err.value.parameter == name
+
+
+def test_an_empty_optional_string_is_kept() -> None:
+    run = REGISTRY.get("runDiagnostics")
+    assert run is not None
+    given = {"targetid": "7d4c5c5e-3c5b-4a48-9a8a-7f1f7e0f2a11", "type": "ping"}
+    assert run.validate({**given, "ipaddress": "198.51.100.10", "params": ""})["params"] == ""
+
+
 def test_parameter_names_are_case_insensitive_and_unknown_ones_dropped() -> None:
     run = REGISTRY.get("rundiagnostics")
     assert run is not None

@@ -11,6 +11,7 @@ import pytest
 import requests
 from cs import CloudStack, CloudStackApiException
 
+from cloudiag import domain
 from cloudiag.api import errors
 from cloudiag.api.errors import ApiError
 from cloudiag.api.render import (
@@ -302,6 +303,26 @@ def test_error_constructors(err: ApiError, code: int, cscode: int | None) -> Non
     assert isinstance(err, Exception)
 
 
+@pytest.mark.parametrize(
+    ("refusal", "code", "cscode", "param"),
+    [
+        # What the services raised as ApiError before they raised domain errors.
+        (domain.InvalidInput("bad", param="pagesize"), errors.PARAM_ERROR, 4350, "pagesize"),
+        (domain.NotFound("Unable to find a job"), errors.PARAM_ERROR, 4350, None),
+        (domain.LimitExceeded("busy"), errors.API_LIMIT_EXCEEDED, 9999, None),
+        (domain.AuthenticationFailed("wrong"), errors.ACCOUNT_ERROR, 9999, None),
+        (domain.PermissionDenied("no", param="x"), errors.UNSUPPORTED_ACTION, 4365, "x"),
+        (domain.Unavailable("down"), errors.INTERNAL_ERROR, 9999, None),
+    ],
+)
+def test_a_domain_error_is_reported_with_cloudstacks_codes(
+    refusal: domain.DomainError, code: int, cscode: int, param: str | None
+) -> None:
+    err = ApiError.from_domain(refusal)
+    assert (err.errorcode, err.cserrorcode, err.parameter) == (code, cscode, param)
+    assert err.errortext == refusal.text
+
+
 def test_error_codes_are_cloudstacks() -> None:
     assert (
         errors.UNAUTHORIZED,
@@ -328,6 +349,12 @@ def test_description_header_is_one_latin1_line() -> None:
     assert "\r" not in header and "\n" not in header
     header.encode("latin-1")
     assert header == "bad  Set-Cookie: x=1  é ??"
+
+
+def test_description_header_has_no_whitespace_at_its_ends() -> None:
+    # h11 refuses to send such a value: the client would get no response at all.
+    assert ApiError.param(" nmap Is not a type\t\n").description_header == "nmap Is not a type"
+    assert ApiError.param(" \t").description_header == ""
 
 
 def test_repr() -> None:

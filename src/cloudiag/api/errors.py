@@ -85,11 +85,13 @@ class ApiError(Exception):
     def description_header(self) -> str:
         """``errortext`` made safe for the ``X-Description`` header legacy cloudmonkey prints.
 
-        A header value must be one line of Latin-1: line breaks and other control characters
-        become spaces (no header injection) and other characters are replaced by ``?``.
+        A header value must be one line of Latin-1 without whitespace at either end (h11
+        refuses to send any other, and the client would get no response at all): line breaks
+        and other control characters become spaces (no header injection), other characters
+        are replaced by ``?``, and the ends are stripped.
         """
         one_line = "".join(" " if ord(c) < 0x20 or ord(c) == 0x7F else c for c in self.errortext)
-        return one_line.encode("latin-1", "replace").decode("latin-1")
+        return one_line.encode("latin-1", "replace").decode("latin-1").strip()
 
     @classmethod
     def unauthorized(cls, text: str = _UNAUTHORIZED_TEXT) -> ApiError:
@@ -148,4 +150,6 @@ class ApiError(Exception):
             return cls(UNSUPPORTED_ACTION, err.text, CS_PERMISSION_DENIED, err.param)
         if isinstance(err, domain.LimitExceeded):
             return cls.limit_exceeded(err.text)
+        if isinstance(err, domain.AuthenticationFailed):
+            return cls.account(err.text)
         return cls.internal(err.text)

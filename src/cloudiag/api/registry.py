@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cloudiag.api.errors import CS_SERVER_API, ApiError
+from cloudiag.services.accounts import ROLES
 
 if TYPE_CHECKING:
     from cloudiag.api.context import RequestContext
 
-ADMIN, DOMAIN_ADMIN, USER = "Admin", "DomainAdmin", "User"
+ADMIN, DOMAIN_ADMIN, USER = ROLES["admin"], ROLES["domainadmin"], ROLES["user"]
 ALL_ROLES = frozenset({ADMIN, DOMAIN_ADMIN, USER})
 ROLE_TYPES = {ADMIN: 1, DOMAIN_ADMIN: 2, USER: 0}
 
@@ -135,6 +136,10 @@ class Command:
         lowered = {k.lower(): v for k, v in raw.items()}
         for p in self.params:
             value = lowered.get(p.name.lower())
+            if p.required and value is not None and not value.strip():
+                raise ApiError.param(
+                    f"Parameter {p.name} must not be empty", CS_SERVER_API, name=p.name
+                )
             if value is None or (value.strip() == "" and p.type != "string"):
                 if p.required:
                     # A framework check: CloudStack answers it with 9999.

@@ -15,8 +15,8 @@ from datetime import timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudiag.api.errors import ApiError
 from cloudiag.db.models import AsyncJob, Host, User, VirtualMachine, utcnow
+from cloudiag.domain import JobStatus, LimitExceeded
 
 
 @dataclass(frozen=True)
@@ -31,14 +31,14 @@ class Quotas:
     rate_interval: int = 60
 
 
-def _busy(what: str, limit: int) -> ApiError:
-    return ApiError.limit_exceeded(
+def _busy(what: str, limit: int) -> LimitExceeded:
+    return LimitExceeded(
         f"{what} already has {limit} diagnostics running, its limit; retry when one has finished"
     )
 
 
 async def check(db: AsyncSession, quotas: Quotas, user_id: str, vm: VirtualMachine) -> None:
-    """Raise ApiError 429 when a new job would exceed a limit; else lock the rows and return."""
+    """Raise LimitExceeded when a new job would exceed a limit; else lock the rows and return."""
     # No row locks on SQLite; db.engine.locked_transaction() serializes there instead.
     if db.get_bind().dialect.name != "sqlite":
         for model, key in ((User, user_id), (Host, vm.host_id), (VirtualMachine, vm.id)):
@@ -54,7 +54,7 @@ async def check(db: AsyncSession, quotas: Quotas, user_id: str, vm: VirtualMachi
         ).one()
         if count >= quotas.rate:
             retry = max(1, math.ceil((oldest - since).total_seconds()))
-            raise ApiError.limit_exceeded(
+            raise LimitExceeded(
                 f"The limit of {quotas.rate} diagnostics per {quotas.rate_interval} s has been "
                 f"exceeded for this user; retry after {retry} s"
             )
@@ -65,7 +65,7 @@ async def check(db: AsyncSession, quotas: Quotas, user_id: str, vm: VirtualMachi
                 func.coalesce(func.sum(case((AsyncJob.user_id == user_id, 1), else_=0)), 0),
                 func.coalesce(func.sum(case((AsyncJob.host_id == vm.host_id, 1), else_=0)), 0),
                 func.coalesce(func.sum(case((AsyncJob.instance_id == vm.id, 1), else_=0)), 0),
-            ).where(AsyncJob.status == 0)
+            ).where(AsyncJob.status == JobStatus.PENDING)
         )
     ).one()
     if quotas.per_user and mine >= quotas.per_user:

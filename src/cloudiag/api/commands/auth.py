@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any
 
 from cloudiag.api.context import RequestContext
-from cloudiag.api.errors import ApiError
 from cloudiag.api.registry import REGISTRY, ROLE_TYPES, Command, Param, ResponseField
-from cloudiag.services import accounts, throttle
-
-log = logging.getLogger(__name__)
+from cloudiag.services import sessions
 
 SESSION_COOKIE = "JSESSIONID"
 SESSIONKEY_COOKIE = "sessionkey"
@@ -20,33 +15,20 @@ SESSIONKEY_COOKIE = "sessionkey"
 async def login(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """Check username and password; open a session (cookie + session key)."""
     timeout = ctx.app.settings.session_timeout
-    username, source = params["username"], ctx.client_ip
-    attempt = await throttle.begin_attempt(ctx.app.db, username, source)
-    if attempt.locked_for:
-        log.warning("login refused: locked out user=%s from=%s", username, source)
-        raise ApiError.account(
-            f"Too many failed login attempts for {username}; try again in {attempt.locked_for} s",
-        )
-    async with ctx.app.db() as db:
-        user = await accounts.check_password(db, username, params["password"])
-    if user is None:
-        log.warning("login failed user=%s from=%s", username, source)
-        # Slower with every failure: guessing gets expensive before the lockout.
-        await asyncio.sleep(attempt.delay)
-        raise ApiError.account(
-            f"Failed to authenticate user {username} in domain {params.get('domain', '/')}; "
-            "please provide valid credentials",
-        )
-    await throttle.record_success(ctx.app.db, attempt)
-    async with ctx.app.db.begin() as db:
-        session_id, session_key = await accounts.open_session(
-            db, user, timeout, ctx.app.settings.session_lifetime
-        )
-    log.info("login user=%s from=%s", user.username, ctx.client_ip)
+    done = await sessions.log_in(
+        ctx.app.db,
+        params["username"],
+        params["password"],
+        source=ctx.client_ip,
+        domain=params.get("domain", "/"),
+        timeout=timeout,
+        lifetime=ctx.app.settings.session_lifetime,
+    )
     ctx.cookies += [
-        (SESSION_COOKIE, session_id, timeout),
-        (SESSIONKEY_COOKIE, session_key, timeout),
+        (SESSION_COOKIE, done.session_id, timeout),
+        (SESSIONKEY_COOKIE, done.session_key, timeout),
     ]
+    user = done.user
     return {
         "username": user.username,
         "userid": user.id,
@@ -58,15 +40,14 @@ async def login(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         "type": str(ROLE_TYPES[user.role]),
         "role": user.role,
         "registered": "false",
-        "sessionkey": session_key,
+        "sessionkey": done.session_key,
     }
 
 
 async def logout(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """End the caller's session and expire its cookies."""
     if ctx.session_cookie:
-        async with ctx.app.db.begin() as db:
-            await accounts.close_session(db, ctx.session_cookie)
+        await sessions.log_out(ctx.app.db, ctx.session_cookie)
     ctx.cookies += [(SESSION_COOKIE, "", 0), (SESSIONKEY_COOKIE, "", 0)]
     return {"description": "success"}
 

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, or_, select
-
 from cloudiag.api.context import RequestContext
-from cloudiag.api.listing import cs_date, list_payload, page
+from cloudiag.api.listing import cs_date, list_payload, paging
 from cloudiag.api.registry import (
-    ADMIN,
-    DOMAIN_ADMIN,
     LIST_PARAMS,
     LISTALL,
     REGISTRY,
@@ -18,37 +14,22 @@ from cloudiag.api.registry import (
     Param,
     ResponseField,
 )
-from cloudiag.db.models import Event
-from cloudiag.domain import Caller
-
-
-def _scope(query: Select[Any], caller: Caller, params: dict[str, Any]) -> Select[Any]:
-    """The events a caller may list, as CloudStack scopes them.
-
-    Its own account's, unless it asks wider (listall=true, or one event by id): then a root
-    admin sees every event and a domain admin those of its domain; a user, its own still
-    (CloudStack's AccountManager.buildACLSearchParameters).
-    """
-    wider = bool(params.get("listall")) or "id" in params
-    if wider and caller.role == ADMIN:
-        return query
-    if wider and caller.role == DOMAIN_ADMIN:
-        return query.where(Event.domain_id == caller.domain_id)
-    return query.where(Event.account_id == caller.account_id)
+from cloudiag.services import events_query
 
 
 async def list_events(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """Events, newest first: the caller's own, or (listall=true) all it may see."""
-    query = _scope(select(Event).order_by(Event.created.desc(), Event.id), ctx.user, params)
-    for key, column in (("id", Event.id), ("type", Event.type), ("level", Event.level)):
-        if key in params:
-            query = query.where(column == params[key])
-    if "resourceid" in params:
-        query = query.where(Event.resource_id == params["resourceid"])
-    if kw := params.get("keyword"):
-        query = query.where(or_(Event.description.ilike(f"%{kw}%"), Event.type.ilike(f"%{kw}%")))
-    async with ctx.app.db() as db:
-        rows, total = await page(db, query, params)
+    rows, total = await events_query.list_events(
+        ctx.app.db,
+        ctx.user,
+        paging(params),
+        listall=bool(params.get("listall")),
+        event_id=params.get("id"),
+        event_type=params.get("type"),
+        level=params.get("level"),
+        resource_id=params.get("resourceid"),
+        keyword=params.get("keyword"),
+    )
     items = [
         {
             "id": e.id,

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, or_, select
-
 from cloudiag.api.context import RequestContext
-from cloudiag.api.listing import DEFAULT_PAGESIZE, cs_date, list_payload, page
+from cloudiag.api.listing import cs_date, list_payload, paging
 from cloudiag.api.registry import (
     ADMIN,
     DOMAIN_ADMIN,
@@ -17,32 +15,27 @@ from cloudiag.api.registry import (
     Param,
     ResponseField,
 )
-from cloudiag.db.models import Host, VirtualMachine, Zone
-from cloudiag.services.inventory import host_state
+from cloudiag.db.models import VirtualMachine
+from cloudiag.domain import VmType
+from cloudiag.services import inventory
 from cloudiag.sysvm import registry
 
 ZONEID = Param("zoneid", "uuid", "the ID of the availability zone", related="listZones")
 HOSTID = Param("hostid", "uuid", "the host ID", related="listHosts")
 VM_STATES = ("Running", "Stopped")
-
-
-def _keyword(query: Select[Any], params: dict[str, Any], *columns: Any) -> Select[Any]:
-    if kw := params.get("keyword"):
-        like = f"%{kw}%"
-        query = query.where(or_(*(c.ilike(like) for c in columns)))
-    return query
+#: The VM types listSystemVms shows (routers have listRouters).
+SYSTEM_VMS = (VmType.CONSOLE_PROXY, VmType.SECONDARY_STORAGE)
 
 
 async def list_zones(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """Zones known from the agents' reports."""
-    query = select(Zone).order_by(Zone.name, Zone.id)
-    if "id" in params:
-        query = query.where(Zone.id == params["id"])
-    if "name" in params:
-        query = query.where(Zone.name == params["name"])
-    query = _keyword(query, params, Zone.name)
-    async with ctx.app.db() as db:
-        zones, total = await page(db, query, params)
+    zones, total = await inventory.list_zones(
+        ctx.app.db,
+        paging(params),
+        zone_id=params.get("id"),
+        name=params.get("name"),
+        keyword=params.get("keyword"),
+    )
     items = [
         {
             "id": z.id,
@@ -59,77 +52,65 @@ async def list_zones(ctx: RequestContext, params: dict[str, Any]) -> dict[str, A
     return list_payload("zone", items, total)
 
 
-async def _zone_names(db: Any) -> dict[str, str]:
-    return {z.id: z.name for z in (await db.execute(select(Zone))).scalars()}
-
-
 async def list_hosts(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """Hosts with their agent's state: Up while heartbeats arrive, else Disconnected."""
-    interval = ctx.app.settings.heartbeat_interval
-    query = select(Host).order_by(Host.name, Host.id)
-    for key, column in (("id", Host.id), ("zoneid", Host.zone_id), ("name", Host.name)):
-        if key in params:
-            query = query.where(column == params[key])
-    query = _keyword(query, params, Host.name)
-    async with ctx.app.db() as db:
-        zones = await _zone_names(db)
-        if "state" in params:
-            # State is derived from heartbeats, so filter after computing it.
-            hosts = [h for h in (await db.execute(query)).scalars()]
-            hosts = [h for h in hosts if host_state(h, interval) == params["state"]]
-            total = len(hosts)
-            size = params.get("pagesize", DEFAULT_PAGESIZE)
-            start = (params.get("page", 1) - 1) * size
-            hosts = hosts[start : start + size]
-        else:
-            hosts, total = await page(db, query, params)
+    found = await inventory.list_hosts(
+        ctx.app.db,
+        paging(params),
+        ctx.app.settings.heartbeat_interval,
+        host_id=params.get("id"),
+        zone_id=params.get("zoneid"),
+        name=params.get("name"),
+        state=params.get("state"),
+        keyword=params.get("keyword"),
+    )
     items = [
         {
             "id": h.id,
             "name": h.name,
             "type": "Routing",
-            "state": host_state(h, interval),
+            "state": state,
             "resourcestate": "Enabled",
             "hypervisor": "KVM",
             "zoneid": h.zone_id,
-            "zonename": zones.get(h.zone_id, ""),
+            "zonename": found.zone_names.get(h.zone_id, ""),
             "ipaddress": h.addresses[0] if h.addresses else "",
             "version": h.agent_version,
             "lastpinged": cs_date(h.last_heartbeat),
             "created": cs_date(h.created),
         }
-        for h in hosts
+        for h, state in found.hosts
     ]
-    return list_payload("host", items, total)
+    return list_payload("host", items, found.total)
 
 
-def _vm_query(params: dict[str, Any], types: tuple[str, ...]) -> Select[tuple[VirtualMachine]]:
-    query = select(VirtualMachine).where(VirtualMachine.vm_type.in_(types))
-    for key, column in (
-        ("id", VirtualMachine.id),
-        ("name", VirtualMachine.name),
-        ("state", VirtualMachine.state),
-        ("hostid", VirtualMachine.host_id),
-        ("zoneid", VirtualMachine.zone_id),
-        ("systemvmtype", VirtualMachine.vm_type),
-    ):
-        if key in params:
-            query = query.where(column == params[key])
-    return _keyword(query, params, VirtualMachine.name).order_by(
-        VirtualMachine.name, VirtualMachine.id
+async def _list_vms(
+    ctx: RequestContext, params: dict[str, Any], vm_types: tuple[VmType, ...]
+) -> inventory.VmPage:
+    return await inventory.list_vms(
+        ctx.app.db,
+        paging(params),
+        vm_types,
+        vm_id=params.get("id"),
+        name=params.get("name"),
+        state=params.get("state"),
+        host_id=params.get("hostid"),
+        zone_id=params.get("zoneid"),
+        vm_type=params.get("systemvmtype"),
+        keyword=params.get("keyword"),
     )
 
 
-def _vm_common(vm: VirtualMachine, zones: dict[str, str], hosts: dict[str, str]) -> dict[str, Any]:
+def _vm_common(vm: VirtualMachine, found: inventory.VmPage) -> dict[str, Any]:
     addresses = vm.addresses or {}
     return {
         "id": vm.id,
         "name": vm.name,
         "state": vm.state,
         "hostid": vm.host_id,
-        "hostname": hosts.get(vm.host_id or "", None),
+        "hostname": found.host_names.get(vm.host_id or "", None),
         "zoneid": vm.zone_id,
-        "zonename": zones.get(vm.zone_id, ""),
+        "zonename": found.zone_names.get(vm.zone_id, ""),
         "publicip": addresses.get("public"),
         "linklocalip": addresses.get("control"),
         "privateip": addresses.get("control"),
@@ -138,37 +119,27 @@ def _vm_common(vm: VirtualMachine, zones: dict[str, str], hosts: dict[str, str])
     }
 
 
-async def _list_vms(
-    ctx: RequestContext, params: dict[str, Any], types: tuple[str, ...]
-) -> tuple[list[VirtualMachine], int, dict[str, str], dict[str, str]]:
-    async with ctx.app.db() as db:
-        vms, total = await page(db, _vm_query(params, types), params)
-        zones = await _zone_names(db)
-        hosts = {h.id: h.name for h in (await db.execute(select(Host))).scalars()}
-    return vms, total, zones, hosts
-
-
 async def list_system_vms(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """Secondary storage and console proxy VMs."""
-    vms, total, zones, hosts = await _list_vms(ctx, params, ("secondarystoragevm", "consoleproxy"))
-    items = [{**_vm_common(vm, zones, hosts), "systemvmtype": vm.vm_type} for vm in vms]
-    return list_payload("systemvm", items, total)
+    found = await _list_vms(ctx, params, SYSTEM_VMS)
+    items = [{**_vm_common(vm, found), "systemvmtype": vm.vm_type} for vm in found.vms]
+    return list_payload("systemvm", items, found.total)
 
 
 async def list_routers(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """Virtual routers."""
-    vms, total, zones, hosts = await _list_vms(ctx, params, ("domainrouter",))
+    found = await _list_vms(ctx, params, (VmType.DOMAIN_ROUTER,))
     items = [
         {
-            **_vm_common(vm, zones, hosts),
+            **_vm_common(vm, found),
             "guestipaddress": (vm.addresses or {}).get("guest"),
             "role": "VIRTUAL_ROUTER",
             "requiresupgrade": False,
             "healthchecksfailed": False,
         }
-        for vm in vms
+        for vm in found.vms
     ]
-    return list_payload("router", items, total)
+    return list_payload("router", items, found.total)
 
 
 _VM_RESPONSE = (
@@ -242,7 +213,7 @@ REGISTRY.add(
                 "systemvmtype",
                 "string",
                 "the system VM type. Possible types are consoleproxy and secondarystoragevm.",
-                choices=("consoleproxy", "secondarystoragevm"),
+                choices=SYSTEM_VMS,
             ),
             HOSTID,
             ZONEID,

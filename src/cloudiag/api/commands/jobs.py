@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from cloudiag.api.context import RequestContext
-from cloudiag.api.errors import ApiError
-from cloudiag.api.listing import cs_date, list_payload, page
+from cloudiag.api.listing import cs_date, list_payload, paging
 from cloudiag.api.registry import LIST_PARAMS, LISTALL, REGISTRY, Command, Param, ResponseField
-from cloudiag.db.models import AsyncJob, User
+from cloudiag.db.models import AsyncJob
+from cloudiag.domain import JobStatus
+from cloudiag.services import jobs_query
 
 #: The job a call is about: queryAsyncJobResult's parameter, and /client/stream's.
 JOBID = Param("jobid", "uuid", "the ID of the asynchronous job", required=True)
@@ -43,37 +42,28 @@ def job_view(job: AsyncJob) -> dict[str, Any]:
 
 async def query_async_job_result(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """One job's state and, once finished, its result."""
-    async with ctx.app.db() as db:
-        job = await db.get(AsyncJob, params["jobid"])
-    if job is None or (not ctx.user.is_admin and job.user_id != ctx.user.id):
-        raise ApiError.param(f"Unable to find a job with id {params['jobid']}")
-    return job_view(job)
+    return job_view(await jobs_query.get_job(ctx.app.db, ctx.user, params["jobid"]))
 
 
 async def list_async_jobs(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """The caller's jobs (an admin with listall=true: everyone's), newest first."""
-    query = select(AsyncJob).order_by(AsyncJob.created.desc(), AsyncJob.id)
-    if not (ctx.user.is_admin and params.get("listall")):
-        query = query.where(AsyncJob.user_id == ctx.user.id)
-    if "instanceid" in params:
-        query = query.where(AsyncJob.instance_id == params["instanceid"])
-    if kw := params.get("keyword"):
-        query = query.where(AsyncJob.cmd.ilike(f"%{kw}%"))
-    async with ctx.app.db() as db:
-        jobs, total = await page(db, query, params)
-        ids = {j.user_id for j in jobs}
-        names = dict(
-            (await db.execute(select(User.id, User.username).where(User.id.in_(ids))))
-            .tuples()
-            .all()
-        )
-    views = [{**job_view(j), "username": names.get(j.user_id, "")} for j in jobs]
+    jobs, total = await jobs_query.list_jobs(
+        ctx.app.db,
+        ctx.user,
+        paging(params),
+        listall=bool(params.get("listall")),
+        instance_id=params.get("instanceid"),
+        keyword=params.get("keyword"),
+    )
+    views = [{**job_view(job), "username": username} for job, username in jobs]
     return list_payload("asyncjobs", views, total)
 
 
 _JOB_RESPONSE = (
     ResponseField("jobid", "string", "the ID of the async job"),
-    ResponseField("jobstatus", "integer", "0 pending, 1 succeeded, 2 failed"),
+    ResponseField(
+        "jobstatus", "integer", ", ".join(f"{s.value} {s.name.lower()}" for s in JobStatus)
+    ),
     ResponseField("jobresultcode", "integer", "the result code of the job"),
     ResponseField("jobresulttype", "string", "the result type"),
     ResponseField("jobresult", "responseobject", "the result of the job"),

@@ -1,0 +1,57 @@
+"""Async jobs as their callers may read them."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cloudiag.db.models import AsyncJob, User
+from cloudiag.domain import Caller, NotFound
+from cloudiag.services.paging import Paging, page
+
+
+def may_see(caller: Caller, job: AsyncJob) -> bool:
+    """Admins see every job, other callers their own."""
+    return caller.is_admin or job.user_id == caller.id
+
+
+async def get_job(
+    sessions: async_sessionmaker[AsyncSession], caller: Caller, job_id: str
+) -> AsyncJob:
+    """The job of that id, or NotFound when there is none the caller may see."""
+    async with sessions() as db:
+        job = await db.get(AsyncJob, job_id)
+    if job is None or not may_see(caller, job):
+        raise NotFound(f"Unable to find a job with id {job_id}")
+    return job
+
+
+async def list_jobs(
+    sessions: async_sessionmaker[AsyncSession],
+    caller: Caller,
+    paging: Paging,
+    *,
+    listall: bool = False,
+    instance_id: str | None = None,
+    keyword: str | None = None,
+) -> tuple[list[tuple[AsyncJob, str]], int]:
+    """One page of jobs, newest first, each with its user's name, and how many in all.
+
+    The caller's own jobs; an admin's listall, everyone's.
+    """
+    query = select(AsyncJob).order_by(AsyncJob.created.desc(), AsyncJob.id)
+    if not (caller.is_admin and listall):
+        query = query.where(AsyncJob.user_id == caller.id)
+    if instance_id is not None:
+        query = query.where(AsyncJob.instance_id == instance_id)
+    if keyword:
+        query = query.where(AsyncJob.cmd.ilike(f"%{keyword}%"))
+    async with sessions() as db:
+        jobs, total = await page(db, query, paging)
+        ids = {j.user_id for j in jobs}
+        names = dict(
+            (await db.execute(select(User.id, User.username).where(User.id.in_(ids))))
+            .tuples()
+            .all()
+        )
+    return [(j, names.get(j.user_id, "")) for j in jobs], total
