@@ -8,7 +8,7 @@ import json
 import sys
 from typing import TextIO
 
-from cloudiag.cli import settings_from, storage_flags
+from cloudiag.cli.options import settings_from, storage_flags
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
