@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,10 @@ if TYPE_CHECKING:
 
 
 def default_data_dir() -> Path:
-    """Where the SQLite file, the private NATS store and credentials go by default."""
+    """Where the SQLite file, the private NATS store and credentials go by default.
+
+    The one default of every subcommand (serve, demo, user…): root's under sudo.
+    """
     return Path.home() / ".local" / "share" / "cloudiag"
 
 
@@ -64,6 +68,9 @@ class Settings(BaseSettings):
     #: At most rate_limit diagnostics per user in rate_interval seconds (0 = unlimited).
     rate_limit: int = Field(default=300, ge=0)
     rate_interval: int = Field(default=60, ge=1, le=86400)
+    #: Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed, as addresses or CIDRs:
+    #: CLOUDIAG_TRUSTED_PROXIES='["192.0.2.7"]'. None by default: the client is the peer.
+    trusted_proxies: list[str] = Field(default_factory=list)
     lab_prefix: str = "cdlab"
     log_level: str = "INFO"
     log_format: str = Field(default="text", pattern="^(text|json)$")
@@ -86,6 +93,11 @@ class Settings(BaseSettings):
         from cloudiag.sysvm.policy import parse_networks
 
         return [str(n) for n in parse_networks(value)]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(v.strip(), strict=False)) for v in value]
 
     def quotas(self) -> Quotas:
         """The concurrency and rate limits as the job service takes them."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 
-from cloudiag import logs
+from cloudiag import datadir, logs
 from cloudiag.cli.options import listen_flags, settings_from, storage_flags
 
 
@@ -33,5 +34,6 @@ def _run(args: argparse.Namespace) -> int:
     from cloudiag.stack import run_stack
 
     settings = settings_from(args)
+    os.umask(datadir.PRIVATE_UMASK)  # What SQLite and NATS create is private too.
     logs.setup(settings.log_level, settings.log_format)
     return asyncio.run(run_stack(settings, with_lab=True, demo=True))
