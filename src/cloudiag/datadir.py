@@ -18,6 +18,18 @@ LOCK_FILE = "lock"
 CREDENTIALS_FILE = "credentials.json"
 #: The SQLite file of the default database (Settings.resolved_database_url).
 SQLITE_FILE = "cloudiag.db"
+#: Files and folders cloudiag makes in a data directory (server-id: jobs/identity.py; nats
+#: and nats.conf: bus/embedded.py).
+OWN_FILES = (
+    SQLITE_FILE,
+    f"{SQLITE_FILE}-wal",
+    f"{SQLITE_FILE}-shm",
+    CREDENTIALS_FILE,
+    LOCK_FILE,
+    "server-id",
+    "nats.conf",
+    "nats",
+)
 #: What the owner alone may do with the files made here (umask of the commands that do).
 PRIVATE_UMASK = 0o077
 
@@ -52,10 +64,11 @@ def prepare(data_dir: Path, *, sqlite: bool) -> None:
     db = data_dir / SQLITE_FILE
     if sqlite and not db.exists():
         os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))
-    for entry in os.scandir(data_dir):
-        mode = entry.stat(follow_symlinks=False).st_mode
-        if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-            os.chmod(entry.path, stat.S_IMODE(mode) & ~PRIVATE_UMASK)
+    # Only what cloudiag keeps here: the directory may be shared with other files.
+    for name in OWN_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            path = data_dir / name
+            path.chmod(stat.S_IMODE(path.lstat().st_mode) & ~PRIVATE_UMASK)
 
 
 def lock(data_dir: Path) -> DataDirLock:

@@ -1,14 +1,23 @@
-"""`cloudiag user create`: accounts with API keys."""
+"""`cloudiag user create|reset-password`: accounts with API keys, and the way back in."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import sys
-from typing import TextIO
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
+from cloudiag import datadir
 from cloudiag.cli.options import settings_from, storage_flags
+from cloudiag.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+T = TypeVar("T")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,6 +48,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create.add_argument("--json", action="store_true", help="print JSON")
     storage_flags(create)
     create.set_defaults(func=_create)
+    reset = sub.add_parser(
+        "reset-password",
+        help="give a user a new password and print it",
+        description="Give a user a new password: generated and printed, or read from "
+        "standard input with --password-stdin. Ends the user's login sessions; its API keys "
+        "stay. The way back in when the admin password is lost.",
+    )
+    reset.add_argument("name")
+    reset.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the new password from standard input (one line)",
+    )
+    storage_flags(reset)
+    reset.set_defaults(func=_reset_password)
 
 
 def _password_from(stream: TextIO) -> str:
@@ -46,9 +70,27 @@ def _password_from(stream: TextIO) -> str:
     return stream.readline().removesuffix("\n").removesuffix("\r")
 
 
-def _create(args: argparse.Namespace) -> int:
+def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one transaction on the configured database, migrated first."""
     from cloudiag.db.engine import create_engine, session_factory
     from cloudiag.db.migrate import upgrade
+
+    async def run() -> T:
+        sqlite = not settings.database_url
+        await asyncio.to_thread(datadir.prepare, settings.data_dir, sqlite=sqlite)
+        engine = create_engine(settings.resolved_database_url())
+        try:
+            await upgrade(engine)
+            async with session_factory(engine).begin() as db:
+                return await work(db)
+        finally:
+            await engine.dispose()
+
+    os.umask(datadir.PRIVATE_UMASK)
+    return asyncio.run(run())
+
+
+def _create(args: argparse.Namespace) -> int:
     from cloudiag.services import accounts
 
     settings = settings_from(args)
@@ -65,17 +107,11 @@ def _create(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    async def create() -> accounts.NewUser:
-        engine = create_engine(settings.resolved_database_url())
-        try:
-            await upgrade(engine)
-            async with session_factory(engine).begin() as db:
-                return await accounts.create_user(db, args.name, args.role, password)
-        finally:
-            await engine.dispose()
+    async def create(db: AsyncSession) -> accounts.NewUser:
+        return await accounts.create_user(db, args.name, args.role, password)
 
     try:
-        user = asyncio.run(create())
+        user = _in_transaction(settings, create)
     except ValueError as exc:
         print(f"cloudiag user create: {exc}", file=sys.stderr)
         return 1
@@ -92,4 +128,29 @@ def _create(args: argparse.Namespace) -> int:
     else:
         for key, value in fields.items():
             print(f"{key:10} {value}")
+    return 0
+
+
+def _reset_password(args: argparse.Namespace) -> int:
+    from cloudiag.services import accounts
+
+    settings = settings_from(args)
+    password: str | None = None
+    if args.password_stdin:
+        password = _password_from(sys.stdin)
+        if not password:
+            print("cloudiag user reset-password: no password on standard input", file=sys.stderr)
+            return 1
+
+    async def reset(db: AsyncSession) -> str:
+        return await accounts.reset_password(db, args.name, password)
+
+    try:
+        new = _in_transaction(settings, reset)
+    except ValueError as exc:
+        print(f"cloudiag user reset-password: {exc}", file=sys.stderr)
+        return 1
+    print(f"username   {args.name}")
+    if not args.password_stdin:
+        print(f"password   {new}")
     return 0

@@ -171,6 +171,20 @@ async def ensure_admin(db: AsyncSession) -> NewUser | None:
     return await create_user(db, "admin", "admin")
 
 
+async def reset_password(db: AsyncSession, username: str, password: str | None = None) -> str:
+    """Give a user a new password (generated unless given) and end its sessions; the password.
+
+    The API keys stay: scripts that sign with them keep working.
+    """
+    user = (await db.execute(select(User).where(User.username == username))).scalar_one_or_none()
+    if user is None:
+        raise ValueError(f"no user {username!r}")
+    password = password or passwords.generate_password()
+    user.password_hash = await passwords.hash_password_async(password)
+    await db.execute(delete(Session).where(Session.user_id == user.id))
+    return password
+
+
 async def reset_credentials(db: AsyncSession, username: str) -> NewUser:
     """New password and API keys for an existing user (the demo's way back in)."""
     user = (await db.execute(select(User).where(User.username == username))).scalar_one_or_none()
