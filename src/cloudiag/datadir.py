@@ -26,6 +26,7 @@ OWN_FILES = (
     f"{SQLITE_FILE}-shm",
     CREDENTIALS_FILE,
     LOCK_FILE,
+    "secrets.key",
     "server-id",
     "nats.conf",
     "nats",

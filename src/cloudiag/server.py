@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from cloudiag import datadir
+from cloudiag.accounts import secret_box
 from cloudiag.api.app import create_app
 from cloudiag.api.context import AppState
 from cloudiag.bus import subjects
@@ -88,9 +89,14 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
             settings.port,
         )
         await upgrade(engine)
+        box = await asyncio.to_thread(
+            secret_box.load_or_create, settings.resolved_secrets_key_file()
+        )
         db = session_factory(engine)
         async with db.begin() as session:
-            admin = await accounts.ensure_admin(session)
+            if sealed := await accounts.seal_clear_secrets(session, box):
+                log.info("sealed %d API secret keys stored in clear by an older version", sealed)
+            admin = await accounts.ensure_admin(session, box=box)
             if admin is not None:
                 # Saved before the account is committed: a start that fails after this
                 # point cannot leave an admin whose password nobody has seen.
@@ -124,7 +130,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
             housekeeping.run_forever(runner, db, settings.session_lifetime)
         )
         js = await ensure_output_stream(nc)
-        state = AppState(settings=settings, db=db, runner=runner, nc=nc, js=js)
+        state = AppState(settings=settings, db=db, runner=runner, nc=nc, secrets=box, js=js)
         holder.append(state)
         await _consume_reports(nc, state)
         yield Running(settings, nats_url, state, nc)

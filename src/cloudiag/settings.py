@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None
+    #: The key that seals API secret keys in the database; unset, <data_dir>/secrets.key.
+    #: Kept apart from the database: every server of one database needs the same file.
+    secrets_key_file: Path | None = None
     nats_url: str | None = None
     #: Time limit of every diagnostic (seconds); unset, each type has its own (ping 120 s…).
     diagnostics_timeout: float | None = Field(default=None, gt=0, le=3600)
@@ -110,6 +113,10 @@ class Settings(BaseSettings):
             rate=self.rate_limit,
             rate_interval=self.rate_interval,
         )
+
+    def resolved_secrets_key_file(self) -> Path:
+        """The configured secrets key file, else one in the data directory."""
+        return self.secrets_key_file or self.data_dir / "secrets.key"
 
     def resolved_database_url(self) -> str:
         """The configured database, else a SQLite file in the data directory."""

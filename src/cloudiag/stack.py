@@ -13,6 +13,7 @@ import sys
 from sqlalchemy import select
 
 from cloudiag import datadir
+from cloudiag.accounts.secret_box import SecretBoxError
 from cloudiag.console import say
 from cloudiag.db.models import Host
 from cloudiag.jobs.identity import ServerIdError
@@ -92,7 +93,9 @@ async def demo_credentials(run: Running) -> dict[str, str]:
     if saved is not None:
         return saved
     async with run.state.db.begin() as db:
-        creds = admin_credentials(await accounts.reset_credentials(db, "admin"))
+        creds = admin_credentials(
+            await accounts.reset_credentials(db, "admin", box=run.state.secrets)
+        )
         await asyncio.to_thread(datadir.save_credentials, run.settings.data_dir, creds)
     return creds
 
@@ -135,7 +138,7 @@ async def _with_lab(
     if missing:
         say("cannot build the lab:\n  " + "\n  ".join(missing), err=True)
         return 1
-    if lab.status(settings.lab_prefix).up:
+    if (await asyncio.to_thread(lab.status, settings.lab_prefix)).up:
         say(
             f"the lab {settings.lab_prefix} is up already (another demo's, or left behind): "
             "using it, and leaving it up; `cloudiag lab down` takes it down",
@@ -171,7 +174,7 @@ async def _serve(
                 # Before NATS goes: the agent says goodbye and its host shows Disconnected.
                 if agent is not None:
                     await stop_process(agent)
-    except ServerIdError as exc:
+    except (ServerIdError, SecretBoxError) as exc:
         say(f"cloudiag: {exc}", err=True)
         return 1
     return 0

@@ -33,6 +33,8 @@ class Served:
     data_dir: Path
     url: str
     password: str
+    apikey: str
+    secretkey: str
 
 
 def _serve(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Served:
@@ -42,7 +44,9 @@ def _serve(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Ser
     )  # fmt: skip
     url = process.wait_for(URL_LINE).group(1)
     password = process.wait_for(r"^\s+password:\s+(\S+)$").group(1)
-    return Served(process, data_dir, url, password)
+    apikey = process.wait_for(r"^\s+apikey:\s+(\S+)$").group(1)
+    secretkey = process.wait_for(r"^\s+secretkey:\s+(\S+)$").group(1)
+    return Served(process, data_dir, url, password, apikey, secretkey)
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +93,17 @@ def test_port_0_prints_the_port_really_listened_on(served: Served) -> None:
     assert httpx.get(f"{served.url}/client/api", timeout=10).status_code == 401
 
 
+def test_a_call_signed_with_the_sealed_secret_key_is_accepted(served: Served) -> None:
+    from cs import CloudStack
+
+    api = CloudStack(f"{served.url}/client/api", key=served.apikey, secret=served.secretkey)
+    assert api.listZones() == {}
+
+
 def test_the_data_directory_and_its_files_are_private(served: Served) -> None:
     assert stat.S_IMODE(served.data_dir.stat().st_mode) == 0o700
-    for name in ("cloudiag.db", "cloudiag.db-wal", "cloudiag.db-shm", "credentials.json"):
+    files = ("cloudiag.db", "cloudiag.db-wal", "cloudiag.db-shm", "credentials.json", "secrets.key")
+    for name in files:
         assert stat.S_IMODE((served.data_dir / name).stat().st_mode) == 0o600, name
 
 

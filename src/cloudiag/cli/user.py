@@ -17,6 +17,8 @@ from cloudiag.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from cloudiag.accounts.secret_box import SecretBox
+
 T = TypeVar("T")
 
 
@@ -70,19 +72,26 @@ def _password_from(stream: TextIO) -> str:
     return stream.readline().removesuffix("\n").removesuffix("\r")
 
 
-def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one transaction on the configured database, migrated first."""
+def _in_transaction(
+    settings: Settings, work: Callable[[AsyncSession, SecretBox], Awaitable[T]]
+) -> T:
+    """Run `work` in one transaction on the configured database, migrated first, with the
+    box of the secrets key."""
+    from cloudiag.accounts import secret_box
     from cloudiag.db.engine import create_engine, session_factory
     from cloudiag.db.migrate import upgrade
 
     async def run() -> T:
         sqlite = not settings.database_url
         await asyncio.to_thread(datadir.prepare, settings.data_dir, sqlite=sqlite)
+        box = await asyncio.to_thread(
+            secret_box.load_or_create, settings.resolved_secrets_key_file()
+        )
         engine = create_engine(settings.resolved_database_url())
         try:
             await upgrade(engine)
             async with session_factory(engine).begin() as db:
-                return await work(db)
+                return await work(db, box)
         finally:
             await engine.dispose()
 
@@ -107,8 +116,8 @@ def _create(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    async def create(db: AsyncSession) -> accounts.NewUser:
-        return await accounts.create_user(db, args.name, args.role, password)
+    async def create(db: AsyncSession, box: SecretBox) -> accounts.NewUser:
+        return await accounts.create_user(db, args.name, args.role, password, box=box)
 
     try:
         user = _in_transaction(settings, create)
@@ -142,7 +151,7 @@ def _reset_password(args: argparse.Namespace) -> int:
             print("cloudiag user reset-password: no password on standard input", file=sys.stderr)
             return 1
 
-    async def reset(db: AsyncSession) -> str:
+    async def reset(db: AsyncSession, _box: SecretBox) -> str:
         return await accounts.reset_password(db, args.name, password)
 
     try:
