@@ -94,7 +94,15 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         )
         db = session_factory(engine)
         async with db.begin() as session:
-            if sealed := await accounts.seal_clear_secrets(session, box):
+            try:
+                sealed = await accounts.seal_clear_secrets(session, box)
+            except secret_box.SecretBoxError as exc:
+                key_file = settings.resolved_secrets_key_file()
+                raise secret_box.SecretBoxError(
+                    f"{exc} ({key_file}): give the key file the database was sealed with "
+                    "(CLOUDIAG_SECRETS_KEY_FILE)"
+                ) from None
+            if sealed:
                 log.info("sealed %d API secret keys stored in clear by an older version", sealed)
             admin = await accounts.ensure_admin(session, box=box)
             if admin is not None:

@@ -182,3 +182,12 @@ def test_a_bad_port_is_one_clear_line_and_exit_2(
     errors = [line for line in out.stderr.splitlines() if not line.startswith(("usage", " "))]
     assert len(errors) == 1, out.stderr
     assert not re.search(r"pydantic|validation error|Traceback", out.stderr)
+
+
+def test_a_secrets_key_that_does_not_open_the_database_refuses_the_start(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    assert _serve(data_dir).process.stop() == 0
+    (data_dir / "secrets.key").unlink()  # Another key is made in its place.
+    out = _cloudiag("serve", "--port", "0", "--data-dir", str(data_dir))
+    assert out.returncode == 1
+    assert "give the key file the database was sealed with" in out.stderr
