@@ -76,7 +76,7 @@ def test_a_second_demo_on_a_running_one_refuses_and_leaves_its_lab_alone(
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert second.returncode == 1
-        assert "another cloudiag is running on the data directory" in second.stderr
+        assert "running on the data directory" in second.stderr
         assert "taking the lab down" not in second.stdout
         lab = _lab(prefix)
         assert lab["up"] is True
