@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from cloudiag.accounts import passwords
+from cloudiag.bus.embedded import free_port
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.models import User
 from tests.integration.cli_process import CliProcess
@@ -37,9 +38,9 @@ class Served:
     secretkey: str
 
 
-def _serve(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Served:
+def _serve(data_dir: Path, *args: str, env: dict[str, str] | None = None, port: int = 0) -> Served:
     process = CliProcess(
-        "serve", "--port", "0", "--data-dir", str(data_dir), *args,
+        "serve", "--port", str(port), "--data-dir", str(data_dir), *args,
         log=data_dir.parent / f"{data_dir.name}.log", env=env,
     )  # fmt: skip
     url = process.wait_for(URL_LINE).group(1)
@@ -114,21 +115,21 @@ def test_a_second_server_on_the_same_data_directory_is_refused(served: Served) -
     assert httpx.get(f"{served.url}/client/api", timeout=10).status_code == 401
 
 
-def test_a_forwarded_address_from_an_untrusted_peer_is_ignored(served: Served) -> None:
-    _login(served.url, served.password, "198.51.100.77")
-    served.process.proc.poll()
-    log = served.process.log.read_text()
-    assert "login user=admin from=127.0.0.1" in log
-    assert "from=198.51.100.77" not in log
-
-
-def test_a_forwarded_address_from_a_trusted_proxy_names_the_client(tmp_path: Path) -> None:
-    running = _serve(tmp_path / "data", env={"CLOUDIAG_TRUSTED_PROXIES": '["127.0.0.1"]'})
+@pytest.mark.parametrize(
+    ("trusted", "seen"),
+    [(None, "127.0.0.1"), ('["127.0.0.1"]', "198.51.100.77")],
+    ids=["untrusted-peer", "trusted-proxy"],
+)
+def test_a_forwarded_address_is_believed_only_from_a_trusted_proxy(
+    tmp_path: Path, trusted: str | None, seen: str
+) -> None:
+    env = {"CLOUDIAG_TRUSTED_PROXIES": trusted} if trusted else {}
+    running = _serve(tmp_path / "data", env=env, port=free_port())
     try:
-        _login(running.url, running.password, "198.51.100.78")
+        _login(running.url, running.password, "198.51.100.77")
     finally:
         assert running.process.stop() == 0
-    assert "login user=admin from=198.51.100.78" in running.process.log.read_text()
+    assert f"login user=admin from={seen}\n" in running.process.log.read_text()
 
 
 def test_a_busy_port_is_one_clear_line_and_the_admin_password_is_not_lost(
