@@ -45,7 +45,9 @@ def _invalid(exc: ValidationError, flags: dict[str, Any]) -> int:
     for error in exc.errors():
         name = str(error["loc"][0]) if error["loc"] else "?"
         where = f"--{name.replace('_', '-')}" if name in flags else f"CLOUDIAG_{name.upper()}"
-        print(f"cloudiag: invalid {where} {error['input']!r}: {error['msg']}", file=sys.stderr)
+        # A URL may carry a password or a bus token: never echoed.
+        value = "" if name.endswith("url") else f" {error['input']!r}"
+        print(f"cloudiag: invalid {where}{value}: {error['msg']}", file=sys.stderr)
     return BAD_USAGE
 
 
