@@ -97,3 +97,12 @@ def test_reset_password_of_an_unknown_user_is_refused(tmp_path: Path) -> None:
     out = _reset(tmp_path, "nobody", "--data-dir", str(tmp_path))
     assert out.returncode == 1
     assert "no user 'nobody'" in out.stderr
+
+
+def test_a_secrets_key_that_does_not_open_the_database_is_refused(tmp_path: Path) -> None:
+    assert _create(tmp_path, "gina").returncode == 0
+    (tmp_path / "secrets.key").unlink()  # Another key is made in its place.
+    out = _create(tmp_path, "hank")
+    assert out.returncode == 1
+    assert "does not open with this secrets key" in out.stderr
+    assert "Traceback" not in out.stderr

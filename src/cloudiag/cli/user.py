@@ -76,10 +76,11 @@ def _in_transaction(
     settings: Settings, work: Callable[[AsyncSession, SecretBox], Awaitable[T]]
 ) -> T:
     """Run `work` in one transaction on the configured database, migrated first, with the
-    box of the secrets key."""
+    box of the secrets key; ValueError when that key does not open the database's secrets."""
     from cloudiag.accounts import secret_box
     from cloudiag.db.engine import create_engine, session_factory
     from cloudiag.db.migrate import upgrade
+    from cloudiag.services import accounts
 
     async def run() -> T:
         sqlite = not settings.database_url
@@ -91,7 +92,11 @@ def _in_transaction(
         try:
             await upgrade(engine)
             async with session_factory(engine).begin() as db:
+                await accounts.seal_clear_secrets(db, box)
                 return await work(db, box)
+        except secret_box.SecretBoxError as exc:
+            key_file = settings.resolved_secrets_key_file()
+            raise ValueError(f"{exc} ({key_file}); set CLOUDIAG_SECRETS_KEY_FILE") from None
         finally:
             await engine.dispose()
 
