@@ -48,6 +48,7 @@ class CliProcess:
             except queue.Empty:
                 break
             if line is None:
+                self._queue.put(None)  # The end stays known to the next reader.
                 break
             self.lines.append(line)
             if found := re.search(pattern, line):
@@ -59,7 +60,8 @@ class CliProcess:
         return "\n".join(self.lines) + "\n--- stderr ---\n" + self.log.read_text()
 
     def stop(self, sig: int = signal.SIGINT, grace: float = 60) -> int:
-        """Signal it and wait for its exit status (SIGKILL after `grace` seconds)."""
+        """Signal it and wait for its exit status (SIGKILL after `grace` seconds); `lines`
+        then holds everything it printed."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
@@ -69,3 +71,5 @@ class CliProcess:
             return self.proc.wait()
         finally:
             self._stderr.close()
+            while (line := self._queue.get(timeout=10)) is not None:
+                self.lines.append(line)

@@ -116,3 +116,19 @@ def test_ctrl_c_with_the_output_pipe_gone_still_takes_the_lab_down(
     lab = _lab(prefix)
     assert not any(ns["running"] for ns in lab["namespaces"])  # type: ignore[attr-defined]
     assert _processes_of(prefix) == []
+
+
+def test_a_demo_on_a_lab_it_did_not_bring_up_leaves_it_up(prefix: str, tmp_path: Path) -> None:
+    up = subprocess.run(
+        [sys.executable, "-m", "cloudiag", "lab", "up", "--prefix", prefix],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    demo = _demo(prefix, tmp_path / "data", tmp_path / "demo.log")
+    try:
+        demo.wait_for(r"is up already", timeout=60)
+        demo.wait_for(RUNNING, timeout=120)
+    finally:
+        assert demo.stop() == 0, demo.output()
+    assert not any("taking the lab down" in line for line in demo.lines)
+    assert _lab(prefix)["up"] is True
