@@ -86,7 +86,7 @@ def lock(data_dir: Path) -> DataDirLock:
     except BlockingIOError:
         os.close(fd)
         raise DataDirInUse(
-            f"another cloudiag is running on the data directory {data_dir}; stop it first, "
+            f"another cloudiag server is running on the data directory {data_dir}; stop it first, "
             "or give this one its own --data-dir"
         ) from None
     return DataDirLock(path, fd)

@@ -111,7 +111,7 @@ def test_the_data_directory_and_its_files_are_private(served: Served) -> None:
 def test_a_second_server_on_the_same_data_directory_is_refused(served: Served) -> None:
     out = _cloudiag("serve", "--port", "0", "--data-dir", str(served.data_dir))
     assert out.returncode == 1
-    assert "another cloudiag is running on the data directory" in out.stderr
+    assert "another cloudiag server is running on the data directory" in out.stderr
     assert httpx.get(f"{served.url}/client/api", timeout=10).status_code == 401
 
 
