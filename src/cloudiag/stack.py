@@ -151,6 +151,8 @@ async def _with_lab(
         except lab.LabError as exc:
             say(f"cannot build the lab: {exc}", err=True)
             return 1
+        if stop.is_set():  # Ctrl-C while the lab was being built.
+            return 0
         return await _serve(settings, sock, stop, demo=demo, local_agent=True)
     finally:
         say("taking the lab down…")
