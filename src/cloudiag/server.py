@@ -16,6 +16,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
+from cloudiag import datadir
+from cloudiag.accounts import secret_box
 from cloudiag.api.app import create_app
 from cloudiag.api.context import AppState
 from cloudiag.bus import subjects
@@ -41,8 +43,6 @@ class Running:
     nats_url: str
     state: AppState
     nc: Client
-    #: Set on the first start only: the generated admin account.
-    admin: accounts.NewUser | None
 
 
 class _Uvicorn(uvicorn.Server):
@@ -73,6 +73,7 @@ async def _consume_reports(nc: Client, state: AppState) -> None:
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Running]:
     """Start everything but the HTTP listener; stop it all on exit, in reverse order."""
+    await asyncio.to_thread(datadir.prepare, settings.data_dir, sqlite=not settings.database_url)
     identity = await asyncio.to_thread(claim_server_id, settings.data_dir, settings.server_id)
     engine = create_engine(settings.resolved_database_url())
     embedded: EmbeddedNats | None = None
@@ -88,9 +89,28 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
             settings.port,
         )
         await upgrade(engine)
+        box = await asyncio.to_thread(
+            secret_box.load_or_create, settings.resolved_secrets_key_file()
+        )
         db = session_factory(engine)
         async with db.begin() as session:
-            admin = await accounts.ensure_admin(session)
+            try:
+                sealed = await accounts.seal_clear_secrets(session, box)
+            except secret_box.SecretBoxError as exc:
+                key_file = settings.resolved_secrets_key_file()
+                raise secret_box.SecretBoxError(
+                    f"{exc} ({key_file}): give the key file the database was sealed with "
+                    "(CLOUDIAG_SECRETS_KEY_FILE)"
+                ) from None
+            if sealed:
+                log.info("sealed %d API secret keys stored in clear by an older version", sealed)
+            admin = await accounts.ensure_admin(session, box=box)
+            if admin is not None:
+                # Saved before the account is committed: a start that fails after this
+                # point cannot leave an admin whose password nobody has seen.
+                await asyncio.to_thread(
+                    datadir.save_credentials, settings.data_dir, admin_credentials(admin)
+                )
         nats_url = settings.nats_url
         if not nats_url:
             embedded = EmbeddedNats(settings.data_dir / "nats")
@@ -118,10 +138,10 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
             housekeeping.run_forever(runner, db, settings.session_lifetime)
         )
         js = await ensure_output_stream(nc)
-        state = AppState(settings=settings, db=db, runner=runner, nc=nc, js=js)
+        state = AppState(settings=settings, db=db, runner=runner, nc=nc, secrets=box, js=js)
         holder.append(state)
         await _consume_reports(nc, state)
-        yield Running(settings, nats_url, state, nc, admin)
+        yield Running(settings, nats_url, state, nc)
     finally:
         if sweeper is not None:
             sweeper.cancel()
@@ -136,21 +156,55 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         identity.release()
 
 
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound now so that a busy port is known before anything
+    starts; port 0 picks a free one (getsockname tells which). Raises OSError.
+
+    Blocking (a host name is resolved): call it in a thread.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(socket.SOMAXCONN)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    """The base URL of the API served on `sock`, with the port really bound."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 async def serve_http(
-    state: AppState, host: str, port: int, stop: asyncio.Event, ready: asyncio.Event | None = None
+    state: AppState, sock: socket.socket, stop: asyncio.Event, ready: asyncio.Event | None = None
 ) -> None:
-    """Serve the API until `stop` is set."""
+    """Serve the API on `sock` until `stop` is set."""
+    proxies = state.settings.trusted_proxies
     config = uvicorn.Config(
-        create_app(state), host=host, port=port, log_config=None, access_log=False, lifespan="off"
+        create_app(state),
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        # X-Forwarded-For names the client only when a proxy the operator trusts sent it;
+        # uvicorn's default trusts loopback, and any local user can connect from there.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
     )
     server = _Uvicorn(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     # uvicorn offers a flag, not an event, for "listening".
     while not server.started and not task.done():  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     if task.done():
-        await task  # Surfaces the bind error.
-        raise RuntimeError(f"the HTTP server did not start on {host}:{port}")
+        await task
+        raise RuntimeError(f"the HTTP server did not start on {url_of(sock)}")
     if ready is not None:
         ready.set()
     await stop.wait()
@@ -165,16 +219,26 @@ def stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-def admin_banner(admin: accounts.NewUser | None, url: str) -> str:
-    """What the first start prints about the generated admin account."""
+def admin_credentials(admin: accounts.NewUser) -> dict[str, str]:
+    """What credentials.json keeps of the generated admin account."""
+    return {
+        "username": admin.username,
+        "password": admin.password,
+        "apikey": admin.apikey,
+        "secretkey": admin.secretkey,
+    }
+
+
+def admin_banner(saved: dict[str, str] | None, url: str) -> str:
+    """What every start prints: where to go, and the first admin's login until it changes."""
     where = f"cloudiag web UI at {url}/ and API at {url}/client/api"
-    if admin is None:
+    if saved is None:
         return where
     return (
         f"{where}\n"
-        f"First start: created user {admin.username!r} (role Admin)\n"
-        f"  password:  {admin.password}\n"
-        f"  apikey:    {admin.apikey}\n"
-        f"  secretkey: {admin.secretkey}\n"
+        f"Generated user {saved['username']!r} (role Admin), shown until its password changes\n"
+        f"  password:  {saved['password']}\n"
+        f"  apikey:    {saved['apikey']}\n"
+        f"  secretkey: {saved['secretkey']}\n"
         "Log in with: login username=admin password=<password> (POST), or sign calls with the keys."
     )

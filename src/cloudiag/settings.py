@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,10 @@ if TYPE_CHECKING:
 
 
 def default_data_dir() -> Path:
-    """Where the SQLite file, the private NATS store and credentials go by default."""
+    """Where the SQLite file, the private NATS store and credentials go by default.
+
+    The one default of every subcommand (serve, demo, user…): root's under sudo.
+    """
     return Path.home() / ".local" / "share" / "cloudiag"
 
 
@@ -33,6 +37,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None
+    #: The key that seals API secret keys in the database; unset, <data_dir>/secrets.key.
+    #: Kept apart from the database: every server of one database needs the same file.
+    secrets_key_file: Path | None = None
     nats_url: str | None = None
     #: Time limit of every diagnostic (seconds); unset, each type has its own (ping 120 s…).
     diagnostics_timeout: float | None = Field(default=None, gt=0, le=3600)
@@ -64,6 +71,9 @@ class Settings(BaseSettings):
     #: At most rate_limit diagnostics per user in rate_interval seconds (0 = unlimited).
     rate_limit: int = Field(default=300, ge=0)
     rate_interval: int = Field(default=60, ge=1, le=86400)
+    #: Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed, as addresses or CIDRs:
+    #: CLOUDIAG_TRUSTED_PROXIES='["192.0.2.7"]'. None by default: the client is the peer.
+    trusted_proxies: list[str] = Field(default_factory=list)
     lab_prefix: str = "cdlab"
     log_level: str = "INFO"
     log_format: str = Field(default="text", pattern="^(text|json)$")
@@ -87,6 +97,11 @@ class Settings(BaseSettings):
 
         return [str(n) for n in parse_networks(value)]
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(v.strip(), strict=False)) for v in value]
+
     def quotas(self) -> Quotas:
         """The concurrency and rate limits as the job service takes them."""
         from cloudiag.services.quotas import Quotas  # The server's, not the CLI's, import cost.
@@ -98,6 +113,10 @@ class Settings(BaseSettings):
             rate=self.rate_limit,
             rate_interval=self.rate_interval,
         )
+
+    def resolved_secrets_key_file(self) -> Path:
+        """The configured secrets key file, else one in the data directory."""
+        return self.secrets_key_file or self.data_dir / "secrets.key"
 
     def resolved_database_url(self) -> str:
         """The configured database, else a SQLite file in the data directory."""

@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
+import socket
 import sys
-from pathlib import Path
 
 from sqlalchemy import select
 
+from cloudiag import datadir
+from cloudiag.accounts.secret_box import SecretBoxError
+from cloudiag.console import say
 from cloudiag.db.models import Host
 from cloudiag.jobs.server_identity import ServerIdError
 from cloudiag.lab import manager as lab
-from cloudiag.server import Running, admin_banner, running, serve_http, stop_on_signals
+from cloudiag.server import (
+    Running,
+    admin_banner,
+    admin_credentials,
+    listen_socket,
+    running,
+    serve_http,
+    stop_on_signals,
+    url_of,
+)
 from cloudiag.services import accounts
 from cloudiag.settings import Settings
 
@@ -65,113 +76,142 @@ async def wait_for_host(run: Running, timeout: float = 15.0) -> bool:
     return False
 
 
-async def demo_credentials(run: Running, path: Path, url: str) -> dict[str, str]:
-    """The admin's credentials for the demo: new on the first start, kept in `path` after."""
-    admin = run.admin
-    if admin is None:
-        with contextlib.suppress(ValueError, OSError):
-            saved = json.loads(await asyncio.to_thread(_read_private, path))
-            return {**saved, "url": url}
-        async with run.state.db.begin() as db:
-            admin = await accounts.reset_credentials(db, "admin")
-    creds = {
-        "url": url,
-        "username": admin.username,
-        "password": admin.password,
-        "apikey": admin.apikey,
-        "secretkey": admin.secretkey,
-    }
-    await asyncio.to_thread(_write_private, path, json.dumps(creds, indent=2))
+async def first_admin(run: Running) -> dict[str, str] | None:
+    """The generated admin credentials saved in the data directory, while they still log in."""
+    saved = await asyncio.to_thread(datadir.saved_credentials, run.settings.data_dir)
+    if saved is None or not {"username", "password", "apikey", "secretkey"} <= saved.keys():
+        return None
+    async with run.state.db() as db:
+        if await accounts.check_password(db, saved["username"], saved["password"]) is None:
+            return None
+    return saved
+
+
+async def demo_credentials(run: Running) -> dict[str, str]:
+    """The admin's credentials for the demo: the saved ones, else new ones (and saved)."""
+    saved = await first_admin(run)
+    if saved is not None:
+        return saved
+    async with run.state.db.begin() as db:
+        creds = admin_credentials(
+            await accounts.reset_credentials(db, "admin", box=run.state.secrets)
+        )
+        await asyncio.to_thread(datadir.save_credentials, run.settings.data_dir, creds)
     return creds
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (it holds a password and a secret key)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        # The mode of os.open applies to a new file only: an existing one keeps its own.
-        os.fchmod(fd, 0o600)
-        fh.write(text)
-
-
-def _read_private(path: Path) -> str:
-    """Read a file of secrets, making it readable by its owner only if it was not."""
-    with path.open() as fh:
-        os.fchmod(fh.fileno(), 0o600)
-        return fh.read()
-
-
 async def run_stack(settings: Settings, *, with_lab: bool, demo: bool) -> int:
-    """Serve until Ctrl-C; with the lab, bring it up first and take it down at the end."""
+    """Serve until Ctrl-C; with the lab, bring it up first and take it down at the end.
+
+    The data directory is held and the port bound before the lab is touched: a start that
+    cannot run refuses without harming what another one runs, and only a start that
+    brought a lab up takes it down.
+    """
     stop = asyncio.Event()
     stop_on_signals(stop)
-    url = f"http://{settings.host}:{settings.port}"
-    if with_lab:
-        missing = lab.check_requirements()
-        if missing:
-            print("cannot build the lab:\n  " + "\n  ".join(missing), file=sys.stderr)
+    try:
+        held = await asyncio.to_thread(datadir.lock, settings.data_dir)
+    except datadir.DataDirInUse as exc:
+        say(f"cloudiag: {exc}", err=True)
+        return 1
+    try:
+        try:
+            sock = await asyncio.to_thread(listen_socket, settings.host, settings.port)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            say(f"cloudiag: cannot listen on {settings.host}:{settings.port}: {why}", err=True)
             return 1
-        print(f"bringing the lab up (prefix {settings.lab_prefix})…", flush=True)
+        with sock:
+            # Port 0 became a real one: logs and the job runner's label name that one.
+            settings = settings.model_copy(update={"port": sock.getsockname()[1]})
+            return await _with_lab(settings, sock, stop, with_lab=with_lab, demo=demo)
+    finally:
+        held.release()
+
+
+async def _with_lab(
+    settings: Settings, sock: socket.socket, stop: asyncio.Event, *, with_lab: bool, demo: bool
+) -> int:
+    if not with_lab:
+        return await _serve(settings, sock, stop, demo=demo, local_agent=False)
+    missing = lab.check_requirements()
+    if missing:
+        say("cannot build the lab:\n  " + "\n  ".join(missing), err=True)
+        return 1
+    if (await asyncio.to_thread(lab.status, settings.lab_prefix)).up:
+        say(
+            f"the lab {settings.lab_prefix} is up already (another demo's, or left behind): "
+            "using it, and leaving it up; `cloudiag lab down` takes it down",
+        )
+        return await _serve(settings, sock, stop, demo=demo, local_agent=True)
+    say(f"bringing the lab up (prefix {settings.lab_prefix})…")
+    try:
         try:
             await asyncio.to_thread(lab.up, settings.lab_prefix)
         except lab.LabError as exc:
-            print(f"cannot build the lab: {exc}", file=sys.stderr)
+            say(f"cannot build the lab: {exc}", err=True)
             return 1
+        if stop.is_set():  # Ctrl-C while the lab was being built.
+            return 0
+        return await _serve(settings, sock, stop, demo=demo, local_agent=True)
+    finally:
+        say("taking the lab down…")
+        await asyncio.to_thread(lab.down, settings.lab_prefix)
+        say("the lab is down; stopped")
+
+
+async def _serve(
+    settings: Settings, sock: socket.socket, stop: asyncio.Event, *, demo: bool, local_agent: bool
+) -> int:
     try:
         async with running(settings) as run:
             agent: asyncio.subprocess.Process | None = None
             try:
-                if with_lab:
+                if local_agent:
                     agent = await start_local_agent(settings, run.nats_url)
                     if not await wait_for_host(run):
-                        print("warning: the local agent has not reported yet", file=sys.stderr)
-                await _serve_until_stopped(run, settings, stop, url, demo)
+                        say("warning: the local agent has not reported yet", err=True)
+                await _serve_until_stopped(run, sock, stop, demo)
             finally:
                 # Before NATS goes: the agent says goodbye and its host shows Disconnected.
                 if agent is not None:
                     await stop_process(agent)
-    except ServerIdError as exc:
-        print(f"cloudiag: {exc}", file=sys.stderr)
+    except (ServerIdError, SecretBoxError) as exc:
+        say(f"cloudiag: {exc}", err=True)
         return 1
-    finally:
-        if with_lab:
-            print("taking the lab down…", flush=True)
-            await asyncio.to_thread(lab.down, settings.lab_prefix)
-            print("the lab is down; stopped", flush=True)
     return 0
 
 
 async def _serve_until_stopped(
-    run: Running, settings: Settings, stop: asyncio.Event, url: str, demo: bool
+    run: Running, sock: socket.socket, stop: asyncio.Event, demo: bool
 ) -> None:
     ready = asyncio.Event()
-    http = asyncio.create_task(serve_http(run.state, settings.host, settings.port, stop, ready))
+    http = asyncio.create_task(serve_http(run.state, sock, stop, ready))
     waiter = asyncio.create_task(ready.wait())
     await asyncio.wait({http, waiter}, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
     if http.done():
         await http  # It failed to start: let the error out.
         return
+    url = url_of(sock)
     if demo:
-        creds = await demo_credentials(run, settings.data_dir / "credentials.json", url)
-        print(_demo_banner(creds, settings), flush=True)
+        say(_demo_banner(url, await demo_credentials(run), run.settings))
     else:
-        print(admin_banner(run.admin, url), flush=True)
+        say(admin_banner(await first_admin(run), url))
     await http
 
 
-def _demo_banner(creds: dict[str, str], settings: Settings) -> str:
-    api = f"{creds['url']}/client/api"
+def _demo_banner(url: str, creds: dict[str, str], settings: Settings) -> str:
+    api = f"{url}/client/api"
     lines = [
         "",
         "cloudiag demo is running",
-        f"  web UI:     {creds['url']}/",
+        f"  web UI:     {url}/",
         f"  API:        {api}",
         f"  login:      {creds['username']} / {creds['password']}",
         f"  apikey:     {creds['apikey']}",
         f"  secretkey:  {creds['secretkey']}",
-        f"  saved to:   {settings.data_dir / 'credentials.json'}",
+        f"  saved to:   {settings.data_dir / datadir.CREDENTIALS_FILE}",
         "",
         "Try it from another terminal, with the cs client installed in .venv:",
         f"  export CLOUDSTACK_ENDPOINT={api}",

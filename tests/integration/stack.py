@@ -329,6 +329,8 @@ def start_server(
             **os.environ,
             "CLOUDIAG_HEARTBEAT_INTERVAL": "1",
             "CLOUDIAG_NATS_URL": nats_url,
+            # The key `user create --data-dir data_dir` sealed the accounts' secrets with.
+            "CLOUDIAG_SECRETS_KEY_FILE": str(data_dir / "secrets.key"),
             **(env or {}),
         },
     )

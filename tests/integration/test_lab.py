@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from cloudiag.lab import command, manager, system
+from cloudiag.cli import lab as command
+from cloudiag.lab import manager, system
 from cloudiag.lab.models import LabStatus
 
 pytestmark = pytest.mark.lab

@@ -12,8 +12,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.accounts import passwords
+from cloudiag.accounts.secret_box import SecretBox
 from cloudiag.db.models import User
 from cloudiag.services import accounts
+
+BOX = SecretBox.generate()
 
 
 async def test_creating_users_hashes_in_the_bounded_pool(
@@ -35,7 +38,7 @@ async def test_creating_users_hashes_in_the_bounded_pool(
 
     async def create(n: int) -> None:
         async with db.begin() as s:
-            await accounts.create_user(s, f"user{n}", "user", f"password-{n}")
+            await accounts.create_user(s, f"user{n}", "user", f"password-{n}", box=BOX)
 
     await asyncio.gather(*(create(n) for n in range(4 * passwords._MAX_WORKERS + 4)))
     assert 1 <= peak[0] <= passwords._MAX_WORKERS
@@ -50,7 +53,7 @@ async def _stored_hash(db: async_sessionmaker[AsyncSession], username: str) -> s
 async def test_a_weak_hash_is_upgraded_at_login(db: async_sessionmaker[AsyncSession]) -> None:
     weak = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("right password")
     async with db.begin() as s:
-        await accounts.create_user(s, "old", "user", "placeholder")
+        await accounts.create_user(s, "old", "user", "placeholder", box=BOX)
     async with db.begin() as s:
         await s.execute(update(User).where(User.username == "old").values(password_hash=weak))
     assert passwords.needs_rehash(weak)
@@ -65,7 +68,7 @@ async def test_a_weak_hash_is_upgraded_at_login(db: async_sessionmaker[AsyncSess
 
 async def test_a_current_hash_is_left_alone(db: async_sessionmaker[AsyncSession]) -> None:
     async with db.begin() as s:
-        await accounts.create_user(s, "new", "user", "right password")
+        await accounts.create_user(s, "new", "user", "right password", box=BOX)
     before = await _stored_hash(db, "new")
     async with db() as s:
         assert await accounts.check_password(s, "new", "right password") is not None

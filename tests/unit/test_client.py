@@ -15,6 +15,7 @@ import pytest
 from nats.errors import TimeoutError as NatsTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cloudiag.accounts.secret_box import SecretBox
 from cloudiag.api.app import create_app
 from cloudiag.api.context import AppState
 from cloudiag.bus.messages import OutputLine as BusLine
@@ -106,9 +107,10 @@ class Api:
 
 @pytest.fixture
 async def api(db: async_sessionmaker[AsyncSession]) -> AsyncIterator[Api]:
+    box = SecretBox.generate()
     async with db.begin() as session:
-        admin = await accounts.create_user(session, "admin", "admin")
-        user = await accounts.create_user(session, "plain", "user")
+        admin = await accounts.create_user(session, "admin", "admin", box=box)
+        user = await accounts.create_user(session, "plain", "user", box=box)
         # One flush each: the models have no relationships to order the inserts by.
         for row in (
             Zone(id=ZONE, name="lab-zone"),
@@ -120,7 +122,7 @@ async def api(db: async_sessionmaker[AsyncSession]) -> AsyncIterator[Api]:
             session.add(row)
             await session.flush()
     bus = _Bus()
-    state = AppState(Settings(), db=db, runner=None, nc=bus)  # type: ignore[arg-type]
+    state = AppState(Settings(), db=db, runner=None, nc=bus, secrets=box)  # type: ignore[arg-type]
     yield Api(httpx.ASGITransport(app=create_app(state)), db, bus, admin, user)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cloudiag.accounts.secret_box import SecretBox
 from cloudiag.api.commands.events import list_events
 from cloudiag.api.context import AppState, Caller, RequestContext
 from cloudiag.db.models import Event
@@ -44,7 +45,7 @@ async def db(
 
 
 async def _seen(db: async_sessionmaker[AsyncSession], caller: Caller, **params: Any) -> set[str]:
-    state = AppState(settings=Settings(), db=db, runner=None, nc=None)  # type: ignore[arg-type]
+    state = AppState(settings=Settings(), db=db, runner=None, nc=None, secrets=SecretBox.generate())  # type: ignore[arg-type]
     answer = await list_events(RequestContext(app=state, caller=caller), params)
     return {e["username"] for e in answer.get("event", [])}
 

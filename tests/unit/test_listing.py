@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import cloudiag.api.commands  # noqa: F401  (registers the commands)
+from cloudiag.accounts.secret_box import SecretBox
 from cloudiag.api.context import AppState, Caller, RequestContext
 from cloudiag.api.errors import ApiError
 from cloudiag.api.registry import REGISTRY
@@ -50,7 +51,13 @@ async def _list(
 ) -> dict[str, Any]:
     cmd = REGISTRY.get(command)
     assert cmd is not None
-    app = AppState(Settings(), sessions, runner=None, nc=None)  # type: ignore[arg-type]
+    app = AppState(
+        Settings(),
+        sessions,
+        runner=None,  # type: ignore[arg-type]
+        nc=None,  # type: ignore[arg-type]
+        secrets=SecretBox.generate(),
+    )
     try:
         return await cmd.handler(RequestContext(app=app, caller=ADMIN), cmd.validate(params))
     except DomainError as refusal:  # As the API endpoint reports a service's refusal.

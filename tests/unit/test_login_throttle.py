@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.accounts import passwords
+from cloudiag.accounts.secret_box import SecretBox
 from cloudiag.api.commands.auth import login
 from cloudiag.api.context import AppState, RequestContext
 from cloudiag.api.errors import ApiError
@@ -65,7 +66,7 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 async def _user(sessions: async_sessionmaker[AsyncSession]) -> str:
     name = "victim" + secrets.token_hex(3)
     async with sessions.begin() as db:
-        await accounts.create_user(db, name, "user", PASSWORD)
+        await accounts.create_user(db, name, "user", PASSWORD, box=SecretBox.generate())
     return name
 
 
@@ -73,7 +74,7 @@ async def _login(
     sessions: async_sessionmaker[AsyncSession], username: str, password: str, source: str
 ) -> str:
     """'ok', or the error text of the refusal."""
-    app = AppState(Settings(), sessions, runner=None, nc=None)  # type: ignore[arg-type]
+    app = AppState(Settings(), sessions, runner=None, nc=None, secrets=SecretBox.generate())  # type: ignore[arg-type]
     ctx = RequestContext(app=app, caller=None, client_ip=source)
     try:
         await login(ctx, {"username": username, "password": password})

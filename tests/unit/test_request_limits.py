@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cloudiag.accounts.secret_box import SecretBox
 from cloudiag.api.app import create_app
 from cloudiag.api.auth import MAX_BODY, MAX_FIELDS
 from cloudiag.api.context import AppState
@@ -21,7 +22,7 @@ TOO_MANY = f"The request has more than {MAX_FIELDS} parameters, the most allowed
 @pytest.fixture
 async def api() -> AsyncIterator[httpx.AsyncClient]:
     """The API app in process; nothing here gets as far as the database or the bus."""
-    state = AppState(Settings(), db=None, runner=None, nc=None)  # type: ignore[arg-type]
+    state = AppState(Settings(), db=None, runner=None, nc=None, secrets=SecretBox.generate())  # type: ignore[arg-type]
     transport = httpx.ASGITransport(app=create_app(state))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         yield client

@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 from cloudiag.bus.embedded import write_config
-from cloudiag.stack import _read_private, _write_private
+from cloudiag.datadir import read_private, write_private
 
 
 def _mode(path: Path) -> int:
@@ -18,14 +18,14 @@ def test_an_existing_credentials_file_is_made_private_when_rewritten(tmp_path: P
     path = tmp_path / "credentials.json"
     path.write_text("{}")
     path.chmod(0o644)
-    _write_private(path, json.dumps({"password": "p"}))
+    write_private(path, json.dumps({"password": "p"}))
     assert _mode(path) == 0o600
     assert json.loads(path.read_text()) == {"password": "p"}
 
 
 def test_a_new_credentials_file_is_private(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "credentials.json"
-    _write_private(path, "{}")
+    write_private(path, "{}")
     assert _mode(path) == 0o600
 
 
@@ -33,7 +33,7 @@ def test_reading_a_world_readable_credentials_file_makes_it_private(tmp_path: Pa
     path = tmp_path / "credentials.json"
     path.write_text('{"secretkey": "s"}')
     path.chmod(0o644)
-    assert json.loads(_read_private(path)) == {"secretkey": "s"}
+    assert json.loads(read_private(path)) == {"secretkey": "s"}
     assert _mode(path) == 0o600
 
 

@@ -139,7 +139,12 @@ async def authenticate(
             raise ApiError.unauthorized(expiry_error)
         async with state.db() as db:
             user = await accounts.user_by_api_key(db, api_key)
-        if user is None or not signing.verify_signature(params, signature, user.secret_key):
+        secret = accounts.signing_secret(user, state.secrets) if user is not None else None
+        if (
+            user is None
+            or secret is None
+            or not signing.verify_signature(params, signature, secret)
+        ):
             raise ApiError.unauthorized(_BAD_CREDENTIALS)
         return accounts.caller_of(user), ""
     session_id = request.cookies.get(SESSION_COOKIE, "")

@@ -9,6 +9,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cloudiag.accounts.secret_box import SecretBox
 from cloudiag.domain import Caller
 from cloudiag.settings import Settings
 
@@ -24,6 +25,8 @@ class AppState:
     db: async_sessionmaker[AsyncSession]
     runner: JobRunner
     nc: Client
+    #: Seals and opens the API secret keys stored in the database.
+    secrets: SecretBox
     #: None when the NATS server has no JetStream (then output streams live only).
     js: JetStreamContext | None = None
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudiag.accounts import passwords
+from cloudiag.accounts.secret_box import SecretBox, SecretBoxError, is_sealed
 from cloudiag.db.models import Session, User, utcnow
 from cloudiag.domain import Caller
 
@@ -50,31 +51,58 @@ def normalize_role(role: str) -> str:
 
 
 async def create_user(
-    db: AsyncSession, username: str, role: str, password: str | None = None
+    db: AsyncSession, username: str, role: str, password: str | None = None, *, box: SecretBox
 ) -> NewUser:
-    """Create a user with fresh API keys; the password is generated unless given."""
+    """Create a user with fresh API keys (the secret sealed by `box`); the password is
+    generated unless given."""
     role = normalize_role(role)
     if not username or len(username) > 255 or not username.isprintable() or " " in username:
         raise ValueError("a username is 1-255 printable characters without spaces")
     if (await db.execute(select(User.id).where(User.username == username))).first():
         raise ValueError(f"user {username!r} already exists")
     password = password or passwords.generate_password()
+    api_key, secret = passwords.generate_api_key(), passwords.generate_secret_key()
     user = User(
         username=username,
         role=role,
         password_hash=await passwords.hash_password_async(password),
-        api_key=passwords.generate_api_key(),
-        secret_key=passwords.generate_secret_key(),
+        api_key=api_key,
+        secret_key=box.seal(secret, bound_to=api_key),
         domain_id=ROOT_DOMAIN_ID,
     )
     db.add(user)
     await db.flush()
-    return NewUser(username, role, password, user.api_key, user.secret_key, user.id)
+    return NewUser(username, role, password, api_key, secret, user.id)
 
 
 async def user_by_api_key(db: AsyncSession, api_key: str) -> User | None:
     """The owner of an API key."""
     return (await db.execute(select(User).where(User.api_key == api_key))).scalar_one_or_none()
+
+
+def signing_secret(user: User, box: SecretBox) -> str | None:
+    """The clear secret key a user signs with, or None when it does not open (logged)."""
+    try:
+        return box.open(user.secret_key, bound_to=user.api_key)
+    except SecretBoxError as exc:
+        log.error("secret key of %s: %s", user.username, exc)
+        return None
+
+
+async def seal_clear_secrets(db: AsyncSession, box: SecretBox) -> int:
+    """Seal the secret keys an older version stored in clear; how many there were.
+
+    Raises SecretBoxError when a sealed one does not open: the server was given another
+    key file than the one its database was sealed with, and no signature would verify.
+    """
+    clear = 0
+    for user in (await db.execute(select(User))).scalars():
+        if is_sealed(user.secret_key):
+            box.open(user.secret_key, bound_to=user.api_key)
+        else:
+            user.secret_key = box.seal(user.secret_key, bound_to=user.api_key)
+            clear += 1
+    return clear
 
 
 async def check_password(db: AsyncSession, username: str, password: str) -> User | None:
@@ -164,21 +192,35 @@ async def close_session(db: AsyncSession, session_id: str) -> None:
     await db.execute(delete(Session).where(Session.id_hash == _digest(session_id)))
 
 
-async def ensure_admin(db: AsyncSession) -> NewUser | None:
+async def ensure_admin(db: AsyncSession, *, box: SecretBox) -> NewUser | None:
     """Create the `admin` user on the first start; None when users already exist."""
     if (await db.execute(select(User.id).limit(1))).first():
         return None
-    return await create_user(db, "admin", "admin")
+    return await create_user(db, "admin", "admin", box=box)
 
 
-async def reset_credentials(db: AsyncSession, username: str) -> NewUser:
+async def reset_password(db: AsyncSession, username: str, password: str | None = None) -> str:
+    """Give a user a new password (generated unless given) and end its sessions; the password.
+
+    The API keys stay: scripts that sign with them keep working.
+    """
+    user = (await db.execute(select(User).where(User.username == username))).scalar_one_or_none()
+    if user is None:
+        raise ValueError(f"no user {username!r}")
+    password = password or passwords.generate_password()
+    user.password_hash = await passwords.hash_password_async(password)
+    await db.execute(delete(Session).where(Session.user_id == user.id))
+    return password
+
+
+async def reset_credentials(db: AsyncSession, username: str, *, box: SecretBox) -> NewUser:
     """New password and API keys for an existing user (the demo's way back in)."""
     user = (await db.execute(select(User).where(User.username == username))).scalar_one_or_none()
     if user is None:
         raise ValueError(f"no user {username!r}")
     password = passwords.generate_password()
     user.password_hash = await passwords.hash_password_async(password)
-    user.api_key = passwords.generate_api_key()
-    user.secret_key = passwords.generate_secret_key()
+    user.api_key, secret = passwords.generate_api_key(), passwords.generate_secret_key()
+    user.secret_key = box.seal(secret, bound_to=user.api_key)
     await db.execute(delete(Session).where(Session.user_id == user.id))
-    return NewUser(user.username, user.role, password, user.api_key, user.secret_key, user.id)
+    return NewUser(user.username, user.role, password, user.api_key, secret, user.id)

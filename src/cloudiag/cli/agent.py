@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from cloudiag import logs
-from cloudiag.cli import settings_from
+from cloudiag.cli.options import settings_from
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 
-from cloudiag import logs
-from cloudiag.cli import settings_from, storage_flags
+from cloudiag import datadir, logs
+from cloudiag.cli.options import listen_flags, settings_from, storage_flags
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,12 +18,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Run the management server: migrations, private NATS unless "
         "CLOUDIAG_NATS_URL is set, the job runner and the CloudStack-compatible API.",
     )
-    p.add_argument("--host", help="listen address (default 127.0.0.1; env CLOUDIAG_HOST)")
-    p.add_argument("--port", type=int, help="listen port (default 8080; env CLOUDIAG_PORT)")
     p.add_argument("--nats-url", help="external NATS (env CLOUDIAG_NATS_URL); default: private")
     p.add_argument("--lab", action="store_true", help="also bring the lab up and run its agent")
-    p.add_argument("--lab-prefix", help="namespace prefix of the lab (default cdlab)")
+    p.add_argument(
+        "--lab-prefix",
+        help="namespace prefix of the lab (env CLOUDIAG_LAB_PREFIX; default cdlab): another "
+        "prefix runs a second lab beside the first",
+    )
     p.add_argument("--diagnostics-timeout", type=float, help="time limit of every diagnostic, s")
+    listen_flags(p)
     storage_flags(p)
     p.set_defaults(func=_run)
 
@@ -32,5 +36,6 @@ def _run(args: argparse.Namespace) -> int:
     from cloudiag.stack import run_stack
 
     settings = settings_from(args)
+    os.umask(datadir.PRIVATE_UMASK)  # What SQLite and NATS create is private too.
     logs.setup(settings.log_level, settings.log_format)
     return asyncio.run(run_stack(settings, with_lab=args.lab, demo=False))

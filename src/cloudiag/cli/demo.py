@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 
-from cloudiag import logs
-from cloudiag.cli import settings_from, storage_flags
+from cloudiag import datadir, logs
+from cloudiag.cli.options import listen_flags, settings_from, storage_flags
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,9 +19,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "in network namespaces and run its agent. Prints the URL and the admin's login and "
         "API keys, and writes them to DATA_DIR/credentials.json. Ctrl-C stops it all.",
     )
-    p.add_argument("--host", help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="listen port (default 8080)")
-    p.add_argument("--lab-prefix", help="namespace prefix of the lab (default cdlab)")
+    p.add_argument(
+        "--lab-prefix",
+        help="namespace prefix of the lab (env CLOUDIAG_LAB_PREFIX; default cdlab): another "
+        "prefix runs a second lab beside the first",
+    )
+    listen_flags(p)
     storage_flags(p)
     p.set_defaults(func=_run)
 
@@ -30,5 +34,6 @@ def _run(args: argparse.Namespace) -> int:
     from cloudiag.stack import run_stack
 
     settings = settings_from(args)
+    os.umask(datadir.PRIVATE_UMASK)  # What SQLite and NATS create is private too.
     logs.setup(settings.log_level, settings.log_format)
     return asyncio.run(run_stack(settings, with_lab=True, demo=True))
