@@ -18,7 +18,7 @@ import cloudiag
 SRC = Path(cloudiag.__file__).parent
 
 #: The command-line layer: `cloudiag …` and its subcommands' modules.
-CLI = {"__main__", "cli", "demo", "serve_command", "user_command"}
+CLI = {"__main__", "cli"}
 #: What each layer must not import (top-level parts of `cloudiag`).
 FORBIDDEN = {
     "services": {"api", *CLI},
@@ -27,19 +27,6 @@ FORBIDDEN = {
     "db": {"services", "jobs", "api", "agent", "lab", *CLI},
     "sysvm": {"services", "jobs", "api", "agent", "lab", *CLI},
 }
-#: Imports against these rules still on main, each undone by another part of issue 8 (the
-#: run planning of services/diagnostics.py; the CLI's subcommands). Left out of the rules
-#: until then; a test fails once one is gone, so that its entry goes too.
-NOT_YET_LAYERED = {
-    "cloudiag.services.diagnostics -> cloudiag.api.errors",
-    # The subcommands' modules import the CLI's helpers, and the CLI imports them.
-    "cloudiag.agent.command -> cloudiag.cli",
-    "cloudiag.demo -> cloudiag.cli",
-    "cloudiag.serve_command -> cloudiag.cli",
-    "cloudiag.user_command -> cloudiag.cli",
-}
-
-
 def _module_name(path: Path) -> str:
     parts = path.relative_to(SRC.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -71,9 +58,8 @@ def _part(module: str) -> str:
     return module.split(".")[1]
 
 
-def _graph(everything: bool = False) -> dict[str, dict[str, set[str]]]:
-    """For each top-level part, the parts it imports and, for each, from which modules
-    (without NOT_YET_LAYERED unless `everything`)."""
+def _graph() -> dict[str, dict[str, set[str]]]:
+    """For each top-level part, the parts it imports and, for each, from which modules."""
     graph: dict[str, dict[str, set[str]]] = {}
     for path in sorted(SRC.rglob("*.py")):
         if "migrations" in path.parts:
@@ -85,17 +71,9 @@ def _graph(everything: bool = False) -> dict[str, dict[str, set[str]]]:
         graph.setdefault(source, {})
         for target in _imports(path):
             line = f"{module} -> {target}"
-            if line in NOT_YET_LAYERED and not everything:
-                continue
             if target.startswith("cloudiag.") and _part(target) != source:
                 graph[source].setdefault(_part(target), set()).add(line)
     return graph
-
-
-def test_every_exception_to_the_rules_is_still_needed() -> None:
-    graph = _graph(everything=True)
-    every = {line for imports in graph.values() for lines in imports.values() for line in lines}
-    assert sorted(NOT_YET_LAYERED - every) == [], "gone: take them out of NOT_YET_LAYERED"
 
 
 def test_the_graph_is_read() -> None:
