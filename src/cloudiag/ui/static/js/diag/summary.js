@@ -20,15 +20,15 @@ export function declareSummaries(types) {
   }
 }
 
-function nameOf(parsed) {
-  const name = declared.get(parsed.type) ?? parsed.uisummary ?? parsed.ui_summary ?? parsed.type;
+function nameOf(parsed, type) {
+  const name = declared.get(type) ?? parsed.uisummary ?? parsed.ui_summary ?? parsed.type;
   // Only a plain name becomes part of a module's URL.
   return NAME.test(name || "") ? name : GENERIC;
 }
 
-/** The summary module for a parsed result (generic when its type has none of its own). */
-export function summaryModule(parsed) {
-  const name = nameOf(parsed);
+/** The summary module for a parsed result of a type (generic when it has none of its own). */
+export function summaryModule(parsed, type) {
+  const name = nameOf(parsed, type);
   if (!loaded.has(name)) {
     const module = import(`./summaries/${name}.js`);
     loaded.set(name, name === GENERIC ? module : module.catch(() => import(`./summaries/${GENERIC}.js`)));
@@ -36,16 +36,16 @@ export function summaryModule(parsed) {
   return loaded.get(name);
 }
 
-/** The verdict ({text, tone}) of a parsed result, or null when there is none to give. */
-export async function summaryVerdict(parsed) {
+/** The verdict ({text, tone}) of a type's parsed result, or null when there is none. */
+export async function summaryVerdict(parsed, type) {
   if (!parsed) return null;
-  return (await summaryModule(parsed)).verdict(parsed);
+  return (await summaryModule(parsed, type)).verdict(parsed);
 }
 
-/** The summary view of a parsed result (filled once its module is loaded), or null. */
-export function summaryView(parsed) {
+/** The summary view of a type's parsed result (filled once its module is loaded), or null. */
+export function summaryView(parsed, type) {
   if (!parsed) return null;
   const section = h("section", { class: "summary", "aria-label": "Parsed result" });
-  summaryModule(parsed).then((module) => replace(section, module.view(parsed)));
+  summaryModule(parsed, type).then((module) => replace(section, module.view(parsed)));
   return section;
 }
