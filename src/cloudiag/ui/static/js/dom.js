@@ -103,7 +103,7 @@ export function parseStamp(stamp) {
 const pad = (n) => String(n).padStart(2, "0");
 
 /** The browser's offset from UTC at `date`, as "UTC" or "UTC+01:00". */
-export function zone(date) {
+function zone(date) {
   const minutes = -date.getTimezoneOffset();
   if (minutes === 0) return "UTC";
   const abs = Math.abs(minutes);

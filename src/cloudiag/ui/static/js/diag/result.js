@@ -55,12 +55,15 @@ export function resultView(job, { onAgain } = {}) {
   const { label, tone, diag, error, ms } = outcome(job);
   const request = job.request || {};
   const exitBadge = h("span", { class: `badge badge-${tone} badge-big`, "data-testid": "exit-badge" }, label);
-  // Recoloured once the summary's module says what the run found (and titled with it).
-  summaryVerdict(diag?.parsed, request.type).then((verdict) => {
-    if (!verdict) return;
-    exitBadge.className = `badge badge-${outcome(job, verdict).tone} badge-big`;
-    exitBadge.title = verdict.text;
-  });
+  // Recoloured once the summary's module says what the run found (and titled with it); a
+  // module that cannot load leaves the exit code's colour.
+  summaryVerdict(diag?.parsed, request.type)
+    .then((verdict) => {
+      if (!verdict) return;
+      exitBadge.className = `badge badge-${outcome(job, verdict).tone} badge-big`;
+      exitBadge.title = verdict.text;
+    })
+    .catch(() => {});
   const stdout = diag?.stdout ?? "";
   const stderr = diag?.stderr ?? "";
   const copyButton = h("button", { type: "button", class: "btn", "data-testid": "copy-output" }, "Copy output");

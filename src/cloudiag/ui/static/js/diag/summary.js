@@ -27,7 +27,7 @@ function nameOf(parsed, type) {
 }
 
 /** The summary module for a parsed result of a type (generic when it has none of its own). */
-export function summaryModule(parsed, type) {
+function summaryModule(parsed, type) {
   const name = nameOf(parsed, type);
   if (!loaded.has(name)) {
     const module = import(`./summaries/${name}.js`);
@@ -46,6 +46,9 @@ export async function summaryVerdict(parsed, type) {
 export function summaryView(parsed, type) {
   if (!parsed) return null;
   const section = h("section", { class: "summary", "aria-label": "Parsed result" });
-  summaryModule(parsed, type).then((module) => replace(section, module.view(parsed)));
+  summaryModule(parsed, type).then(
+    (module) => replace(section, module.view(parsed)),
+    () => replace(section, h("p", { class: "muted" }, "The summary could not be loaded; the output is below.")),
+  );
   return section;
 }
