@@ -4,7 +4,7 @@
 import { allowed, call, followJob } from "../api.js";
 import { empty, failure, h, loading, prose, replace } from "../dom.js";
 import { resultView } from "./result.js";
-import { declareSummaries } from "./summary.js";
+import { declareSummaries, summaryReady } from "./summary.js";
 import { checkAddress, checkParams, optionsHint, paramsExample } from "./validate.js";
 
 const FIELDS = ["type", "ipaddress", "params"];
@@ -158,7 +158,10 @@ export function diagnosticsPanel(vm, { initial = {} } = {}) {
         out.append(line.stream === "stderr" ? h("span", { class: "stderr" }, text) : text);
         if (atBottom) out.scrollTop = out.scrollHeight;
       },
-      end(job) {
+      async end(job) {
+        // The result appears whole: its summary's module is loaded first (the form stays
+        // busy meanwhile, so no new run can be replaced by this one's result).
+        await summaryReady(job.jobresult?.diagnostics?.parsed, job.request?.type);
         done();
         replace(runArea, resultView(job, { onAgain: () => form.requestSubmit() }));
       },

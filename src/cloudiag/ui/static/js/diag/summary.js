@@ -36,6 +36,11 @@ function summaryModule(parsed, type) {
   return loaded.get(name);
 }
 
+/** Resolves once the summary module of a type's parsed result is loaded (or cannot be). */
+export function summaryReady(parsed, type) {
+  return parsed ? summaryModule(parsed, type).catch(() => null) : Promise.resolve(null);
+}
+
 /** The verdict ({text, tone}) of a type's parsed result, or null when there is none. */
 export async function summaryVerdict(parsed, type) {
   if (!parsed) return null;
