@@ -20,9 +20,19 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 try:
-    from playwright.sync_api import Browser, Page, sync_playwright
+    from playwright.sync_api import (
+        Browser,
+        Locator,
+        Page,
+        ViewportSize,
+        expect,
+        sync_playwright,
+    )
 except ImportError:  # pragma: no cover - the test extra installs it
     sync_playwright = None  # type: ignore[assignment]
+
+#: The window of every test's page unless it says otherwise.
+CHROMIUM_VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 
 
 def _browser_missing() -> str | None:
@@ -58,7 +68,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     """A fresh browser context at 1280x800; fails the test on any uncaught page error."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(viewport=CHROMIUM_VIEWPORT)
     context.set_default_timeout(20_000)
     pg = context.new_page()
     errors: list[str] = []
@@ -85,3 +95,40 @@ def log_in(page: Page, stack: Stack, account: Account, *, open_ui: bool = True) 
     page.get_by_test_id("login-password").fill(account.password)
     page.get_by_test_id("login-submit").click()
     page.get_by_test_id("user").wait_for()
+
+
+def vm_row(page: Page, name: str) -> Locator:
+    """The row of a list that shows the VM (or host) of that name."""
+    return page.locator(f'tr[data-name="{name}"]')
+
+
+def open_vm_tab(page: Page, stack: Stack, role: str, tab: str) -> Locator:
+    """The page of the lab VM of that role, at one of its tabs; the VM view."""
+    page.goto(f"{stack.url}/#/vm/{stack.vm(role)['uuid']}/{tab}")
+    return page.get_by_test_id("vm-view")
+
+
+def run_form(panel: Locator, type_: str, address: str, params: str = "") -> None:
+    """Fill the diagnostics form and send it from the keyboard."""
+    panel.get_by_test_id("diag-type").select_option(type_)
+    panel.get_by_test_id("diag-address").fill(address)
+    panel.get_by_test_id("diag-params").fill(params)
+    panel.get_by_test_id("diag-params").press("Enter")  # the form works from the keyboard
+
+
+def open_run_dialog(page: Page, vm_name: str) -> Locator:
+    """Run diagnostics from the row's hover menu; the dialog."""
+    row = vm_row(page, vm_name)
+    row.hover()
+    row.get_by_test_id("row-actions").click()
+    item = page.get_by_test_id("action-diagnostics")
+    # The menu is on top of the page where it opened, not clipped by the table's box.
+    box = item.bounding_box()
+    assert box is not None
+    centre = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
+    hit = page.evaluate("([x, y]) => document.elementFromPoint(x, y)?.dataset.testid", centre)
+    assert hit == "action-diagnostics"
+    item.click()
+    dialog = page.get_by_test_id("run-dialog")
+    expect(dialog.get_by_test_id("diag-address")).to_be_focused()
+    return dialog

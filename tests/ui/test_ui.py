@@ -11,46 +11,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.integration.stack import Account, Stack, cloudiag, tool_pids
-from tests.ui.conftest import log_in
+from tests.ui.conftest import log_in, open_run_dialog, open_vm_tab, run_form, vm_row
 
 HOSTILE = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
-
-
-def _row(page: Page, name: str) -> Locator:
-    return page.locator(f'tr[data-name="{name}"]')
-
-
-def _open_run_dialog(page: Page, vm_name: str) -> Locator:
-    """Run diagnostics from the row's hover menu; the dialog."""
-    row = _row(page, vm_name)
-    row.hover()
-    row.get_by_test_id("row-actions").click()
-    item = page.get_by_test_id("action-diagnostics")
-    # The menu is on top of the page where it opened, not clipped by the table's box.
-    box = item.bounding_box()
-    assert box is not None
-    centre = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
-    hit = page.evaluate("([x, y]) => document.elementFromPoint(x, y)?.dataset.testid", centre)
-    assert hit == "action-diagnostics"
-    item.click()
-    dialog = page.get_by_test_id("run-dialog")
-    expect(dialog.get_by_test_id("diag-address")).to_be_focused()
-    return dialog
-
-
-def _run(panel: Locator, type_: str, address: str, params: str = "") -> None:
-    panel.get_by_test_id("diag-type").select_option(type_)
-    panel.get_by_test_id("diag-address").fill(address)
-    panel.get_by_test_id("diag-params").fill(params)
-    panel.get_by_test_id("diag-params").press("Enter")  # the form works from the keyboard
-
-
-def _open_vm_tab(page: Page, stack: Stack, role: str, tab: str) -> Locator:
-    page.goto(f"{stack.url}/#/vm/{stack.vm(role)['uuid']}/{tab}")
-    return page.get_by_test_id("vm-view")
 
 
 def _jobs(stack: Stack, role: str) -> int:
@@ -96,7 +62,7 @@ def test_login_shows_user_and_role_then_logout(page: Page, ui_stack: Stack, shot
 
 def test_expired_session_gives_the_login_page(page: Page, ui_stack: Stack) -> None:
     log_in(page, ui_stack, ui_stack.admin)
-    expect(_row(page, ui_stack.vm("router")["name"])).to_be_visible()
+    expect(vm_row(page, ui_stack.vm("router")["name"])).to_be_visible()
     # The server forgets the session (as after its timeout): the next call answers 401.
     page.context.clear_cookies()
     page.get_by_role("link", name="Hosts").click()
@@ -111,12 +77,12 @@ def test_lists_search_filter_and_host_heartbeat(page: Page, ui_stack: Stack, sho
     page.get_by_role("link", name="System VMs").click()
     listing = page.get_by_test_id("list-listSystemVms")
     ssvm, cpvm = ui_stack.vm("secondarystoragevm")["name"], ui_stack.vm("consoleproxy")["name"]
-    expect(_row(page, ssvm)).to_be_visible()
-    expect(_row(page, cpvm)).to_be_visible()
+    expect(vm_row(page, ssvm)).to_be_visible()
+    expect(vm_row(page, cpvm)).to_be_visible()
     expect(listing.get_by_test_id("count")).to_have_text("1\u20132 of 2")
     listing.get_by_test_id("filter-systemvmtype").select_option("consoleproxy")
-    expect(_row(page, ssvm)).to_have_count(0)
-    expect(_row(page, cpvm)).to_be_visible()
+    expect(vm_row(page, ssvm)).to_have_count(0)
+    expect(vm_row(page, cpvm)).to_be_visible()
     listing.get_by_test_id("filter-systemvmtype").select_option("")
     listing.get_by_test_id("search").fill("no-such-vm")
     expect(listing).to_contain_text("No system vms match")
@@ -134,8 +100,8 @@ def test_ping_from_the_router_menu_live_parsed_and_plotted(
     log_in(page, ui_stack, ui_stack.admin)
     router = ui_stack.vm("router")["name"]
     page.screenshot(path=str(shots / "routers.png"))
-    dialog = _open_run_dialog(page, router)
-    _run(dialog, "ping", ui_stack.lab["targets"]["web"], "-c 5 -i 0.5")
+    dialog = open_run_dialog(page, router)
+    run_form(dialog, "ping", ui_stack.lab["targets"]["web"], "-c 5 -i 0.5")
     live = dialog.get_by_test_id("live-output")
     expect(live).to_contain_text("icmp_seq=1")
     # The first reply is on screen while the job is still running on the VM.
@@ -159,8 +125,8 @@ def test_ping_from_the_router_menu_live_parsed_and_plotted(
 
 def test_a_ping_without_replies_plots_its_losses(page: Page, ui_stack: Stack) -> None:
     log_in(page, ui_stack, ui_stack.admin)
-    view = _open_vm_tab(page, ui_stack, "router", "diagnostics")
-    _run(view, "ping", ui_stack.lab["targets"]["unreachable"], "-c 2 -W 1")
+    view = open_vm_tab(page, ui_stack, "router", "diagnostics")
+    run_form(view, "ping", ui_stack.lab["targets"]["unreachable"], "-c 2 -W 1")
     expect(view.get_by_test_id("exit-badge")).to_have_text(re.compile(r"exit [12]"))
     expect(view.get_by_test_id("ping-summary")).to_contain_text("Loss100 %")
     chart = view.get_by_test_id("rtt-chart")
@@ -170,9 +136,9 @@ def test_a_ping_without_replies_plots_its_losses(page: Page, ui_stack: Stack) ->
 
 def test_traceroute_from_the_ssvm_shows_hops(page: Page, ui_stack: Stack, shots: Path) -> None:
     log_in(page, ui_stack, ui_stack.admin)
-    view = _open_vm_tab(page, ui_stack, "secondarystoragevm", "diagnostics")
+    view = open_vm_tab(page, ui_stack, "secondarystoragevm", "diagnostics")
     web = ui_stack.lab["targets"]["web"]
-    _run(view, "traceroute", web, "-n -q 2")
+    run_form(view, "traceroute", web, "-n -q 2")
     expect(view.get_by_test_id("exit-badge")).to_have_text("exit 0", timeout=60_000)
     hops = view.get_by_test_id("hop-table").locator("tbody tr")
     assert hops.count() >= 2
@@ -186,9 +152,9 @@ def test_arping_from_the_cpvm_shows_the_gateway_mac(
     page: Page, ui_stack: Stack, shots: Path
 ) -> None:
     log_in(page, ui_stack, ui_stack.admin)
-    view = _open_vm_tab(page, ui_stack, "consoleproxy", "diagnostics")
+    view = open_vm_tab(page, ui_stack, "consoleproxy", "diagnostics")
     gateway = ui_stack.lab["targets"]["gateway"]
-    _run(view, "arping", gateway, "-c 2")
+    run_form(view, "arping", gateway, "-c 2")
     expect(view.get_by_test_id("exit-badge")).to_have_text("exit 0", timeout=30_000)
     mac = _mac_of(ui_stack, gateway)
     replies = view.get_by_test_id("arping-replies")
@@ -201,16 +167,16 @@ def test_arping_from_the_cpvm_shows_the_gateway_mac(
 def test_bad_input_is_shown_at_its_field_and_runs_nothing(page: Page, ui_stack: Stack) -> None:
     log_in(page, ui_stack, ui_stack.admin)
     before = _jobs(ui_stack, "router")
-    view = _open_vm_tab(page, ui_stack, "router", "diagnostics")
+    view = open_vm_tab(page, ui_stack, "router", "diagnostics")
     web = ui_stack.lab["targets"]["web"]
     # The browser's own check (the server's rules, from listDiagnosticsTypes).
-    _run(view, "ping", f"{web};reboot", "")
+    run_form(view, "ping", f"{web};reboot", "")
     expect(view.get_by_test_id("error-ipaddress")).to_contain_text('cannot contain ";"')
     expect(view.get_by_test_id("diag-address")).to_have_attribute("aria-invalid", "true")
     # What only the server knows: its text appears beside the field it concerns.
-    _run(view, "ping6", web, "")
+    run_form(view, "ping6", web, "")
     expect(view.get_by_test_id("error-ipaddress")).to_contain_text("ping6 needs an IPv6 address")
-    _run(view, "ping", web, "-c 100 -i 60")
+    run_form(view, "ping", web, "-c 100 -i 60")
     expect(view.get_by_test_id("error-params")).to_contain_text("more than the limit of 120 s")
     expect(view.get_by_test_id("error-ipaddress")).to_be_empty()
     expect(view.get_by_test_id("live-output")).to_have_count(0)
@@ -224,19 +190,19 @@ def test_user_and_domain_admin_get_no_run_action(page: Page, ui_stack: Stack) ->
     expect(page.get_by_role("link", name="Virtual Routers")).to_have_count(0)
     expect(page.get_by_test_id("list-listZones").locator("tbody tr")).to_have_count(1)
     expect(page.get_by_test_id("row-actions")).to_have_count(0)
-    _open_vm_tab(page, ui_stack, "router", "diagnostics")
+    open_vm_tab(page, ui_stack, "router", "diagnostics")
     expect(page.get_by_test_id("vm-view")).to_contain_text("No system VM or router")
     expect(page.get_by_test_id("diag-run")).to_have_count(0)
     page.get_by_test_id("logout").click()
     # A DomainAdmin sees the routers but may not call runDiagnostics.
     domain_admin = _account(ui_stack, "uidomainadmin", "domainadmin")
     log_in(page, ui_stack, domain_admin)
-    row = _row(page, ui_stack.vm("router")["name"])
+    row = vm_row(page, ui_stack.vm("router")["name"])
     row.hover()
     row.get_by_test_id("row-actions").click()
     expect(page.get_by_test_id("action-open")).to_be_visible()
     expect(page.get_by_test_id("action-diagnostics")).to_have_count(0)
-    _open_vm_tab(page, ui_stack, "router", "diagnostics")
+    open_vm_tab(page, ui_stack, "router", "diagnostics")
     expect(page.get_by_test_id("diagnostics-panel")).to_contain_text(
         "Your role cannot run diagnostics"
     )
@@ -273,7 +239,7 @@ def test_hostile_text_is_shown_as_text(page: Page, ui_stack: Stack) -> None:
     )
     assert r.status_code == 200, r.text
     ui_stack.wait_job(r.json()["rundiagnosticsresponse"]["jobid"])
-    view = _open_vm_tab(page, ui_stack, "router", "history")
+    view = open_vm_tab(page, ui_stack, "router", "history")
     expect(view.get_by_test_id("history-table")).to_contain_text(name)
     _no_markup_ran(page)
     # 3. Tool output: whatever a run prints (a reverse name, a banner) is rendered as text,
@@ -332,8 +298,8 @@ def test_hostile_text_is_shown_as_text(page: Page, ui_stack: Stack) -> None:
 def test_cancel_stops_the_traceroute_on_the_vm(page: Page, ui_stack: Stack, shots: Path) -> None:
     log_in(page, ui_stack, ui_stack.admin)
     vm = ui_stack.vm("router")
-    view = _open_vm_tab(page, ui_stack, "router", "diagnostics")
-    _run(view, "traceroute", ui_stack.lab["targets"]["unreachable"], "-n -q 3 -w 5 -m 30")
+    view = open_vm_tab(page, ui_stack, "router", "diagnostics")
+    run_form(view, "traceroute", ui_stack.lab["targets"]["unreachable"], "-n -q 3 -w 5 -m 30")
     ui_stack.wait_for(lambda: bool(tool_pids(vm["namespace"], "traceroute")), "traceroute to run")
     expect(view.get_by_test_id("run-status")).to_contain_text("Running")
     view.get_by_test_id("cancel").click()
@@ -351,7 +317,7 @@ def test_history_reopens_a_past_run_with_its_charts(
     done = ui_stack.run("consoleproxy", "ping", ui_stack.lab["targets"]["web"], "-c 3")
     assert done["jobstatus"] == 1
     log_in(page, ui_stack, ui_stack.admin)
-    view = _open_vm_tab(page, ui_stack, "consoleproxy", "history")
+    view = open_vm_tab(page, ui_stack, "consoleproxy", "history")
     row = view.locator(f'tr[data-jobid="{done["jobid"]}"]')
     expect(row).to_contain_text("ping")
     expect(row).to_contain_text(ui_stack.admin.username)
@@ -370,8 +336,8 @@ def test_history_reopens_a_past_run_with_its_charts(
 def test_readable_at_800_pixels(page: Page, ui_stack: Stack, shots: Path) -> None:
     page.set_viewport_size({"width": 800, "height": 900})
     log_in(page, ui_stack, ui_stack.admin)
-    expect(_row(page, ui_stack.vm("router")["name"])).to_be_visible()
-    view = _open_vm_tab(page, ui_stack, "router", "diagnostics")
+    expect(vm_row(page, ui_stack.vm("router")["name"])).to_be_visible()
+    view = open_vm_tab(page, ui_stack, "router", "diagnostics")
     expect(view.get_by_test_id("diag-run")).to_be_visible()
     # Nothing wider than the window: no sideways scrolling of the page.
     assert page.evaluate("document.documentElement.scrollWidth") <= 800

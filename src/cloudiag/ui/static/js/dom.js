@@ -55,12 +55,34 @@ export function empty(title, hint) {
   return h("div", { class: "empty" }, h("p", { class: "empty-title" }, title), hint ? h("p", {}, hint) : null);
 }
 
+// A command-line option ("-I", "--", "-c") where it starts a word: "r-1-VM" holds none.
+const OPTION = /(?<![\w-])(--?[A-Za-z0-9][A-Za-z0-9-]*|--)(?![\w-])/g;
+
+/** Text (an error, a hint) as nodes whose option names never break across lines. */
+export function prose(value) {
+  const text = String(value);
+  const nodes = [];
+  let from = 0;
+  for (const match of text.matchAll(OPTION)) {
+    if (match.index > from) nodes.push(text.slice(from, match.index));
+    nodes.push(h("code", { class: "flag" }, match[0]));
+    from = match.index + match[0].length;
+  }
+  if (from < text.length) nodes.push(text.slice(from));
+  return nodes;
+}
+
+/** A name (a VM's "s-2-VM", a host's) that never breaks at its hyphens. */
+export function name(text) {
+  return h("span", { class: "name" }, text);
+}
+
 /** An error box with an optional retry. */
 export function failure(error, retry) {
   return h(
     "div",
     { class: "failure", role: "alert" },
-    h("p", {}, error.message || String(error)),
+    h("p", {}, prose(error.message || String(error))),
     retry ? h("button", { type: "button", class: "btn", onclick: retry }, "Try again") : null,
   );
 }
@@ -78,13 +100,22 @@ export function parseStamp(stamp) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
-/** "2026-11-25T09:24:37+0000" -> local "2026-11-25 10:24:37". */
+const pad = (n) => String(n).padStart(2, "0");
+
+/** The browser's offset from UTC at `date`, as "UTC" or "UTC+01:00". */
+function zone(date) {
+  const minutes = -date.getTimezoneOffset();
+  if (minutes === 0) return "UTC";
+  const abs = Math.abs(minutes);
+  return `UTC${minutes > 0 ? "+" : "-"}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+}
+
+/** "2026-11-25T09:24:37+0000" -> local time with its zone, "2026-11-25 10:24:37 UTC+01:00". */
 export function when(stamp) {
   if (!stamp) return "—";
   const date = parseStamp(stamp);
   if (!date) return stamp;
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())} ${zone(date)}`;
 }
 
 /** "12 s ago" for a recent time stamp. */

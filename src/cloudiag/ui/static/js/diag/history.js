@@ -4,6 +4,7 @@
 import { call } from "../api.js";
 import { badge, duration, empty, failure, h, loading, pageButtons, replace, when } from "../dom.js";
 import { outcome, resultView } from "./result.js";
+import { summaryVerdict } from "./summary.js";
 
 const PAGE_SIZE = 20;
 
@@ -26,7 +27,9 @@ export function historyPanel(vm, { onRerun } = {}) {
         replace(table, empty("No diagnostics have run on this VM yet.", "Run one from the Diagnostics tab; every run is kept here."));
         return;
       }
-      replace(table, render(jobs));
+      // What each run found comes from its type's summary module: load those first.
+      const verdicts = await Promise.all(jobs.map((job) => summaryVerdict(job.jobresult?.diagnostics?.parsed, job.request?.type)));
+      replace(table, render(jobs, verdicts));
       const count = answer.count ?? jobs.length;
       const last = Math.max(1, Math.ceil(count / PAGE_SIZE));
       replace(
@@ -54,17 +57,18 @@ export function historyPanel(vm, { onRerun } = {}) {
     detail.scrollIntoView({ block: "nearest" });
   }
 
-  function render(jobs) {
+  function render(jobs, verdicts) {
     return h(
       "table",
       { class: "table", "data-testid": "history-table" },
-      h("thead", {}, h("tr", {}, ["When", "Who", "Type", "Destination", "Params", "Result", "Duration", ""].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["When", "Who", "Type", "Destination", "Params", "Exit", "Result", "Duration", ""].map((t) => h("th", {}, t)))),
       h(
         "tbody",
         {},
-        jobs.map((job) => {
+        jobs.map((job, i) => {
           const request = job.request || {};
-          const { label, tone, ms } = outcome(job);
+          const found = verdicts[i];
+          const { label, tone, ms } = outcome(job, found);
           const button = h("button", { type: "button", class: "btn btn-small" }, "Open");
           const row = h(
             "tr",
@@ -75,6 +79,7 @@ export function historyPanel(vm, { onRerun } = {}) {
             h("td", { class: "mono" }, request.ipaddress || "—"),
             h("td", { class: "mono" }, (request.params || []).join(" ") || "—"),
             h("td", {}, badge(label, tone)),
+            h("td", { "data-testid": "verdict" }, found ? badge(found.text, found.tone) : "—"),
             h("td", { class: "num" }, job.jobstatus === 0 ? "…" : duration(ms)),
             h("td", {}, button),
           );

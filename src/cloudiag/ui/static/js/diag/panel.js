@@ -2,8 +2,9 @@
 // server's rules and again by the server), the live run with Cancel, then the result.
 
 import { allowed, call, followJob } from "../api.js";
-import { empty, failure, h, loading, replace } from "../dom.js";
+import { empty, failure, h, loading, prose, replace } from "../dom.js";
 import { resultView } from "./result.js";
+import { declareSummaries, summaryReady } from "./summary.js";
 import { checkAddress, checkParams, optionsHint, paramsExample } from "./validate.js";
 
 const FIELDS = ["type", "ipaddress", "params"];
@@ -45,7 +46,8 @@ export function diagnosticsPanel(vm, { initial = {} } = {}) {
   let rules = null;
 
   const typeSelect = h("select", { "data-testid": "diag-type" });
-  const address = h("input", { type: "text", autocomplete: "off", spellcheck: "false", placeholder: "198.51.100.10 or web.example.com", "data-testid": "diag-address", maxlength: "253" });
+  // The demo lab's web server, by address and by name (lab/topology.py): both answer there.
+  const address = h("input", { type: "text", autocomplete: "off", spellcheck: "false", placeholder: "198.51.100.10 or web.lab.test", "data-testid": "diag-address", maxlength: "253" });
   const params = h("input", { type: "text", autocomplete: "off", spellcheck: "false", "data-testid": "diag-params" });
   const runButton = h("button", { type: "submit", class: "btn btn-primary", "data-testid": "diag-run" }, "Run");
   const form = h(
@@ -67,7 +69,7 @@ export function diagnosticsPanel(vm, { initial = {} } = {}) {
   };
   const setError = (name, text) => {
     const box = form.querySelector(`[data-field="${name}"]`);
-    box.querySelector(".field-error").textContent = text || "";
+    replace(box.querySelector(".field-error"), text ? prose(text) : "");
     box.querySelector("input, select").setAttribute("aria-invalid", text ? "true" : "false");
     box.classList.toggle("invalid", Boolean(text));
   };
@@ -95,6 +97,8 @@ export function diagnosticsPanel(vm, { initial = {} } = {}) {
     event.preventDefault();
     if (busy) return;
     clearErrors();
+    // A new request replaces what the last one showed, whether it runs or is refused.
+    replace(runArea);
     const problems = ["ipaddress", "params"].map(checkField).filter(Boolean);
     if (problems.length) {
       form.querySelector('[aria-invalid="true"]')?.focus();
@@ -154,7 +158,10 @@ export function diagnosticsPanel(vm, { initial = {} } = {}) {
         out.append(line.stream === "stderr" ? h("span", { class: "stderr" }, text) : text);
         if (atBottom) out.scrollTop = out.scrollHeight;
       },
-      end(job) {
+      async end(job) {
+        // The result appears whole: its summary's module is loaded first (the form stays
+        // busy meanwhile, so no new run can be replaced by this one's result).
+        await summaryReady(job.jobresult?.diagnostics?.parsed, job.request?.type);
         done();
         replace(runArea, resultView(job, { onAgain: () => form.requestSubmit() }));
       },
@@ -169,6 +176,7 @@ export function diagnosticsPanel(vm, { initial = {} } = {}) {
     try {
       const answer = await call("listDiagnosticsTypes", { targetid: vm.id });
       types = answer.diagnosticstype || [];
+      declareSummaries(types);
       rules = answer.addressrules;
       replace(typeSelect, types.map((t) => h("option", { value: t.name }, t.name)));
       if (initial.type && types.some((t) => t.name === initial.type)) typeSelect.value = initial.type;

@@ -1,11 +1,14 @@
-// A finished job: exit-code badge, duration, stdout and stderr as text, the parsed summary,
-// copy to clipboard and Run again.
+// A finished job: exit-code badge, what the run found, duration, stdout and stderr as text,
+// the parsed summary, copy to clipboard and Run again.
 
-import { duration, h, parseStamp, when } from "../dom.js";
-import { summaryView } from "./summary.js";
+import { duration, h, parseStamp, prose, when } from "../dom.js";
+import { summaryVerdict, summaryView } from "./summary.js";
 
-/** What a job's result says, whichever way it ended. */
-export function outcome(job) {
+/**
+ * What a job's result says, whichever way it ended. found: the verdict of its parsed
+ * summary ({text, tone} or null): an exit 0 that did not reach its destination is no success.
+ */
+export function outcome(job, found = null) {
   const result = job.jobresult || {};
   const diag = result.diagnostics || null;
   let label;
@@ -21,7 +24,7 @@ export function outcome(job) {
     tone = "bad";
   } else {
     label = `exit ${diag?.exitcode ?? "?"}`;
-    tone = diag?.exitcode === "0" ? "ok" : "bad";
+    tone = diag?.exitcode === "0" ? (found?.tone ?? "ok") : "bad";
   }
   let ms = diag?.durationms;
   const [created, completed] = [parseStamp(job.created), parseStamp(job.completed)];
@@ -51,6 +54,16 @@ async function copy(text, button) {
 export function resultView(job, { onAgain } = {}) {
   const { label, tone, diag, error, ms } = outcome(job);
   const request = job.request || {};
+  const exitBadge = h("span", { class: `badge badge-${tone} badge-big`, "data-testid": "exit-badge" }, label);
+  // Recoloured once the summary's module says what the run found (and titled with it); a
+  // module that cannot load leaves the exit code's colour.
+  summaryVerdict(diag?.parsed, request.type)
+    .then((verdict) => {
+      if (!verdict) return;
+      exitBadge.className = `badge badge-${outcome(job, verdict).tone} badge-big`;
+      exitBadge.title = verdict.text;
+    })
+    .catch(() => {});
   const stdout = diag?.stdout ?? "";
   const stderr = diag?.stderr ?? "";
   const copyButton = h("button", { type: "button", class: "btn", "data-testid": "copy-output" }, "Copy output");
@@ -60,20 +73,23 @@ export function resultView(job, { onAgain } = {}) {
   return h(
     "div",
     { class: "result", "data-testid": "result" },
+    // The facts wrap among themselves; the buttons keep their line at the right.
     h(
       "div",
       { class: "result-head" },
-      h("span", { class: `badge badge-${tone} badge-big`, "data-testid": "exit-badge" }, label),
-      h("span", { class: "muted" }, `${request.type || ""} ${request.ipaddress || ""} ${(request.params || []).join(" ")}`.trim()),
-      h("span", { class: "muted", "data-testid": "duration" }, `took ${duration(ms)}`),
-      job.completed ? h("span", { class: "muted" }, `finished ${when(job.completed)}`) : null,
-      flags,
-      h("span", { class: "spacer" }),
-      copyButton,
-      onAgain ? h("button", { type: "button", class: "btn", onclick: onAgain, "data-testid": "run-again" }, "Run again") : null,
+      h(
+        "div",
+        { class: "result-facts" },
+        exitBadge,
+        h("span", { class: "muted" }, `${request.type || ""} ${request.ipaddress || ""} ${(request.params || []).join(" ")}`.trim()),
+        h("span", { class: "muted", "data-testid": "duration" }, `took ${duration(ms)}`),
+        job.completed ? h("span", { class: "muted" }, `finished ${when(job.completed)}`) : null,
+        flags,
+      ),
+      h("div", { class: "result-actions" }, copyButton, onAgain ? h("button", { type: "button", class: "btn", onclick: onAgain, "data-testid": "run-again" }, "Run again") : null),
     ),
-    error ? h("p", { class: "failure", role: "alert", "data-testid": "job-error" }, error) : null,
-    summaryView(diag?.parsed),
+    error ? h("p", { class: "failure", role: "alert", "data-testid": "job-error" }, prose(error)) : null,
+    summaryView(diag?.parsed, request.type),
     diag ? outputBlock("stdout", stdout || "(empty)", "stdout") : null,
     stderr ? outputBlock("stderr", stderr, "stderr") : null,
   );

@@ -1,118 +1,59 @@
 // The parsed summary of a result (jobresult.diagnostics.parsed, made on the server by one
-// parser per type): figures, tables and charts. Every value is shown as text.
+// parser per type), shown by one module per type in summaries/: summaries/<name>.js, where
+// the name is the type's ui summary, or the parsed summary's type; summaries/generic.js
+// serves a type without a module of its own. Every module exports view(parsed) -> nodes and
+// verdict(parsed) -> {text, tone} | null. Adding a type needs a new module there, or none.
 
-import { h } from "../dom.js";
-import { barChart, lineChart } from "./charts.js";
+import { h, replace } from "../dom.js";
 
-function tile(label, value, tone) {
-  return h("div", { class: `tile${tone ? ` tile-${tone}` : ""}` }, h("span", { class: "tile-label" }, label), h("span", { class: "tile-value" }, value));
+const NAME = /^[a-z][a-z0-9_]{0,63}$/;
+const GENERIC = "generic";
+const loaded = new Map();
+// The ui summary each type declares (listDiagnosticsTypes), once someone has read them.
+const declared = new Map();
+
+/** Remember which summary module each type asks for (listDiagnosticsTypes' entries). */
+export function declareSummaries(types) {
+  for (const dtype of types) {
+    const name = dtype.uisummary ?? dtype.ui_summary;
+    if (name) declared.set(dtype.name, name);
+  }
 }
 
-function ms(value) {
-  return value === null || value === undefined ? "—" : `${value} ms`;
+function nameOf(parsed, type) {
+  const name = declared.get(type) ?? parsed.uisummary ?? parsed.ui_summary ?? parsed.type;
+  // Only a plain name becomes part of a module's URL.
+  return NAME.test(name || "") ? name : GENERIC;
 }
 
-function pingSummary(p) {
-  const rtt = p.rtt || {};
-  const tiles = h(
-    "div",
-    { class: "tiles", "data-testid": "ping-summary" },
-    tile("Sent", p.transmitted ?? "—"),
-    tile("Received", p.received ?? "—"),
-    tile("Loss", p.loss === null || p.loss === undefined ? "—" : `${p.loss} %`, p.loss > 0 ? "bad" : "ok"),
-    tile("min", ms(rtt.min)),
-    tile("avg", ms(rtt.avg)),
-    tile("max", ms(rtt.max)),
-    tile("mdev", ms(rtt.mdev)),
+/** The summary module for a parsed result of a type (generic when it has none of its own). */
+function summaryModule(parsed, type) {
+  const name = nameOf(parsed, type);
+  if (!loaded.has(name)) {
+    const module = import(`./summaries/${name}.js`);
+    loaded.set(name, name === GENERIC ? module : module.catch(() => import(`./summaries/${GENERIC}.js`)));
+  }
+  return loaded.get(name);
+}
+
+/** Resolves once the summary module of a type's parsed result is loaded (or cannot be). */
+export function summaryReady(parsed, type) {
+  return parsed ? summaryModule(parsed, type).catch(() => null) : Promise.resolve(null);
+}
+
+/** The verdict ({text, tone}) of a type's parsed result, or null when there is none. */
+export async function summaryVerdict(parsed, type) {
+  if (!parsed) return null;
+  return (await summaryModule(parsed, type)).verdict(parsed);
+}
+
+/** The summary view of a type's parsed result (filled once its module is loaded), or null. */
+export function summaryView(parsed, type) {
+  if (!parsed) return null;
+  const section = h("section", { class: "summary", "aria-label": "Parsed result" });
+  summaryModule(parsed, type).then(
+    (module) => replace(section, module.view(parsed)),
+    () => replace(section, h("p", { class: "muted" }, "The summary could not be loaded; the output is below.")),
   );
-  const parts = [tiles];
-  if (p.replies?.length || p.transmitted > 0) {
-    const replies = p.replies || [];
-    const bySeq = new Map(replies.filter((r) => !r.dup).map((r) => [r.seq, r]));
-    const last = Math.max(...replies.map((r) => r.seq), p.transmitted || 0);
-    const first = Math.min(...replies.map((r) => r.seq), 1);
-    const points = [];
-    for (let seq = first; seq <= last && points.length < 1000; seq += 1) {
-      const reply = bySeq.get(seq);
-      points.push({ x: seq, y: reply ? reply.time : null, tip: reply ? `icmp_seq ${seq}: ${reply.time} ms, ttl ${reply.ttl}` : `icmp_seq ${seq}: no reply` });
-    }
-    parts.push(h("figure", { class: "figure", "data-testid": "rtt-chart" }, lineChart(points, { title: "Round-trip time of each reply", xLabel: "icmp_seq", yLabel: "RTT (ms)" }), h("figcaption", {}, "Round-trip time of each reply (× = no reply)")));
-  }
-  if (p.unreachable?.length) {
-    parts.push(h("ul", { class: "notes" }, p.unreachable.slice(0, 20).map((u) => h("li", {}, `icmp_seq ${u.seq}: ${u.message} (from ${u.from})`))));
-  }
-  return parts;
-}
-
-function hopCell(probes) {
-  const seen = [];
-  for (const probe of probes) {
-    if (probe.address && !seen.some((x) => x.address === probe.address)) seen.push(probe);
-  }
-  return seen;
-}
-
-function tracerouteSummary(t) {
-  const hops = t.hops || [];
-  // With -n (or no reverse names) the Name column would be all dashes: leave it out.
-  const named = hops.some((hop) => hop.probes.some((p) => p.name));
-  const table = h(
-    "table",
-    { class: "table hops", "data-testid": "hop-table" },
-    h("thead", {}, h("tr", {}, h("th", { class: "num" }, "TTL"), h("th", {}, "Address"), named ? h("th", {}, "Name") : null, h("th", {}, "RTTs"))),
-    h(
-      "tbody",
-      {},
-      hops.map((hop) => {
-        const who = hopCell(hop.probes);
-        return h(
-          "tr",
-          {},
-          h("td", { class: "num" }, hop.ttl),
-          h("td", { class: "mono" }, who.length ? who.map((p) => p.address).join(", ") : "*"),
-          named ? h("td", {}, who.map((p) => p.name).filter(Boolean).join(", ") || "—") : null,
-          h("td", { class: "mono" }, hop.probes.map((p) => (p.timeout ? "*" : `${p.rtt} ms${p.annotation ? ` ${p.annotation}` : ""}`)).join("  ")),
-        );
-      }),
-    ),
-  );
-  const groups = hops.map((hop) => {
-    const values = hop.probes.map((p) => (p.timeout ? null : p.rtt));
-    const who = hopCell(hop.probes).map((p) => p.address).join(", ") || "no answer";
-    return { label: String(hop.ttl), values, tip: `hop ${hop.ttl}: ${who}` };
-  });
-  return [
-    h("div", { class: "tiles" }, tile("Hops", hops.length), tile("Destination", t.destination_name ? `${t.destination_name} (${t.destination})` : t.destination || "—"), tile("Reached", t.reached ? "yes" : "no", t.reached ? "ok" : "bad")),
-    h("div", { class: "scroll" }, table),
-    hops.length ? h("figure", { class: "figure", "data-testid": "hop-chart" }, barChart(groups, { title: "Latency per hop", xLabel: "hop (TTL)", yLabel: "RTT (ms)" }), h("figcaption", {}, "Latency per hop: bar = average, dots = each probe, * = no answer")) : null,
-  ];
-}
-
-function arpingSummary(a) {
-  const macs = a.macs || [];
-  const parts = [
-    h("div", { class: "tiles", "data-testid": "arping-summary" }, tile("Sent", a.sent ?? "—"), tile("Received", a.received ?? "—"), tile("Interface", a.interface || "—"), tile("MACs seen", macs.length)),
-  ];
-  if (a.duplicate) {
-    parts.push(h("p", { class: "warning", role: "alert", "data-testid": "duplicate-warning" }, `Duplicate address: ${a.destination} answered from ${macs.length} different MAC addresses (${macs.join(", ")}).`));
-  }
-  if (a.replies?.length) {
-    parts.push(
-      h(
-        "table",
-        { class: "table", "data-testid": "arping-replies" },
-        h("thead", {}, h("tr", {}, h("th", {}, "Address"), h("th", {}, "MAC"), h("th", {}, "Time"), h("th", {}, "Kind"))),
-        h("tbody", {}, a.replies.slice(0, 200).map((r) => h("tr", {}, h("td", { class: "mono" }, r.address), h("td", { class: "mono mac" }, r.mac), h("td", { class: "num" }, ms(r.time)), h("td", {}, r.kind)))),
-      ),
-    );
-  }
-  return parts;
-}
-
-const VIEWS = { ping: pingSummary, traceroute: tracerouteSummary, arping: arpingSummary };
-
-/** The summary view of a parsed result, or null when there is none for its type. */
-export function summaryView(parsed) {
-  const view = parsed && VIEWS[parsed.type];
-  return view ? h("section", { class: "summary", "aria-label": "Parsed result" }, view(parsed)) : null;
+  return section;
 }

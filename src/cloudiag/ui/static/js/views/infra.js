@@ -1,7 +1,7 @@
 // The infrastructure lists: Zones, Hosts, System VMs and Virtual Routers.
 
 import { call } from "../api.js";
-import { ago, badge, h, when } from "../dom.js";
+import { ago, badge, h, name, when } from "../dom.js";
 import { cannotRun, diagnosticsPanel } from "../diag/panel.js";
 import { listView } from "./list.js";
 
@@ -29,7 +29,7 @@ export function runDialog(vm) {
   const dialog = h(
     "dialog",
     { class: "dialog", "aria-label": `Run diagnostics on ${vm.name}`, "data-testid": "run-dialog" },
-    h("div", { class: "dialog-head" }, h("h2", {}, `Run diagnostics · ${vm.name}`), closeButton),
+    h("div", { class: "dialog-head" }, h("h2", {}, "Run diagnostics · ", name(vm.name)), closeButton),
     panel,
   );
   closeButton.addEventListener("click", () => dialog.close());
@@ -59,11 +59,11 @@ export function routersView(query) {
       key: "router",
       open: (vm) => `#/vm/${vm.id}`,
       columns: [
-        { label: "Name", cell: (vm) => vm.name },
+        { label: "Name", cell: (vm) => name(vm.name) },
         { label: "State", cell: (vm) => badge(vm.state) },
         { label: "Addresses", cell: addresses },
-        { label: "Host", cell: (vm) => vm.hostname || "—" },
-        { label: "Zone", cell: (vm) => vm.zonename || "—" },
+        { label: "Host", cell: (vm) => (vm.hostname ? name(vm.hostname) : "—") },
+        { label: "Zone", cell: (vm) => (vm.zonename ? name(vm.zonename) : "—") },
       ],
       filters: [
         { name: "state", label: "State", options: VM_STATES },
@@ -85,12 +85,12 @@ export function systemVmsView(query) {
       key: "systemvm",
       open: (vm) => `#/vm/${vm.id}`,
       columns: [
-        { label: "Name", cell: (vm) => vm.name },
+        { label: "Name", cell: (vm) => name(vm.name) },
         { label: "State", cell: (vm) => badge(vm.state) },
         { label: "Type", cell: (vm) => SYSTEM_VM_TYPES[vm.systemvmtype] || vm.systemvmtype },
         { label: "Addresses", cell: addresses },
-        { label: "Host", cell: (vm) => vm.hostname || "—" },
-        { label: "Zone", cell: (vm) => vm.zonename || "—" },
+        { label: "Host", cell: (vm) => (vm.hostname ? name(vm.hostname) : "—") },
+        { label: "Zone", cell: (vm) => (vm.zonename ? name(vm.zonename) : "—") },
       ],
       filters: [
         { name: "systemvmtype", label: "Type", options: [["secondarystoragevm", "Secondary storage"], ["consoleproxy", "Console proxy"]] },
@@ -112,11 +112,11 @@ export function hostsView(query) {
       command: "listHosts",
       key: "host",
       columns: [
-        { label: "Name", cell: (host) => host.name },
+        { label: "Name", cell: (host) => name(host.name) },
         { label: "State", cell: (host) => badge(host.state) },
         { label: "Last heartbeat", cell: (host) => h("span", { title: when(host.lastpinged) }, ago(host.lastpinged)) },
         { label: "Address", cell: (host) => h("span", { class: "mono" }, host.ipaddress || "—") },
-        { label: "Zone", cell: (host) => host.zonename || "—" },
+        { label: "Zone", cell: (host) => (host.zonename ? name(host.zonename) : "—") },
         { label: "Agent", cell: (host) => host.version || "—" },
       ],
       filters: [
@@ -137,7 +137,7 @@ export function zonesView(query) {
       command: "listZones",
       key: "zone",
       columns: [
-        { label: "Name", cell: (zone) => zone.name },
+        { label: "Name", cell: (zone) => name(zone.name) },
         { label: "State", cell: (zone) => badge(zone.allocationstate) },
         { label: "Network", cell: (zone) => zone.networktype || "—" },
         { label: "Description", cell: (zone) => zone.description || "" },

@@ -1,7 +1,7 @@
 // The detail view of one system VM or router: tabs Details, Diagnostics, History.
 
 import { allowed, call } from "../api.js";
-import { badge, empty, failure, h, loading, replace, when } from "../dom.js";
+import { badge, empty, failure, h, loading, name, replace, when } from "../dom.js";
 import { historyPanel } from "../diag/history.js";
 import { diagnosticsPanel } from "../diag/panel.js";
 
@@ -27,7 +27,7 @@ async function findVm(id) {
 
 function details(vm) {
   const rows = [
-    ["Name", vm.name],
+    ["Name", name(vm.name)],
     ["ID", vm.id],
     ["Kind", vm.kind],
     ["State", badge(vm.state)],
@@ -68,8 +68,8 @@ export function vmView(id, tab = "details") {
     };
     replace(
       root,
-      h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: vm.kind === "Virtual router" ? "#/routers" : "#/systemvms" }, vm.kind === "Virtual router" ? "Virtual Routers" : "System VMs"), " / ", vm.name),
-      h("div", { class: "view-head" }, h("h1", {}, vm.name), badge(vm.state), h("span", { class: "muted" }, `${vm.kind} on ${vm.hostname || "?"} · ${vm.zonename || ""}`)),
+      h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: vm.kind === "Virtual router" ? "#/routers" : "#/systemvms" }, vm.kind === "Virtual router" ? "Virtual Routers" : "System VMs"), " / ", name(vm.name)),
+      h("div", { class: "view-head" }, h("h1", {}, name(vm.name)), badge(vm.state), h("span", { class: "muted" }, `${vm.kind} on ${vm.hostname || "?"} · ${vm.zonename || ""}`)),
       h("div", { class: "tabs", role: "tablist" }, tabButtons),
       panel,
     );
