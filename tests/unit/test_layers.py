@@ -27,6 +27,8 @@ FORBIDDEN = {
     "db": {"services", "jobs", "api", "agent", "lab", *CLI},
     "sysvm": {"services", "jobs", "api", "agent", "lab", *CLI},
 }
+
+
 def _module_name(path: Path) -> str:
     parts = path.relative_to(SRC.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
