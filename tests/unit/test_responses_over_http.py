@@ -16,11 +16,11 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cloudiag.accounts.secret_box import SecretBox
 from cloudiag.api.context import AppState
-from cloudiag.bus.embedded import free_port
 from cloudiag.db.models import Host, VirtualMachine, Zone
 from cloudiag.domain import VmType
-from cloudiag.server import serve_http
+from cloudiag.server import listen_socket, serve_http, url_of
 from cloudiag.services import accounts
 from cloudiag.settings import Settings
 from tests.integration.stack import cs_signature
@@ -46,8 +46,9 @@ class Api:
 @pytest.fixture
 async def api(db: async_sessionmaker[AsyncSession]) -> AsyncIterator[Api]:
     """`cloudiag serve`'s HTTP server on loopback, with an admin and one running router."""
+    box = SecretBox.generate()
     async with db.begin() as s:
-        admin = await accounts.create_user(s, "admin", "admin")
+        admin = await accounts.create_user(s, "admin", "admin", box=box)
         s.add(Zone(id="z1", name="zone"))
         await s.flush()
         s.add(Host(id="h1", name="host", zone_id="z1", connected=True))
@@ -63,14 +64,15 @@ async def api(db: async_sessionmaker[AsyncSession]) -> AsyncIterator[Api]:
             )
         )
     # No runner and no bus: every request here is refused before a job would start.
-    state = AppState(Settings(), db=db, runner=None, nc=None)  # type: ignore[arg-type]
-    port, stop, ready = free_port(), asyncio.Event(), asyncio.Event()
-    server = asyncio.create_task(serve_http(state, "127.0.0.1", port, stop, ready))
+    state = AppState(Settings(), db=db, runner=None, nc=None, secrets=box)  # type: ignore[arg-type]
+    sock, stop, ready = listen_socket("127.0.0.1", 0), asyncio.Event(), asyncio.Event()
+    server = asyncio.create_task(serve_http(state, sock, stop, ready))
     await asyncio.wait_for(ready.wait(), 10)
     async with httpx.AsyncClient(timeout=10) as http:
-        yield Api(http, f"http://127.0.0.1:{port}/client/api", admin.apikey, admin.secretkey)
+        yield Api(http, f"{url_of(sock)}/client/api", admin.apikey, admin.secretkey)
     stop.set()
     await server
+    sock.close()
 
 
 def _refusal(r: httpx.Response) -> dict[str, Any]:
