@@ -18,7 +18,7 @@ LOCK_FILE = "lock"
 CREDENTIALS_FILE = "credentials.json"
 #: The SQLite file of the default database (Settings.resolved_database_url).
 SQLITE_FILE = "cloudiag.db"
-#: Files and folders cloudiag makes in a data directory (server-id: jobs/identity.py; nats
+#: Files and folders cloudiag makes in a data directory (server-id: jobs/server_identity.py; nats
 #: and nats.conf: bus/embedded.py).
 OWN_FILES = (
     SQLITE_FILE,
