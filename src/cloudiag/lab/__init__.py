@@ -2,6 +2,9 @@
 
 A virtual router, a secondary storage VM, a console proxy VM and a user VM, behind an
 upstream router with a web and a DNS server, all on documentation and link-local addresses.
-``manager`` builds and reads it (``up``/``down``/``status``), ``command`` is `cloudiag lab`,
-``topology`` is the declaration of the whole zone.
+``topology`` is the declaration of the whole zone. ``manager`` brings it up and down and
+reports its status (``up``/``down``/``status``/``stop_vm``/``start_vm``), using ``building``
+(namespaces and wiring), ``services`` (its servers), ``resolv`` (each namespace's
+resolv.conf) and ``inspection`` (reading it back from the kernel); `cloudiag lab` is
+``cloudiag.cli.lab``.
 """

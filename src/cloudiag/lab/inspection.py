@@ -1,0 +1,206 @@
+"""Reading a lab as it really is: its namespaces, links and servers, read from the kernel.
+
+Nothing here trusts the state directory: namespaces come from `ip netns`, their NICs from
+`ip -j addr`, their servers from the processes in them and the sockets those hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cloudiag.lab import system
+from cloudiag.lab.errors import LabError, need_root
+from cloudiag.lab.models import InterfaceInfo, LabStatus, NamespaceInfo, ServiceInfo, ZoneInfo
+from cloudiag.lab.services import service_pid
+from cloudiag.lab.system import CommandError
+from cloudiag.lab.topology import (
+    NODES,
+    SEGMENTS,
+    SWITCH,
+    TARGETS,
+    VM_ROLES,
+    ZONE_NAME,
+    Node,
+    Service,
+    namespace,
+    stable_uuid,
+    switch_namespace,
+    zone_uuid,
+)
+
+_ROLE_ORDER = (*VM_ROLES, "upstream", "web", "dns", "switch")
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """A lab read back: its status, and what `up` needs to decide between repair and rebuild."""
+
+    status: LabStatus
+    #: Namespaces of this prefix that exist now.
+    existing: frozenset[str]
+    #: Every namespace exists with its declared NICs up and addressed (servers aside).
+    intact: bool
+    #: Service kind -> running.
+    services: dict[str, bool]
+
+
+def lab_namespaces(prefix: str) -> list[str]:
+    """The namespaces of the lab `prefix` that exist now; LabError if they cannot be listed."""
+    # Prefixes have no "-", so "<prefix>-" cannot match another lab's namespaces.
+    try:
+        names = system.list_namespaces()
+    except (CommandError, ValueError) as exc:
+        raise LabError(f"cannot list network namespaces: {exc}") from None
+    return [n for n in names if n.startswith(f"{prefix}-")]
+
+
+def _links(ns: str) -> list[dict[str, Any]]:
+    try:
+        return system.ip_json("-n", ns, "addr", "show")
+    except (CommandError, ValueError):
+        # Deleted under our feet (a concurrent stop): it simply is not running.
+        return []
+
+
+def _v4(link: dict[str, Any]) -> dict[str, Any] | None:
+    return next((a for a in link.get("addr_info", []) if a.get("family") == "inet"), None)
+
+
+def _interface_info(link: dict[str, Any], network: str | None) -> InterfaceInfo:
+    addr = _v4(link)
+    return InterfaceInfo(
+        name=str(link.get("ifname", "")),
+        network=network,
+        address=str(addr["local"]) if addr else None,
+        prefixlen=int(addr["prefixlen"]) if addr else None,
+        mac=link.get("address"),
+        state=str(link.get("operstate", "UNKNOWN")),
+    )
+
+
+def _nics_ok(n: Node, links: dict[str, dict[str, Any]]) -> bool:
+    for iface in n.interfaces:
+        link = links.get(iface.name)
+        addr = _v4(link) if link else None
+        if (
+            link is None
+            or link.get("operstate") != "UP"
+            or addr is None
+            or addr.get("local") != str(iface.address.ip)
+            or addr.get("prefixlen") != iface.address.network.prefixlen
+        ):
+            return False
+    return True
+
+
+def service_info(ns: str | None, svc: Service, state: Path) -> ServiceInfo:
+    """Whether `svc` runs in namespace `ns` (None: it does not exist) and listens; if not, why."""
+    pid = service_pid(ns, svc) if ns else None
+    running = pid is not None and system.listening(pid, svc.protocol, str(svc.address), svc.port)
+    reason = None
+    if not running:
+        if svc.kind == "dns" and system.which("dnsmasq") is None:
+            reason = "dnsmasq is not installed (apt-get install dnsmasq-base)"
+        elif ns is not None:
+            reason = f"not running (log: {state / (svc.kind + '.log')})"
+        else:
+            reason = "its namespace does not exist"
+    return ServiceInfo(
+        name=svc.program,
+        running=running,
+        pid=pid if running else None,
+        listen=f"{svc.address}:{svc.port}/{svc.protocol}",
+        reason=reason,
+    )
+
+
+def _node_entry(
+    prefix: str, n: Node, existing: frozenset[str], state: Path
+) -> tuple[NamespaceInfo, bool, ServiceInfo | None]:
+    ns = namespace(prefix, n)
+    present = ns in existing
+    links = {str(link.get("ifname")): link for link in _links(ns)} if present else {}
+    declared = [i.name for i in n.interfaces]
+    # Declared NICs first, in their order, then anything else that is there.
+    names = [x for x in declared if x in links] + sorted(
+        x for x in links if x not in declared and x != "lo"
+    )
+    interfaces = [
+        _interface_info(links[x], i.segment if (i := n.interface(x)) else None) for x in names
+    ]
+    intact = present and _nics_ok(n, links)
+    service = service_info(ns if present else None, n.service, state) if n.service else None
+
+    def on(segment: str) -> str | None:
+        return next((i.address for i in interfaces if i.network == segment and i.address), None)
+
+    entry = NamespaceInfo(
+        namespace=ns,
+        name=n.name,
+        role=n.role,
+        systemvmtype=n.systemvmtype,
+        uuid=stable_uuid(prefix, n.name),
+        running=intact and (service is None or service.running),
+        interfaces=interfaces,
+        controladdress=on("control"),
+        publicaddress=on("public"),
+        guestaddress=on("guest"),
+        service=service,
+    )
+    return entry, intact, service
+
+
+def _switch_entry(prefix: str, existing: frozenset[str]) -> tuple[NamespaceInfo, bool]:
+    ns = switch_namespace(prefix)
+    links = {str(link.get("ifname")): link for link in _links(ns)} if ns in existing else {}
+    bridges = [links[s.name] for s in SEGMENTS if s.name in links]
+    # Admin state, not operstate: a bridge whose VMs are all stopped is down but fine.
+    intact = len(bridges) == len(SEGMENTS) and all("UP" in b.get("flags", []) for b in bridges)
+    interfaces = [_interface_info(b, str(b.get("ifname"))) for b in bridges]
+    entry = NamespaceInfo(
+        namespace=ns,
+        name=SWITCH,
+        role="switch",
+        systemvmtype=None,
+        uuid=stable_uuid(prefix, SWITCH),
+        running=intact,
+        interfaces=interfaces,
+        controladdress=None,
+        publicaddress=None,
+        guestaddress=None,
+    )
+    return entry, intact
+
+
+def inspect(prefix: str, state: Path) -> Inspection:
+    """Read the lab `prefix` back; LabError if it exists and we are not root."""
+    existing = frozenset(lab_namespaces(prefix))
+    if existing:
+        need_root("status")
+    entries: list[NamespaceInfo] = []
+    intact_all = True
+    services: dict[str, bool] = {}
+    warnings: list[str] = []
+    for n in NODES:
+        entry, intact, service = _node_entry(prefix, n, existing, state)
+        entries.append(entry)
+        intact_all = intact_all and intact
+        if n.service is not None and service is not None:
+            services[n.service.kind] = service.running
+            if existing and not service.running and n.service.kind == "dns":
+                warnings.append(f"the DNS server is not running: {service.reason}")
+    switch, switch_ok = _switch_entry(prefix, existing)
+    entries.append(switch)
+    intact_all = intact_all and switch_ok
+    entries.sort(key=lambda e: _ROLE_ORDER.index(e.role))
+    lab_status = LabStatus(
+        prefix=prefix,
+        up=intact_all and services.get("web", False),
+        zone=ZoneInfo(name=ZONE_NAME, uuid=zone_uuid(prefix)),
+        namespaces=entries,
+        targets=dict(TARGETS),
+        warnings=warnings,
+    )
+    return Inspection(lab_status, existing, intact_all, services)
