@@ -34,6 +34,10 @@ SYSTEM_VM_TYPES: Final = frozenset(
     {VmType.DOMAIN_ROUTER, VmType.SECONDARY_STORAGE, VmType.CONSOLE_PROXY}
 )
 
+#: CloudStack's ApiErrorCode.INTERNAL_ERROR: the HTTP status of a 530 answer, and the
+#: result code of a failed async job.
+INTERNAL_ERROR_CODE: Final = 530
+
 #: The longest time limit any diagnostic may be given, in seconds.
 MAX_TIME_LIMIT: Final = 3600.0
 

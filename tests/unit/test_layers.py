@@ -21,6 +21,7 @@ SRC = Path(cloudiag.__file__).parent
 CLI = {"__main__", "cli"}
 #: What each layer must not import (top-level parts of `cloudiag`).
 FORBIDDEN = {
+    "agent": {"api", "services", "jobs", "db", "lab", *CLI},
     "services": {"api", *CLI},
     "jobs": {"api", *CLI},
     "bus": {"services", "jobs", "api", "agent", "lab", *CLI},

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-VmType = Literal["domainrouter", "secondarystoragevm", "consoleproxy", "uservm"]
+from cloudiag.domain import VmType
 
 
 class Message(BaseModel):

@@ -7,10 +7,8 @@ from typing import Any
 
 from cloudiag import parsers
 from cloudiag.bus.messages import RunResult
-from cloudiag.domain import JobStatus
+from cloudiag.domain import INTERNAL_ERROR_CODE, JobStatus
 
-#: CloudStack's error code of a failed job.
-INTERNAL_ERROR = 530
 #: Who a shutdown's cancel requests name, and the errortext of every job a shutdown ends.
 SHUTDOWN_BY = "management server shutdown"
 SHUTDOWN_TEXT = "The management server shut down during the job; run the diagnostic again"
@@ -30,8 +28,8 @@ def failed(errortext: str) -> FinalState:
     """A job that ended without a result."""
     return FinalState(
         JobStatus.FAILED,
-        INTERNAL_ERROR,
-        {"errorcode": INTERNAL_ERROR, "errortext": errortext},
+        INTERNAL_ERROR_CODE,
+        {"errorcode": INTERNAL_ERROR_CODE, "errortext": errortext},
         f"failed: {errortext}",
     )
 
@@ -58,11 +56,11 @@ def of_result(type_name: str, result: RunResult) -> FinalState:
         else:
             error = f"Cancelled by {result.cancelled_by}"
         payload = {
-            "errorcode": INTERNAL_ERROR,
+            "errorcode": INTERNAL_ERROR_CODE,
             "errortext": error,
             "cancelled": bool(result.cancelled_by),
             "diagnostics": diagnostics,
         }
-        return FinalState(JobStatus.FAILED, INTERNAL_ERROR, payload, f"failed: {error}")
+        return FinalState(JobStatus.FAILED, INTERNAL_ERROR_CODE, payload, f"failed: {error}")
     summary = f"exit code {result.exitcode}" + (" (timed out)" if result.timed_out else "")
     return FinalState(JobStatus.SUCCEEDED, 0, {"diagnostics": diagnostics}, summary)

@@ -15,9 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudiag.db.models import AsyncJob, User, utcnow
-from cloudiag.domain import JobStatus
+from cloudiag.domain import INTERNAL_ERROR_CODE, JobStatus
 from cloudiag.jobs import events
-from cloudiag.jobs.final_state import INTERNAL_ERROR
 
 
 async def settle(db: AsyncSession, parent_ids: Iterable[str | None]) -> None:
@@ -47,9 +46,9 @@ async def _settle_one(db: AsyncSession, parent_id: str) -> None:
         status, code, result = JobStatus.SUCCEEDED, 0, {"jobs": tally}
         outcome = f"all {total} jobs succeeded"
     else:
-        status, code = JobStatus.FAILED, INTERNAL_ERROR
+        status, code = JobStatus.FAILED, INTERNAL_ERROR_CODE
         outcome = f"{total - succeeded} of {total} jobs failed"
-        result = {"errorcode": INTERNAL_ERROR, "errortext": outcome, "jobs": tally}
+        result = {"errorcode": INTERNAL_ERROR_CODE, "errortext": outcome, "jobs": tally}
     parent.status, parent.result_code, parent.result = status, code, result
     parent.completed = utcnow()
     user = await db.get(User, parent.user_id)

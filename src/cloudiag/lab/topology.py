@@ -30,6 +30,8 @@ import uuid
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
+from cloudiag.domain import VmType
+
 #: Every address of the lab lies in one of these (RFC 5737 TEST-NETs and link-local).
 ALLOWED_NETWORKS: tuple[IPv4Network, ...] = tuple(
     IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "169.254.0.0/16")
@@ -183,7 +185,7 @@ NODES: tuple[Node, ...] = (
         "r-1-VM",
         "r1",
         "router",
-        "domainrouter",
+        VmType.DOMAIN_ROUTER,
         (
             _if("eth0", "guest", f"{ROUTER_GUEST}/24"),
             _if("eth1", "control", "169.254.0.10/16"),
@@ -197,7 +199,7 @@ NODES: tuple[Node, ...] = (
         "s-2-VM",
         "s2",
         "secondarystoragevm",
-        "secondarystoragevm",
+        VmType.SECONDARY_STORAGE,
         (
             _if("eth0", "control", "169.254.0.20/16"),
             _if("eth1", "mgmt", "169.254.1.20/16", prefix_route=False),
@@ -209,7 +211,7 @@ NODES: tuple[Node, ...] = (
         "v-3-VM",
         "v3",
         "consoleproxy",
-        "consoleproxy",
+        VmType.CONSOLE_PROXY,
         (
             _if("eth0", "control", "169.254.0.30/16"),
             _if("eth1", "mgmt", "169.254.1.30/16", prefix_route=False),

@@ -49,9 +49,6 @@ async def list_jobs(
     async with sessions() as db:
         jobs, total = await page(db, query, paging)
         ids = {j.user_id for j in jobs}
-        names = dict(
-            (await db.execute(select(User.id, User.username).where(User.id.in_(ids))))
-            .tuples()
-            .all()
-        )
+        rows = await db.execute(select(User.id, User.username).where(User.id.in_(ids)))
+        names = {user_id: username for user_id, username in rows}
     return [(j, names.get(j.user_id, "")) for j in jobs], total

@@ -6,16 +6,11 @@ from typing import Any
 
 from cloudiag.api.context import RequestContext
 from cloudiag.api.registry import ADMIN, REGISTRY, Command, Param, ResponseField
+from cloudiag.domain import SYSTEM_VM_TYPES
 from cloudiag.services.diagnostics import Limits, start_diagnostics
 from cloudiag.sysvm import registry
 
-_TYPES = sorted(
-    {
-        t.name
-        for vm in ("domainrouter", "secondarystoragevm", "consoleproxy")
-        for t in registry.types_for_vm(vm)
-    }
-)
+_TYPES = sorted({t.name for vm in SYSTEM_VM_TYPES for t in registry.types_for_vm(vm)})
 
 
 async def run_diagnostics(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
