@@ -21,7 +21,7 @@ from cloudiag.jobs import outcomes
 from cloudiag.jobs.final_state import of_result
 from cloudiag.jobs.ownership import ORPHAN_GRACE
 from cloudiag.jobs.runner import JobRunner
-from cloudiag.services.diagnostics import (
+from cloudiag.services.runs import (
     CreatedRun,
     Limits,
     create_jobs,

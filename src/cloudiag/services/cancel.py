@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.db.models import AsyncJob
 from cloudiag.domain import Caller, InvalidInput, JobStatus, NotFound
-from cloudiag.services.diagnostics import RUN_DIAGNOSTICS_CMD
+from cloudiag.services.runs import RUN_DIAGNOSTICS_CMD
 
 if TYPE_CHECKING:
     from cloudiag.jobs.runner import JobRunner

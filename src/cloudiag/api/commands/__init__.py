@@ -4,20 +4,20 @@ from cloudiag.api.commands import (
     apis,
     auth,
     cancel,
-    diagnostics,
     diagnostics_types,
     events,
     infra,
     jobs,
+    run_diagnostics,
 )
 
 __all__ = [
     "apis",
     "auth",
     "cancel",
-    "diagnostics",
     "diagnostics_types",
     "events",
     "infra",
     "jobs",
+    "run_diagnostics",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 from cloudiag.api.context import RequestContext
 from cloudiag.api.registry import ADMIN, REGISTRY, Command, Param, ResponseField
 from cloudiag.domain import SYSTEM_VM_TYPES
-from cloudiag.services.diagnostics import Limits, start_diagnostics
+from cloudiag.services.runs import Limits, start_diagnostics
 from cloudiag.sysvm import registry
 
 _TYPES = sorted({t.name for vm in SYSTEM_VM_TYPES for t in registry.types_for_vm(vm)})
