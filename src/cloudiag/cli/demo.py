@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 
-from cloudiag import datadir, logs
-from cloudiag.cli.options import listen_flags, settings_from, storage_flags
+from cloudiag.cli.options import listen_flags, run_stack, storage_flags
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,10 +27,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    # Imported here so that `cloudiag --help` and other commands start fast.
-    from cloudiag.stack import run_stack
-
-    settings = settings_from(args)
-    os.umask(datadir.PRIVATE_UMASK)  # What SQLite and NATS create is private too.
-    logs.setup(settings.log_level, settings.log_format)
-    return asyncio.run(run_stack(settings, with_lab=True, demo=True))
+    return run_stack(args, with_lab=True, demo=True)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from cloudiag import datadir, logs
 from cloudiag.settings import Settings
 
 #: Flags that map one to one onto Settings fields.
@@ -80,3 +83,14 @@ def listen_flags(p: argparse.ArgumentParser) -> None:
         type=port,
         help="listen port, 0 for any free one (default 8080; env CLOUDIAG_PORT)",
     )
+
+
+def run_stack(args: argparse.Namespace, *, with_lab: bool, demo: bool) -> int:
+    """Run the management server (and the lab, for the demo) until it is stopped."""
+    # Imported here so that `cloudiag --help` and other commands start fast.
+    from cloudiag.stack import run_stack as run
+
+    settings = settings_from(args)
+    os.umask(datadir.PRIVATE_UMASK)  # What SQLite and NATS create is private too.
+    logs.setup(settings.log_level, settings.log_format)
+    return asyncio.run(run(settings, with_lab=with_lab, demo=demo))
