@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-if TYPE_CHECKING:
-    from cloudiag.services.quotas import Quotas
 
 
 def default_data_dir() -> Path:
@@ -101,18 +97,6 @@ class Settings(BaseSettings):
     @classmethod
     def _proxies(cls, value: list[str]) -> list[str]:
         return [str(ipaddress.ip_network(v.strip(), strict=False)) for v in value]
-
-    def quotas(self) -> Quotas:
-        """The concurrency and rate limits as the job service takes them."""
-        from cloudiag.services.quotas import Quotas  # The server's, not the CLI's, import cost.
-
-        return Quotas(
-            per_vm=self.limit_per_vm,
-            per_host=self.limit_per_host,
-            per_user=self.limit_per_user,
-            rate=self.rate_limit,
-            rate_interval=self.rate_interval,
-        )
 
     def resolved_secrets_key_file(self) -> Path:
         """The configured secrets key file, else one in the data directory."""

@@ -24,6 +24,7 @@ FORBIDDEN = {
     "agent": {"api", "services", "jobs", "db", "lab", *CLI},
     "services": {"api", *CLI},
     "jobs": {"api", *CLI},
+    "settings": {"services", "jobs", "api", "agent", "lab", *CLI},
     "bus": {"services", "jobs", "api", "agent", "lab", *CLI},
     "db": {"services", "jobs", "api", "agent", "lab", *CLI},
     "sysvm": {"services", "jobs", "api", "agent", "lab", *CLI},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from cloudiag.services.quotas import Quotas
 from cloudiag.settings import Settings
 
 
@@ -32,7 +33,7 @@ def test_bad_per_type_limits_are_refused(
 def test_limits_become_quotas(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLOUDIAG_LIMIT_PER_VM", "3")
     monkeypatch.setenv("CLOUDIAG_RATE_LIMIT", "0")
-    q = Settings().quotas()
+    q = Quotas.from_settings(Settings())
     assert (q.per_vm, q.rate) == (3, 0)
 
 

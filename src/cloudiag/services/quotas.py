@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudiag.db.models import AsyncJob, Host, User, VirtualMachine, utcnow
 from cloudiag.domain import JobStatus, LimitExceeded
+from cloudiag.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,17 @@ class Quotas:
     #: At most `rate` diagnostics per user within `rate_interval` seconds.
     rate: int = 300
     rate_interval: int = 60
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Quotas:
+        """The limits the operator set."""
+        return cls(
+            per_vm=settings.limit_per_vm,
+            per_host=settings.limit_per_host,
+            per_user=settings.limit_per_user,
+            rate=settings.rate_limit,
+            rate_interval=settings.rate_interval,
+        )
 
 
 def _busy(what: str, limit: int) -> LimitExceeded:

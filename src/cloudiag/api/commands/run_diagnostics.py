@@ -7,6 +7,7 @@ from typing import Any
 from cloudiag.api.context import RequestContext
 from cloudiag.api.registry import ADMIN, REGISTRY, Command, Param, ResponseField
 from cloudiag.domain import SYSTEM_VM_TYPES
+from cloudiag.services.quotas import Quotas
 from cloudiag.services.runs import Limits, start_diagnostics
 from cloudiag.sysvm import registry
 
@@ -29,7 +30,7 @@ async def run_diagnostics(ctx: RequestContext, params: dict[str, Any]) -> dict[s
             type_time_limits=settings.type_time_limits,
             denied_networks=settings.denied_networks,
             max_output=settings.max_output,
-            quotas=settings.quotas(),
+            quotas=Quotas.from_settings(settings),
         ),
     )
     return {"jobid": started.job_id}
