@@ -87,11 +87,28 @@ async def first_admin(run: Running) -> dict[str, str] | None:
     return saved
 
 
+async def _saved_keys_in_use(run: Running) -> dict[str, str] | None:
+    """The saved credentials while their API key is still their user's."""
+    saved = await asyncio.to_thread(datadir.saved_credentials, run.settings.data_dir)
+    if saved is None or not {"username", "apikey", "secretkey"} <= saved.keys():
+        return None
+    async with run.state.db() as db:
+        user = await accounts.user_by_api_key(db, saved["apikey"])
+    return saved if user is not None and user.username == saved["username"] else None
+
+
 async def demo_credentials(run: Running) -> dict[str, str]:
-    """The admin's credentials for the demo: the saved ones, else new ones (and saved)."""
+    """The admin's credentials for the demo: the saved ones, else new ones (and saved).
+
+    Saved keys that still sign as their user are kept even when the password no longer
+    logs in (it was changed some other way): new keys would break the operator's scripts.
+    """
     saved = await first_admin(run)
     if saved is not None:
         return saved
+    kept = await _saved_keys_in_use(run)
+    if kept is not None:
+        return {**kept, "password": "(changed since; cloudiag user reset-password admin)"}
     async with run.state.db.begin() as db:
         creds = admin_credentials(
             await accounts.reset_credentials(db, "admin", box=run.state.secrets)
