@@ -118,15 +118,6 @@ def save_credentials(data_dir: Path, credentials: dict[str, str]) -> Path:
     return path
 
 
-def update_saved_password(data_dir: Path, username: str, password: str) -> bool:
-    """Put a reset password into credentials.json when the file is that user's; True if so."""
-    saved = saved_credentials(data_dir)
-    if saved is None or saved.get("username") != username:
-        return False
-    save_credentials(data_dir, {**saved, "password": password})
-    return True
-
-
 def saved_credentials(data_dir: Path) -> dict[str, str] | None:
     """The credentials saved by the first start, or None when there are none readable."""
     with contextlib.suppress(OSError, ValueError):

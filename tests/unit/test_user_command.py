@@ -106,17 +106,3 @@ def test_a_secrets_key_that_does_not_open_the_database_is_refused(tmp_path: Path
     assert out.returncode == 1
     assert "does not open with this secrets key" in out.stderr
     assert "Traceback" not in out.stderr
-
-
-def test_a_generated_reset_updates_the_saved_login_of_that_user(tmp_path: Path) -> None:
-    assert _create(tmp_path, "gina").returncode == 0
-    (tmp_path / "credentials.json").write_text(json.dumps({"username": "gina", "password": "x"}))
-    out = _reset(tmp_path, "gina", "--data-dir", str(tmp_path))
-    assert out.returncode == 0, out.stderr
-    new = dict(line.split(maxsplit=1) for line in out.stdout.splitlines())["password"]
-    assert json.loads((tmp_path / "credentials.json").read_text())["password"] == new
-    chosen = _reset(
-        tmp_path, "gina", "--password-stdin", "--data-dir", str(tmp_path), stdin=PASSWORD
-    )
-    assert chosen.returncode == 0, chosen.stderr
-    assert json.loads((tmp_path / "credentials.json").read_text())["password"] == new

@@ -167,8 +167,4 @@ def _reset_password(args: argparse.Namespace) -> int:
     print(f"username   {args.name}")
     if not args.password_stdin:
         print(f"password   {new}")
-    if not args.password_stdin and datadir.update_saved_password(settings.data_dir, args.name, new):
-        # The demo and the README read a generated login from there: it must not go stale.
-        # A password of the operator's own is theirs to keep, not to print at every start.
-        print(f"saved to   {settings.data_dir / datadir.CREDENTIALS_FILE}")
     return 0
