@@ -53,3 +53,24 @@ async def drop_pg_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
     with contextlib.suppress(OSError, asyncpg.PostgresError):
         await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def stored_password_hash(data_dir: Path, username: str) -> str:
+    """The password hash a data directory's SQLite database holds for `username`."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from cloudiag.db.engine import create_engine, session_factory
+    from cloudiag.db.models import User
+
+    async def read() -> str:
+        engine = create_engine(f"sqlite+aiosqlite:///{data_dir / 'cloudiag.db'}")
+        try:
+            async with session_factory(engine)() as db:
+                query = select(User.password_hash).where(User.username == username)
+                return str((await db.execute(query)).scalar_one())
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())

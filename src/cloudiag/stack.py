@@ -76,25 +76,30 @@ async def wait_for_host(run: Running, timeout: float = 15.0) -> bool:
     return False
 
 
-async def first_admin(run: Running) -> dict[str, str] | None:
-    """The generated admin credentials saved in the data directory, while they still log in."""
+_SAVED_FIELDS = frozenset({"username", "password", "apikey", "secretkey"})
+
+
+async def _saved(run: Running) -> dict[str, str] | None:
+    """The credentials the first start saved in the data directory, when complete."""
     saved = await asyncio.to_thread(datadir.saved_credentials, run.settings.data_dir)
-    if saved is None or not {"username", "password", "apikey", "secretkey"} <= saved.keys():
-        return None
+    return saved if saved is not None and _SAVED_FIELDS <= saved.keys() else None
+
+
+async def _logs_in(run: Running, saved: dict[str, str]) -> bool:
     async with run.state.db() as db:
-        if await accounts.check_password(db, saved["username"], saved["password"]) is None:
-            return None
-    return saved
+        return await accounts.check_password(db, saved["username"], saved["password"]) is not None
 
 
-async def _saved_keys_in_use(run: Running) -> dict[str, str] | None:
-    """The saved credentials while their API key is still their user's."""
-    saved = await asyncio.to_thread(datadir.saved_credentials, run.settings.data_dir)
-    if saved is None or not {"username", "apikey", "secretkey"} <= saved.keys():
-        return None
+async def _keys_sign(run: Running, saved: dict[str, str]) -> bool:
     async with run.state.db() as db:
         user = await accounts.user_by_api_key(db, saved["apikey"])
-    return saved if user is not None and user.username == saved["username"] else None
+    return user is not None and user.username == saved["username"]
+
+
+async def first_admin(run: Running) -> dict[str, str] | None:
+    """The generated admin credentials saved in the data directory, while they still log in."""
+    saved = await _saved(run)
+    return saved if saved is not None and await _logs_in(run, saved) else None
 
 
 async def demo_credentials(run: Running) -> dict[str, str]:
@@ -103,12 +108,12 @@ async def demo_credentials(run: Running) -> dict[str, str]:
     Saved keys that still sign as their user are kept even when the password no longer
     logs in (it was changed some other way): new keys would break the operator's scripts.
     """
-    saved = await first_admin(run)
+    saved = await _saved(run)
     if saved is not None:
-        return saved
-    kept = await _saved_keys_in_use(run)
-    if kept is not None:
-        return {**kept, "password": "(changed since; cloudiag user reset-password admin)"}
+        if await _logs_in(run, saved):
+            return saved
+        if await _keys_sign(run, saved):
+            return {**saved, "password": "(changed since; cloudiag user reset-password admin)"}
     async with run.state.db.begin() as db:
         creds = admin_credentials(
             await accounts.reset_credentials(db, "admin", box=run.state.secrets)

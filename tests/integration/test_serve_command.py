@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import socket
@@ -15,12 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from cloudiag.accounts import passwords
 from cloudiag.bus.embedded import free_port
-from cloudiag.db.engine import create_engine, session_factory
-from cloudiag.db.models import User
+from tests.databases import stored_password_hash
 from tests.integration.cli_process import CliProcess
 
 URL_LINE = r"web UI at (http://127\.0\.0\.1:(\d+))/"
@@ -57,19 +54,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     running = _serve(data_dir)
     yield running
     assert running.process.stop() == 0, running.process.output()
-
-
-def _stored_hash(data_dir: Path, username: str) -> str:
-    async def read() -> str:
-        engine = create_engine(f"sqlite+aiosqlite:///{data_dir / 'cloudiag.db'}")
-        try:
-            async with session_factory(engine)() as db:
-                query = select(User.password_hash).where(User.username == username)
-                return str((await db.execute(query)).scalar_one())
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(read())
 
 
 def _cloudiag(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -147,7 +131,7 @@ def test_a_busy_port_is_one_clear_line_and_the_admin_password_is_not_lost(
     # The next start still shows a password that logs in as admin.
     running = _serve(data_dir)
     assert running.process.stop() == 0
-    assert passwords.verify_password(_stored_hash(data_dir, "admin"), running.password)
+    assert passwords.verify_password(stored_password_hash(data_dir, "admin"), running.password)
 
 
 def test_the_admin_password_is_shown_on_every_start_until_it_changes(tmp_path: Path) -> None:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import select
-
 from cloudiag.accounts import passwords
-from cloudiag.db.engine import create_engine, session_factory
-from cloudiag.db.models import User
+from tests.databases import stored_password_hash
 
 PASSWORD = "correct horse battery staple"
 
@@ -27,25 +23,14 @@ def _create(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.Completed
     )
 
 
-def _hash_of(tmp_path: Path, username: str) -> str:
-    async def read() -> str:
-        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'cloudiag.db'}")
-        try:
-            async with session_factory(engine)() as db:
-                query = select(User.password_hash).where(User.username == username)
-                return str((await db.execute(query)).scalar_one())
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(read())
-
-
 def test_the_password_is_read_from_standard_input(tmp_path: Path) -> None:
     out = _create(tmp_path, "alice", "--password-stdin", "--json", stdin=f"{PASSWORD}\n")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["password"] == PASSWORD
     assert "warning" not in out.stderr
-    assert passwords.verify_password(_hash_of(tmp_path, "alice"), PASSWORD)  # spaces kept
+    assert passwords.verify_password(
+        stored_password_hash(tmp_path, "alice"), PASSWORD
+    )  # spaces kept
 
 
 def test_an_empty_standard_input_is_refused(tmp_path: Path) -> None:
@@ -82,7 +67,7 @@ def test_reset_password_prints_a_new_generated_password(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     new = dict(line.split(maxsplit=1) for line in out.stdout.splitlines())["password"]
     assert new != PASSWORD
-    assert passwords.verify_password(_hash_of(tmp_path, "erin"), new)
+    assert passwords.verify_password(stored_password_hash(tmp_path, "erin"), new)
 
 
 def test_reset_password_from_standard_input(tmp_path: Path) -> None:
@@ -90,7 +75,7 @@ def test_reset_password_from_standard_input(tmp_path: Path) -> None:
     out = _reset(tmp_path, "frank", "--password-stdin", "--data-dir", str(tmp_path), stdin=PASSWORD)
     assert out.returncode == 0, out.stderr
     assert PASSWORD not in out.stdout
-    assert passwords.verify_password(_hash_of(tmp_path, "frank"), PASSWORD)
+    assert passwords.verify_password(stored_password_hash(tmp_path, "frank"), PASSWORD)
 
 
 def test_reset_password_of_an_unknown_user_is_refused(tmp_path: Path) -> None:
