@@ -24,7 +24,6 @@ from cloudiag.bus import subjects
 from cloudiag.bus.connect import connect
 from cloudiag.bus.embedded import EmbeddedNats
 from cloudiag.bus.messages import AgentReport
-from cloudiag.bus.streams import ensure_output_stream
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
 from cloudiag.jobs.runner import JobRunner
@@ -115,31 +114,30 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         if not nats_url:
             embedded = EmbeddedNats(settings.data_dir / "nats")
             nats_url = await embedded.start()
-        holder: list[AppState] = []
 
-        async def restore_stream() -> None:
-            # A restarted nats-server lost the memory stream of job output: make it again.
-            if holder and nc is not None:
-                holder[0].js = await ensure_output_stream(nc)
+        async def restore_streams() -> None:
+            # A replaced nats-server may have lost the streams: make them again.
+            if runner is not None:
+                await runner.ensure_streams()
 
         nc = await connect(
-            nats_url, f"cloudiag-server-{socket.gethostname()}", on_reconnect=restore_stream
+            nats_url, f"cloudiag-server-{socket.gethostname()}", on_reconnect=restore_streams
         )
         runner = JobRunner(
             db,
             nc,
             server_id=identity.id,
             server_label=f"{socket.gethostname()}:{settings.port}",
-            concurrency=settings.job_concurrency,
+            start_timeout=settings.start_timeout,
         )
-        await runner.recover()
+        await runner.start()
         await runner.heartbeat()
         sweeper = asyncio.create_task(
             housekeeping.run_forever(runner, db, settings.session_lifetime)
         )
-        js = await ensure_output_stream(nc)
-        state = AppState(settings=settings, db=db, runner=runner, nc=nc, secrets=box, js=js)
-        holder.append(state)
+        state = AppState(
+            settings=settings, db=db, runner=runner, nc=nc, secrets=box, js=nc.jetstream()
+        )
         await _consume_reports(nc, state)
         yield Running(settings, nats_url, state, nc)
     finally:

@@ -44,8 +44,9 @@ class Settings(BaseSettings):
     type_time_limits: dict[str, float] = Field(default_factory=dict)
     #: Agents send a heartbeat this often; a host is Disconnected after 3 missed beats.
     heartbeat_interval: float = Field(default=5.0, gt=0, le=300)
-    #: Jobs the server runs at once (each waits on an agent, so this bounds memory, not CPU).
-    job_concurrency: int = Field(default=200, ge=1, le=10000)
+    #: Seconds a diagnostic's request may wait for its agent to take it (a paused, busy or
+    #: unreachable agent); past it the agent discards the request and the job fails.
+    start_timeout: float = Field(default=60.0, gt=0, le=3600)
     session_timeout: int = Field(default=1800, ge=60, le=86400)
     #: A session ends this long after its login however busy it is (idle timeout aside).
     session_lifetime: int = Field(default=86400, ge=60, le=30 * 86400)

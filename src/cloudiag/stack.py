@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from cloudiag import datadir
 from cloudiag.accounts.secret_box import SecretBoxError
+from cloudiag.bus.streams import JetStreamUnavailable
 from cloudiag.console import say
 from cloudiag.db.models import Host
 from cloudiag.jobs.server_identity import ServerIdError
@@ -198,7 +199,7 @@ async def _serve(
                 # Before NATS goes: the agent says goodbye and its host shows Disconnected.
                 if agent is not None:
                     await stop_process(agent)
-    except (ServerIdError, SecretBoxError) as exc:
+    except (ServerIdError, SecretBoxError, JetStreamUnavailable) as exc:
         say(f"cloudiag: {exc}", err=True)
         return 1
     return 0

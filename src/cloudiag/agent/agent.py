@@ -1,4 +1,9 @@
-"""The agent: registers its host and VMs over NATS, sends heartbeats, runs diagnostics."""
+"""The agent: registers its host and VMs over NATS, sends heartbeats, runs diagnostics.
+
+Requests come from the host's durable consumer of the request stream and results go to
+the results stream (JetStream, acknowledged); the job table in a key-value bucket records
+each job's fate. Cancel and status are live request/reply.
+"""
 
 from __future__ import annotations
 
@@ -11,27 +16,38 @@ import socket
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from cloudiag import __version__
 from cloudiag.agent.dispatch import Dispatcher
 from cloudiag.agent.executors.registry import Executors
 from cloudiag.agent.host_addresses import host_addresses
+from cloudiag.agent.job_table import JobTable
+from cloudiag.agent.requests import RequestTaker, restarted
+from cloudiag.agent.results import ResultSender
 from cloudiag.agent.sources.base import Source
-from cloudiag.bus import subjects
+from cloudiag.bus import pull, subjects
 from cloudiag.bus.connect import connect
 from cloudiag.bus.embedded import redact
 from cloudiag.bus.messages import (
     AgentReport,
     CancelReply,
     CancelRequest,
-    RunAccepted,
-    RunRequest,
+    RunResult,
     StatusReply,
 )
+from cloudiag.bus.streams import JetStreamUnavailable, ensure_jetstream
 from cloudiag.logs import job_id_var
 
 log = logging.getLogger(__name__)
+
+
+#: A request the agent has fetched but not acknowledged comes back after this long.
+REQUEST_ACK_WAIT = 30.0
+#: Most jobs an agent runs at once; more requests wait in the stream, in order.
+MAX_JOBS = 200
 
 
 class Agent:
@@ -46,6 +62,7 @@ class Agent:
         host_id: str | None = None,
         host_name: str | None = None,
         heartbeat_interval: float = 5.0,
+        max_jobs: int = MAX_JOBS,
     ) -> None:
         self.nats_url = nats_url
         self.source = source
@@ -53,18 +70,26 @@ class Agent:
         self.host_name = host_name or source.host.name or socket.gethostname()
         self.zone = source.zone
         self.heartbeat_interval = heartbeat_interval
+        self.max_jobs = max_jobs
         self.session = secrets.token_hex(8)
         self.jobs = Dispatcher(executors, self.host_name)
+        self.jobs.on_end = self._job_ended
+        self.table = JobTable(self._bucket, self.host_id, self.session)
+        self.results = ResultSender(self._jetstream, self.table, self._max_payload)
         self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._kv: KeyValue | None = None
         self._addresses: list[str] = []
         self._stopping = asyncio.Event()
+        self._room = asyncio.Event()
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
         """Serve until stop() is called; then cancel running jobs and say goodbye."""
         self._addresses = await host_addresses()
-        self._nc = await connect(self.nats_url, f"cloudiag-agent-{self.host_name}")
-        await self._nc.subscribe(subjects.agent_run(self.host_id), cb=self._on_run)
+        self._nc = await connect(
+            self.nats_url, f"cloudiag-agent-{self.host_name}", on_reconnect=self._streams
+        )
         await self._nc.subscribe(subjects.agent_status(self.host_id), cb=self._on_status)
         await self._nc.subscribe(subjects.agent_cancel(self.host_id), cb=self._on_cancel)
         log.info(
@@ -73,8 +98,27 @@ class Agent:
             self.host_id,
             redact(self.nats_url),
         )
+        consumer: asyncio.Task[None] | None = None
         try:
             await self._report()
+            await self._streams()
+            await self._finish_leftovers()
+            taker = RequestTaker(self.jobs, self.table, _Bus(self), self.results.send)
+            config = pull.durable_config(
+                subjects.agent_consumer(self.host_id),
+                subjects.agent_requests(self.host_id),
+                ack_wait=REQUEST_ACK_WAIT,
+                max_ack_pending=self.max_jobs,
+            )
+            consumer = asyncio.create_task(
+                pull.consume(
+                    self._jetstream,
+                    subjects.REQUESTS_STREAM,
+                    config,
+                    taker.handle,
+                    room=self._wait_for_room,
+                )
+            )
             self.ready.set()
             while not self._stopping.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -82,11 +126,71 @@ class Agent:
                 if not self._stopping.is_set():
                     await self._report()
         finally:
+            if consumer is not None:
+                consumer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await consumer
             await self._shutdown()
 
     def stop(self) -> None:
         """Ask run() to finish."""
         self._stopping.set()
+
+    def _jetstream(self) -> JetStreamContext:
+        assert self._js is not None, "the streams are made before anything uses them"
+        return self._js
+
+    async def _bucket(self) -> KeyValue:
+        if self._kv is None:
+            await self._streams()
+        assert self._kv is not None
+        return self._kv
+
+    def _max_payload(self) -> int:
+        return self._nc.max_payload if self._nc is not None else 1 << 20
+
+    async def _streams(self) -> None:
+        """Make (or find) the streams and the job table; at start and after each reconnect."""
+        assert self._nc is not None
+        delay = 0.2
+        while True:
+            try:
+                self._js, self._kv = await ensure_jetstream(self._nc)
+                return
+            except JetStreamUnavailable:
+                raise
+            except (NatsError, TimeoutError, OSError) as exc:
+                log.warning("JetStream not ready (%s); again in %g s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _finish_leftovers(self) -> None:
+        """End what an earlier process of this agent left: running jobs died with it;
+        results it had not sent are sent now."""
+        for left in await self.table.leftovers():
+            token = job_id_var.set(left.job_id)
+            try:
+                if left.record.state == "running" or left.record.result is None:
+                    log.warning("job left running by an earlier agent process: it died with it")
+                    await self.results.send(restarted(left.job_id))
+                else:
+                    log.info("sending the result an earlier agent process had not sent")
+                    await self.results.send(left.record.result)
+            finally:
+                job_id_var.reset(token)
+
+    async def _wait_for_room(self) -> int:
+        """Wait until fewer than max_jobs run; how many more may be fetched."""
+        while True:
+            room = self.max_jobs - len(self.jobs.running())
+            if room > 0:
+                return min(room, 64)
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), 1.0)
+
+    def _job_ended(self) -> None:
+        self._room.set()
 
     async def _shutdown(self) -> None:
         await self.jobs.stop_all()
@@ -153,22 +257,17 @@ class Agent:
             job_id_var.reset(token)
         await msg.respond(CancelReply(cancelled=True).encode())
 
-    async def _on_run(self, msg: Msg) -> None:
-        try:
-            req = RunRequest.model_validate_json(msg.data)
-        except ValidationError as exc:
-            await msg.respond(
-                RunAccepted(accepted=False, error=f"malformed request: {exc}").encode()
-            )
-            return
-        token = job_id_var.set(req.job_id)
-        try:
-            assert self._nc is not None
-            # The job's task first runs at the next await, after the answer is queued: the
-            # acceptance still goes out before its first output line.
-            error = self.jobs.start(req, self._nc)
-            if error:
-                log.warning("refused diagnostic: %s", error)
-            await msg.respond(RunAccepted(accepted=not error, error=error).encode())
-        finally:
-            job_id_var.reset(token)
+
+class _Bus:
+    """The bus as the agent's jobs see it: output lines on core NATS, results durable."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+
+    async def publish(self, subject: str, payload: bytes) -> None:
+        nc = self._agent._nc
+        if nc is not None:
+            await nc.publish(subject, payload)
+
+    async def deliver(self, result: RunResult) -> None:
+        await self._agent.results.send(result)

@@ -1,7 +1,7 @@
 """The agent's job table: refuse a request, run it on its VM's executor, cancel it.
 
 Free of NATS subscriptions: it is handed decoded requests and a bus to publish the output
-lines and the result on, so it can be tested with a fake executor and a fake bus.
+lines on and deliver the result to, so it can be tested with a fake executor and a fake bus.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cloudiag.agent.executors.base import Executor, Outcome, Stream
 from cloudiag.agent.executors.registry import Executors
-from cloudiag.agent.results import Bus, send_result
 from cloudiag.bus import subjects
 from cloudiag.bus.messages import OutputLine, RunRequest, RunResult, VmReport
 from cloudiag.logs import job_id_var
@@ -24,6 +24,21 @@ log = logging.getLogger(__name__)
 
 #: The stderr of a job the agent stopped under (it is shutting down).
 AGENT_STOPPED = "the agent stopped during the run"
+#: How long a stopping agent tries to deliver the result of a job it stopped; the job
+#: table keeps it for the next agent process otherwise.
+STOPPED_DELIVERY = 2.0
+
+
+class JobBus(Protocol):
+    """What the agent's jobs need of the bus."""
+
+    async def publish(self, subject: str, payload: bytes) -> None:
+        """Send one output line (best effort)."""
+        ...
+
+    async def deliver(self, result: RunResult) -> None:
+        """Deliver a job's result durably (returns once the results stream has it)."""
+        ...
 
 
 @dataclass
@@ -43,6 +58,8 @@ class Dispatcher:
         self.host_name = host_name
         self._vms: dict[str, VmReport] = {}
         self._jobs: dict[str, tuple[asyncio.Task[None], _Control]] = {}
+        #: Called each time a job has ended (the agent may then take another request).
+        self.on_end: Callable[[], None] = lambda: None
 
     def set_vms(self, vms: Iterable[VmReport]) -> None:
         """The host's VMs as last reported: requests are checked against these."""
@@ -70,7 +87,7 @@ class Dispatcher:
             return f"VM {vm.name} has no executor this agent supports"
         return _invalid(req, vm)
 
-    def start(self, req: RunRequest, bus: Bus) -> str:
+    def start(self, req: RunRequest, bus: JobBus) -> str:
         """Start the job and return '', or return why it is refused (nothing runs then)."""
         error = self.refusal(req)
         if error:
@@ -81,8 +98,12 @@ class Dispatcher:
         control = _Control()
         task = asyncio.create_task(self._execute(req, vm, executor, bus, control))
         self._jobs[req.job_id] = (task, control)
-        task.add_done_callback(lambda _t: self._jobs.pop(req.job_id, None))
+        task.add_done_callback(lambda _t: self._ended(req.job_id))
         return ""
+
+    def _ended(self, job_id: str) -> None:
+        self._jobs.pop(job_id, None)
+        self.on_end()
 
     def cancel(self, job_id: str, by: str) -> bool:
         """Ask a running job to stop (its result says who asked); False if it is not running."""
@@ -103,7 +124,7 @@ class Dispatcher:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _execute(
-        self, req: RunRequest, vm: VmReport, executor: Executor, bus: Bus, control: _Control
+        self, req: RunRequest, vm: VmReport, executor: Executor, bus: JobBus, control: _Control
     ) -> None:
         job_id_var.set(req.job_id)
         seq = 0
@@ -120,9 +141,15 @@ class Dispatcher:
             result = _result(req.job_id, outcome, control.cancelled_by)
         except asyncio.CancelledError:
             # The agent is stopping: tell the server now rather than let it wait for a timeout.
-            stopped = RunResult(job_id=req.job_id, stdout="", stderr=AGENT_STOPPED, exitcode="-1")
+            stopped = RunResult(
+                job_id=req.job_id,
+                stdout="",
+                stderr=AGENT_STOPPED,
+                exitcode="-1",
+                error="The agent stopped during the job; run the diagnostic again",
+            )
             with contextlib.suppress(Exception):
-                await bus.publish(subjects.job_result(req.job_id), stopped.encode())
+                await asyncio.wait_for(bus.deliver(stopped), STOPPED_DELIVERY)
             raise
         except Exception as exc:
             log.exception("executor failed")
@@ -130,7 +157,7 @@ class Dispatcher:
                 job_id=req.job_id, stdout="", stderr=f"agent error: {exc}", exitcode="-1"
             )
         log.info("finished exitcode=%s timed_out=%s", result.exitcode, result.timed_out)
-        await send_result(bus, result)
+        await bus.deliver(result)
 
 
 def _invalid(req: RunRequest, vm: VmReport) -> str:

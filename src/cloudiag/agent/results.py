@@ -1,29 +1,27 @@
-"""Sending a job's result: cut to fit the bus, and an error result if it cannot go."""
+"""Sending a job's result: cut to fit the bus, and delivered until the results stream has it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Protocol
+from collections.abc import Awaitable, Callable
 
 from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
 
+from cloudiag.agent.job_table import JobTable
 from cloudiag.bus import subjects
 from cloudiag.bus.messages import RunResult
 
 log = logging.getLogger(__name__)
 
-
-class Bus(Protocol):
-    """What the agent's jobs need of a NATS connection."""
-
-    @property
-    def max_payload(self) -> int:
-        """The largest message the server accepts."""
-        ...
-
-    async def publish(self, subject: str, payload: bytes) -> None:
-        """Send one message."""
-        ...
+#: JetStream's header naming a message, by which a stream drops a copy sent twice.
+MSG_ID = "Nats-Msg-Id"
+#: Room left in a message for its headers and subject.
+RESULT_HEADROOM = 1024
+PUBLISH_TIMEOUT = 5.0
+RETRY_FIRST = 0.2
+RETRY_MAX = 5.0
 
 
 def fit_result(result: RunResult, max_payload: int) -> RunResult:
@@ -53,29 +51,49 @@ def fit_result(result: RunResult, max_payload: int) -> RunResult:
     return bare
 
 
-async def send_result(bus: Bus, result: RunResult) -> None:
-    """Publish a job's result, cut to fit the bus; if it still fails, say so instead.
+class ResultSender:
+    """Puts results in the results stream, each until the stream has it; then records that.
 
-    A result that never arrives leaves the job pending until the server gives up on it.
+    Publishing waits for JetStream's acknowledgement (the result is stored on the bus) and
+    carries the job id as message id, so the stream drops a copy sent twice. While the bus is
+    away the result is tried again with back-off, as long as the agent runs; the job table
+    keeps it for the next agent process if this one stops first.
     """
-    fitted = fit_result(result, bus.max_payload)
-    if fitted is not result:
-        log.warning("output cut to fit the bus's max_payload of %d bytes", bus.max_payload)
-    try:
-        await bus.publish(subjects.job_result(result.job_id), fitted.encode())
-        return
-    except NatsError as exc:
-        log.error("could not send the result: %s", exc)
-        reason = f"The agent could not send the result over the message bus ({exc})"
-    failed = RunResult(
-        job_id=result.job_id,
-        stdout="",
-        stderr="",
-        exitcode=result.exitcode,
-        duration=result.duration,
-        error=reason,
-    )
-    try:
-        await bus.publish(subjects.job_result(result.job_id), failed.encode())
-    except NatsError as exc:
-        log.error("could not send the failure either: %s", exc)
+
+    def __init__(
+        self, js: Callable[[], JetStreamContext], table: JobTable, max_payload: Callable[[], int]
+    ) -> None:
+        self._js = js
+        self._table = table
+        self._max_payload = max_payload
+
+    async def send(self, result: RunResult) -> None:
+        """Record the result in the job table and deliver it to the results stream."""
+        fitted = fit_result(result, self._max_payload() - RESULT_HEADROOM)
+        if fitted is not result:
+            log.warning("output cut to fit the bus's max_payload")
+        await self._retry("record the result", lambda: self._table.finish(fitted, published=False))
+        await self._retry("send the result", lambda: self._publish(fitted))
+        await self._retry(
+            "mark the result sent", lambda: self._table.finish(fitted, published=True)
+        )
+
+    async def _publish(self, result: RunResult) -> None:
+        await self._js().publish(
+            subjects.job_result(result.job_id),
+            result.encode(),
+            timeout=PUBLISH_TIMEOUT,
+            stream=subjects.RESULTS_STREAM,
+            headers={MSG_ID: result.job_id},
+        )
+
+    async def _retry(self, what: str, attempt: Callable[[], Awaitable[object]]) -> None:
+        delay = RETRY_FIRST
+        while True:
+            try:
+                await attempt()
+                return
+            except (NatsError, OSError, TimeoutError) as exc:
+                log.warning("could not %s (%s); again in %g s", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)

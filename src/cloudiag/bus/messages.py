@@ -81,6 +81,9 @@ class RunRequest(Message):
     """Run one diagnostic in a VM of this host; the agent validates it again."""
 
     job_id: str
+    #: When the job must have started by (Unix time): an agent that receives the request
+    #: later (it was paused, or the bus held the request) discards it and says so.
+    start_by: float
     vm_id: str
     type: str
     address: str
@@ -89,13 +92,6 @@ class RunRequest(Message):
     max_output: int = 1 << 20
     #: The operator's forbidden destination networks (CIDRs), checked again on the VM.
     denied_networks: list[str] = Field(default_factory=list)
-
-
-class RunAccepted(Message):
-    """The agent's immediate answer to a RunRequest."""
-
-    accepted: bool
-    error: str = ""
 
 
 class OutputLine(Message):
@@ -121,6 +117,25 @@ class RunResult(Message):
     cancelled_by: str = ""
     #: Why the run failed as a whole (e.g. the VM stopped during it); the output is partial.
     error: str = ""
+    #: Why the agent did not run the job at all (invalid here, VM stopped, request stale…).
+    refused: str = ""
+
+
+class JobRecord(Message):
+    """An agent's record of one job in its job table (a JetStream key-value bucket).
+
+    Created once, atomically, when the agent takes the request (or the server withdraws it):
+    a duplicated or replayed request finds the record and never runs twice; after any
+    restart or reconnect, it tells a server what became of the job.
+    """
+
+    state: Literal["running", "finished"]
+    #: The agent process that took the job ("" when the server withdrew the request).
+    session: str = ""
+    #: The result, once finished.
+    result: RunResult | None = None
+    #: Whether the result is in the results stream (the agent sends it until it is).
+    published: bool = False
 
 
 class CancelRequest(Message):

@@ -1,4 +1,9 @@
-"""The JetStream stream that keeps job output lines, so a late viewer sees them from the start."""
+"""The JetStream streams and the bucket cloudiag keeps on the bus, made or updated at start.
+
+Requests and results are on file storage: a restarted nats-server keeps them, and a result
+stays until a management server has stored it. Output lines are for watching a run and
+re-opening it soon after (the job's row keeps the complete output): memory is enough.
+"""
 
 from __future__ import annotations
 
@@ -6,44 +11,98 @@ import logging
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from nats.js.kv import KeyValue
 
 from cloudiag.bus import subjects
 
 log = logging.getLogger(__name__)
 
-#: Output is for watching a run and re-opening it soon after; the job row keeps the result.
 OUTPUT_MAX_AGE = 3600.0
 OUTPUT_MAX_BYTES = 256 * 1024 * 1024
+#: A request nobody took within a day is long stale (its deadline is minutes at most).
+REQUESTS_MAX_AGE = 86400.0
+#: A result waits this long for a management server to store it (a long outage).
+RESULTS_MAX_AGE = 7 * 86400.0
+#: Duplicates of one message id within this window are dropped by the stream itself; the
+#: job table and the stored-once rule cover what comes later.
+DUPLICATE_WINDOW = 600.0
+#: How long an agent remembers a job: past any replay of its request (whose deadline is at
+#: most minutes) and any server's question about it.
+JOBS_TTL = 86400.0
 
 
-def output_stream_config() -> StreamConfig:
-    """Memory storage, one hour, bounded: old lines go first."""
-    return StreamConfig(
-        name=subjects.OUTPUT_STREAM,
-        subjects=[subjects.OUTPUT_SUBJECTS],
-        storage=StorageType.MEMORY,
-        max_age=OUTPUT_MAX_AGE,
-        max_bytes=OUTPUT_MAX_BYTES,
-        discard=DiscardPolicy.OLD,
+class JetStreamUnavailable(RuntimeError):
+    """The NATS server has no JetStream, which cloudiag needs for durable delivery."""
+
+
+def stream_configs() -> list[StreamConfig]:
+    """Every stream cloudiag uses."""
+    return [
+        StreamConfig(
+            name=subjects.OUTPUT_STREAM,
+            subjects=[subjects.OUTPUT_SUBJECTS],
+            storage=StorageType.MEMORY,
+            max_age=OUTPUT_MAX_AGE,
+            max_bytes=OUTPUT_MAX_BYTES,
+            discard=DiscardPolicy.OLD,
+        ),
+        StreamConfig(
+            name=subjects.REQUESTS_STREAM,
+            subjects=[subjects.REQUESTS_SUBJECTS],
+            storage=StorageType.FILE,
+            retention=RetentionPolicy.WORK_QUEUE,
+            max_age=REQUESTS_MAX_AGE,
+            duplicate_window=DUPLICATE_WINDOW,
+        ),
+        StreamConfig(
+            name=subjects.RESULTS_STREAM,
+            subjects=[subjects.RESULTS_SUBJECTS],
+            storage=StorageType.FILE,
+            retention=RetentionPolicy.WORK_QUEUE,
+            max_age=RESULTS_MAX_AGE,
+            duplicate_window=DUPLICATE_WINDOW,
+        ),
+    ]
+
+
+def jobs_bucket_config() -> KeyValueConfig:
+    """The agents' job table."""
+    return KeyValueConfig(
+        bucket=subjects.JOBS_BUCKET, history=1, ttl=JOBS_TTL, storage=StorageType.FILE
     )
 
 
-async def ensure_output_stream(nc: Client) -> JetStreamContext | None:
-    """Create or update the output stream; None when the NATS server has no JetStream."""
+async def ensure_jetstream(nc: Client) -> tuple[JetStreamContext, KeyValue]:
+    """Create or update every stream and the job table; raises JetStreamUnavailable.
+
+    Servers and agents both call it, at start and after each reconnect (a replaced
+    nats-server may have lost its store): whoever comes first makes them.
+    """
     js = nc.jetstream()
-    config = output_stream_config()
     try:
+        for config in stream_configs():
+            assert config.name is not None
+            try:
+                await js.stream_info(config.name)
+            except NotFoundError:
+                await js.add_stream(config)
+            else:
+                await js.update_stream(config)
         try:
-            await js.stream_info(subjects.OUTPUT_STREAM)
+            kv = await js.key_value(subjects.JOBS_BUCKET)
         except NotFoundError:
-            await js.add_stream(config)
-        else:
-            await js.update_stream(config)
-    except (ServiceUnavailableError, BadRequestError, TimeoutError) as exc:
-        log.warning(
-            "JetStream unavailable (%s): live output works, replay for late viewers does not", exc
-        )
-        return None
-    return js
+            kv = await js.create_key_value(jobs_bucket_config())
+    except (ServiceUnavailableError, BadRequestError) as exc:
+        raise JetStreamUnavailable(
+            f"the NATS server has no JetStream ({exc}): cloudiag needs it for durable "
+            "delivery; run nats-server with -js"
+        ) from exc
+    return js, kv

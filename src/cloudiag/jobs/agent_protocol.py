@@ -1,68 +1,138 @@
-"""The agent protocol: ask a host's agent to run or stop a job, and follow it to its result.
+"""The agent protocol as the job engine speaks it: hand a job to its host's agent through
+the request stream, ask what became of it, withdraw it, cancel it.
 
-Over NATS: a request to the host's agent, which accepts or refuses; then the job's output
-lines and its result on the job's subjects; meanwhile a status request now and then tells
-whether the agent still runs the job.
+Requests go through JetStream (stored on the bus until the agent takes them, each at most
+once); results come back through the results stream (jobs/result_intake.py). Cancel and
+the agent's status are live request/reply: they matter only while the agent is there.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from typing import Any
+import time
+from collections.abc import Callable
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from cloudiag.bus import subjects
-from cloudiag.bus.messages import (
-    CancelReply,
-    CancelRequest,
-    OutputLine,
-    RunAccepted,
-    RunResult,
-    StatusReply,
-)
+from cloudiag.bus.messages import CancelReply, CancelRequest, JobRecord, RunResult
+from cloudiag.jobs import whereabouts
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob, JobFailed
+from cloudiag.jobs.whereabouts import Whereabouts
 
 log = logging.getLogger(__name__)
 
-#: How long a connected agent has to accept a request before the job fails. An agent that
-#: is gone is known at once (no responders); this only bounds a busy one, whose event loop
-#: can lag seconds behind when hundreds of tools start at once on a small host.
-ACCEPT_TIMEOUT = 15.0
-#: While waiting for a result, check this often that the agent still runs the job.
-LIVENESS_INTERVAL = 3.0
-#: Slack beyond the time limit for the agent to kill the tool and send what it has.
+#: Slack beyond a job's time limit for the agent to kill the tool and send what it has.
 RESULT_GRACE = 10.0
-#: After the agent says it is not running the job, its result may already be queued here
-#: (NATS keeps one connection's messages in order: the result came before the reply).
-LOST_GRACE = 1.0
+#: How long a cancel or a status request waits for the agent.
+ANSWER_TIMEOUT = 5.0
+#: JetStream's header naming a message: the stream drops a copy sent twice.
+MSG_ID = "Nats-Msg-Id"
+PUBLISH_TIMEOUT = 5.0
+RETRY_FIRST = 0.2
+RETRY_MAX = 2.0
+#: The errortext of a job the server withdrew because no agent took it in time.
+WITHDRAWN = "withdrawn by the management server"
 
 
 class AgentClient:
     """Speaks to the hosts' agents for the job engine."""
 
-    def __init__(self, nc: Client) -> None:
+    def __init__(self, nc: Client, bus: Callable[[], tuple[JetStreamContext, KeyValue]]) -> None:
         self.nc = nc
+        self._bus = bus
 
-    async def run(self, job: DiagnosticsJob) -> RunResult:
-        """Have the job run on its host's agent; its result, or JobFailed saying why not."""
-        # Subscribe before asking, so not even the first output line can be missed.
-        sub = await self.nc.subscribe(subjects.job_all(job.job_id))
+    async def send(self, job: DiagnosticsJob) -> None:
+        """Put the job's request in the stream, trying again while the bus is away; JobFailed
+        once its deadline to start has passed without the stream taking it."""
+        req = job.request
+        delay = RETRY_FIRST
+        while True:
+            try:
+                js, _ = self._bus()
+                ack = await js.publish(
+                    subjects.agent_request(job.host_id, job.job_id),
+                    req.encode(),
+                    timeout=PUBLISH_TIMEOUT,
+                    stream=subjects.REQUESTS_STREAM,
+                    headers={MSG_ID: job.job_id},
+                )
+                log.info("request queued for host %s (seq %s)", job.host_name, ack.seq)
+                return
+            except (NatsError, TimeoutError, OSError) as exc:
+                if time.time() + delay > req.start_by:
+                    raise JobFailed(
+                        f"The message bus did not take the job before its deadline to start "
+                        f"({exc}); run it again"
+                    ) from None
+                log.warning(
+                    "the request stream did not take the job (%s); again in %g s", exc, delay
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    async def whereabouts(self, job: DiagnosticsJob) -> Whereabouts:
+        """What became of the job, as the bus knows it."""
         try:
-            await self._ask(job)
-            return await self._follow(job, sub)
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            js, kv = self._bus()
+        except RuntimeError:
+            return Whereabouts("unreachable")
+        return await whereabouts.find(js, kv, job.host_id, job.job_id)
+
+    async def withdraw(self, job: DiagnosticsJob, why: str) -> bool:
+        """Make sure no agent will run the job: True once that is so, False when its agent
+        has taken it already (it is the agent's then) or the bus cannot be reached.
+
+        The server writes the job's record in the agents' table itself: the table's
+        create-once is the arbiter between the agent taking the request and the server
+        giving up on it. The request is then deleted from the stream, if still there.
+        """
+        tombstone = JobRecord(
+            state="finished",
+            result=RunResult(job_id=job.job_id, stdout="", stderr="", exitcode="-1", refused=why),
+        )
+        try:
+            js, kv = self._bus()
+            try:
+                await kv.create(subjects.job_key(job.host_id, job.job_id), tombstone.encode())
+            except KeyWrongLastSequenceError:
+                found = await whereabouts.record(kv, job.host_id, job.job_id)
+                return found is not None and found.session == ""
+            try:
+                msg = await js.get_msg(
+                    subjects.REQUESTS_STREAM,
+                    subject=subjects.agent_request(job.host_id, job.job_id),
+                )
+                if msg.seq is not None:
+                    await js.delete_msg(subjects.REQUESTS_STREAM, msg.seq)
+            except NatsError:
+                pass  # Gone already; an agent that has it finds the record and skips it.
+            return True
+        except (NatsError, TimeoutError, OSError, RuntimeError) as exc:
+            log.warning("could not withdraw the request (%s)", exc)
+            return False
+
+    async def agent_present(self, host_id: str) -> bool | None:
+        """Whether the host's agent is connected now: True, False (nobody answers its
+        subject), or None (the bus cannot tell now)."""
+        try:
+            await self.nc.request(subjects.agent_status(host_id), b"", timeout=ANSWER_TIMEOUT)
+        except NoRespondersError:
+            return False
+        except (NatsError, TimeoutError):
+            return None
+        return True
 
     async def cancel(
-        self, job_id: str, host_id: str, by: str, timeout: float = ACCEPT_TIMEOUT
+        self, job_id: str, host_id: str, by: str, timeout: float = ANSWER_TIMEOUT
     ) -> str:
         """Ask the agent running the job to stop it; '' when it will, else why not."""
         try:
@@ -82,77 +152,3 @@ class AgentClient:
         except ValidationError:
             return "the agent sent a malformed answer"
         return "" if answer.cancelled else f"the agent is not running it ({answer.error})"
-
-    async def _ask(self, job: DiagnosticsJob) -> None:
-        host = f"{job.host_name} ({job.host_id})"
-        try:
-            reply = await self.nc.request(
-                subjects.agent_run(job.host_id), job.request.encode(), timeout=ACCEPT_TIMEOUT
-            )
-        except NoRespondersError:
-            raise JobFailed(f"The agent for host {host} is not connected") from None
-        except NatsTimeout:
-            raise JobFailed(
-                f"The agent for host {host} did not answer within {ACCEPT_TIMEOUT:g} s"
-            ) from None
-        except NatsError as exc:
-            raise JobFailed(f"The message bus is unavailable ({exc}); run it again") from None
-        try:
-            accepted = RunAccepted.model_validate_json(reply.data)
-        except ValidationError:
-            raise JobFailed(f"The agent for host {host} sent a malformed answer") from None
-        if not accepted.accepted:
-            raise JobFailed(f"The agent for host {host} refused the job: {accepted.error}")
-        log.info("accepted by agent of %s", host)
-
-    async def _follow(self, job: DiagnosticsJob, sub: Any) -> RunResult:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + job.request.time_limit + RESULT_GRACE
-        lines = 0
-        #: Why the agent will send nothing more, once we know; the result may still be in
-        #: flight (it finished just before we asked), so it gets LOST_GRACE to arrive.
-        lost: str = ""
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise JobFailed(
-                    lost
-                    or f"No result from the agent of host {job.host_name} within the time "
-                    f"limit of {job.request.time_limit:g} s"
-                )
-            try:
-                msg = await sub.next_msg(timeout=min(LIVENESS_INTERVAL, remaining))
-            except NatsTimeout:
-                if not lost:
-                    lost = await self._check_alive(job)
-                    if lost:
-                        deadline = min(deadline, loop.time() + LOST_GRACE)
-                continue
-            if msg.subject == subjects.job_result(job.job_id):
-                try:
-                    result = RunResult.model_validate_json(msg.data)
-                except ValidationError:
-                    raise JobFailed("The agent sent a malformed result") from None
-                log.info("result exitcode=%s lines=%d", result.exitcode, lines)
-                return result
-            with contextlib.suppress(ValidationError):
-                OutputLine.model_validate_json(msg.data)
-                lines += 1
-
-    async def _check_alive(self, job: DiagnosticsJob) -> str:
-        """Why the agent will never send a result (gone, or not running the job), or ''."""
-        try:
-            reply = await self.nc.request(subjects.agent_status(job.host_id), b"", timeout=2)
-        except NoRespondersError:
-            return f"The agent for host {job.host_name} ({job.host_id}) disconnected during the job"
-        except (NatsTimeout, NatsError):
-            # Busy, slow, or the bus is reconnecting: the overall deadline bounds the wait.
-            return ""
-        with contextlib.suppress(ValidationError):
-            status = StatusReply.model_validate_json(reply.data)
-            if job.job_id not in status.running:
-                return (
-                    f"The agent for host {job.host_name} is no longer running the job "
-                    "(it restarted or lost it)"
-                )
-        return ""

@@ -12,6 +12,11 @@ from cloudiag.domain import INTERNAL_ERROR_CODE, JobStatus
 #: Who a shutdown's cancel requests name, and the errortext of every job a shutdown ends.
 SHUTDOWN_BY = "management server shutdown"
 SHUTDOWN_TEXT = "The management server shut down during the job; run the diagnostic again"
+#: The same for the jobs a restarted server finds its previous run left on the agents.
+RESTART_BY = "management server restart"
+RESTARTED = "The management server stopped while the job ran; run the diagnostic again"
+#: Who stopped a job, by the errortext it ends with.
+_STOPPED_TEXT = {SHUTDOWN_BY: SHUTDOWN_TEXT, RESTART_BY: RESTARTED}
 
 
 @dataclass(frozen=True)
@@ -34,8 +39,11 @@ def failed(errortext: str) -> FinalState:
     )
 
 
-def of_result(type_name: str, result: RunResult) -> FinalState:
-    """A job whose agent sent a result: succeeded, or failed with the output so far."""
+def of_result(type_name: str, result: RunResult, host_name: str) -> FinalState:
+    """A job whose agent sent a result: succeeded, or failed with the output so far; or
+    failed with the agent's reason when it did not run the job."""
+    if result.refused:
+        return failed(f"The agent for host {host_name} refused the job: {result.refused}")
     diagnostics: dict[str, Any] = {
         "stdout": result.stdout,
         "stderr": result.stderr,
@@ -51,10 +59,8 @@ def of_result(type_name: str, result: RunResult) -> FinalState:
         # Failed as far as CloudStack clients know, with what the tool printed so far.
         if result.error:
             error = result.error
-        elif result.cancelled_by == SHUTDOWN_BY:
-            error = SHUTDOWN_TEXT
         else:
-            error = f"Cancelled by {result.cancelled_by}"
+            error = _STOPPED_TEXT.get(result.cancelled_by, f"Cancelled by {result.cancelled_by}")
         payload = {
             "errorcode": INTERNAL_ERROR_CODE,
             "errortext": error,

@@ -21,13 +21,15 @@ from cloudiag.jobs.final_state import FinalState
 
 log = logging.getLogger(__name__)
 
-#: Writing a job's final state is retried this often, waiting FINISH_BACKOFF s, then twice
-#: as long each time (about 7.5 s in all): a database blip must not leave the job pending.
-FINISH_ATTEMPTS = 5
+#: Writing a job's final state is retried after a database error, waiting FINISH_BACKOFF s,
+#: then twice as long each time up to FINISH_BACKOFF_MAX, for as long as FINISH_PATIENCE:
+#: a database outage (a failover, a restart) must not leave the job pending or lose it.
 FINISH_BACKOFF = 0.5
+FINISH_BACKOFF_MAX = 5.0
+FINISH_PATIENCE = 600.0
 
 
-def _transient(exc: BaseException) -> bool:
+def is_transient(exc: BaseException) -> bool:
     """A database error worth retrying: the connection or the server, not the statement."""
     if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
         return True
@@ -35,38 +37,47 @@ def _transient(exc: BaseException) -> bool:
 
 
 async def store(
-    db: async_sessionmaker[AsyncSession], job: DiagnosticsJob, final: FinalState
-) -> None:
-    """Store the job's final state, retrying a database blip; a job it cannot store stays
-    pending, for a sweep to fail."""
-    for attempt in range(1, FINISH_ATTEMPTS + 1):
+    db: async_sessionmaker[AsyncSession],
+    job: DiagnosticsJob,
+    final: FinalState,
+    patience: float = FINISH_PATIENCE,
+) -> bool:
+    """Store the job's final state, retrying through a database outage for up to
+    `patience` s; True when stored or already final. A job it cannot store stays pending,
+    for a sweep to fail."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + patience
+    delay = FINISH_BACKOFF
+    attempt = 0
+    while True:
+        attempt += 1
         try:
-            await _store_once(db, job, final)
-            return
+            await store_once(db, job, final)
+            return True
         except Exception as exc:
-            if attempt == FINISH_ATTEMPTS or not _transient(exc):
+            if not is_transient(exc) or loop.time() + delay > give_up:
                 log.exception(
                     "could not store the job's outcome (%s); it stays pending until a "
                     "sweep fails it",
                     final.summary,
                 )
-                return
-            delay = FINISH_BACKOFF * 2 ** (attempt - 1)
+                return False
             log.warning(
-                "storing the job's outcome failed (%s: %s), attempt %d of %d; again in %g s",
+                "storing the job's outcome failed (%s: %s), attempt %d; again in %g s",
                 type(exc).__name__,
                 exc,
                 attempt,
-                FINISH_ATTEMPTS,
                 delay,
             )
             await asyncio.sleep(delay)
+            delay = min(delay * 2, FINISH_BACKOFF_MAX)
 
 
-async def _store_once(
+async def store_once(
     db: async_sessionmaker[AsyncSession], job: DiagnosticsJob, final: FinalState
-) -> None:
-    """Write the job's final state and its Completed event in one transaction, once."""
+) -> bool:
+    """Write the job's final state and its Completed event in one transaction, once;
+    False when the job was final already. Database errors are raised."""
     req = job.request
     async with db.begin() as s:
         done = await s.execute(
@@ -81,7 +92,7 @@ async def _store_once(
         )
         if not done.rowcount:  # type: ignore[attr-defined]
             log.warning("job already final; late answer ignored")
-            return
+            return False
         events.record(
             s,
             type=events.DIAGNOSTICS_EVENT[job.vm_type],
@@ -100,3 +111,4 @@ async def _store_once(
             job_id=job.job_id,
         )
         await parents.settle(s, [job.parent_id])
+    return True

@@ -2,8 +2,9 @@
 
 Every job records the server that runs it (async_jobs.server_id). Each server stamps its
 heartbeat in management_servers; while a server's stamp is fresh, its pending jobs are its
-own to end. A server fails at its start the jobs its previous run left (recover), and its
-periodic sweep fails those of a server that stopped beating. A parent job is nobody's: it
+own to end. A server takes over at its start the jobs its previous run left (left_pending,
+and the runner's recovery), and its periodic sweep fails those of a server that stopped
+beating. A parent job is nobody's: it
 follows its children, and is settled in the transaction that fails them.
 """
 
@@ -43,7 +44,6 @@ PAST_LIMIT = (
     "No management server finished the job within its time limit (its server stopped); "
     "run the diagnostic again"
 )
-RESTARTED = "The management server stopped while the job ran; run the diagnostic again"
 
 _child = aliased(AsyncJob)
 #: A pending job that runs on an agent; not a parent job, whose state follows its children's.
@@ -69,30 +69,13 @@ class Ownership:
         #: Whether this server's runner still holds a job (queued or running) by its id.
         self._holds = holds
 
-    async def recover(self) -> int:
-        """Fail the jobs an earlier run of this server left pending (it died while they ran)."""
-        mine = (_PENDING_RUN, AsyncJob.server_id == self.server_id)
-        async with self.db.begin() as db:
-            affected = await db.scalars(select(AsyncJob.parent_id).where(*mine).distinct())
-            parent_ids = list(affected)
-            final = final_state.failed(RESTARTED)
-            result = await db.execute(
-                update(AsyncJob)
-                .where(*mine)
-                .values(
-                    status=final.status,
-                    result_code=final.code,
-                    result=final.payload,
-                    completed=utcnow(),
-                )
+    async def left_pending(self) -> list[str]:
+        """The jobs an earlier run of this server left pending (it died while they ran)."""
+        async with self.db() as db:
+            rows = await db.scalars(
+                select(AsyncJob.id).where(_PENDING_RUN, AsyncJob.server_id == self.server_id)
             )
-            await parents.settle(db, parent_ids)
-        count: int = result.rowcount  # type: ignore[attr-defined]
-        if count:
-            log.warning(
-                "failed %d jobs left pending by a previous run of server %s", count, self.server_id
-            )
-        return count
+            return list(rows)
 
     async def heartbeat(self, now: datetime | None = None) -> None:
         """Stamp this server's row: while it is fresh, other servers leave its jobs alone."""

@@ -1,8 +1,11 @@
-"""The job engine's orchestration: runs jobs as tasks on their agents, ends every one.
+"""The job engine's orchestration: hands jobs to their agents and ends every one.
 
-The parts each have their module: ownership.py (heartbeat, recovery, sweeps), agent_protocol.py
-(the NATS exchange with a host's agent), final_state.py and outcomes.py (how a job ended, and
-storing it once); this module ties them together and holds the jobs of this server.
+The parts each have their module: agent_protocol.py (the request stream, withdraw, cancel),
+whereabouts.py (what became of a job), result_intake.py (the results stream: outcomes
+stored once), ownership.py (heartbeat, sweeps), final_state.py and outcomes.py. This module
+ties them together and follows the jobs of this server until they end: a job is failed as
+lost only when the bus says nobody knows it, or when its deadline has passed with no
+agent answering; a bus or database outage meanwhile only delays it.
 """
 
 from __future__ import annotations
@@ -10,29 +13,46 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Coroutine
 from datetime import datetime
+from typing import Any
 
 from nats.aio.client import Client
-from sqlalchemy import select
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cloudiag.db.models import AsyncJob
-from cloudiag.domain import JobStatus
+from cloudiag.bus.streams import ensure_jetstream
 from cloudiag.jobs import final_state, outcomes
-from cloudiag.jobs.agent_protocol import ACCEPT_TIMEOUT, AgentClient
+from cloudiag.jobs.agent_protocol import ANSWER_TIMEOUT, RESULT_GRACE, WITHDRAWN, AgentClient
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob, JobFailed
-from cloudiag.jobs.final_state import SHUTDOWN_BY, SHUTDOWN_TEXT, FinalState
+from cloudiag.jobs.final_state import RESTART_BY, RESTARTED, SHUTDOWN_BY, SHUTDOWN_TEXT, FinalState
+from cloudiag.jobs.job_rows import load_jobs
 from cloudiag.jobs.ownership import Ownership
+from cloudiag.jobs.result_intake import ResultIntake
+from cloudiag.jobs.whereabouts import Whereabouts
 from cloudiag.logs import job_id_var
 
 log = logging.getLogger(__name__)
 
 #: At shutdown, how long agents get to answer a cancel, then to send the output so far.
 SHUTDOWN_GRACE = 3.0
+#: While a job runs, ask the bus this often what became of it (its result may have been
+#: stored by another server, or be held in the agent's table).
+CHECK_INTERVAL = 5.0
+#: A request found waiting this long past its deadline to start is withdrawn.
+START_GRACE = 1.0
+#: After asking an agent to cancel a job its server's previous run left, how long its
+#: result (the output so far) may take to come.
+RESTART_GRACE = 4.0
+#: How often a job with no agent answering its subject is looked at again before it fails
+#: "not connected" (an agent may be reconnecting after a bus restart).
+ABSENT_CHECKS = 3
 
 
 class JobRunner:
-    """Runs jobs as tasks, at most `concurrency` at once, and records how each ends."""
+    """Hands jobs to agents as tasks and records how each ends."""
 
     def __init__(
         self,
@@ -41,18 +61,27 @@ class JobRunner:
         *,
         server_id: str,
         server_label: str = "",
-        concurrency: int = 200,
+        start_timeout: float = 60.0,
     ) -> None:
         self.db = db
-        self.agents = AgentClient(nc)
+        self.nc = nc
+        self.agents = AgentClient(nc, self._bus)
         #: This server's persistent id (jobs/server_identity.py): the owner of its jobs.
         self.server_id = server_id
+        #: How long a request may wait for its agent to take it.
+        self.start_timeout = start_timeout
         self.ownership = Ownership(
             db, server_id=server_id, server_label=server_label, holds=self._tasks_hold
         )
-        self._slots = asyncio.Semaphore(concurrency)
-        #: Every job this runner holds, queued or running, by id: the jobs it will end.
+        self.intake = ResultIntake(
+            db, self._jetstream, start_timeout=start_timeout, on_stored=self._stored
+        )
+        self._js: JetStreamContext | None = None
+        self._kv: KeyValue | None = None
+        #: Every job this runner holds, by id: the jobs it will end.
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        #: Set once a job's outcome is stored (by this server's intake or its own task).
+        self._ended: dict[str, asyncio.Event] = {}
         #: The jobs sent to an agent and not yet ended: a shutdown asks it to stop them.
         self._on_agent: dict[str, DiagnosticsJob] = {}
         #: The jobs storing their outcome: a shutdown lets them, rather than cancel the write.
@@ -62,9 +91,42 @@ class JobRunner:
     def _tasks_hold(self, job_id: str) -> bool:
         return job_id in self._tasks
 
+    def _bus(self) -> tuple[JetStreamContext, KeyValue]:
+        if self._js is None or self._kv is None:
+            raise RuntimeError("the streams are not ready")
+        return self._js, self._kv
+
+    def _jetstream(self) -> JetStreamContext:
+        return self._bus()[0]
+
+    async def start(self) -> None:
+        """Make the streams, start storing results, and take over the jobs this server's
+        previous run left pending."""
+        await self.ensure_streams()
+        self.intake.start()
+        await self.recover()
+
+    async def ensure_streams(self) -> None:
+        """Make (or find) the streams and the job table; at start and after a reconnect."""
+        self._js, self._kv = await ensure_jetstream(self.nc)
+
     async def recover(self) -> int:
-        """Fail the jobs an earlier run of this server left pending (see Ownership)."""
-        return await self.ownership.recover()
+        """Take over the jobs an earlier run of this server left pending; how many.
+
+        Each is asked after on the bus: a finished one gets its result stored, a running
+        one is cancelled on its agent (nobody was following it; its output so far is kept),
+        a queued one runs as usual.
+        """
+        ids = await self.ownership.left_pending()
+        async with self.db() as db:
+            jobs = await load_jobs(db, ids, start_timeout=self.start_timeout)
+        for job in jobs:
+            self._hold(job, self._take_over(job))
+        if jobs:
+            log.warning(
+                "taking over %d jobs left pending by a previous run of this server", len(jobs)
+            )
+        return len(jobs)
 
     async def heartbeat(self, now: datetime | None = None) -> None:
         """Stamp this server's heartbeat (see Ownership)."""
@@ -75,26 +137,37 @@ class JobRunner:
         return await self.ownership.sweep(now)
 
     async def cancel(
-        self, job_id: str, host_id: str, by: str, timeout: float = ACCEPT_TIMEOUT
+        self, job_id: str, host_id: str, by: str, timeout: float = ANSWER_TIMEOUT
     ) -> str:
         """Ask the agent running the job to stop it; '' when it will, else why not."""
         return await self.agents.cancel(job_id, host_id, by, timeout)
 
     def submit(self, job: DiagnosticsJob) -> None:
         """Start the job in the background (the caller has committed its row)."""
-        task = asyncio.create_task(self._guarded(job), name=f"job-{job.job_id}")
+        self._hold(job, self._run(job))
+
+    def _hold(self, job: DiagnosticsJob, work: Coroutine[Any, Any, FinalState | None]) -> None:
+        self._ended[job.job_id] = asyncio.Event()
+        task = asyncio.create_task(self._guarded(job, work), name=f"job-{job.job_id}")
         self._tasks[job.job_id] = task
         task.add_done_callback(lambda _: self._forget(job.job_id))
 
     def _forget(self, job_id: str) -> None:
         self._tasks.pop(job_id, None)
+        self._ended.pop(job_id, None)
         self._finishing.discard(job_id)
+
+    def _stored(self, job_id: str) -> None:
+        """The intake stored the job's outcome (or found it final)."""
+        ended = self._ended.get(job_id)
+        if ended is not None:
+            ended.set()
 
     async def close(self) -> None:
         """Shut down: agents stop this server's jobs, and every job it holds ends as shut down.
 
-        Left to the agents, the tools would run on with nobody to take their result, and
-        the jobs would wait for the restart's recovery.
+        Left to the agents, the tools would run on with nobody following them, and the
+        jobs would wait for the restart's recovery.
         """
         self._closing = True
         on_agents = list(self._on_agent.values())
@@ -110,6 +183,7 @@ class JobRunner:
                 task.cancel()
         if tasks:
             await asyncio.gather(*(task for _, task in tasks), return_exceptions=True)
+        await self.intake.close()
 
     async def _cancel_for_shutdown(self, job: DiagnosticsJob) -> None:
         job_id_var.set(job.job_id)
@@ -119,45 +193,124 @@ class JobRunner:
         else:
             log.info("asked the agent to stop the job: the server shuts down")
 
-    async def _guarded(self, job: DiagnosticsJob) -> None:
+    async def _guarded(
+        self, job: DiagnosticsJob, work: Coroutine[Any, Any, FinalState | None]
+    ) -> None:
         job_id_var.set(job.job_id)
-        # The wait for a slot is inside the try: a job cancelled (or failing) while still
-        # queued ends like any other instead of staying pending.
         try:
-            # Only a job that waited for its slot can have been swept meanwhile: the others
-            # skip the extra read.
-            waited = self._slots.locked()
-            async with self._slots:
-                if self._closing:  # A slot freed during shutdown: start nothing new.
-                    raise JobFailed(SHUTDOWN_TEXT)
-                if waited and not await self._still_pending(job):
-                    # Failed while it waited (another server took this one for gone).
-                    log.warning("job already final before it ran; not running it")
-                    return
-                self._on_agent[job.job_id] = job
-                try:
-                    result = await self.agents.run(job)
-                finally:
-                    self._on_agent.pop(job.job_id, None)
+            if self._closing:
+                work.close()
+                raise JobFailed(SHUTDOWN_TEXT)
+            final = await work
         except JobFailed as exc:
             log.warning("job failed: %s", exc)
-            await self._finish(job, final_state.failed(str(exc)))
+            final = final_state.failed(str(exc))
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._finish(job, final_state.failed(SHUTDOWN_TEXT)))
             raise
         except Exception as exc:
             log.exception("job crashed")
-            await self._finish(
-                job, final_state.failed(f"Internal error while running the job: {exc}")
-            )
-        else:
-            await self._finish(job, final_state.of_result(job.request.type, result))
+            final = final_state.failed(f"Internal error while running the job: {exc}")
+        if final is not None:
+            await self._finish(job, final)
 
-    async def _still_pending(self, job: DiagnosticsJob) -> bool:
-        async with self.db() as db:
-            status = await db.scalar(select(AsyncJob.status).where(AsyncJob.id == job.job_id))
-        return status == JobStatus.PENDING
+    async def _run(self, job: DiagnosticsJob) -> FinalState | None:
+        """Send the job and follow it to its end; its final state when this task decides it,
+        None when its result was stored."""
+        self._on_agent[job.job_id] = job
+        try:
+            await self.agents.send(job)
+            await self._absent_agent(job)
+            return await self._follow(job)
+        finally:
+            self._on_agent.pop(job.job_id, None)
+
+    async def _absent_agent(self, job: DiagnosticsJob) -> None:
+        """Fail the job at once when no agent serves its host, rather than at its deadline.
+
+        Asked a few times over a second or two: an agent reconnecting after a bus restart
+        is not absent. Only a request withdrawn before any agent took it fails this way.
+        """
+        for attempt in range(ABSENT_CHECKS):
+            if await self.agents.agent_present(job.host_id) is not False:
+                return
+            if attempt < ABSENT_CHECKS - 1:
+                await asyncio.sleep(0.5)
+        if await self.agents.withdraw(job, WITHDRAWN):
+            raise JobFailed(f"The agent for host {job.host_name} ({job.host_id}) is not connected")
+
+    async def _follow(self, job: DiagnosticsJob) -> FinalState | None:
+        """Wait for the job's result, asking the bus now and then what became of it."""
+        ended = self._ended[job.job_id]
+        deadline = job.request.start_by + job.request.time_limit + RESULT_GRACE
+        while True:
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                return await self._past_deadline(job)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), min(CHECK_INTERVAL, remaining))
+            if ended.is_set():
+                return None
+            final = await self._judge(job, await self.agents.whereabouts(job))
+            if final is not None:
+                return final
+
+    async def _judge(self, job: DiagnosticsJob, seen: Whereabouts) -> FinalState | None:
+        """The job's end when the bus's answer decides it (or JobFailed), else None."""
+        if seen.state in ("finished", "withdrawn") and seen.result is not None:
+            # Its result waits in the stream (maybe for a database to come back) or was
+            # stored elsewhere: store it from the agent's table, once.
+            return final_state.of_result(job.request.type, seen.result, job.host_name)
+        if seen.state == "queued" and time.time() > job.request.start_by + START_GRACE:
+            if await self.agents.withdraw(job, WITHDRAWN):
+                raise JobFailed(
+                    f"The agent for host {job.host_name} did not take the job within "
+                    f"{self.start_timeout:g} s (it is paused, overloaded or unreachable)"
+                )
+        if seen.state == "unknown":
+            raise JobFailed(
+                f"The agent for host {job.host_name} does not know the job (the bus lost "
+                "its request); run the diagnostic again"
+            )
+        return None
+
+    async def _past_deadline(self, job: DiagnosticsJob) -> FinalState:
+        final = await self._judge(job, await self.agents.whereabouts(job))
+        if final is not None:
+            return final
+        if not await self.agents.withdraw(job, WITHDRAWN):
+            # The agent has it: stop its tool, which nobody will wait for any more.
+            await self.agents.cancel(job.job_id, job.host_id, "the job's deadline")
+        raise JobFailed(
+            f"No answer from the agent of host {job.host_name} within the time limit of "
+            f"{job.request.time_limit:g} s; run the diagnostic again"
+        )
+
+    async def _take_over(self, job: DiagnosticsJob) -> FinalState | None:
+        """End a job this server's previous run left: store its result, or stop its tool."""
+        seen = await self.agents.whereabouts(job)
+        give_up = job.request.start_by + job.request.time_limit
+        while seen.state == "unreachable" and time.time() < give_up:
+            await asyncio.sleep(1.0)
+            seen = await self.agents.whereabouts(job)
+        if seen.state == "queued":
+            self._on_agent[job.job_id] = job
+            try:
+                return await self._follow(job)
+            finally:
+                self._on_agent.pop(job.job_id, None)
+        if seen.state == "running":
+            why_not = await self.agents.cancel(job.job_id, job.host_id, RESTART_BY)
+            if not why_not:
+                log.info("asked the agent to stop the job: its server restarted")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ended[job.job_id].wait(), RESTART_GRACE)
+                if self._ended[job.job_id].is_set():
+                    return None
+                seen = await self.agents.whereabouts(job)
+        final = await self._judge(job, seen) if seen.state != "running" else None
+        return final or final_state.failed(RESTARTED)
 
     async def _finish(self, job: DiagnosticsJob, final: FinalState) -> None:
         self._finishing.add(job.job_id)

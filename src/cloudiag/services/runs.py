@@ -10,6 +10,7 @@ parent job whose status follows theirs.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,8 @@ class Limits:
     #: Destination networks the operator forbids (CIDRs).
     denied_networks: list[str] = field(default_factory=list)
     max_output: int = 1 << 20
+    #: Seconds a job's request may wait for its agent to take it.
+    start_timeout: float = 60.0
     quotas: Quotas = field(default_factory=Quotas)
 
 
@@ -240,6 +243,7 @@ async def _create_job(
         vm_type=vm.vm_type,
         request=RunRequest(
             job_id=job.id,
+            start_by=time.time() + limits.start_timeout,
             vm_id=vm.id,
             type=run.type,
             address=run.address,

@@ -30,6 +30,7 @@ async def run_diagnostics(ctx: RequestContext, params: dict[str, Any]) -> dict[s
             type_time_limits=settings.type_time_limits,
             denied_networks=settings.denied_networks,
             max_output=settings.max_output,
+            start_timeout=settings.start_timeout,
             quotas=Quotas.from_settings(settings),
         ),
     )

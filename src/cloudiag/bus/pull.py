@@ -1,0 +1,118 @@
+"""A durable pull consumer served in a loop that outlives bus outages.
+
+The loop binds to (or makes) its durable consumer, fetches messages as there is room for
+them, and hands each to its handler; when the bus is away it waits and binds again, so a
+restarted (or replaced) nats-server heals by itself. Acknowledging is the handler's job:
+it knows when a message has been dealt with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+log = logging.getLogger(__name__)
+
+#: How long one fetch waits for a message before it asks again.
+FETCH_WAIT = 1.0
+#: How long the fetch of what else is there waits. nats-py's fetch of a batch, once
+#: its first message has come, waits out its whole timeout for the rest: so the loop waits
+#: for one message, then takes what else is there with a short one.
+DRAIN_WAIT = 0.01
+#: Back-off after an error, doubling up to the maximum.
+RETRY_FIRST = 0.2
+RETRY_MAX = 5.0
+
+
+def durable_config(
+    durable: str, subject: str, ack_wait: float, max_ack_pending: int
+) -> ConsumerConfig:
+    """A durable consumer from the start of the stream, acknowledged one message at a time."""
+    return ConsumerConfig(
+        durable_name=durable,
+        name=durable,
+        filter_subject=subject,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ack_wait,
+        max_deliver=-1,
+        max_ack_pending=max_ack_pending,
+    )
+
+
+async def consume(
+    js: Callable[[], JetStreamContext],
+    stream: str,
+    config: ConsumerConfig,
+    handle: Callable[[Msg], Awaitable[None]],
+    *,
+    room: Callable[[], Awaitable[int]],
+    ready: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Serve the consumer until cancelled.
+
+    `room()` waits until there is room and says for how many messages (the agent fetches
+    no more than it can start); each fetched message is handled in a task of its own.
+    `ready()` runs each time before binding (e.g. to make the streams again).
+    """
+    assert config.durable_name is not None and config.filter_subject is not None
+    delay = RETRY_FIRST
+    pending: set[asyncio.Task[None]] = set()
+    while True:
+        try:
+            if ready is not None:
+                await ready()
+            sub = await js().pull_subscribe(
+                config.filter_subject, durable=config.durable_name, stream=stream, config=config
+            )
+        except (NatsError, TimeoutError, OSError) as exc:
+            log.warning(
+                "cannot bind consumer %s (%s); again in %g s", config.durable_name, exc, delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+            continue
+        try:
+            while True:
+                batch = await room()
+                try:
+                    msgs = await sub.fetch(1, timeout=FETCH_WAIT)
+                except TimeoutError:
+                    continue
+                if batch > 1:
+                    with contextlib.suppress(TimeoutError):
+                        msgs += await sub.fetch(batch - 1, timeout=DRAIN_WAIT)
+                delay = RETRY_FIRST
+                for msg in msgs:
+                    task = asyncio.create_task(_handle(handle, msg))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+        except (NatsError, OSError) as exc:
+            log.warning(
+                "consumer %s interrupted (%s); binding again in %g s",
+                config.durable_name,
+                exc,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+        finally:
+            try:
+                await sub.unsubscribe()
+            except (NatsError, OSError):
+                pass
+
+
+async def _handle(handle: Callable[[Msg], Awaitable[None]], msg: Msg) -> None:
+    try:
+        await handle(msg)
+    except Exception:
+        # Unacknowledged, the message comes back after its ack wait.
+        log.exception("handling %s failed", msg.subject)

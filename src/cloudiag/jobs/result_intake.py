@@ -1,0 +1,125 @@
+"""The results consumer every management server runs: store each result once, then ack.
+
+A result leaves the stream only once its outcome is committed (or its job was final
+already); a database error leaves it there, delivered again after a back-off, for as long
+as the outage lasts. Any server may store any job's result: the one that started the job
+learns of it through `on_stored`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cloudiag.bus import pull, subjects
+from cloudiag.bus.messages import RunResult
+from cloudiag.jobs import final_state, outcomes
+from cloudiag.jobs.job_rows import load_jobs
+from cloudiag.logs import job_id_var
+
+log = logging.getLogger(__name__)
+
+#: A result a server fetched and neither stored nor gave back comes again after this long.
+ACK_WAIT = 30.0
+#: Results handled at once by one server.
+BATCH = 64
+#: Redelivery of a result whose outcome could not be stored: first after this, doubling.
+NAK_FIRST = 0.5
+NAK_MAX = 5.0
+
+
+class ResultIntake:
+    """Stores the results the agents deliver."""
+
+    def __init__(
+        self,
+        db: async_sessionmaker[AsyncSession],
+        js: Callable[[], JetStreamContext],
+        *,
+        start_timeout: float,
+        on_stored: Callable[[str], None],
+    ) -> None:
+        self.db = db
+        self._js = js
+        self.start_timeout = start_timeout
+        self._on_stored = on_stored
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Consume results in the background until close()."""
+        config = pull.durable_config(
+            subjects.RESULTS_CONSUMER,
+            subjects.RESULTS_SUBJECTS,
+            ack_wait=ACK_WAIT,
+            max_ack_pending=4 * BATCH,
+        )
+
+        async def room() -> int:
+            return BATCH
+
+        self._task = asyncio.create_task(
+            pull.consume(self._js, subjects.RESULTS_STREAM, config, self.handle, room=room)
+        )
+
+    async def close(self) -> None:
+        """Stop consuming (what was fetched and not acked comes again, to another server)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def handle(self, msg: Msg) -> None:
+        """Store one result; ack it once stored, nak it on a database error."""
+        job_id = msg.subject.split(".")[2]
+        token = job_id_var.set(job_id)
+        try:
+            try:
+                result = RunResult.model_validate_json(msg.data)
+            except ValidationError:
+                log.error("malformed result dropped")
+                await msg.term()
+                return
+            try:
+                stored = await self._store(job_id, result)
+            except Exception as exc:
+                if not outcomes.is_transient(exc):
+                    raise
+                delay = min(NAK_FIRST * 2 ** (_deliveries(msg) - 1), NAK_MAX)
+                log.warning(
+                    "could not store the result (%s: %s); again in %g s",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                await msg.nak(delay=delay)
+                return
+            await msg.ack()
+            if stored:
+                self._on_stored(job_id)
+        finally:
+            job_id_var.reset(token)
+
+    async def _store(self, job_id: str, result: RunResult) -> bool:
+        async with self.db() as db:
+            jobs = await load_jobs(db, [job_id], start_timeout=self.start_timeout)
+        if not jobs:
+            log.warning("result of a job this database does not have; dropped")
+            return False
+        job = jobs[0]
+        final = final_state.of_result(job.request.type, result, job.host_name)
+        stored = await outcomes.store_once(self.db, job, final)
+        if stored:
+            log.info("result stored: %s", final.summary)
+        return True
+
+
+def _deliveries(msg: Msg) -> int:
+    try:
+        return max(1, int(msg.metadata.num_delivered))
+    except Exception:
+        return 1
