@@ -26,7 +26,7 @@ from cloudiag import datadir
 from cloudiag.client import ApiKey, Client
 from tests.integration.cli_process import CliProcess
 from tests.integration.test_lab import skip_unless_possible
-from tests.unit.test_embedded_nats import alive
+from tests.processes import alive, children
 
 pytestmark = pytest.mark.lab
 
@@ -42,25 +42,11 @@ def prefix(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     subprocess.run([sys.executable, "-m", "cloudiag", "lab", "down", "--prefix", name], check=False)
 
 
-def _children(pid: int) -> dict[int, str]:
-    """The live child processes of `pid`: their command lines by pid."""
-    found = {}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and alive(int(entry)):
-            found[int(entry)] = cmdline
-    return found
-
-
 def _child(parent: int, marker: str, not_pid: int = 0, timeout: float = 30) -> int:
     """The pid of the child of `parent` whose command line holds `marker` (not `not_pid`)."""
     found = _until(
         lambda: next(
-            (p for p, cmd in _children(parent).items() if marker in cmd and p != not_pid), None
+            (p for p, cmd in children(parent).items() if marker in cmd and p != not_pid), None
         ),
         f"a child {marker!r} of {parent}",
         timeout,

@@ -17,6 +17,7 @@ from nats.js.api import StorageType
 
 from cloudiag.bus.embedded import EmbeddedNats, NatsServerError, find_nats_server
 from cloudiag.supervisor import Backoff
+from tests.processes import alive
 
 
 @pytest.fixture(autouse=True)
@@ -25,16 +26,6 @@ def _nats_server_installed() -> None:
         find_nats_server()
     except NatsServerError as exc:
         pytest.skip(str(exc))
-
-
-def alive(pid: int) -> bool:
-    """The process runs (a zombie, dead but not yet reaped, does not count)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _wait_gone(pid: int, timeout: float = 20) -> bool:
