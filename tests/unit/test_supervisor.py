@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import pytest
 
-from cloudiag.child_process import stop_process
 from cloudiag.supervisor import Backoff, Spawn, Supervisor, exit_reason
 
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(120)")
@@ -184,10 +183,3 @@ async def test_the_first_start_fails_to_the_caller() -> None:
     with pytest.raises(OSError, match="no such binary"):
         await supervisor.start()
     await supervisor.stop()  # Nothing to stop: no error either.
-
-
-async def test_stop_process_reaps_a_child_that_already_exited() -> None:
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
-    await proc.wait()
-    await stop_process(proc)
-    assert proc.returncode == 0
