@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import socket
 import sys
 
@@ -15,6 +13,7 @@ from sqlalchemy import select
 from cloudiag import datadir
 from cloudiag.accounts.secret_box import SecretBoxError
 from cloudiag.bus.streams import JetStreamUnavailable
+from cloudiag.child_process import die_with_parent
 from cloudiag.console import say
 from cloudiag.db.models import Host
 from cloudiag.jobs.server_identity import ServerIdError
@@ -31,12 +30,14 @@ from cloudiag.server import (
 )
 from cloudiag.services import accounts
 from cloudiag.settings import Settings
+from cloudiag.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
 
-async def start_local_agent(settings: Settings, nats_url: str) -> asyncio.subprocess.Process:
-    """`cloudiag agent` as a child process: it talks to the server over NATS like any agent."""
+async def start_local_agent(settings: Settings, nats_url: str) -> Supervisor:
+    """`cloudiag agent` as a child process, restarted when it dies: it talks to the server
+    over NATS like any agent. Stop it with the returned supervisor's `stop`."""
     argv = [
         sys.executable,
         "-m",
@@ -49,20 +50,22 @@ async def start_local_agent(settings: Settings, nats_url: str) -> asyncio.subpro
     ]
     # The URL carries the bus token: through the environment, never argv (`ps` shows argv).
     env = {**os.environ, "CLOUDIAG_NATS_URL": nats_url}
-    return await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, env=env)
 
+    async def spawn() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            env=env,
+            # Out of the terminal's process group: Ctrl-C reaches the demo alone, which
+            # stops the agent itself (an agent ending on its own would be restarted).
+            # The kernel stops it if the demo dies.
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+        )
 
-async def stop_process(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds; reaps the child."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), grace)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+    agent = Supervisor("local agent", spawn)
+    await agent.start()
+    return agent
 
 
 async def wait_for_host(run: Running, timeout: float = 15.0) -> bool:
@@ -188,7 +191,7 @@ async def _serve(
 ) -> int:
     try:
         async with running(settings) as run:
-            agent: asyncio.subprocess.Process | None = None
+            agent: Supervisor | None = None
             try:
                 if local_agent:
                     agent = await start_local_agent(settings, run.nats_url)
@@ -198,7 +201,7 @@ async def _serve(
             finally:
                 # Before NATS goes: the agent says goodbye and its host shows Disconnected.
                 if agent is not None:
-                    await stop_process(agent)
+                    await agent.stop()
     except (ServerIdError, SecretBoxError, JetStreamUnavailable) as exc:
         say(f"cloudiag: {exc}", err=True)
         return 1

@@ -9,11 +9,13 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from cloudiag.child_process import die_with_parent, stop_process
+from cloudiag.supervisor import Backoff, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -80,42 +82,82 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EmbeddedNats:
-    """A nats-server child process on loopback, stopped with the server."""
+    """A nats-server child process on loopback, restarted when it dies, stopped with the server.
 
-    def __init__(self, store_dir: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
+    A restart keeps the port, the token and the JetStream store: clients reconnect to the
+    same URL and find the streams (file storage) as they were.
+    """
+
+    def __init__(
+        self,
+        store_dir: Path,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.store_dir = store_dir
         # Without it any local user could talk to the agents directly and skip the API's
         # authentication, roles and audit trail.
         self.token = secrets.token_urlsafe(32)
-        self._proc: asyncio.subprocess.Process | None = None
+        self._ready_timeout = 10.0
+        self._supervisor = Supervisor("private nats-server", self._spawn, backoff)
 
     @property
     def url(self) -> str:
         """The client URL of this server, with its token: keep it out of argv and logs."""
         return f"nats://{self.token}@{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The process id of the nats-server started last."""
+        proc = self._supervisor.process
+        return None if proc is None else proc.pid
+
     async def start(self, ready_timeout: float = 10.0) -> str:
-        """Start nats-server and wait until it accepts connections; returns its URL."""
+        """Start nats-server and wait until it accepts connections; returns its URL.
+
+        `ready_timeout` bounds every start, restarts included.
+        """
+        self._ready_timeout = ready_timeout
+        proc = await self._supervisor.start()
+        log.info("private nats-server started url=%s pid=%s", redact(self.url), proc.pid)
+        return self.url
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
         binary = find_nats_server()
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        config = write_config(
-            self.store_dir.parent / "nats.conf", self.host, self.port, self.store_dir, self.token
-        )
-        argv = [binary, "-c", str(config)]
-        self._proc = await asyncio.create_subprocess_exec(
-            *argv,
+        config = await asyncio.to_thread(self._write_config)
+        proc = await asyncio.create_subprocess_exec(
+            binary,
+            "-c",
+            str(config),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            # Out of the terminal's process group: Ctrl-C reaches the server alone, which
+            # stops its agent first and NATS last. The kernel stops it if the server dies.
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
+        try:
+            await self._until_listening(proc)
+        except BaseException:
+            await stop_process(proc)
+            raise
+        return proc
+
+    def _write_config(self) -> Path:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        path = self.store_dir.parent / "nats.conf"
+        return write_config(path, self.host, self.port, self.store_dir, self.token)
+
+    async def _until_listening(self, proc: asyncio.subprocess.Process) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + ready_timeout
+        deadline = loop.time() + self._ready_timeout
         while loop.time() < deadline:
-            if self._proc.returncode is not None:
-                code = self._proc.returncode
+            if proc.returncode is not None:
+                code = proc.returncode
                 raise NatsServerError(f"nats-server exited with code {code} (port in use?)")
             try:
                 _, writer = await asyncio.open_connection(self.host, self.port)
@@ -125,24 +167,14 @@ class EmbeddedNats:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
-            log.info("private nats-server started url=%s pid=%s", redact(self.url), self._proc.pid)
-            return self.url
-        await self.stop()
+            return
         raise NatsServerError(
-            f"nats-server did not listen on {redact(self.url)} within {ready_timeout} s"
+            f"nats-server did not listen on {redact(self.url)} within {self._ready_timeout} s"
         )
 
     async def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL) and reap it."""
-        proc, self._proc = self._proc, None
-        if proc is None or proc.returncode is not None:
+        """Stop the server (SIGTERM, then SIGKILL) and reap it; it is not restarted after."""
+        if self._supervisor.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        await self._supervisor.stop()
         log.info("private nats-server stopped")

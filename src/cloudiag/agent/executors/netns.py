@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloudiag.agent.executors.base import OnRecord, Outcome, Stream
-from cloudiag.agent.executors.process_group import die_with_parent, drain, kill_group, signal_group
+from cloudiag.agent.executors.process_group import drain, kill_group, signal_group
 from cloudiag.bus.messages import NetnsAccess, RunRequest, VmReport
+from cloudiag.child_process import die_with_parent
 from cloudiag.sysvm import build, command, framing, registry, validate
 from cloudiag.sysvm.errors import DiagnosticsInputError
 
@@ -254,8 +255,9 @@ async def run_in_netns(
             stderr=asyncio.subprocess.PIPE,
             # Own process group: one killpg() reaches the script and the tool.
             start_new_session=True,
-            # If the agent dies (SIGKILL), the script gets SIGTERM and stops its tool.
-            preexec_fn=die_with_parent,
+            # If the agent dies (SIGKILL), the script gets SIGTERM and stops its tool:
+            # `ip netns exec` execs the script in place, so it keeps the setting.
+            preexec_fn=die_with_parent(),
         )
     except OSError as exc:
         await sink.note(f"[cloudiag] cannot start ip netns exec: {exc.strerror or exc}\n")

@@ -1,4 +1,4 @@
-"""A tool's process group: started to die with the agent, stopped as a whole, reaped.
+"""A tool's process group: stopped as a whole, reaped.
 
 A run starts its process in a new session, so one killpg() reaches the script and the tool
 it started; nothing outlives a time limit, a cancel or the agent.
@@ -8,25 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
 from typing import Any
 
 #: Time between SIGTERM and SIGKILL for the process group.
 KILL_GRACE = 1.0
-
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """In the child before exec: ask the kernel for SIGTERM when the agent dies.
-
-    `ip netns exec` execs the script in place, so the script is the agent's direct child
-    and the setting survives into it.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def signal_group(pgid: int, signum: int) -> None:
