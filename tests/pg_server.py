@@ -66,7 +66,9 @@ def find_bindir() -> Path | None:
     )
     candidates.extend(versions)
     for bindir in candidates:
-        if all((bindir / tool).is_file() for tool in ("initdb", "pg_ctl", "pg_isready", "postgres")):
+        if all(
+            (bindir / tool).is_file() for tool in ("initdb", "pg_ctl", "pg_isready", "postgres")
+        ):
             return bindir
     return None
 
@@ -216,7 +218,9 @@ class PgServer:
 
     def create_database(self, name: str) -> None:
         """Create a database over the unix socket (the server must be running)."""
-        self._run("createdb", "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres", name)
+        self._run(
+            "createdb", "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres", name
+        )
 
 
 @contextlib.contextmanager

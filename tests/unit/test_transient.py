@@ -249,7 +249,7 @@ async def test_a_locked_sqlite_file_is_transient(tmp_path: Path) -> None:
         assert isinstance(exc, DBAPIError) and "locked" in str(exc)
         assert is_transient(exc)
         holder.execute("ROLLBACK")
-        missing = await _raised(lambda: _select_from(engine, "nosuch"))
+        missing = await _raised(lambda: _select_nosuch(engine))
         assert "no such table" in str(missing)
         assert not is_transient(missing)  # an OperationalError too, but of the statement
     finally:
@@ -257,9 +257,9 @@ async def test_a_locked_sqlite_file_is_transient(tmp_path: Path) -> None:
         await engine.dispose()
 
 
-async def _select_from(engine: AsyncEngine, table: str) -> None:
+async def _select_nosuch(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
-        await conn.execute(text(f"SELECT * FROM {table}"))
+        await conn.execute(text("SELECT * FROM nosuch"))
 
 
 def test_an_unopenable_sqlite_file_is_transient(tmp_path: Path) -> None:

@@ -10,10 +10,10 @@ import asyncio
 import logging
 
 from sqlalchemy import update
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.db.models import AsyncJob, utcnow
+from cloudiag.db.transient import is_transient
 from cloudiag.domain import JobStatus
 from cloudiag.jobs import events, parents
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
@@ -27,13 +27,6 @@ FINISH_ATTEMPTS = 5
 FINISH_BACKOFF = 0.5
 
 
-def _transient(exc: BaseException) -> bool:
-    """A database error worth retrying: the connection or the server, not the statement."""
-    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
-
-
 async def store(
     db: async_sessionmaker[AsyncSession], job: DiagnosticsJob, final: FinalState
 ) -> None:
@@ -44,7 +37,7 @@ async def store(
             await _store_once(db, job, final)
             return
         except Exception as exc:
-            if attempt == FINISH_ATTEMPTS or not _transient(exc):
+            if attempt == FINISH_ATTEMPTS or not is_transient(exc):
                 log.exception(
                     "could not store the job's outcome (%s); it stays pending until a "
                     "sweep fails it",
