@@ -14,13 +14,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from cloudiag.db.models import AsyncJob, ManagementServer, utcnow
 from cloudiag.domain import MAX_TIME_LIMIT, JobStatus
-from cloudiag.jobs import final_state, parents
+from cloudiag.jobs import completion
 from cloudiag.jobs.agent_protocol import RESULT_GRACE
 from cloudiag.logs import job_id_var
 
@@ -70,29 +70,21 @@ class Ownership:
         self._holds = holds
 
     async def recover(self) -> int:
-        """Fail the jobs an earlier run of this server left pending (it died while they ran)."""
-        mine = (_PENDING_RUN, AsyncJob.server_id == self.server_id)
+        """Fail the jobs an earlier run of this server left pending (it died while they ran),
+        each with its Completed event."""
         async with self.db.begin() as db:
-            affected = await db.scalars(select(AsyncJob.parent_id).where(*mine).distinct())
-            parent_ids = list(affected)
-            final = final_state.failed(RESTARTED)
-            result = await db.execute(
-                update(AsyncJob)
-                .where(*mine)
-                .values(
-                    status=final.status,
-                    result_code=final.code,
-                    result=final.payload,
-                    completed=utcnow(),
-                )
+            ids = await db.scalars(
+                select(AsyncJob.id).where(_PENDING_RUN, AsyncJob.server_id == self.server_id)
             )
-            await parents.settle(db, parent_ids)
-        count: int = result.rowcount  # type: ignore[attr-defined]
-        if count:
+            failed = await completion.fail_pending(db, dict.fromkeys(ids, RESTARTED))
+        _log_failed(failed, "recovered")
+        if failed:
             log.warning(
-                "failed %d jobs left pending by a previous run of server %s", count, self.server_id
+                "failed %d jobs left pending by a previous run of server %s",
+                len(failed),
+                self.server_id,
             )
-        return count
+        return len(failed)
 
     async def heartbeat(self, now: datetime | None = None) -> None:
         """Stamp this server's row: while it is fresh, other servers leave its jobs alone."""
@@ -126,30 +118,18 @@ class Ownership:
             rows = (
                 await db.execute(
                     select(
-                        AsyncJob.id,
-                        AsyncJob.server_id,
-                        AsyncJob.created,
-                        AsyncJob.request,
-                        AsyncJob.parent_id,
+                        AsyncJob.id, AsyncJob.server_id, AsyncJob.created, AsyncJob.request
                     ).where(_PENDING_RUN, AsyncJob.created < now - timedelta(seconds=ORPHAN_GRACE))
                 )
             ).all()
-            orphans: dict[str, list[str]] = {}
-            affected: list[str | None] = []
-            for job_id, owner, created, request, parent_id in rows:
+            orphans: dict[str, str] = {}
+            for job_id, owner, created, request in rows:
                 why = self._orphaned(job_id, owner, created, request, beats.get(owner), now)
                 if why:
-                    orphans.setdefault(why, []).append(job_id)
-                    affected.append(parent_id)
-            for why, ids in orphans.items():
-                await _fail(db, ids, why, now)
-            await parents.settle(db, affected)
-        for why, ids in orphans.items():
-            for job_id in ids:
-                token = job_id_var.set(job_id)
-                log.warning("swept: %s", why)
-                job_id_var.reset(token)
-        return sum(len(ids) for ids in orphans.values())
+                    orphans[job_id] = why
+            failed = await completion.fail_pending(db, orphans, now)
+        _log_failed(failed, "swept")
+        return len(failed)
 
     def _orphaned(
         self,
@@ -170,13 +150,9 @@ class Ownership:
         return PAST_LIMIT if late else ""
 
 
-async def _fail(db: AsyncSession, ids: list[str], why: str, now: datetime) -> None:
-    """Fail these jobs, those still pending, with `why` as their errortext."""
-    if not ids:
-        return
-    final = final_state.failed(why)
-    await db.execute(
-        update(AsyncJob)
-        .where(AsyncJob.id.in_(ids), AsyncJob.status == JobStatus.PENDING)
-        .values(status=final.status, result_code=final.code, result=final.payload, completed=now)
-    )
+def _log_failed(failed: list[completion.FailedJob], how: str) -> None:
+    """One line per failed job, under its job id (after the commit: they are failed)."""
+    for job in failed:
+        token = job_id_var.set(job.job_id)
+        log.warning("%s: %s (host %s)", how, job.errortext, job.host_name or "unknown")
+        job_id_var.reset(token)
