@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -44,6 +45,9 @@ BASE_SETTINGS: dict[str, str] = {
     "full_page_writes": "off",
     "logging_collector": "off",
 }
+
+#: The lowest port a server gets (above the well-known and most registered services).
+PORTS_FROM = 20000
 
 StopMode = Literal["smart", "fast", "immediate"]
 
@@ -74,10 +78,30 @@ def find_bindir() -> Path | None:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 nobody listens on, below the kernel's ephemeral range.
+
+    Below it, because a server stopped for an outage must get its port back when it starts
+    again: a port of the ephemeral range may meanwhile be taken by any outgoing connection.
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(PORTS_FROM, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between {PORTS_FROM} and {low}")
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux's default when unknown)."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return max(int(text.split()[0]), PORTS_FROM + 1000)
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def _alive(pid: int) -> bool:
@@ -111,12 +135,16 @@ class PgServer:
         """The libpq/asyncpg URL of its database (for asyncpg.connect)."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/{DATABASE}"
 
+    def _command(self, *args: str) -> list[str]:
+        """The command line running one of the server's binaries as the server's OS user."""
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        return ["runuser", "-u", SERVER_USER, "--", *cmd] if self._as_other_user else cmd
+
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run one of the server's binaries, as the server's OS user; raise on failure."""
-        cmd = [str(self.bindir / args[0]), *args[1:]]
-        if self._as_other_user:
-            cmd = ["runuser", "-u", SERVER_USER, "--", *cmd]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=PG_CTL_TIMEOUT + 30)
+        done = subprocess.run(
+            self._command(*args), capture_output=True, text=True, timeout=PG_CTL_TIMEOUT + 30
+        )
         if done.returncode:
             raise RuntimeError(
                 f"{' '.join(args[:2])} failed ({done.returncode}): {done.stdout}{done.stderr}"
@@ -182,7 +210,7 @@ class PgServer:
         """Wait until the server accepts connections (pg_ctl -w may return a little early,
         while the server still answers "the database system is starting up")."""
         deadline = time.monotonic() + PG_CTL_TIMEOUT
-        cmd = [str(self.bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+        cmd = self._command("pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port))
         while subprocess.run(cmd, timeout=30).returncode != 0:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"PostgreSQL did not come up:\n{self.server_log()}")
@@ -211,9 +239,7 @@ class PgServer:
 
     def running(self) -> bool:
         """Whether the server is up (its postmaster runs)."""
-        cmd = [str(self.bindir / "pg_ctl"), "status", "-D", str(self.data_dir)]
-        if self._as_other_user:
-            cmd = ["runuser", "-u", SERVER_USER, "--", *cmd]
+        cmd = self._command("pg_ctl", "status", "-D", str(self.data_dir))
         return subprocess.run(cmd, capture_output=True, timeout=30).returncode == 0
 
     def create_database(self, name: str) -> None:
