@@ -21,6 +21,15 @@ if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
   missing+=(chromium)
 fi
 
+# The fault tests start and stop PostgreSQL servers of their own (tests/pg_server.py): they
+# need the server binaries (initdb, pg_ctl), not only a reachable database.
+if [ "${1:-}" = "--test" ]; then
+  pg_bindir=$(pg_config --bindir 2>/dev/null || true)
+  if ! [ -x "$pg_bindir/initdb" ] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    missing+=(postgresql)
+  fi
+fi
+
 # The interpreter: python3 >= 3.11, resolved past any pyenv shim (the shim costs ~70 ms a start).
 PY=${PYTHON:-python3}
 if ! command -v "$PY" >/dev/null 2>&1; then missing+=(python3 python3-venv); fi

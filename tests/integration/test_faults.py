@@ -113,9 +113,7 @@ def test_server_killed_while_jobs_run(stack: Stack) -> None:
         assert stack.ok("queryAsyncJobResult", jobid=short)["jobstatus"] == 0
         # Another server stores the result that ends meanwhile; it leaves the job its live
         # owner (as far as it knows: the heartbeat is fresh) still runs.
-        other, other_port = start_server(
-            stack.database_url, stack.nats_url, stack.data_dir, "bystander.log"
-        )
+        other, _ = start_server(stack.database_url, stack.nats_url, stack.data_dir, "bystander.log")
         try:
             done = stack.wait_job(short, timeout=15)
             assert done["jobstatus"] == 1, done

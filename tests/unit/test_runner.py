@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -132,7 +133,9 @@ class FlakyDb:
     def begin(self) -> Any:
         self.attempts += 1
         if self.attempts <= self.failures:
-            raise OperationalError("UPDATE async_jobs", {}, Exception("database is locked"))
+            locked = sqlite3.OperationalError("database is locked")
+            locked.sqlite_errorcode = sqlite3.SQLITE_BUSY  # as SQLite sets it
+            raise OperationalError("UPDATE async_jobs", {}, locked)
         return self.db.begin()
 
 

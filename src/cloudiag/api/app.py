@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,6 +17,7 @@ from cloudiag.api.errors import ApiError
 from cloudiag.api.registry import REGISTRY, Command
 from cloudiag.api.render import error_payload, render
 from cloudiag.api.stream import stream_endpoint
+from cloudiag.db.transient import is_transient
 from cloudiag.domain import DomainError
 from cloudiag.ui import UiFiles
 
@@ -24,6 +25,11 @@ log = logging.getLogger(__name__)
 
 #: Names the parameter an error concerns (the UI shows the text beside that field).
 PARAM_HEADER = "X-Cloudiag-Param"
+
+#: The errortext while the database cannot be reached (or is starting, or full): temporary.
+DATABASE_UNAVAILABLE = "The database is unavailable; try again shortly"
+#: The errortext of a database error that is no outage (trying again would not help).
+DATABASE_ERROR = "Internal error: the database refused the command (see the server's log)"
 
 _NOT_ALLOWED = (
     "The user is not allowed to request the API command or the API command does not exist"
@@ -73,10 +79,15 @@ async def api_endpoint(request: Request) -> Response:
         if err.parameter:
             response.headers[PARAM_HEADER] = err.parameter
         return response
-    except (OperationalError, DBAPIError, OSError) as exc:
-        log.error("database unavailable during %s: %s", name, exc.__class__.__name__)
-        down = ApiError.internal("The database is unavailable; try again shortly")
-        return _respond(envelope, error_payload(down), fmt, down.errorcode)
+    except (SQLAlchemyError, OSError) as exc:
+        if is_transient(exc):
+            log.error("database unavailable during %s: %s", name, exc.__class__.__name__)
+            down = ApiError.internal(DATABASE_UNAVAILABLE)
+            return _respond(envelope, error_payload(down), fmt, down.errorcode)
+        # A fault of the statement, not an outage: trying again would fail the same way.
+        log.exception("database error during %s", name)
+        bug = ApiError.internal(DATABASE_ERROR)
+        return _respond(envelope, error_payload(bug), fmt, bug.errorcode)
     response = _respond(command.name, payload, fmt)
     for cookie, value, max_age in ctx.cookies:
         response.set_cookie(

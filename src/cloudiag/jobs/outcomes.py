@@ -10,10 +10,10 @@ import asyncio
 import logging
 
 from sqlalchemy import update
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.db.models import AsyncJob, utcnow
+from cloudiag.db.transient import is_transient
 from cloudiag.domain import JobStatus
 from cloudiag.jobs import events, parents
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
@@ -27,13 +27,6 @@ log = logging.getLogger(__name__)
 FINISH_BACKOFF = 0.5
 FINISH_BACKOFF_MAX = 5.0
 FINISH_PATIENCE = 600.0
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A database error worth retrying: the connection or the server, not the statement."""
-    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 async def store(

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from cloudiag.db.models import AsyncJob, ManagementServer, utcnow
 from cloudiag.domain import MAX_TIME_LIMIT, JobStatus
-from cloudiag.jobs import final_state, parents
+from cloudiag.jobs import completion
 from cloudiag.jobs.agent_protocol import RESULT_GRACE
 from cloudiag.logs import job_id_var
 
@@ -109,30 +109,18 @@ class Ownership:
             rows = (
                 await db.execute(
                     select(
-                        AsyncJob.id,
-                        AsyncJob.server_id,
-                        AsyncJob.created,
-                        AsyncJob.request,
-                        AsyncJob.parent_id,
+                        AsyncJob.id, AsyncJob.server_id, AsyncJob.created, AsyncJob.request
                     ).where(_PENDING_RUN, AsyncJob.created < now - timedelta(seconds=ORPHAN_GRACE))
                 )
             ).all()
-            orphans: dict[str, list[str]] = {}
-            affected: list[str | None] = []
-            for job_id, owner, created, request, parent_id in rows:
+            orphans: dict[str, str] = {}
+            for job_id, owner, created, request in rows:
                 why = self._orphaned(job_id, owner, created, request, beats.get(owner), now)
                 if why:
-                    orphans.setdefault(why, []).append(job_id)
-                    affected.append(parent_id)
-            for why, ids in orphans.items():
-                await _fail(db, ids, why, now)
-            await parents.settle(db, affected)
-        for why, ids in orphans.items():
-            for job_id in ids:
-                token = job_id_var.set(job_id)
-                log.warning("swept: %s", why)
-                job_id_var.reset(token)
-        return sum(len(ids) for ids in orphans.values())
+                    orphans[job_id] = why
+            failed = await completion.fail_pending(db, orphans, now)
+        _log_failed(failed, "swept")
+        return len(failed)
 
     def _orphaned(
         self,
@@ -153,13 +141,9 @@ class Ownership:
         return PAST_LIMIT if late else ""
 
 
-async def _fail(db: AsyncSession, ids: list[str], why: str, now: datetime) -> None:
-    """Fail these jobs, those still pending, with `why` as their errortext."""
-    if not ids:
-        return
-    final = final_state.failed(why)
-    await db.execute(
-        update(AsyncJob)
-        .where(AsyncJob.id.in_(ids), AsyncJob.status == JobStatus.PENDING)
-        .values(status=final.status, result_code=final.code, result=final.payload, completed=now)
-    )
+def _log_failed(failed: list[completion.FailedJob], how: str) -> None:
+    """One line per failed job, under its job id (after the commit: they are failed)."""
+    for job in failed:
+        token = job_id_var.set(job.job_id)
+        log.warning("%s: %s (host %s)", how, job.errortext, job.host_name or "unknown")
+        job_id_var.reset(token)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.bus import pull, subjects
 from cloudiag.bus.messages import RunResult
+from cloudiag.db.transient import is_transient
 from cloudiag.jobs import final_state, outcomes
 from cloudiag.jobs.job_rows import load_jobs
 from cloudiag.logs import job_id_var
@@ -87,7 +88,7 @@ class ResultIntake:
             try:
                 stored = await self._store(job_id, result)
             except Exception as exc:
-                if not outcomes.is_transient(exc):
+                if not is_transient(exc):
                     raise
                 delay = min(NAK_FIRST * 2 ** (_deliveries(msg) - 1), NAK_MAX)
                 log.warning(
