@@ -296,6 +296,7 @@ def _vm(namespace: str) -> VmReport:
 def _request(address: str, params: list[str]) -> RunRequest:
     return RunRequest(
         job_id="j1",
+        start_by=time.time() + 60,
         vm_id="vm-1",
         type="ping",
         address=address,
