@@ -81,9 +81,8 @@ class RequestTaker:
             log.warning("not run: %s", why)
             await self._refuse(msg, job_id, why)
             return
-        existing = await self.table.claim(
-            job_id, JobRecord(state="running", session=self.table.session)
-        )
+        running = JobRecord(state="running", session=self.table.session, started=self._clock())
+        existing = await self.table.claim(job_id, running)
         if existing is not None:
             await self._known(msg, job_id, existing)
             return

@@ -132,6 +132,8 @@ class JobRecord(Message):
     state: Literal["running", "finished"]
     #: The agent process that took the job ("" when the server withdrew the request).
     session: str = ""
+    #: When the agent took it (Unix time): its time limit runs from then.
+    started: float = 0.0
     #: The result, once finished.
     result: RunResult | None = None
     #: Whether the result is in the results stream (the agent sends it until it is).

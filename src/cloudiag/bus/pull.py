@@ -54,21 +54,17 @@ async def consume(
     handle: Callable[[Msg], Awaitable[None]],
     *,
     room: Callable[[], Awaitable[int]],
-    ready: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Serve the consumer until cancelled.
 
     `room()` waits until there is room and says for how many messages (the agent fetches
     no more than it can start); each fetched message is handled in a task of its own.
-    `ready()` runs each time before binding (e.g. to make the streams again).
     """
     assert config.durable_name is not None and config.filter_subject is not None
     delay = RETRY_FIRST
     pending: set[asyncio.Task[None]] = set()
     while True:
         try:
-            if ready is not None:
-                await ready()
             sub = await js().pull_subscribe(
                 config.filter_subject, durable=config.durable_name, stream=stream, config=config
             )

@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _run(args: argparse.Namespace) -> int:
     from cloudiag.agent import wiring
     from cloudiag.agent.sources.inventory import InventoryError
+    from cloudiag.bus.streams import JetStreamUnavailable
     from cloudiag.lab.inventory import inventory as lab_inventory
 
     settings = settings_from(args)
@@ -62,5 +63,9 @@ def _run(args: argparse.Namespace) -> int:
     except (InventoryError, ValueError) as exc:  # ValueError: a bad lab prefix.
         print(f"cloudiag agent: {exc}", file=sys.stderr)
         return 2
-    wiring.run(agent)
+    try:
+        wiring.run(agent)
+    except JetStreamUnavailable as exc:
+        print(f"cloudiag agent: {exc}", file=sys.stderr)
+        return 1
     return 0

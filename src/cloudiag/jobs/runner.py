@@ -243,7 +243,8 @@ class JobRunner:
     async def _follow(self, job: DiagnosticsJob) -> FinalState | None:
         """Wait for the job's result, asking the bus now and then what became of it."""
         ended = self._ended[job.job_id]
-        deadline = job.request.start_by + job.request.time_limit + RESULT_GRACE
+        limit = job.request.time_limit + RESULT_GRACE
+        deadline = job.request.start_by + limit
         while True:
             remaining = deadline - time.time()
             if remaining <= 0:
@@ -252,9 +253,12 @@ class JobRunner:
                 await asyncio.wait_for(ended.wait(), min(CHECK_INTERVAL, remaining))
             if ended.is_set():
                 return None
-            final = await self._judge(job, await self.agents.whereabouts(job))
+            seen = await self.agents.whereabouts(job)
+            final = await self._judge(job, seen)
             if final is not None:
                 return final
+            if seen.started:  # Its time limit runs from when its agent took it.
+                deadline = min(deadline, seen.started + limit)
 
     async def _judge(self, job: DiagnosticsJob, seen: Whereabouts) -> FinalState | None:
         """The job's end when the bus's answer decides it (or JobFailed), else None."""

@@ -32,6 +32,8 @@ class Whereabouts:
     result: RunResult | None = None
     #: The agent process that runs it, when running.
     session: str = ""
+    #: When the agent took it (Unix time), when running.
+    started: float = 0.0
 
 
 async def record(kv: KeyValue, host_id: str, job_id: str) -> JobRecord | None:
@@ -53,7 +55,7 @@ def _of(found: JobRecord) -> Whereabouts:
         return Whereabouts("withdrawn", found.result)
     if found.state == "finished" and found.result is not None:
         return Whereabouts("finished", found.result, found.session)
-    return Whereabouts("running", session=found.session)
+    return Whereabouts("running", session=found.session, started=found.started)
 
 
 async def find(js: JetStreamContext, kv: KeyValue, host_id: str, job_id: str) -> Whereabouts:
