@@ -68,11 +68,9 @@ class JobTable:
             log.warning("malformed record of job %s in the job table", job_id)
             return None
 
-    async def finish(self, result: RunResult, *, published: bool) -> None:
-        """Record the job's result (and whether it is in the results stream already)."""
-        record = JobRecord(
-            state="finished", session=self.session, result=result, published=published
-        )
+    async def finish(self, result: RunResult) -> None:
+        """Record the job's result, once it is in the results stream."""
+        record = JobRecord(state="finished", session=self.session, result=result, published=True)
         bucket = await self._bucket()
         await bucket.put(subjects.job_key(self.host_id, result.job_id), record.encode())
 

@@ -52,31 +52,34 @@ def fit_result(result: RunResult, max_payload: int) -> RunResult:
 
 
 class ResultSender:
-    """Puts results in the results stream, each until the stream has it; then records that.
+    """Puts results in the results stream, each until the stream has it; then records it.
 
     Publishing waits for JetStream's acknowledgement (the result is stored on the bus) and
-    carries the job id as message id, so the stream drops a copy sent twice. While the bus is
-    away the result is tried again with back-off, as long as the agent runs; the job table
-    keeps it for the next agent process if this one stops first.
+    carries the job id as message id, so the stream drops a second result of the same job
+    within its duplicate window: that is what makes the order safe. An agent that dies
+    before the stream has the result leaves the job `running` in its table, and its next
+    process sends "the agent restarted during the job"; one that dies after, but before the
+    table says so, sends the same, which the stream drops as a duplicate of the real one.
+    While the bus is away the result is tried again with back-off, as long as the agent runs.
     """
 
     def __init__(
-        self, js: Callable[[], JetStreamContext], table: JobTable, max_payload: Callable[[], int]
+        self,
+        js: Callable[[], JetStreamContext],
+        table: JobTable,
+        max_payload: Callable[[], int],
     ) -> None:
         self._js = js
         self._table = table
         self._max_payload = max_payload
 
     async def send(self, result: RunResult) -> None:
-        """Record the result in the job table and deliver it to the results stream."""
+        """Deliver the result to the results stream, then record it in the job table."""
         fitted = fit_result(result, self._max_payload() - RESULT_HEADROOM)
         if fitted is not result:
             log.warning("output cut to fit the bus's max_payload")
-        await self._retry("record the result", lambda: self._table.finish(fitted, published=False))
         await self._retry("send the result", lambda: self._publish(fitted))
-        await self._retry(
-            "mark the result sent", lambda: self._table.finish(fitted, published=True)
-        )
+        await self._retry("record the result", lambda: self._table.finish(fitted))
 
     async def _publish(self, result: RunResult) -> None:
         await self._js().publish(

@@ -46,9 +46,11 @@ START_GRACE = 1.0
 #: After asking an agent to cancel a job its server's previous run left, how long its
 #: result (the output so far) may take to come.
 RESTART_GRACE = 4.0
-#: How often a job with no agent answering its subject is looked at again before it fails
-#: "not connected" (an agent may be reconnecting after a bus restart).
+#: How often, and how far apart, a job with no agent answering its subject is looked at
+#: before it fails "not connected" (an agent reconnects within a second or two after a
+#: bus restart: it is not absent).
 ABSENT_CHECKS = 3
+ABSENT_SPACING = 1.0
 
 
 class JobRunner:
@@ -236,7 +238,7 @@ class JobRunner:
             if await self.agents.agent_present(job.host_id) is not False:
                 return
             if attempt < ABSENT_CHECKS - 1:
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(ABSENT_SPACING)
         if await self.agents.withdraw(job, WITHDRAWN):
             raise JobFailed(f"The agent for host {job.host_name} ({job.host_id}) is not connected")
 
