@@ -58,24 +58,6 @@ async def db(
 
 
 @pytest.fixture
-async def runners(
-    db: async_sessionmaker[AsyncSession], bus: Client
-) -> AsyncIterator[Runners]:
-    """Starts runners on the test's bus (streams, result intake, recovery); closes them."""
-    made: list[JobRunner] = []
-
-    async def make(server_id: str = "me", start_timeout: float = 60.0) -> JobRunner:
-        runner = JobRunner(db, bus, server_id=server_id, start_timeout=start_timeout)
-        made.append(runner)
-        await runner.start()
-        return runner
-
-    yield make
-    for runner in made:
-        await runner.close()
-
-
-@pytest.fixture
 async def agents(bus: Client) -> AsyncIterator[Agents]:
     """Starts stand-ins for host-1's agent; stops them."""
     made: list[FakeAgents] = []
@@ -88,6 +70,25 @@ async def agents(bus: Client) -> AsyncIterator[Agents]:
     yield make
     for agent in made:
         await agent.close()
+
+
+@pytest.fixture
+async def runners(
+    db: async_sessionmaker[AsyncSession], bus: Client, agents: Agents
+) -> AsyncIterator[Runners]:
+    """Starts runners on the test's bus (streams, result intake, recovery); closes them
+    before the agents stop (a shutdown asks them to stop their jobs)."""
+    made: list[JobRunner] = []
+
+    async def make(server_id: str = "me", start_timeout: float = 60.0) -> JobRunner:
+        runner = JobRunner(db, bus, server_id=server_id, start_timeout=start_timeout)
+        made.append(runner)
+        await runner.start()
+        return runner
+
+    yield make
+    for runner in made:
+        await runner.close()
 
 
 async def _new_job(
