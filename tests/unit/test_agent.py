@@ -22,6 +22,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from cloudiag.agent import agent as agent_module
+from cloudiag.agent import results as results_module
 from cloudiag.agent.agent import Agent
 from cloudiag.agent.executors.registry import Executors
 from cloudiag.agent.job_table import JobTable
@@ -185,9 +186,7 @@ class FlakyJetStream:
 async def test_a_result_the_stream_does_not_take_is_sent_again_until_it_does(
     bus: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cloudiag.agent import results
-
-    monkeypatch.setattr(results, "RETRY_FIRST", 0.01)
+    monkeypatch.setattr(results_module, "RETRY_FIRST", 0.01)
     _, table = _sender(bus)
     flaky = FlakyJetStream(bus.jetstream(), failures=3)
     sender = ResultSender(lambda: flaky, table, lambda: bus.max_payload)  # type: ignore[arg-type,return-value]
@@ -355,8 +354,8 @@ async def test_at_start_the_agent_ends_what_an_earlier_process_left(
             subjects.job_result("j-unsent"): 1,
         }
         for job_id in ("j-running", "j-unsent"):
-            record = await agent.table.get(job_id)
-            assert record is not None and record.published is True, job_id
+            found = await agent.table.get(job_id)
+            assert found is not None and found.published is True, job_id
     assert died.error.startswith("The agent restarted during the job")
     assert died.exitcode == "-1"
 

@@ -20,9 +20,9 @@ from cloudiag.db.migrate import upgrade
 from cloudiag.db.models import AsyncJob, Event, Host, User, VirtualMachine, Zone, utcnow
 from cloudiag.domain import Caller, InvalidInput, JobStatus, NotFound
 from cloudiag.jobs import outcomes
+from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.final_state import of_result
 from cloudiag.jobs.ownership import ORPHAN_GRACE
-from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.runner import JobRunner
 from cloudiag.services.runs import (
     CreatedRun,
