@@ -4,6 +4,7 @@ the host's agent played by a stand-in that takes requests and sends results on t
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -229,7 +230,9 @@ async def test_a_result_whose_store_fails_on_a_transient_error_is_stored_on_rede
         nonlocal calls
         calls += 1
         if calls == 1:
-            raise OperationalError("UPDATE async_jobs", {}, Exception("database is locked"))
+            locked = sqlite3.OperationalError("database is locked")
+            locked.sqlite_errorcode = sqlite3.SQLITE_BUSY  # as SQLite sets it
+            raise OperationalError("UPDATE async_jobs", {}, locked)
         return await real_store_once(*args)
 
     monkeypatch.setattr(outcomes, "store_once", blip_once)
