@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 from cloudiag.agent.executors.base import OnRecord, Outcome, Stream
@@ -67,9 +68,7 @@ class FakeExecutor:
 
 
 class FakeBus:
-    """Keeps what is published; ``result`` waits for a job's result."""
-
-    max_payload = 1 << 20
+    """The bus as a job sees it: keeps the output lines; ``result`` waits for a job's result."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes]] = []
@@ -77,9 +76,9 @@ class FakeBus:
 
     async def publish(self, subject: str, payload: bytes) -> None:
         self.sent.append((subject, payload))
-        if subject.endswith(".result"):
-            result = RunResult.model_validate_json(payload)
-            self._future(result.job_id).set_result(result)
+
+    async def deliver(self, result: RunResult) -> None:
+        self._future(result.job_id).set_result(result)
 
     def _future(self, job_id: str) -> asyncio.Future[RunResult]:
         return self._results.setdefault(job_id, asyncio.get_running_loop().create_future())
@@ -115,6 +114,7 @@ STOPPED = ROUTER.model_copy(update={"id": "vm-stopped", "name": "v-3-VM", "state
 def request(job_id: str = "j1", vm_id: str = ROUTER.id, **changes: object) -> RunRequest:
     fields: dict[str, object] = {
         "job_id": job_id,
+        "start_by": time.time() + 60,
         "vm_id": vm_id,
         "type": "ping",
         "address": "198.51.100.10",

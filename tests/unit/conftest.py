@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import nats
 import pytest
+from nats.aio.client import Client
+from nats.js.errors import NotFoundError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cloudiag.bus import subjects
+from cloudiag.bus.embedded import EmbeddedNats, NatsServerError
+from cloudiag.bus.streams import ensure_jetstream, stream_configs
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
 from tests.databases import sqlite_url
@@ -20,3 +27,36 @@ async def db(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     await upgrade(engine)
     yield session_factory(engine)
     await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def nats_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A nats-server with JetStream of this test module's own (the private one `serve` runs)."""
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats") / "store")
+    try:
+        url = await server.start()
+    except NatsServerError as exc:
+        pytest.skip(str(exc))
+    try:
+        yield url
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def bus(nats_url: str) -> AsyncIterator[Client]:
+    """A client of the module's nats-server, its streams and job table made afresh for
+    this test (what an earlier test left in them would be taken for this one's)."""
+    nc = await nats.connect(nats_url, allow_reconnect=False)
+    try:
+        js = nc.jetstream()
+        for config in stream_configs():
+            assert config.name is not None
+            with contextlib.suppress(NotFoundError):
+                await js.delete_stream(config.name)
+        with contextlib.suppress(NotFoundError):
+            await js.delete_key_value(subjects.JOBS_BUCKET)
+        await ensure_jetstream(nc)
+        yield nc
+    finally:
+        await nc.close()

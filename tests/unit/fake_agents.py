@@ -1,80 +1,120 @@
-"""An in-process stand-in for the bus as the job engine sees it: agents that accept, run
-until told, and cancel."""
+"""A stand-in for a host's agent on a real bus, as the job engine sees it: it takes the
+host's requests from the request stream (recording each in the job table first, as the
+agent does), runs them until told, answers status and cancel, and sends results to the
+results stream. What it runs is up to the test: nothing runs, ``finish`` ends a job."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import contextlib
 from typing import Any
 
-from nats.errors import TimeoutError as NatsTimeout
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 
-from cloudiag.bus import subjects
+from cloudiag.agent.job_table import JobTable
+from cloudiag.agent.results import ResultSender
+from cloudiag.bus import pull, subjects
 from cloudiag.bus.messages import (
     CancelReply,
     CancelRequest,
-    RunAccepted,
+    JobRecord,
     RunRequest,
     RunResult,
     StatusReply,
 )
 
-
-@dataclass
-class FakeMsg:
-    subject: str
-    data: bytes
-
-
-class FakeSub:
-    """A subscription to one job's subjects."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[FakeMsg] = asyncio.Queue()
-
-    async def next_msg(self, timeout: float) -> FakeMsg:
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
-        except TimeoutError:
-            raise NatsTimeout from None
-
-    async def unsubscribe(self) -> None:
-        return None
+SESSION = "fake-agent"
 
 
 class FakeAgents:
-    """The NATS client the runner sees: every agent accepts, runs until told, cancels."""
+    """The agent of one host: takes requests (unless paused), cancels, finishes on demand.
 
-    def __init__(self) -> None:
+    ``answers=False`` makes it an agent that took its jobs and then stopped answering cancel
+    requests (its status still says it is there).
+    """
+
+    def __init__(
+        self, nc: Client, host_id: str = "host-1", *, taking: bool = True, answers: bool = True
+    ) -> None:
+        self.nc = nc
+        self.host_id = host_id
+        self.answers = answers
         self.runs: list[RunRequest] = []
         self.cancels: list[CancelRequest] = []
         self.running: set[str] = set()
-        self.subs: dict[str, FakeSub] = {}
+        self.table = JobTable(self._bucket, host_id, SESSION)
+        self.results = ResultSender(nc.jetstream, self.table, lambda: nc.max_payload)
+        self._consumer: asyncio.Task[None] | None = None
+        self._subs: list[Any] = []
+        self._taking = taking
 
-    async def subscribe(self, subject: str) -> FakeSub:
-        sub = FakeSub()
-        self.subs[subject.split(".")[2]] = sub
-        return sub
+    async def _bucket(self) -> Any:
+        return await self.nc.jetstream().key_value(subjects.JOBS_BUCKET)
 
-    async def request(self, subject: str, data: bytes, timeout: float) -> FakeMsg:
-        if subject.endswith(".diagnostics"):
-            run = RunRequest.model_validate_json(data)
-            self.runs.append(run)
-            self.running.add(run.job_id)
-            return FakeMsg(subject, RunAccepted(accepted=True).encode())
-        if subject.endswith(".status"):
-            return FakeMsg(subject, StatusReply(session="s", running=sorted(self.running)).encode())
-        cancel = CancelRequest.model_validate_json(data)
+    async def start(self) -> FakeAgents:
+        """Answer status and cancel; take requests unless made with ``taking=False``."""
+        self._subs = [
+            await self.nc.subscribe(subjects.agent_status(self.host_id), cb=self._on_status),
+            await self.nc.subscribe(subjects.agent_cancel(self.host_id), cb=self._on_cancel),
+        ]
+        if self._taking:
+            self.take()
+        return self
+
+    def take(self) -> None:
+        """Start taking the host's requests (an agent that was paused comes back)."""
+        config = pull.durable_config(
+            subjects.agent_consumer(self.host_id),
+            subjects.agent_requests(self.host_id),
+            ack_wait=30,
+            max_ack_pending=100,
+        )
+
+        async def room() -> int:
+            return 10
+
+        self._consumer = asyncio.create_task(
+            pull.consume(self.nc.jetstream, subjects.REQUESTS_STREAM, config, self._take, room=room)
+        )
+
+    async def close(self) -> None:
+        """Stop taking requests and answering."""
+        if self._consumer is not None:
+            self._consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._consumer
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _take(self, msg: Msg) -> None:
+        req = RunRequest.model_validate_json(msg.data)
+        known = await self.table.claim(req.job_id, JobRecord(state="running", session=SESSION))
+        await msg.ack()
+        if known is None:
+            self.runs.append(req)
+            self.running.add(req.job_id)
+
+    async def _on_status(self, msg: Msg) -> None:
+        await msg.respond(StatusReply(session=SESSION, running=sorted(self.running)).encode())
+
+    async def _on_cancel(self, msg: Msg) -> None:
+        cancel = CancelRequest.model_validate_json(msg.data)
         self.cancels.append(cancel)
+        if not self.answers:
+            return
         if cancel.job_id not in self.running:
-            return FakeMsg(subject, CancelReply(cancelled=False, error="not running").encode())
-        self.finish(cancel.job_id, stdout="partial\n", exitcode="-9", cancelled_by=cancel.by)
-        return FakeMsg(subject, CancelReply(cancelled=True).encode())
+            await msg.respond(CancelReply(cancelled=False, error="not running").encode())
+            return
+        await msg.respond(CancelReply(cancelled=True).encode())
+        await self.finish(cancel.job_id, stdout="partial\n", exitcode="-9", cancelled_by=cancel.by)
 
-    def finish(self, job_id: str, **fields: Any) -> None:
-        """The agent sends the job's result."""
+    async def finish(self, job_id: str, **fields: Any) -> RunResult:
+        """The job ends: its result is recorded and sent to the results stream."""
         self.running.discard(job_id)
         result = RunResult(
             job_id=job_id, **{"stdout": "done\n", "stderr": "", "exitcode": "0", **fields}
         )
-        self.subs[job_id].queue.put_nowait(FakeMsg(subjects.job_result(job_id), result.encode()))
+        await self.results.send(result)
+        return result

@@ -1,50 +1,56 @@
-"""The agent's side of the bus: results that fit the server's message limit, and what
-happens when a publish (a result, a heartbeat) fails."""
+"""The agent on a real nats-server with JetStream (fake executors): results that fit the
+server's message limit and reach the results stream, requests taken at most once (a
+duplicate or a replay never runs twice, a stale one is refused), what an earlier agent
+process left in the job table, and heartbeats that fail."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
 from nats.aio.client import Client
-from nats.errors import ConnectionClosedError, MaxPayloadError, OutboundBufferLimitError
+from nats.errors import OutboundBufferLimitError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from cloudiag.agent import agent as agent_module
+from cloudiag.agent import results as results_module
 from cloudiag.agent.agent import Agent
 from cloudiag.agent.executors.registry import Executors
-from cloudiag.agent.results import fit_result, send_result
+from cloudiag.agent.job_table import JobTable
+from cloudiag.agent.results import ResultSender, fit_result
 from cloudiag.agent.sources.base import Host, Zone
 from cloudiag.bus import subjects
-from cloudiag.bus.embedded import (
-    MAX_PAYLOAD,
-    EmbeddedNats,
-    NatsServerError,
-    find_nats_server,
-    free_port,
-)
+from cloudiag.bus.embedded import MAX_PAYLOAD, NatsServerError, find_nats_server, free_port
 from cloudiag.bus.messages import (
     AgentReport,
     CancelReply,
     CancelRequest,
+    JobRecord,
     NetnsAccess,
     OutputLine,
-    RunAccepted,
+    RunRequest,
     RunResult,
     StatusReply,
     VmReport,
 )
+from cloudiag.bus.streams import ensure_jetstream
 from tests.unit.agent_fakes import ROUTER, FakeExecutor, request
 
 MIB = 1 << 20
+HOST = "h-bus"
 
 
-def _result(stdout: str, stderr: str = "") -> RunResult:
-    return RunResult(job_id="j1", stdout=stdout, stderr=stderr, exitcode="0", duration=1.5)
+def _result(stdout: str, stderr: str = "", job_id: str = "j1") -> RunResult:
+    return RunResult(job_id=job_id, stdout=stdout, stderr=stderr, exitcode="0", duration=1.5)
 
 
 def test_a_result_that_fits_is_left_alone() -> None:
@@ -79,69 +85,47 @@ def test_a_limit_too_small_for_any_output_sends_none() -> None:
     assert "output cut" in fitted.stderr
 
 
-class FakeBus:
-    """A connected client as the agent uses it: each publish is checked, kept or refused."""
-
-    def __init__(self, max_payload: int, refuse: Callable[[bytes], Exception | None]) -> None:
-        self.max_payload = max_payload
-        self.refuse = refuse
-        self.sent: list[tuple[str, RunResult]] = []
-
-    async def publish(self, subject: str, payload: bytes) -> None:
-        error = self.refuse(payload)
-        if error is not None:
-            raise error
-        self.sent.append((subject, RunResult.model_validate_json(payload)))
+async def _stored_result(js: JetStreamContext, job_id: str, timeout: float = 5) -> RunResult:
+    """The job's result once it is in the results stream."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                msg = await js.get_msg(subjects.RESULTS_STREAM, subject=subjects.job_result(job_id))
+            except NotFoundError:
+                await asyncio.sleep(0.02)
+                continue
+            assert msg.data is not None
+            return RunResult.model_validate_json(msg.data)
 
 
-async def test_the_result_is_cut_to_the_connections_limit() -> None:
-    def too_big(payload: bytes) -> Exception | None:
-        return MaxPayloadError() if len(payload) > 64 * 1024 else None
-
-    bus = FakeBus(64 * 1024, too_big)
-    await send_result(bus, _result("x" * MIB))  # type: ignore[arg-type]
-    [(subject, sent)] = bus.sent
-    assert subject == subjects.job_result("j1")
-    assert sent.truncated is True and 0 < len(sent.stdout) < 64 * 1024
+async def _results_by_subject(js: JetStreamContext) -> dict[str, int]:
+    """How many results the stream holds for each job's subject."""
+    info = await js.stream_info(subjects.RESULTS_STREAM, subjects_filter=">")
+    return dict(info.state.subjects or {})
 
 
-async def test_a_result_that_cannot_be_sent_becomes_an_error_result() -> None:
-    def closed_once(payload: bytes) -> Exception | None:
-        return ConnectionClosedError() if not bus.sent and b'"error":""' in payload else None
+def _sender(nc: Client, session: str = "s1") -> tuple[ResultSender, JobTable]:
+    async def bucket() -> Any:
+        return await nc.jetstream().key_value(subjects.JOBS_BUCKET)
 
-    bus = FakeBus(MIB, closed_once)
-    await send_result(bus, _result("PING ok\n"))  # type: ignore[arg-type]
-    [(_, sent)] = bus.sent
-    assert sent.job_id == "j1" and sent.exitcode == "0"
-    assert sent.error.startswith("The agent could not send the result over the message bus")
+    table = JobTable(bucket, HOST, session)
+    return ResultSender(nc.jetstream, table, lambda: nc.max_payload), table
 
 
 @contextlib.asynccontextmanager
-async def nats_server(tmp_path: Path, max_payload: int | None) -> AsyncIterator[Client]:
-    """A client of a nats-server on loopback: the private one `cloudiag serve` starts
-    (max_payload None), or one with only that max_payload (0: nats-server's default)."""
-    if max_payload is None:
-        server = EmbeddedNats(tmp_path / "store")
-        try:
-            url = await server.start()
-        except NatsServerError as exc:
-            pytest.skip(str(exc))
-        try:
-            nc = await nats.connect(url, allow_reconnect=False)
-            try:
-                yield nc
-            finally:
-                await nc.close()
-        finally:
-            await server.stop()
-        return
+async def nats_server(tmp_path: Path, max_payload: int) -> AsyncIterator[Client]:
+    """A client of a nats-server with JetStream on loopback with only that max_payload
+    (0: nats-server's default), its streams made."""
     try:
         binary = find_nats_server()
     except NatsServerError as exc:
         pytest.skip(str(exc))
     port = free_port()
     config = tmp_path / "nats.conf"
-    lines = [f"listen: {json.dumps(f'127.0.0.1:{port}')}"]
+    lines = [
+        f"listen: {json.dumps(f'127.0.0.1:{port}')}",
+        f"jetstream {{ store_dir: {json.dumps(str(tmp_path / 'js'))} }}",
+    ]
     lines += [f"max_payload: {max_payload}"] if max_payload else []
     config.write_text("\n".join(lines) + "\n")
     proc = await asyncio.create_subprocess_exec(
@@ -162,6 +146,7 @@ async def nats_server(tmp_path: Path, max_payload: int | None) -> AsyncIterator[
             break
         nc = await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False)
         try:
+            await ensure_jetstream(nc)
             yield nc
         finally:
             await nc.close()
@@ -170,148 +155,289 @@ async def nats_server(tmp_path: Path, max_payload: int | None) -> AsyncIterator[
         await proc.wait()
 
 
-@pytest.mark.parametrize(
-    "max_payload", [None, 0, 256 * 1024], ids=["private-server", "nats-default", "small"]
-)
-async def test_a_result_at_the_cap_arrives_whatever_the_servers_limit(
-    tmp_path: Path, max_payload: int | None
+async def test_the_result_is_cut_to_the_connections_limit_and_recorded_sent(
+    bus: Client,
 ) -> None:
-    """stdout and stderr each at the 1 MiB cap: whole through the private server, cut to fit
-    through a server with a smaller limit."""
-    async with nats_server(tmp_path, max_payload) as nc:
-        sub = await nc.subscribe(subjects.job_result("j1"))
-        result = _result("o" * MIB, "e" * MIB)
-        await send_result(nc, result)
-        got = RunResult.model_validate_json((await sub.next_msg(timeout=5)).data)
-        if max_payload is None:
-            assert nc.max_payload == MAX_PAYLOAD
-            assert got == result
-        else:
-            assert len(got.encode()) <= nc.max_payload < len(result.encode())
-            assert got.truncated is True and got.stdout and got.stdout == "o" * len(got.stdout)
+    sender, table = _sender(bus)
+    limit = 64 * 1024
+    sender = ResultSender(bus.jetstream, table, lambda: limit)
+    await sender.send(_result("x" * MIB))
+    sent = await _stored_result(bus.jetstream(), "j1")
+    assert sent.truncated is True and 0 < len(sent.stdout) < limit
+    record = await table.get("j1")
+    assert record is not None and (record.state, record.published) == ("finished", True)
+    assert record.result == sent  # The table keeps what was sent, for a server's question.
 
 
-class FlakyBus:
-    """A client the agent connects to: its first publishes fail as during a reconnect."""
+class FlakyJetStream:
+    """The stream's publish fails a few times first, as while the bus is away."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(self, js: JetStreamContext, failures: int) -> None:
+        self._js = js
         self.failures = failures
-        self.reports: list[AgentReport] = []
-        self.beating = asyncio.Event()
 
-    async def subscribe(self, subject: str, cb: object = None) -> None:
-        return None
-
-    async def publish(self, subject: str, payload: bytes) -> None:
+    async def publish(self, *args: Any, **kwargs: Any) -> Any:
         if self.failures:
             self.failures -= 1
-            raise OutboundBufferLimitError
-        self.reports.append(AgentReport.model_validate_json(payload))
-        if len(self.reports) >= 3:
-            self.beating.set()
-
-    async def flush(self, timeout: float) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
+            raise NatsTimeout
+        return await self._js.publish(*args, **kwargs)
 
 
-async def test_the_agent_keeps_beating_through_failed_heartbeats(
-    monkeypatch: pytest.MonkeyPatch,
+async def test_a_result_the_stream_does_not_take_is_sent_again_until_it_does(
+    bus: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bus = FlakyBus(failures=3)
+    monkeypatch.setattr(results_module, "RETRY_FIRST", 0.01)
+    _, table = _sender(bus)
+    flaky = FlakyJetStream(bus.jetstream(), failures=3)
+    sender = ResultSender(lambda: flaky, table, lambda: bus.max_payload)  # type: ignore[arg-type,return-value]
+    result = _result("PING ok\n")
+    await sender.send(result)
+    assert flaky.failures == 0
+    assert await _stored_result(bus.jetstream(), "j1") == result  # Whole, not an error.
+    assert await _results_by_subject(bus.jetstream()) == {subjects.job_result("j1"): 1}
+    record = await table.get("j1")
+    assert record is not None and record.published is True
 
-    async def connect(url: str, name: str) -> FlakyBus:
-        return bus
 
-    async def no_addresses() -> list[str]:
-        return []
+@pytest.mark.parametrize("max_payload", [0, 256 * 1024], ids=["nats-default", "small"])
+async def test_a_result_at_the_cap_is_cut_to_a_servers_smaller_limit(
+    tmp_path: Path, max_payload: int
+) -> None:
+    """stdout and stderr each at the 1 MiB cap, through a server with a smaller limit than
+    the private one's: cut to fit, and in the stream."""
+    async with nats_server(tmp_path, max_payload) as nc:
+        sender, _ = _sender(nc)
+        result = _result("o" * MIB, "e" * MIB)
+        await sender.send(result)
+        got = await _stored_result(nc.jetstream(), "j1")
+        assert len(got.encode()) <= nc.max_payload < len(result.encode())
+        assert got.truncated is True and got.stdout and got.stdout == "o" * len(got.stdout)
 
-    class NoVms:
-        zone = Zone(id="z1", name="zone")
-        host = Host(id="h1")
 
-        async def vms(self) -> list[VmReport]:
-            return []
-
-    monkeypatch.setattr(agent_module, "connect", connect)
-    monkeypatch.setattr(agent_module, "host_addresses", no_addresses)
-    agent = Agent("nats://127.0.0.1:1", NoVms(), Executors({}), heartbeat_interval=0.01)
-    task = asyncio.create_task(agent.run())
-    try:
-        # The first report and two beats fail; the agent is still there for the next ones.
-        await asyncio.wait_for(bus.beating.wait(), 5)
-        assert not task.done()
-        assert agent.ready.is_set()
-    finally:
-        agent.stop()
-        await asyncio.wait_for(task, 5)
-    assert all(r.host_id == "h1" for r in bus.reports)
-    assert bus.reports[-1].connected is False  # It still said goodbye.
+async def test_a_result_at_the_cap_arrives_whole_through_the_private_server(
+    bus: Client,
+) -> None:
+    sender, _ = _sender(bus)
+    result = _result("o" * MIB, "e" * MIB)
+    await sender.send(result)
+    assert bus.max_payload == MAX_PAYLOAD
+    assert await _stored_result(bus.jetstream(), "j1") == result
 
 
 class OneVmSource:
     """A host with one router, reached through a namespace."""
 
     zone = Zone(id="z1", name="zone")
-    host = Host(id="h-bus", name="kvm-1")
+    host = Host(id=HOST, name="kvm-1")
 
     async def vms(self) -> list[VmReport]:
         return [ROUTER]
 
 
-async def test_the_agent_serves_runs_refusals_cancels_and_status_over_nats(
-    tmp_path: Path,
+@contextlib.asynccontextmanager
+async def running_agent(url: str, executor: FakeExecutor, **options: Any) -> AsyncIterator[Agent]:
+    """The agent of host h-bus serving its requests until the block ends."""
+    agent = Agent(url, OneVmSource(), Executors({NetnsAccess: executor}), **options)
+    task = asyncio.create_task(agent.run())
+    try:
+        ready = asyncio.create_task(agent.ready.wait())
+        await asyncio.wait({task, ready}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if task.done():
+            task.result()  # Raises why it stopped.
+        assert agent.ready.is_set()
+        yield agent
+    finally:
+        agent.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def _request(
+    js: JetStreamContext, req: RunRequest | bytes, job_id: str = "j1", msg_id: str | None = None
 ) -> None:
-    """Through a real nats-server: the report carries the typed access, a request for the
-    VM is accepted and runs on its executor, a bad one is refused, a cancel stops the run."""
-    executor = FakeExecutor(block=True, lines=[("stdout", "64 bytes\n")])
-    async with nats_server(tmp_path, 0) as nc:
-        reports = await nc.subscribe(subjects.AGENT_REPORTS)
-        output = await nc.subscribe(subjects.job_output("j1"))
-        results = await nc.subscribe(subjects.job_result("j1"))
-        agent = Agent(
-            f"nats://127.0.0.1:{nc.connected_url.port}",
-            OneVmSource(),
-            Executors({NetnsAccess: executor}),
-            heartbeat_interval=30,
-        )
-        task = asyncio.create_task(agent.run())
-        try:
+    """Put a request for h-bus in the stream (a message id as the server gives it, or none:
+    a replay after the stream's duplicate window)."""
+    payload = req if isinstance(req, bytes) else req.encode()
+    await js.publish(
+        subjects.agent_request(HOST, job_id),
+        payload,
+        stream=subjects.REQUESTS_STREAM,
+        headers={"Nats-Msg-Id": msg_id} if msg_id else None,
+    )
+
+
+async def _requests_taken(js: JetStreamContext, timeout: float = 5) -> None:
+    """Wait until the agent has acknowledged every request in the stream."""
+    async with asyncio.timeout(timeout):
+        while (await js.stream_info(subjects.REQUESTS_STREAM)).state.messages:
+            await asyncio.sleep(0.02)
+
+
+async def test_a_request_delivered_again_never_runs_twice(bus: Client, nats_url: str) -> None:
+    """The same job's request replayed while it runs and after it finished runs once."""
+    js = bus.jetstream()
+    executor = FakeExecutor(block=True)
+    async with running_agent(nats_url, executor, heartbeat_interval=30):
+        await _request(js, request("j1"), msg_id="j1")
+        await asyncio.wait_for(executor.started.wait(), 5)
+        await _request(js, request("j1"))  # Replayed while it runs.
+        await _requests_taken(js)
+        cancel = CancelRequest(job_id="j1", by="admin").encode()
+        await bus.request(subjects.agent_cancel(HOST), cancel, timeout=5)
+        first = await _stored_result(js, "j1")
+        await _request(js, request("j1"))  # Replayed after it finished.
+        await _request(js, request("j1"), msg_id="other-id")
+        await _requests_taken(js)
+        await asyncio.sleep(0.2)  # Time to run it, were it to.
+    assert [r.job_id for _, r in executor.runs] == ["j1"]
+    assert first.cancelled_by == "admin"
+    assert await _results_by_subject(js) == {subjects.job_result("j1"): 1}
+
+
+async def test_a_request_past_its_deadline_is_refused_and_never_runs(
+    bus: Client, nats_url: str
+) -> None:
+    js = bus.jetstream()
+    executor = FakeExecutor()
+    await _request(js, request("j1", start_by=time.time() - 5), msg_id="j1")
+    async with running_agent(nats_url, executor, heartbeat_interval=30) as agent:
+        result = await _stored_result(js, "j1")
+        await _requests_taken(js)
+        record = await agent.table.get("j1")
+    assert "after its deadline to start" in result.refused and result.exitcode == "-1"
+    assert executor.runs == []
+    assert record is not None and record.state == "finished" and record.result == result
+
+
+async def test_a_withdrawn_request_is_not_run(bus: Client, nats_url: str) -> None:
+    """The server recorded the job first (it gave up on it): the agent skips it."""
+    js = bus.jetstream()
+    kv = await js.key_value(subjects.JOBS_BUCKET)
+    withdrawn = RunResult(job_id="j1", stdout="", stderr="", exitcode="-1", refused="withdrawn")
+    await kv.create(
+        subjects.job_key(HOST, "j1"), JobRecord(state="finished", result=withdrawn).encode()
+    )
+    await _request(js, request("j1"), msg_id="j1")
+    executor = FakeExecutor()
+    async with running_agent(nats_url, executor, heartbeat_interval=30):
+        await _requests_taken(js)
+        await asyncio.sleep(0.2)
+    assert executor.runs == []
+    assert await _results_by_subject(js) == {}
+
+
+async def test_at_start_the_agent_ends_what_an_earlier_process_left(
+    bus: Client, nats_url: str
+) -> None:
+    """A job left running died with its process; a result left unsent is sent now; a result
+    already sent, and other hosts' jobs, are left alone."""
+    js = bus.jetstream()
+    kv = await js.key_value(subjects.JOBS_BUCKET)
+    unsent = _result("done before\n", job_id="j-unsent")
+    records = {
+        subjects.job_key(HOST, "j-running"): JobRecord(state="running", session="old"),
+        subjects.job_key(HOST, "j-unsent"): JobRecord(
+            state="finished", session="old", result=unsent
+        ),
+        subjects.job_key(HOST, "j-sent"): JobRecord(
+            state="finished", session="old", result=_result("", job_id="j-sent"), published=True
+        ),
+        subjects.job_key("other-host", "j-other"): JobRecord(state="running", session="old"),
+    }
+    for key, record in records.items():
+        await kv.create(key, record.encode())
+    async with running_agent(nats_url, FakeExecutor(), heartbeat_interval=30) as agent:
+        died = await _stored_result(js, "j-running")
+        assert await _stored_result(js, "j-unsent") == unsent
+        assert await _results_by_subject(js) == {
+            subjects.job_result("j-running"): 1,
+            subjects.job_result("j-unsent"): 1,
+        }
+        for job_id in ("j-running", "j-unsent"):
+            found = await agent.table.get(job_id)
+            assert found is not None and found.published is True, job_id
+    assert died.error.startswith("The agent restarted during the job")
+    assert died.exitcode == "-1"
+
+
+class FlakyReports:
+    """A real client whose first reports fail to go, as while it reconnects."""
+
+    def __init__(self, nc: Client, failures: int) -> None:
+        self._nc = nc
+        self.failures = failures
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._nc, name)
+
+    async def publish(self, subject: str, payload: bytes = b"", **kwargs: Any) -> None:
+        if subject == subjects.AGENT_REPORTS and self.failures:
+            self.failures -= 1
+            raise OutboundBufferLimitError
+        await self._nc.publish(subject, payload, **kwargs)
+
+
+async def test_the_agent_keeps_beating_through_failed_heartbeats(
+    bus: Client, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flaky: list[FlakyReports] = []
+
+    async def connect(url: str, name: str, on_reconnect: Any = None) -> FlakyReports:
+        flaky.append(FlakyReports(await nats.connect(url), failures=3))
+        return flaky[0]
+
+    monkeypatch.setattr(agent_module, "connect", connect)
+    reports = await bus.subscribe(subjects.AGENT_REPORTS)
+    async with running_agent(nats_url, FakeExecutor(), heartbeat_interval=0.01):
+        # The first report and two beats fail; the agent is still there for the next ones.
+        for _ in range(3):
             report = AgentReport.model_validate_json((await reports.next_msg(timeout=5)).data)
-            assert (report.host_id, report.host_name, report.zone_id) == ("h-bus", "kvm-1", "z1")
-            assert [vm.access for vm in report.vms] == [NetnsAccess(namespace="lab-r-1-VM")]
+            assert report.host_id == HOST and report.connected is True
+        assert flaky[0].failures == 0
+    while True:  # It still says goodbye, last.
+        last = AgentReport.model_validate_json((await reports.next_msg(timeout=5)).data)
+        if not last.connected:
+            break
+    await reports.unsubscribe()
 
-            async def ask(subject: str, payload: bytes) -> bytes:
-                return (await nc.request(subject, payload, timeout=5)).data
 
-            run = subjects.agent_run("h-bus")
-            refused = RunAccepted.model_validate_json(await ask(run, b"{}"))
-            assert not refused.accepted and refused.error.startswith("malformed request")
-            elsewhere = request("j0", "vm-elsewhere").encode()
-            refused = RunAccepted.model_validate_json(await ask(run, elsewhere))
-            assert refused.error == "VM vm-elsewhere is not on host kvm-1"
-            assert executor.runs == []
+async def test_the_agent_serves_runs_refusals_cancels_and_status_over_nats(
+    bus: Client, nats_url: str
+) -> None:
+    """The report carries the typed access; requests from the stream: a malformed one and
+    one for another host's VM are refused (a result says why), one for the VM runs on its
+    executor; status says it runs; a cancel stops it and its result says who asked."""
+    js = bus.jetstream()
+    executor = FakeExecutor(block=True, lines=[("stdout", "64 bytes\n")])
+    reports = await bus.subscribe(subjects.AGENT_REPORTS)
+    output = await bus.subscribe(subjects.job_output("j1"))
+    async with running_agent(nats_url, executor, heartbeat_interval=30):
+        report = AgentReport.model_validate_json((await reports.next_msg(timeout=5)).data)
+        assert (report.host_id, report.host_name, report.zone_id) == (HOST, "kvm-1", "z1")
+        assert [vm.access for vm in report.vms] == [NetnsAccess(namespace="lab-r-1-VM")]
 
-            accepted = RunAccepted.model_validate_json(await ask(run, request("j1").encode()))
-            assert accepted == RunAccepted(accepted=True)
-            line = OutputLine.model_validate_json((await output.next_msg(timeout=5)).data)
-            assert (line.seq, line.text) == (1, "64 bytes\n")
-            status = StatusReply.model_validate_json(await ask(subjects.agent_status("h-bus"), b""))
-            assert (status.running, status.spawned) == (["j1"], 1)
+        async def ask(subject: str, payload: bytes) -> bytes:
+            return (await bus.request(subject, payload, timeout=5)).data
 
-            cancel = CancelRequest(job_id="j1", by="admin").encode()
-            reply = CancelReply.model_validate_json(
-                await ask(subjects.agent_cancel("h-bus"), cancel)
-            )
-            assert reply.cancelled is True
-            result = RunResult.model_validate_json((await results.next_msg(timeout=5)).data)
-            assert (result.cancelled_by, result.stdout) == ("admin", "partial\n")
-            again = CancelReply.model_validate_json(
-                await ask(subjects.agent_cancel("h-bus"), cancel)
-            )
-            assert again == CancelReply(cancelled=False, error="not running")
-        finally:
-            agent.stop()
-            await asyncio.wait_for(task, 5)
+        await _request(js, b"{}", job_id="j-bad")
+        assert (await _stored_result(js, "j-bad")).refused == "malformed request"
+        await _request(js, request("j0", "vm-elsewhere"), job_id="j0")
+        refused = await _stored_result(js, "j0")
+        assert refused.refused == "VM vm-elsewhere is not on host kvm-1"
+        assert executor.runs == []
+
+        await _request(js, request("j1"), msg_id="j1")
+        line = OutputLine.model_validate_json((await output.next_msg(timeout=5)).data)
+        assert (line.seq, line.text) == (1, "64 bytes\n")
+        status = StatusReply.model_validate_json(await ask(subjects.agent_status(HOST), b""))
+        assert (status.running, status.spawned) == (["j1"], 1)
+
+        cancel = CancelRequest(job_id="j1", by="admin").encode()
+        reply = CancelReply.model_validate_json(await ask(subjects.agent_cancel(HOST), cancel))
+        assert reply.cancelled is True
+        result = await _stored_result(js, "j1")
+        assert (result.cancelled_by, result.stdout) == ("admin", "partial\n")
+        again = CancelReply.model_validate_json(await ask(subjects.agent_cancel(HOST), cancel))
+        assert again == CancelReply(cancelled=False, error="not running")
+    await reports.unsubscribe()
+    await output.unsubscribe()

@@ -1,5 +1,6 @@
 """A run over many VMs: its jobs created in one transaction under a parent whose status
-follows theirs, on SQLite and on PostgreSQL, with the real engine and stand-in agents."""
+follows theirs, on SQLite and on PostgreSQL, with the real engine on a real nats-server
+and a stand-in agent."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from nats.aio.client import Client
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,6 +20,7 @@ from cloudiag.db.migrate import upgrade
 from cloudiag.db.models import AsyncJob, Event, Host, User, VirtualMachine, Zone, utcnow
 from cloudiag.domain import Caller, InvalidInput, JobStatus, NotFound
 from cloudiag.jobs import outcomes
+from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.final_state import of_result
 from cloudiag.jobs.ownership import ORPHAN_GRACE
 from cloudiag.jobs.runner import JobRunner
@@ -77,6 +80,35 @@ async def sessions(
             await drop_pg_database(url)
 
 
+@pytest.fixture
+async def agent(bus: Client) -> AsyncIterator[FakeAgents]:
+    """host-1's agent, taking its requests."""
+    agent = await FakeAgents(bus).start()
+    yield agent
+    await agent.close()
+
+
+@pytest.fixture
+async def runner(
+    sessions: async_sessionmaker[AsyncSession], bus: Client, agent: FakeAgents
+) -> AsyncIterator[JobRunner]:
+    """A started runner of server "me"."""
+    runner = JobRunner(sessions, bus, server_id="me")
+    await runner.start()
+    yield runner
+    await runner.close()
+
+
+class DiesAtOnce:
+    """A server that commits its jobs and dies before it sends any (as a runner to
+    start_diagnostics)."""
+
+    server_id = "me"
+
+    def submit(self, job: DiagnosticsJob) -> None:
+        return None
+
+
 async def _until(predicate: Callable[[], bool], timeout: float = 5) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
@@ -84,11 +116,11 @@ async def _until(predicate: Callable[[], bool], timeout: float = 5) -> None:
 
 
 async def _start(
-    sessions: async_sessionmaker[AsyncSession], runner: JobRunner, targets: list[str]
+    sessions: async_sessionmaker[AsyncSession], runner: JobRunner | DiesAtOnce, targets: list[str]
 ) -> CreatedRun:
     return await start_diagnostics(
         sessions,
-        runner,
+        runner,  # type: ignore[arg-type]
         CALLER,
         target_ids=targets,
         type_name="ping",
@@ -112,10 +144,9 @@ async def _events(sessions: async_sessionmaker[AsyncSession], job_id: str) -> li
 
 
 async def test_a_parent_succeeds_when_its_last_child_succeeds(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], runner: JobRunner, agent: FakeAgents
 ) -> None:
-    agents = FakeAgents()
-    runner = JobRunner(sessions, agents, server_id="me")  # type: ignore[arg-type]
+    agents = agent
     run = await _start(sessions, runner, list(VMS))
     assert run.parent_id is not None and run.job_id == run.parent_id
     assert len(run.jobs) == 3
@@ -126,10 +157,10 @@ async def test_a_parent_succeeds_when_its_last_child_succeeds(
         assert (await _job(sessions, child.job_id)).parent_id == run.parent_id
     *first, last = run.jobs
     for child in first:
-        agents.finish(child.job_id)
+        await agents.finish(child.job_id)
     await _until(lambda: len(runner._tasks) == 1)
     assert (await _job(sessions, run.parent_id)).status == JobStatus.PENDING
-    agents.finish(last.job_id)
+    await agents.finish(last.job_id)
     await _until(lambda: not runner._tasks)
     parent = await _job(sessions, run.parent_id)
     assert parent.status == JobStatus.SUCCEEDED and parent.completed is not None
@@ -138,15 +169,14 @@ async def test_a_parent_succeeds_when_its_last_child_succeeds(
 
 
 async def test_a_parent_fails_when_any_child_fails(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], runner: JobRunner, agent: FakeAgents
 ) -> None:
-    agents = FakeAgents()
-    runner = JobRunner(sessions, agents, server_id="me")  # type: ignore[arg-type]
+    agents = agent
     run = await _start(sessions, runner, ["r-1-VM", "s-2-VM"])
     assert run.parent_id is not None
     await _until(lambda: len(agents.running) == 2)
-    agents.finish(run.jobs[0].job_id)
-    agents.finish(run.jobs[1].job_id, error="The VM s-2-VM stopped during the diagnostic")
+    await agents.finish(run.jobs[0].job_id)
+    await agents.finish(run.jobs[1].job_id, error="The VM s-2-VM stopped during the diagnostic")
     await _until(lambda: not runner._tasks)
     parent = await _job(sessions, run.parent_id)
     assert parent.status == JobStatus.FAILED
@@ -157,13 +187,14 @@ async def test_a_parent_fails_when_any_child_fails(
     }
 
 
-async def test_a_run_on_one_vm_has_no_parent(sessions: async_sessionmaker[AsyncSession]) -> None:
-    agents = FakeAgents()
-    runner = JobRunner(sessions, agents, server_id="me")  # type: ignore[arg-type]
+async def test_a_run_on_one_vm_has_no_parent(
+    sessions: async_sessionmaker[AsyncSession], runner: JobRunner, agent: FakeAgents
+) -> None:
+    agents = agent
     run = await _start(sessions, runner, ["r-1-VM"])
     assert run.parent_id is None and run.job_id == run.jobs[0].job_id
     await _until(lambda: len(agents.running) == 1)
-    agents.finish(run.job_id)
+    await agents.finish(run.job_id)
     await _until(lambda: not runner._tasks)
     job = await _job(sessions, run.job_id)
     assert job.status == JobStatus.SUCCEEDED and job.parent_id is None
@@ -176,7 +207,7 @@ async def test_one_refused_vm_creates_no_job_at_all(
         vm = await s.get(VirtualMachine, "v-3-VM")
         assert vm is not None
         vm.state = "Stopped"
-    runner = JobRunner(sessions, FakeAgents(), server_id="me")  # type: ignore[arg-type]
+    runner = DiesAtOnce()
     with pytest.raises(InvalidInput, match=r"v-3-VM .* is Stopped"):
         await _start(sessions, runner, list(VMS))
     with pytest.raises(NotFound, match="no-such-vm") as found:
@@ -204,12 +235,13 @@ async def test_the_plan_checks_every_vm_with_the_sysvm_rules(
 async def test_children_swept_settle_their_parent_and_the_parent_is_not_swept(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    gone = JobRunner(sessions, FakeAgents(), server_id="gone")  # type: ignore[arg-type]
-    run = await _start(sessions, gone, ["r-1-VM", "s-2-VM"])
+    dead = DiesAtOnce()
+    dead.server_id = "gone"
+    run = await _start(sessions, dead, ["r-1-VM", "s-2-VM"])
     assert run.parent_id is not None
-    gone._tasks.clear()  # as if that server had died: nobody holds its jobs
+    gone = JobRunner(sessions, nc=None, server_id="gone")  # type: ignore[arg-type]
     await gone.heartbeat(utcnow() - timedelta(days=1))
-    me = JobRunner(sessions, FakeAgents(), server_id="me")  # type: ignore[arg-type]
+    me = JobRunner(sessions, nc=None, server_id="me")  # type: ignore[arg-type]
     assert await me.sweep(utcnow() + timedelta(seconds=ORPHAN_GRACE + 1)) == 2
     parent = await _job(sessions, run.parent_id)
     assert parent.status == JobStatus.FAILED
@@ -217,15 +249,21 @@ async def test_children_swept_settle_their_parent_and_the_parent_is_not_swept(
 
 
 async def test_recovery_settles_the_parent_of_the_jobs_it_fails(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], bus: Client
 ) -> None:
-    first = JobRunner(sessions, FakeAgents(), server_id="me")  # type: ignore[arg-type]
-    run = await _start(sessions, first, ["r-1-VM", "s-2-VM"])
+    run = await _start(sessions, DiesAtOnce(), ["r-1-VM", "s-2-VM"])
     assert run.parent_id is not None
-    first._tasks.clear()
-    restarted = JobRunner(sessions, FakeAgents(), server_id="me")  # type: ignore[arg-type]
-    assert await restarted.recover() == 2  # the children, not their parent
+    restarted = JobRunner(sessions, bus, server_id="me")
+    try:
+        await restarted.ensure_streams()
+        # The bus never had their requests: nobody knows the jobs, they fail at once.
+        assert await restarted.recover() == 2  # the children, not their parent
+        await _until(lambda: not restarted._tasks)
+    finally:
+        await restarted.close()
     assert (await _job(sessions, run.parent_id)).status == JobStatus.FAILED
+    for child in run.jobs:
+        assert await _events(sessions, child.job_id) == ["Started", "Completed"]
 
 
 async def test_children_ending_at_once_settle_their_parent(
@@ -247,7 +285,9 @@ async def test_children_ending_at_once_settle_their_parent(
                     sessions,
                     job,
                     of_result(
-                        "ping", RunResult(job_id=job.job_id, stdout="", stderr="", exitcode="0")
+                        "ping",
+                        RunResult(job_id=job.job_id, stdout="", stderr="", exitcode="0"),
+                        "host",
                     ),
                 )
                 for job in run.jobs

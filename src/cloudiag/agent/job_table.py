@@ -91,7 +91,8 @@ class JobTable:
                     record = JobRecord.model_validate_json(entry.value)
                 except ValidationError:
                     continue
-                if record.session == self.session:
+                # Its own, or a server's record of a request it withdrew (no agent ran it).
+                if record.session in (self.session, ""):
                     continue
                 unsent = record.result is not None and not record.published
                 if record.state == "running" or unsent:
