@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     #: At most rate_limit diagnostics per user in rate_interval seconds (0 = unlimited).
     rate_limit: int = Field(default=300, ge=0)
     rate_interval: int = Field(default=60, ge=1, le=86400)
+    #: A signed request whose expires lies further ahead than this (seconds) is refused:
+    #: a captured request is then replayable for at most this long (9999-12-31 is refused).
+    signature_max_lifetime: int = Field(default=3600, ge=60, le=7 * 86400)
+    #: Refuse every signed request without signatureVersion=3 and expires (libcloud sends
+    #: neither: its captured URLs never expire, so only the once-only memory stops them).
+    require_expires: bool = False
     #: Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed, as addresses or CIDRs:
     #: CLOUDIAG_TRUSTED_PROXIES='["192.0.2.7"]'. None by default: the client is the peer.
     trusted_proxies: list[str] = Field(default_factory=list)

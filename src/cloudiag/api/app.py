@@ -11,7 +11,13 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 import cloudiag.api.commands  # noqa: F401  (registers every command)
-from cloudiag.api.auth import authenticate, param_values, read_params
+from cloudiag.api.auth import (
+    SignedUse,
+    authenticate,
+    param_values,
+    read_params,
+    spend_signature,
+)
 from cloudiag.api.context import AppState, RequestContext
 from cloudiag.api.errors import ApiError
 from cloudiag.api.registry import REGISTRY, Command
@@ -55,6 +61,7 @@ async def api_endpoint(request: Request) -> Response:
     ctx = RequestContext(
         app=state, caller=None, client_ip=request.client.host if request.client else ""
     )
+    signed: SignedUse | None = None  # The signature the caller came with, if any.
     try:
         if command is not None and not command.needs_auth:
             if command.post_only and request.method != "POST":
@@ -62,12 +69,28 @@ async def api_endpoint(request: Request) -> Response:
                     "Please use HTTP POST to authenticate using this API"
                 )
         else:
-            ctx.caller, ctx.session_cookie = await authenticate(state, request, params, values)
+            auth = await authenticate(state, request, params, values)
+            ctx.caller, ctx.session_cookie, signed = (
+                auth.caller,
+                auth.session_cookie,
+                auth.signature,
+            )
             if not name:
                 raise ApiError.no_command()
             if command is None or ctx.caller.role not in command.roles:
                 raise ApiError.forbidden(_NOT_ALLOWED)
         validated = command.validate(values)
+        # A once-only signature is spent here, so its handler runs at most once: after the
+        # signature authenticated a caller who may call the command with these parameters,
+        # right before the handler. Refused earlier (bad parameters, wrong role), nothing
+        # ran, so the signature is not spent: a copy can at most run the call once, as its
+        # client meant, and a client that retries hears the real reason again rather than
+        # "already used". The insert that spends it lets one of any number of concurrent
+        # copies through. A handler's refusal (a quota, a stopped VM) does not give it back:
+        # the handler may have acted, and a copy replayed once the quota frees would run a
+        # call its client has, by then, likely signed and sent again.
+        if command.changes_state and signed is not None:
+            await spend_signature(state, command.name, signed)
         try:
             payload = await command.handler(ctx, validated)
         except DomainError as refusal:

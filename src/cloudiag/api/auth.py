@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 from urllib.parse import parse_qsl
 
@@ -18,9 +19,13 @@ from cloudiag.api.errors import PARAM_ERROR, ApiError
 from cloudiag.api.registry import REGISTRY
 from cloudiag.api.render import render_error
 from cloudiag.domain import Caller
-from cloudiag.services import accounts
+from cloudiag.services import accounts, used_signatures
 
 _BAD_CREDENTIALS = "unable to verify user credentials and/or request signature"
+_USED = (
+    "this signed request was already used: {command} accepts a signature once; "
+    "sign it again with a new expires (or, without expires, change a parameter)"
+)
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 #: Largest request body read. Every parameter of every command fits in a few KiB, and the
 #: body is read before the caller is authenticated, so anyone could send it.
@@ -125,16 +130,42 @@ async def read_params(request: Request) -> list[tuple[str, str]]:
     return params
 
 
+@dataclass(frozen=True)
+class SignedUse:
+    """A verified signature: what identifies a use of it, and until when it is accepted."""
+
+    digest: str
+    #: None: for good (no signatureVersion=3 and expires).
+    expires: datetime | None
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """Who calls, and how: by a signature, or by a session (its cookie, for logout)."""
+
+    caller: Caller
+    session_cookie: str = ""
+    signature: SignedUse | None = None
+
+
 async def authenticate(
     state: AppState, request: Request, params: list[tuple[str, str]], values: dict[str, str]
-) -> tuple[Caller, str]:
-    """The caller by API signature or by session (cookie AND session key); else 401."""
+) -> Authenticated:
+    """The caller by API signature or by session (cookie AND session key); else 401.
+
+    A signature's expires is held to the settings (signature_max_lifetime, require_expires).
+    """
     api_key = signing.find_param(params, "apiKey")
     if api_key is not None:
         signature = signing.find_param(params, "signature")
         if not signature:
             raise ApiError.unauthorized(_BAD_CREDENTIALS)
-        expiry_error = signing.check_expiry(params, datetime.now(UTC))
+        expiry_error = signing.check_expiry(
+            params,
+            datetime.now(UTC),
+            max_lifetime=timedelta(seconds=state.settings.signature_max_lifetime),
+            require=state.settings.require_expires,
+        )
         if expiry_error:
             raise ApiError.unauthorized(expiry_error)
         async with state.db() as db:
@@ -146,7 +177,8 @@ async def authenticate(
             or not signing.verify_signature(params, signature, secret)
         ):
             raise ApiError.unauthorized(_BAD_CREDENTIALS)
-        return accounts.caller_of(user), ""
+        used = SignedUse(signing.signature_digest(signature), signing.valid_until(params))
+        return Authenticated(accounts.caller_of(user), signature=used)
     session_id = request.cookies.get(SESSION_COOKIE, "")
     # The key must come as a parameter or header, never from a cookie alone: a cross-site
     # request carries the cookies but cannot know the key.
@@ -166,6 +198,13 @@ async def authenticate(
                 state.settings.session_lifetime,
             )
         if user is not None:
-            return accounts.caller_of(user), session_id
+            return Authenticated(accounts.caller_of(user), session_id)
         raise ApiError.unauthorized("Your session has expired or is not valid; log in again")
     raise ApiError.unauthorized(_BAD_CREDENTIALS)
+
+
+async def spend_signature(state: AppState, command: str, used: SignedUse) -> None:
+    """Count this use of a once-only signature (see Command.changes_state); 401 if it was
+    used before, on any server of the database."""
+    if not await used_signatures.use(state.db, used.digest, used.expires):
+        raise ApiError.unauthorized(_USED.format(command=command))

@@ -127,6 +127,10 @@ class Command:
     #: False only for login: the caller has no credentials yet.
     needs_auth: bool = True
     post_only: bool = False
+    #: Starts or changes something: a signature of it is accepted once (api/auth.py
+    #: spend_signature), so a captured request cannot be replayed. Read-only commands stay
+    #: repeatable (clients sign identical list calls within one second).
+    changes_state: bool = False
     #: The Java class name CloudStack reports as a job's `cmd`.
     cmd_class: str = ""
 

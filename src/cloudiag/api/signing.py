@@ -26,6 +26,8 @@ __all__ = [
     "is_valid_param_name",
     "parse_expires",
     "sign",
+    "signature_digest",
+    "valid_until",
     "verify_signature",
 ]
 
@@ -217,21 +219,28 @@ def check_expiry(
     now: datetime,
     *,
     max_lifetime: timedelta | None = None,
+    require: bool = False,
 ) -> str | None:
     """Check a request's expiry; return why it is refused, or ``None``.
 
     Without a ``signatureVersion`` parameter (any case; libcloud never sends one) there is no
-    check. With ``signatureVersion=3``, ``expires`` is required, must parse (see
-    ``parse_expires``) and must not be before ``now``, as in CloudStack; if ``max_lifetime``
-    is given it must also not lie further than that ahead (the API passes none). Any other
-    ``signatureVersion`` is refused, where CloudStack would skip the check. Every occurrence
-    of either parameter is checked, so a repeated one cannot smuggle in a second value.
+    check, unless ``require`` is set: then every request must carry ``signatureVersion=3``.
+    With ``signatureVersion=3``, ``expires`` is required, must parse (see ``parse_expires``)
+    and must not be before ``now``, as in CloudStack; if ``max_lifetime`` is given it must
+    also not lie further than that ahead. Any other ``signatureVersion`` is refused, where
+    CloudStack would skip the check. Every occurrence of either parameter is checked, so a
+    repeated one cannot smuggle in a second value.
 
     ``now`` should be timezone-aware; a naive ``now`` is taken to be UTC. The message is the
     text of the 401 the client gets (it names no secret).
     """
     versions = _find_all(params, "signatureVersion")
     if not versions:
+        if require:
+            return (
+                "this server requires signatureVersion=3 and an expires parameter "
+                "on every signed request"
+            )
         return None
     for version in versions:
         if version != "3":
@@ -248,5 +257,33 @@ def check_expiry(
         if expires_at < now:
             return "request expired"
         if max_lifetime is not None and expires_at > now + max_lifetime:
-            return "expires parameter is set too far in the future"
+            return (
+                "expires parameter is set too far in the future: this server accepts "
+                f"at most {int(max_lifetime.total_seconds())} seconds ahead"
+            )
     return None
+
+
+def valid_until(params: Sequence[tuple[str, str]]) -> datetime | None:
+    """Until when a request that passed ``check_expiry`` is accepted; ``None``: for good.
+
+    Only ``signatureVersion=3`` makes ``expires`` count (without it CloudStack ignores the
+    parameter, and so does ``check_expiry``). With several values, every one is checked, so
+    the earliest ends the request's validity.
+    """
+    if not _find_all(params, "signatureVersion"):
+        return None
+    parsed = [parse_expires(value) for value in _find_all(params, "expires")]
+    times = [when for when in parsed if when is not None]
+    return min(times) if times else None
+
+
+def signature_digest(signature: str) -> str:
+    """The hex SHA-256 of the HMAC bytes a signature holds: what identifies a use of it.
+
+    Of the decoded bytes, not of the text, so that the spellings ``verify_signature``
+    accepts for one signature (a ``+`` decoded to a space) are the same use. Call it only on
+    a verified signature (valid base64).
+    """
+    raw = base64.b64decode(signature.replace(" ", "+"), validate=True)
+    return hashlib.sha256(raw).hexdigest()

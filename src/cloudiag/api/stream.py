@@ -178,7 +178,7 @@ async def stream_endpoint(request: Request) -> Response:
     values = param_values(params)
     fmt = "json" if values.get("response", "json").lower() == "json" else "xml"
     try:
-        caller, _ = await authenticate(state, request, params, values)
+        caller = (await authenticate(state, request, params, values)).caller
         job_ids = _job_ids(params)
         for job_id in job_ids:
             job = await _load_job(state, job_id)

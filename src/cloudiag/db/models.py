@@ -195,3 +195,18 @@ class LoginFailure(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
     first: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class UsedSignature(Base):
+    """A signature already accepted for a command that changes something (replay protection).
+
+    Shared by every management server: the primary key makes a second use fail to insert,
+    whichever server it reaches, however close together the two arrive.
+    """
+
+    __tablename__ = "used_signatures"
+    #: Hex SHA-256 of the signature's HMAC bytes (api/signing.py signature_digest).
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: When the signature stops being accepted anyway, so the row can go; None: never (a
+    #: request without signatureVersion=3 and expires is valid for good).
+    expires: Mapped[datetime | None] = mapped_column(default=None, index=True)

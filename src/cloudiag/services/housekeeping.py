@@ -1,5 +1,5 @@
 """What every management server does periodically: stamp its heartbeat, fail the jobs no
-server will finish, and delete the login records that no longer count."""
+server will finish, and delete the login records and used signatures that no longer count."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cloudiag.db.models import LoginFailure, Session, utcnow
 from cloudiag.jobs.ownership import SWEEP_INTERVAL
 from cloudiag.jobs.runner import JobRunner
-from cloudiag.services import throttle
+from cloudiag.services import throttle, used_signatures
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,14 @@ async def purge_login_records(
         log.info("deleted %d expired sessions and %d old login failure counts", gone, forgotten)
 
 
+async def purge_used_signatures(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Forget the used signatures that have expired: a replay of one is refused as expired."""
+    async with sessions.begin() as db:
+        forgotten = await used_signatures.purge(db)
+    if forgotten:
+        log.info("deleted %d used signatures past their expiry", forgotten)
+
+
 async def run_once(
     runner: JobRunner, sessions: async_sessionmaker[AsyncSession], session_lifetime: int
 ) -> None:
@@ -72,6 +80,7 @@ async def run_once(
         ("heartbeat", runner.heartbeat),
         ("sweeping stale jobs", runner.sweep),
         ("purging login records", lambda: purge_login_records(sessions, session_lifetime)),
+        ("purging used signatures", lambda: purge_used_signatures(sessions)),
     )
     for name, step in steps:
         try:

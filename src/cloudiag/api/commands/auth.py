@@ -85,6 +85,8 @@ REGISTRY.add(
         "Logs out the user",
         logout,
         response=(ResponseField("description", "string", "success if the session ended"),),
+        # Not changes_state: it ends only the session the call came with, and a signed call
+        # comes with none, so a replayed signed logout changes nothing.
         cmd_class="org.apache.cloudstack.api.command.admin.user.LogoutCmd",
     )
 )

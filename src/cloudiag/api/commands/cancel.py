@@ -31,6 +31,7 @@ REGISTRY.add(
             ResponseField("displaytext", "string", "what was done"),
         ),
         roles=frozenset({ADMIN}),
+        changes_state=True,
         since="cloudiag 0.1",
     )
 )

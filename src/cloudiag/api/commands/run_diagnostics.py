@@ -80,6 +80,7 @@ REGISTRY.add(
         ),
         roles=frozenset({ADMIN}),
         is_async=True,
+        changes_state=True,
         since="4.12.0.0",
         related="listSystemVms,listRouters",
         cmd_class="org.apache.cloudstack.api.command.admin.diagnostics.RunDiagnosticsCmd",

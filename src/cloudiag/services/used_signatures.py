@@ -1,0 +1,46 @@
+"""Once-only signatures: the memory, shared by every management server, of the signatures
+already accepted for commands that change something.
+
+A use is an INSERT of the signature's digest under its primary key: the database lets
+exactly one of any number of concurrent uses in (on any server), with no read before the
+write that two copies could both pass.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cloudiag.db.models import UsedSignature, utcnow
+
+#: A row outlives its signature by this much: a server whose clock runs that much behind
+#: the purging one's still takes the signature as valid, and must still find it used.
+CLOCK_MARGIN = timedelta(minutes=5)
+
+
+async def use(
+    sessions: async_sessionmaker[AsyncSession], digest: str, expires: datetime | None
+) -> bool:
+    """Record one use of the signature ``digest``; False if it was used before.
+
+    ``expires`` is when the signature stops being accepted anyway (None: never, and the row
+    is kept for good). Committed before returning: a use counts even if what follows fails.
+    """
+    try:
+        async with sessions.begin() as db:
+            await db.execute(insert(UsedSignature).values(digest=digest, expires=expires))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def purge(db: AsyncSession, now: datetime | None = None) -> int:
+    """Delete the rows of signatures expired (by CLOCK_MARGIN); how many."""
+    now = now or utcnow()
+    result = await db.execute(
+        delete(UsedSignature).where(UsedSignature.expires < now - CLOCK_MARGIN)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
