@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudiag.db.models import Event
-from cloudiag.domain import VmType
+from cloudiag.domain import JobStatus, VmType
+from cloudiag.jobs.diagnostics_job import DiagnosticsJob
+from cloudiag.jobs.final_state import FinalState
 
 #: CloudStack's name of a system VM type: a job's instance type, its events' resource type.
 INSTANCE_TYPE: dict[str, str] = {
@@ -54,3 +56,26 @@ def record(
     )
     db.add(event)
     return event
+
+
+def completed(db: AsyncSession, job: DiagnosticsJob, final: FinalState) -> Event:
+    """A diagnostics job's Completed event: how it ended, worded the same however it ended
+    (a result, the engine's own failure, recovery, a sweep)."""
+    req = job.request
+    return record(
+        db,
+        type=DIAGNOSTICS_EVENT[job.vm_type],
+        state="Completed",
+        level="INFO" if final.status == JobStatus.SUCCEEDED else "ERROR",
+        description=(
+            f"Diagnostics {req.type} {req.address} on system vm {job.vm_name} "
+            f"({req.vm_id}): {final.summary}"
+        ),
+        user_id=job.user_id,
+        username=job.username,
+        account_id=job.account_id,
+        domain_id=job.domain_id,
+        resource_type=INSTANCE_TYPE[job.vm_type],
+        resource_id=req.vm_id,
+        job_id=job.job_id,
+    )

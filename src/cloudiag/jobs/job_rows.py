@@ -16,10 +16,12 @@ from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 
 
 async def load_jobs(
-    db: AsyncSession, job_ids: Sequence[str], *, start_timeout: float
+    db: AsyncSession, job_ids: Sequence[str], *, start_timeout: float = 0.0
 ) -> list[DiagnosticsJob]:
     """The jobs of these ids that run on an agent (a parent job has no host), as the engine
-    sees them. Their requests' deadline to start is rebuilt from when they were created."""
+    sees them. Their requests' deadline to start is rebuilt from when they were created
+    (`start_timeout` after); only what a job's row keeps is there (not its output limit or
+    denied networks: the agent has had those since it took the request)."""
     if not job_ids:
         return []
     rows = await db.execute(

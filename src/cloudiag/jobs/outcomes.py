@@ -71,7 +71,6 @@ async def store_once(
 ) -> bool:
     """Write the job's final state and its Completed event in one transaction, once;
     False when the job was final already. Database errors are raised."""
-    req = job.request
     async with db.begin() as s:
         done = await s.execute(
             update(AsyncJob)
@@ -86,22 +85,6 @@ async def store_once(
         if not done.rowcount:  # type: ignore[attr-defined]
             log.warning("job already final; late answer ignored")
             return False
-        events.record(
-            s,
-            type=events.DIAGNOSTICS_EVENT[job.vm_type],
-            state="Completed",
-            level="INFO" if final.status == JobStatus.SUCCEEDED else "ERROR",
-            description=(
-                f"Diagnostics {req.type} {req.address} on system vm {job.vm_name} "
-                f"({req.vm_id}): {final.summary}"
-            ),
-            user_id=job.user_id,
-            username=job.username,
-            account_id=job.account_id,
-            domain_id=job.domain_id,
-            resource_type=events.INSTANCE_TYPE[job.vm_type],
-            resource_id=req.vm_id,
-            job_id=job.job_id,
-        )
+        events.completed(s, job, final)
         await parents.settle(s, [job.parent_id])
     return True
