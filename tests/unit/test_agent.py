@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from cloudiag.agent.job_table import JobTable
 from cloudiag.agent.results import ResultSender, fit_result
 from cloudiag.agent.sources.base import Host, Zone
 from cloudiag.bus import subjects
-from cloudiag.bus.embedded import MAX_PAYLOAD, NatsServerError, find_nats_server, free_port
+from cloudiag.bus.embedded import MAX_PAYLOAD
 from cloudiag.bus.messages import (
     AgentReport,
     CancelReply,
@@ -42,8 +41,8 @@ from cloudiag.bus.messages import (
     StatusReply,
     VmReport,
 )
-from cloudiag.bus.streams import ensure_jetstream
 from tests.unit.agent_fakes import ROUTER, FakeExecutor, request
+from tests.unit.nats_servers import nats_server
 
 MIB = 1 << 20
 HOST = "h-bus"
@@ -110,49 +109,6 @@ def _sender(nc: Client, session: str = "s1") -> tuple[ResultSender, JobTable]:
 
     table = JobTable(bucket, HOST, session)
     return ResultSender(nc.jetstream, table, lambda: nc.max_payload), table
-
-
-@contextlib.asynccontextmanager
-async def nats_server(tmp_path: Path, max_payload: int) -> AsyncIterator[Client]:
-    """A client of a nats-server with JetStream on loopback with only that max_payload
-    (0: nats-server's default), its streams made."""
-    try:
-        binary = find_nats_server()
-    except NatsServerError as exc:
-        pytest.skip(str(exc))
-    port = free_port()
-    config = tmp_path / "nats.conf"
-    lines = [
-        f"listen: {json.dumps(f'127.0.0.1:{port}')}",
-        f"jetstream {{ store_dir: {json.dumps(str(tmp_path / 'js'))} }}",
-    ]
-    lines += [f"max_payload: {max_payload}"] if max_payload else []
-    config.write_text("\n".join(lines) + "\n")
-    proc = await asyncio.create_subprocess_exec(
-        binary,
-        "-c",
-        str(config),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(200):
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.02)
-                continue
-            writer.close()
-            break
-        nc = await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False)
-        try:
-            await ensure_jetstream(nc)
-            yield nc
-        finally:
-            await nc.close()
-    finally:
-        proc.terminate()
-        await proc.wait()
 
 
 async def test_the_result_is_cut_to_the_connections_limit_and_recorded_sent(
