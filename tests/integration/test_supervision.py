@@ -25,6 +25,7 @@ import pytest
 from cloudiag import datadir
 from cloudiag.client import ApiKey, Client
 from tests.integration.cli_process import CliProcess
+from tests.integration.stack import tool_pids
 from tests.integration.test_lab import skip_unless_possible
 from tests.processes import alive, children
 
@@ -138,11 +139,17 @@ def test_serve_restarts_its_killed_nats_server_and_dies_with_it(
         assert "private nats-server killed by SIGKILL after " in log
         assert f"private nats-server restarted pid={nats_pid} restarts=1" in log
 
-        # No cleanup runs in a SIGKILLed server: its children must go by themselves.
+        # No cleanup runs in a SIGKILLed server: its children must go by themselves, the
+        # agent even with a job running whose result can no longer go anywhere.
+        lab = _lab(prefix)
+        router = next(ns for ns in lab["namespaces"] if ns["role"] == "router")
+        client.run_diagnostics(router["uuid"], "ping", lab["targets"]["web"], "-c 100 -i 0.2")
+        _until(lambda: bool(tool_pids(router["namespace"], "ping")), "the ping to run", 20)
         serve.proc.kill()
         serve.proc.wait()
         _until(lambda: not alive(nats_pid), "the nats-server to die with serve", 20)
         _until(lambda: not alive(agent_pid), "the agent to die with serve", 20)
+        _until(lambda: not tool_pids(router["namespace"], "ping"), "its tool to die too", 10)
     finally:
         serve.stop()
         for pid in (nats_pid, agent_pid):

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 REQUEST_ACK_WAIT = 30.0
 #: Most jobs an agent runs at once; more requests wait in the stream, in order.
 MAX_JOBS = 200
+#: At a stop, how long the running jobs get to end and hand over their results.
+STOP_JOBS_LIMIT = 5.0
 
 
 class Agent:
@@ -193,7 +195,10 @@ class Agent:
         self._room.set()
 
     async def _shutdown(self) -> None:
-        await self.jobs.stop_all()
+        # A job whose result cannot go (the bus is gone) must not hold the stop: the job
+        # table keeps what the next agent process needs.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.jobs.stop_all(), STOP_JOBS_LIMIT)
         nc, self._nc = self._nc, None
         if nc is None:
             return

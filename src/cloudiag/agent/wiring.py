@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +28,8 @@ from cloudiag.agent.sources.inventory import (
 )
 from cloudiag.agent.sources.lab import LabSource
 from cloudiag.bus.messages import NetnsAccess
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,13 +75,30 @@ def build(options: AgentOptions) -> Agent:
     )
 
 
+#: Seconds a stopping agent has to end its jobs and say goodbye before it simply exits.
+STOP_LIMIT = 10.0
+
+
+def _exit_now() -> None:
+    log.error("the agent did not stop within %g s; exiting", STOP_LIMIT)
+    logging.shutdown()
+    os._exit(1)
+
+
 def run(agent: Agent) -> None:
     """Run the agent until SIGINT or SIGTERM."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            agent.stop()
+            # A stop must not hang on a bus that is gone (its server died with the demo):
+            # past the limit the process exits, and the kernel stops its tools with it.
+            loop.call_later(STOP_LIMIT, _exit_now)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, agent.stop)
+            loop.add_signal_handler(sig, stop)
         await agent.run()
 
     asyncio.run(main())
