@@ -166,3 +166,29 @@ def test_a_replayed_cancel_is_refused(stack: Stack) -> None:
     _refused(httpx.get(stack.api, params=cancel), "already used")
     job = stack.wait_job(jobid, timeout=10)
     assert job["jobstatus"] == 2 and job["jobresult"]["cancelled"] is True
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"params": "-c 1 -f"}, {"ipaddress": "198.51.100.10;reboot"}, {"type": "rm"}],
+    ids=["option", "address", "type"],
+)
+def test_a_call_refused_for_its_input_does_not_spend_its_signature(
+    stack: Stack, bad: dict[str, str]
+) -> None:
+    """Refused for its input, the call changed nothing: sent again, it hears the same
+    reason, not "already used"."""
+    call = {
+        "command": "runDiagnostics",
+        "targetid": stack.vm("router")["uuid"],
+        "type": "ping",
+        "ipaddress": stack.lab["targets"]["web"],
+        "params": "-c 1",
+    }
+    query = _signed(stack, **(call | bad))
+    before = _job_count(stack)
+    for _ in range(2):
+        r = httpx.get(stack.api, params=query)
+        assert r.status_code == 431, r.text
+        assert "already used" not in r.text
+    assert _job_count(stack) == before

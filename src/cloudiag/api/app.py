@@ -14,6 +14,7 @@ import cloudiag.api.commands  # noqa: F401  (registers every command)
 from cloudiag.api.auth import (
     SignedUse,
     authenticate,
+    give_back_signature,
     param_values,
     read_params,
     spend_signature,
@@ -24,7 +25,7 @@ from cloudiag.api.registry import REGISTRY, Command
 from cloudiag.api.render import error_payload, render
 from cloudiag.api.stream import stream_endpoint
 from cloudiag.db.transient import is_transient
-from cloudiag.domain import DomainError
+from cloudiag.domain import DomainError, InvalidInput
 from cloudiag.ui import UiFiles
 
 log = logging.getLogger(__name__)
@@ -86,14 +87,19 @@ async def api_endpoint(request: Request) -> Response:
         # ran, so the signature is not spent: a copy can at most run the call once, as its
         # client meant, and a client that retries hears the real reason again rather than
         # "already used". The insert that spends it lets one of any number of concurrent
-        # copies through. A handler's refusal (a quota, a stopped VM) does not give it back:
+        # copies through. A handler's refusal for its input (431: the address, the type,
+        # the options, checked with the system VM's rules) changed nothing by definition,
+        # and gives the signature back. Any other refusal (a quota, a stopped VM) does not:
         # the handler may have acted, and a copy replayed once the quota frees would run a
         # call its client has, by then, likely signed and sent again.
-        if command.changes_state and signed is not None:
-            await spend_signature(state, command.name, signed)
+        once = signed if command.changes_state else None
+        if once is not None:
+            await spend_signature(state, command.name, once)
         try:
             payload = await command.handler(ctx, validated)
         except DomainError as refusal:
+            if once is not None and isinstance(refusal, InvalidInput):
+                await give_back_signature(state, once)
             raise ApiError.from_domain(refusal) from refusal
     except ApiError as err:
         log.info("api error command=%s code=%s text=%s", name, err.errorcode, err.errortext)

@@ -203,6 +203,11 @@ async def authenticate(
     raise ApiError.unauthorized(_BAD_CREDENTIALS)
 
 
+async def give_back_signature(state: AppState, used: SignedUse) -> None:
+    """Undo spend_signature: the call was refused for its input and changed nothing."""
+    await used_signatures.give_back(state.db, used.digest)
+
+
 async def spend_signature(state: AppState, command: str, used: SignedUse) -> None:
     """Count this use of a once-only signature (see Command.changes_state); 401 if it was
     used before, on any server of the database."""

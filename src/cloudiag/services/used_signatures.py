@@ -37,6 +37,12 @@ async def use(
     return True
 
 
+async def give_back(sessions: async_sessionmaker[AsyncSession], digest: str) -> None:
+    """Forget one use of the signature ``digest``: the call it was spent on changed nothing."""
+    async with sessions.begin() as db:
+        await db.execute(delete(UsedSignature).where(UsedSignature.digest == digest))
+
+
 async def purge(db: AsyncSession, now: datetime | None = None) -> int:
     """Delete the rows of signatures expired (by CLOCK_MARGIN); how many."""
     now = now or utcnow()
