@@ -47,6 +47,9 @@ async def start_local_agent(settings: Settings, nats_url: str) -> Supervisor:
         settings.lab_prefix,
         "--heartbeat-interval",
         str(settings.heartbeat_interval),
+        # Results not yet delivered wait in the demo's data directory.
+        "--data-dir",
+        str(settings.data_dir),
     ]
     # The URL carries the bus token: through the environment, never argv (`ps` shows argv).
     env = {**os.environ, "CLOUDIAG_NATS_URL": nats_url}

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import secrets
 import socket
+from pathlib import Path
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -26,6 +27,7 @@ from cloudiag.agent.executors.registry import Executors
 from cloudiag.agent.host_addresses import host_addresses
 from cloudiag.agent.job_table import JobTable
 from cloudiag.agent.requests import RequestTaker, restarted
+from cloudiag.agent.result_spool import ResultSpool
 from cloudiag.agent.results import ResultSender
 from cloudiag.agent.sources.base import Source
 from cloudiag.bus import pull, subjects
@@ -65,6 +67,7 @@ class Agent:
         host_name: str | None = None,
         heartbeat_interval: float = 5.0,
         max_jobs: int = MAX_JOBS,
+        state_dir: Path | None = None,
     ) -> None:
         self.nats_url = nats_url
         self.source = source
@@ -77,7 +80,11 @@ class Agent:
         self.jobs = Dispatcher(executors, self.host_name)
         self.jobs.on_end = self._job_ended
         self.table = JobTable(self._bucket, self.host_id, self.session)
-        self.results = ResultSender(self._jetstream, self.table, self._max_payload)
+        #: Results not yet delivered, on disk (None: memory only, as in unit tests).
+        self.spool = (
+            ResultSpool(state_dir / "agent" / self.host_id / "results") if state_dir else None
+        )
+        self.results = ResultSender(self._jetstream, self.table, self._max_payload, self.spool)
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
@@ -85,6 +92,8 @@ class Agent:
         self._stopping = asyncio.Event()
         self._room = asyncio.Event()
         self.ready = asyncio.Event()
+        #: Live output lines that could not be published (the results hold them all).
+        self.lines_dropped = 0
 
     async def run(self) -> None:
         """Serve until stop() is called; then cancel running jobs and say goodbye."""
@@ -167,8 +176,16 @@ class Agent:
             delay = min(delay * 2, 5.0)
 
     async def _finish_leftovers(self) -> None:
-        """End what an earlier process of this agent left: running jobs died with it;
-        results it had not sent are sent now."""
+        """End what an earlier process of this agent left: results it kept on disk are sent
+        (the stream drops one it has), then the jobs its table says were running died with
+        it, and results it recorded without sending are sent."""
+        for kept in await self.spool.left() if self.spool is not None else []:
+            token = job_id_var.set(kept.job_id)
+            try:
+                log.info("sending the result an earlier agent process kept on disk")
+                await self.results.send(kept)
+            finally:
+                job_id_var.reset(token)
         for left in await self.table.leftovers():
             token = job_id_var.set(left.job_id)
             try:
@@ -271,8 +288,20 @@ class _Bus:
 
     async def publish(self, subject: str, payload: bytes) -> None:
         nc = self._agent._nc
-        if nc is not None:
+        if nc is None:
+            return
+        try:
             await nc.publish(subject, payload)
+        except NatsError as exc:
+            # Best effort: a line that cannot go (the reconnect buffer is full while the
+            # bus is away) is dropped, never the job; the result carries every line.
+            self._agent.lines_dropped += 1
+            if self._agent.lines_dropped == 1 or self._agent.lines_dropped % 1000 == 0:
+                log.warning(
+                    "output lines dropped while the bus is away: %d (%s)",
+                    self._agent.lines_dropped,
+                    exc,
+                )
 
     async def deliver(self, result: RunResult) -> None:
         await self._agent.results.send(result)

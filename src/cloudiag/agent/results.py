@@ -10,6 +10,7 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 
 from cloudiag.agent.job_table import JobTable
+from cloudiag.agent.result_spool import ResultSpool
 from cloudiag.bus import subjects
 from cloudiag.bus.messages import RunResult
 
@@ -68,18 +69,31 @@ class ResultSender:
         js: Callable[[], JetStreamContext],
         table: JobTable,
         max_payload: Callable[[], int],
+        spool: ResultSpool | None = None,
     ) -> None:
         self._js = js
         self._table = table
         self._max_payload = max_payload
+        #: Where results wait on disk for the stream (None: in memory only).
+        self._spool = spool
 
     async def send(self, result: RunResult) -> None:
         """Deliver the result to the results stream, then record it in the job table."""
         fitted = fit_result(result, self._max_payload() - RESULT_HEADROOM)
         if fitted is not result:
             log.warning("output cut to fit the bus's max_payload")
+        if self._spool is not None:
+            try:
+                await self._spool.keep(fitted)
+            except OSError as exc:  # A full disk must not cost the result: it can still go.
+                log.error("could not keep the result on disk: %s", exc)
         await self._retry("send the result", lambda: self._publish(fitted))
         await self._retry("record the result", lambda: self._table.finish(fitted))
+        if self._spool is not None:
+            try:
+                await self._spool.done(fitted.job_id)
+            except OSError as exc:
+                log.warning("could not remove the delivered result from disk: %s", exc)
 
     async def _publish(self, result: RunResult) -> None:
         await self._js().publish(

@@ -44,6 +44,8 @@ class AgentOptions:
     host_id: str | None = None
     host_name: str | None = None
     heartbeat_interval: float = 5.0
+    #: Where the agent keeps what must outlive it (results not yet delivered).
+    state_dir: Path | None = None
 
 
 def executors() -> Executors:
@@ -72,6 +74,7 @@ def build(options: AgentOptions) -> Agent:
         host_id=options.host_id,
         host_name=options.host_name,
         heartbeat_interval=options.heartbeat_interval,
+        state_dir=options.state_dir,
     )
 
 

@@ -34,6 +34,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--host-id", help="this host's uuid (default: the inventory's)")
     p.add_argument("--host-name", help="this host's name (default: the hostname)")
     p.add_argument("--heartbeat-interval", type=float, help="seconds between heartbeats")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the agent keeps results not yet delivered (env CLOUDIAG_DATA_DIR; "
+        "default ~/.local/share/cloudiag)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -58,6 +64,7 @@ def _run(args: argparse.Namespace) -> int:
                 host_id=args.host_id,
                 host_name=args.host_name,
                 heartbeat_interval=settings.heartbeat_interval,
+                state_dir=settings.data_dir,
             )
         )
     except (InventoryError, ValueError) as exc:  # ValueError: a bad lab prefix.
