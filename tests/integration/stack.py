@@ -417,4 +417,6 @@ def launch(
             st.stop_agent()
             st.close_clients()
         stop(server)
+        if st is not None:  # A test or bench may have started it again.
+            stop(st.server)
         stop(st.nats if st is not None else nats)

@@ -109,7 +109,7 @@ def test_agent_paused_past_a_requests_deadline(st: Stack) -> None:
 def test_server_killed_with_jobs_running(st: Stack) -> None:
     """A server killed with 20 jobs running: restarted, it ends all 20 within their time limit
     + 5 s, stops their tools on the agent and writes each one's completion event."""
-    limit = 30
+    limit = 60
     server_dir = st.data_dir / "killed-server"
     env = {**chaos.LIFTED, **chaos.JSON_LOGS, "CLOUDIAG_DIAGNOSTICS_TIMEOUT": str(limit)}
     proc, port = start_server(
@@ -119,8 +119,8 @@ def test_server_killed_with_jobs_running(st: Stack) -> None:
     try:
         st.wait_for(lambda: chaos.api_up(url), "the API")
         submitted = time.monotonic()
-        # 60 s pings: only a cancel, not their own end or their 30 s limit, stops them soon.
-        jobs = chaos.start_pings(st, [300] * 20, url=url)
+        # 50 s pings: only a cancel, not their own end or their limit, stops them soon.
+        jobs = chaos.start_pings(st, [100] * 20, interval=0.5, url=url)
         st.wait_for(lambda: chaos.tools_running(st) == 20, "the 20 pings to run")
         proc.kill()
         proc.wait()
