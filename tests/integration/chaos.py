@@ -18,6 +18,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -202,6 +203,18 @@ def agent_exitcodes(st: Stack) -> dict[str, list[str]]:
         if r.get("job_id") and found:
             codes[str(r["job_id"])].append(found.group(1))
     return dict(codes)
+
+
+def finished_between(st: Stack, since: float, until: float) -> set[str]:
+    """The jobs whose tool ended on the agent between two Unix times (from its log's times):
+    a test's evidence that its outage overlapped the jobs' ends."""
+    ended = set()
+    for r in log_records(st.data_dir / "agent.log"):
+        if r.get("job_id") and FINISHED.match(str(r.get("message", ""))):
+            at = datetime.fromisoformat(str(r["time"])).timestamp()
+            if since <= at <= until:
+                ended.add(str(r["job_id"]))
+    return ended
 
 
 def all_jobs(st: Stack) -> dict[str, dict[str, Any]]:

@@ -61,10 +61,13 @@ def assert_ran_once(st: Stack, ids: list[str]) -> None:
 @pytest.mark.parametrize("outage", [3, 7, 12])
 def test_nats_killed_during_running_jobs(st: Stack, outage: float) -> None:
     """Results the agent sends while NATS is down are stored once it is back, complete."""
-    jobs = chaos.start_pings(st, [20] * 10)
+    # 2 to 5.6 s each: some end during even the shortest outage, the rest after it.
+    jobs = chaos.start_pings(st, [10 + 2 * i for i in range(10)])
     st.wait_for(lambda: chaos.tools_running(st) == 10, "the 10 pings to run")
     time.sleep(1)
+    down = time.time()
     chaos.nats_outage(st, outage)
+    assert chaos.finished_between(st, down, time.time()) & set(jobs)  # ended while NATS was down
     final = chaos.wait_final(st, list(jobs), timeout=30)
     for jobid, count in jobs.items():
         assert_pinged(final[jobid], count)
@@ -191,11 +194,13 @@ def test_database_stopped_while_jobs_finish(pg_st: Stack, pg: Any, outage: float
     st = pg_st
     # 2 to 6 s each: they finish before, during and after a 5 s outage, and during a 15 s one.
     jobs = chaos.start_pings(st, [10 + i % 20 for i in range(60)])
+    down = time.time()
     pg.stop()
     try:
         time.sleep(outage)
     finally:
         pg.start()
+    assert chaos.finished_between(st, down, time.time()) & set(jobs)  # ended with no database
     st.wait_for(lambda: st.call("listZones").status_code == 200, "the API to heal", 30)
     final = chaos.wait_final(st, list(jobs), timeout=60)
     for jobid, count in jobs.items():
