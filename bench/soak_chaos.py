@@ -2,10 +2,10 @@
 
 Brings up its own lab and stack (nats-server, `cloudiag serve`, `cloudiag agent`; SQLite by
 default, `--backend postgresql` for a fresh database on the local PostgreSQL), submits
-`ping -c 1..5 -i 0.2` jobs at an even pace over the system VMs, and meanwhile a chaos loop
-(seeded: the seed is printed, `--seed` replays the same schedule) SIGKILLs one of the
-nats-server, the agent or the server at random moments and starts it again after a bounded
-outage (same JetStream store, same server identity and port). Then it waits until every job
+`ping -c 1..15 -i 0.2` jobs (up to 3 s) at an even pace over the system VMs, and meanwhile
+a chaos loop (seeded: the seed is printed, `--seed` replays the same schedule) SIGKILLs one
+of the nats-server, the agent or the server at random moments and starts it again after a
+bounded outage (same JetStream store, same server identity and port). Then it waits until every job
 is final and checks, from the database and the agent's log:
 
 - every job is final (none pending);
@@ -84,7 +84,7 @@ def submit(st: Stack, soak: Soak, jobs: int, seconds: float, rng: random.Random)
     started = time.monotonic()
     for i in range(jobs):
         time.sleep(max(0.0, started + i * seconds / jobs - time.monotonic()))
-        vm, count = rng.choice(vms), rng.randint(1, 5)
+        vm, count = rng.choice(vms), rng.randint(1, 15)
         while True:
             try:
                 jobid = st.client().run_diagnostics(vm, "ping", web, f"-c {count} -i 0.2")

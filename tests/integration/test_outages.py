@@ -76,6 +76,21 @@ def test_nats_killed_during_running_jobs(st: Stack, outage: float) -> None:
     st.wait_for(lambda: st.host_state() == "Up", "the host Up again", 20)
 
 
+def test_jobs_submitted_while_nats_is_down(st: Stack) -> None:
+    """The API takes jobs while NATS is away; their requests go out once it is back."""
+    chaos.kill_nats(st)
+    try:
+        jobs = chaos.start_pings(st, [3] * 6)
+        time.sleep(4)
+    finally:
+        chaos.restart_nats(st)
+    final = chaos.wait_final(st, list(jobs), timeout=30)
+    for jobid, count in jobs.items():
+        assert_pinged(final[jobid], count)
+    assert_one_completion(st, list(jobs))
+    assert_ran_once(st, list(jobs))
+
+
 def test_agent_paused_past_a_requests_deadline(st: Stack) -> None:
     """A request the agent takes after its deadline is discarded: the job fails once, clearly,
     and its tool never runs, not even after the agent resumes."""
