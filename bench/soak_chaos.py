@@ -5,8 +5,8 @@ default, `--backend postgresql` for a fresh database on the local PostgreSQL), s
 `ping -c 1..15 -i 0.2` jobs (up to 3 s) at an even pace over the system VMs, and meanwhile
 a chaos loop (seeded: the seed is printed, `--seed` replays the same schedule) SIGKILLs one
 of the nats-server, the agent or the server at random moments and starts it again after a
-bounded outage (same JetStream store, same server identity and port). Then it waits until every job
-is final and checks, from the database and the agent's log:
+bounded outage (same JetStream store, same server identity and port). Then it waits until
+every job is final and checks, from the database and the agent's log:
 
 - every job is final (none pending);
 - none is lost: every job whose tool finished on the agent ("finished exitcode=X" in the
