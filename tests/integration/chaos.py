@@ -173,6 +173,31 @@ def agent_status(st: Stack, timeout: float = 10) -> StatusReply:
     return asyncio.run(ask())
 
 
+def streams_created(st: Stack) -> dict[str, Any]:
+    """When each of the durable streams (requests, results, the agents' job table) was made:
+    unchanged across a restart of the nats-server means it kept its JetStream store."""
+
+    async def ask() -> dict[str, Any]:
+        import nats
+
+        # A nats-server just started may need a moment before JetStream answers.
+        nc = await nats.connect(st.nats_url, connect_timeout=5, max_reconnect_attempts=0)
+        try:
+            js = nc.jetstream(timeout=10)
+            names = (
+                subjects.REQUESTS_STREAM,
+                subjects.RESULTS_STREAM,
+                f"KV_{subjects.JOBS_BUCKET}",
+            )
+            created = {name: (await js.stream_info(name)).created for name in names}
+        finally:
+            await nc.close()
+        assert all(created.values()), created
+        return created
+
+    return asyncio.run(ask())
+
+
 def log_records(path: Path) -> list[dict[str, Any]]:
     """The JSON records of a log file (lines that are not JSON, e.g. a crash's print, skipped)."""
     records = []

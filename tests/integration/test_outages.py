@@ -65,8 +65,10 @@ def test_nats_killed_during_running_jobs(st: Stack, outage: float) -> None:
     jobs = chaos.start_pings(st, [10 + 2 * i for i in range(10)])
     st.wait_for(lambda: chaos.tools_running(st) == 10, "the 10 pings to run")
     time.sleep(1)
+    streams = chaos.streams_created(st)
     down = time.time()
     chaos.nats_outage(st, outage)
+    assert chaos.streams_created(st) == streams  # the same streams: the store was kept
     assert chaos.finished_between(st, down, time.time()) & set(jobs)  # ended while NATS was down
     final = chaos.wait_final(st, list(jobs), timeout=30)
     for jobid, count in jobs.items():
