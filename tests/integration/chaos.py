@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from cloudiag.bus import subjects
-from cloudiag.bus.messages import StatusReply
+from cloudiag.bus.messages import RunRequest, StatusReply
 from cloudiag.client import ApiCallError
 from tests.integration.stack import Stack, launch, start_server, stop, tool_pids
 
@@ -171,6 +171,37 @@ def agent_status(st: Stack, timeout: float = 10) -> StatusReply:
 
     host = host_id(st)
     return asyncio.run(ask())
+
+
+def publish_request(st: Stack, req: RunRequest, msg_id: str) -> bool:
+    """Put a request in the host's request stream as a server would (or a replayer);
+    whether the stream stored it (False: dropped as a duplicate of `msg_id`)."""
+
+    async def publish() -> bool:
+        import nats
+
+        nc = await nats.connect(st.nats_url, connect_timeout=5, max_reconnect_attempts=0)
+        try:
+            ack = await nc.jetstream().publish(
+                subjects.agent_request(host, req.job_id),
+                req.encode(),
+                stream=subjects.REQUESTS_STREAM,
+                headers={"Nats-Msg-Id": msg_id},
+            )
+        finally:
+            await nc.close()
+        return not ack.duplicate
+
+    host = host_id(st)
+    return asyncio.run(publish())
+
+
+def agent_said(st: Stack, job_id: str, text: str) -> bool:
+    """Whether the agent logged a line containing `text` for the job."""
+    return any(
+        r.get("job_id") == job_id and text in str(r.get("message", ""))
+        for r in log_records(st.data_dir / "agent.log")
+    )
 
 
 def streams_created(st: Stack) -> dict[str, Any]:

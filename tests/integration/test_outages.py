@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from cloudiag.bus.messages import RunRequest
 from tests.integration import chaos
 from tests.integration.chaos import Stack
 from tests.integration.stack import start_server, stop
@@ -132,6 +133,45 @@ def test_agent_paused_past_a_requests_deadline(st: Stack) -> None:
         assert_pinged(chaos.wait_final(st, [again], timeout=20)[again], 2)
     finally:
         stop(proc)
+
+
+def test_agent_paused_within_a_requests_deadline(st: Stack) -> None:
+    """A request that waits for a paused agent less than its deadline runs when it resumes."""
+    with chaos.agent_paused(st):
+        jobid = st.start_job("router", "ping", st.lab["targets"]["web"], "-c 2 -i 0.2")
+        time.sleep(4)  # past the host's Disconnected (3 heartbeats), within the 60 s to start
+    assert_pinged(chaos.wait_final(st, [jobid], timeout=20)[jobid], 2)
+    assert_one_completion(st, [jobid])
+    assert_ran_once(st, [jobid])
+
+
+def test_request_replayed_on_the_bus_never_runs_twice(st: Stack) -> None:
+    """A finished job's request put in the stream again, as a copy (same message id) or a
+    replay (another id, a fresh deadline): the agent's job table knows it; nothing runs."""
+    web, vm = st.lab["targets"]["web"], st.vm("router")
+    jobid = st.start_job("router", "ping", web, "-c 2 -i 0.2")
+    job = chaos.wait_final(st, [jobid], timeout=20)[jobid]
+    assert_pinged(job, 2)
+    spawned = chaos.agent_status(st).spawned
+    again = RunRequest(
+        job_id=jobid,
+        start_by=time.time() + 60,
+        vm_id=vm["uuid"],
+        type="ping",
+        address=web,
+        params=["-c", "2", "-i", "0.2"],
+        time_limit=120,
+    )
+    assert not chaos.publish_request(st, again, msg_id=jobid)  # the stream drops a copy
+    assert chaos.publish_request(st, again, msg_id=f"replay-{jobid}")
+    st.wait_for(
+        lambda: chaos.agent_said(st, jobid, "delivered again"), "the agent to discard it", 10
+    )
+    time.sleep(1)
+    assert chaos.agent_status(st).spawned == spawned
+    assert chaos.agent_runs(st)[jobid] == 1
+    assert chaos.all_jobs(st)[jobid] == job
+    assert_one_completion(st, [jobid])
 
 
 def test_server_killed_with_jobs_running(st: Stack) -> None:
