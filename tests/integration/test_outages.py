@@ -1,12 +1,15 @@
 """Issue 9's fault scenarios with real processes: NATS killed during jobs, the agent paused
 past a request's deadline, the server killed with jobs running, PostgreSQL stopped while
-jobs finish. Each asserts every job's final state, exit code, complete output and its one
-Completed event, and that no tool ran twice (the agent's log).
+jobs finish; and around them: jobs submitted while NATS is down, a request copied or
+replayed on the bus, two faults at once. Each asserts every job's final state, exit code,
+complete output and its one Completed event, and that no tool ran twice (the agent's log).
 
-The first three run on SQLite only: their faults are in NATS, the agent and the server
-process, and the database stays up throughout (the engine's database code is the same on
-both backends, and the shared `stack` covers both). The database outage runs on a
+All but the database outage run on SQLite only: their faults are in NATS, the agent and the
+server process, and the database stays up throughout (the engine's database code is the
+same on both backends, and the shared `stack` covers both). The database outage runs on a
 PostgreSQL of its own (tests/pg_server.py), stopped and started by the test.
+
+The strict xfails are engine defects found here, kept red until they are fixed.
 """
 
 from __future__ import annotations
@@ -22,8 +25,7 @@ import pytest
 
 from cloudiag.bus.messages import RunRequest
 from tests.integration import chaos
-from tests.integration.chaos import Stack
-from tests.integration.stack import start_server, stop
+from tests.integration.stack import Stack, start_server, stop
 
 
 @pytest.fixture(scope="module")
@@ -78,50 +80,6 @@ def test_nats_killed_during_running_jobs(st: Stack, outage: float) -> None:
     assert_one_completion(st, list(jobs))
     assert_ran_once(st, list(jobs))
     st.wait_for(lambda: st.host_state() == "Up", "the host Up again", 20)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine defect: while NATS is away the agent's output lines fill nats-py's 2 MiB "
-    "reconnect buffer; the next line's publish raises OutboundBufferLimitError, which kills "
-    "the tool (agent error, exit -1), though output lines are best effort (agent.py _Bus)",
-)
-def test_long_nats_outage_with_many_jobs_printing(st: Stack) -> None:
-    """A NATS outage long enough for the jobs' output to overflow the agent's buffer of
-    messages waiting for the bus: the lines may be lost, the jobs must not be."""
-    # 150 pings printing 5 lines a second each: ~150 KB/s, over 2 MiB in the first 15 s.
-    jobs = chaos.start_pings(st, [100] * 150)
-    st.wait_for(lambda: chaos.tools_running(st) >= 140, "the pings to run", 30)
-    chaos.nats_outage(st, 20)
-    final = chaos.wait_final(st, list(jobs), timeout=60)
-    for jobid, count in jobs.items():
-        assert_pinged(final[jobid], count)
-    assert_one_completion(st, list(jobs))
-    assert_ran_once(st, list(jobs))
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine gap: until the bus takes it, a finished job's result lives only in the "
-    "agent's memory (its job table is on the bus, which is away); an agent killed meanwhile "
-    "loses it, and its next process fails the job 'restarted during the job'",
-)
-def test_agent_killed_while_nats_is_down_after_its_job_ended(st: Stack) -> None:
-    """Two faults at once: the tool ends while NATS is away, then its agent is killed before
-    the bus is back; the result it held must still reach the database."""
-    jobs = chaos.start_pings(st, [10])
-    st.wait_for(lambda: chaos.tools_running(st) == 1, "the ping to run")
-    chaos.kill_nats(st)
-    try:
-        st.wait_for(lambda: chaos.agent_exitcodes(st).get(next(iter(jobs))), "the ping to end")
-        st.stop_agent(signal.SIGKILL)
-    finally:
-        chaos.restart_nats(st)
-        st.start_agent()
-    final = chaos.wait_final(st, list(jobs), timeout=30)
-    for jobid, count in jobs.items():
-        assert_pinged(final[jobid], count)
-    assert_one_completion(st, list(jobs))
 
 
 def test_jobs_submitted_while_nats_is_down(st: Stack) -> None:
@@ -263,6 +221,50 @@ def test_server_killed_with_jobs_running(st: Stack) -> None:
         assert_ran_once(st, list(jobs))
     finally:
         stop(proc)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine defect: while NATS is away the agent's output lines fill nats-py's 2 MiB "
+    "reconnect buffer; the next line's publish raises OutboundBufferLimitError, which kills "
+    "the tool (agent error, exit -1), though output lines are best effort (agent.py _Bus)",
+)
+def test_long_nats_outage_with_many_jobs_printing(st: Stack) -> None:
+    """A NATS outage long enough for the jobs' output to overflow the agent's buffer of
+    messages waiting for the bus: the lines may be lost, the jobs must not be."""
+    # 150 pings printing 5 lines a second each: ~150 KB/s, over 2 MiB in the first 15 s.
+    jobs = chaos.start_pings(st, [100] * 150)
+    st.wait_for(lambda: chaos.tools_running(st) >= 140, "the pings to run", 30)
+    chaos.nats_outage(st, 20)
+    final = chaos.wait_final(st, list(jobs), timeout=60)
+    for jobid, count in jobs.items():
+        assert_pinged(final[jobid], count)
+    assert_one_completion(st, list(jobs))
+    assert_ran_once(st, list(jobs))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine gap: until the bus takes it, a finished job's result lives only in the "
+    "agent's memory (its job table is on the bus, which is away); an agent killed meanwhile "
+    "loses it, and its next process fails the job 'restarted during the job'",
+)
+def test_agent_killed_while_nats_is_down_after_its_job_ended(st: Stack) -> None:
+    """Two faults at once: the tool ends while NATS is away, then its agent is killed before
+    the bus is back; the result it held must still reach the database."""
+    jobs = chaos.start_pings(st, [10])
+    st.wait_for(lambda: chaos.tools_running(st) == 1, "the ping to run")
+    chaos.kill_nats(st)
+    try:
+        st.wait_for(lambda: chaos.agent_exitcodes(st).get(next(iter(jobs))), "the ping to end")
+        st.stop_agent(signal.SIGKILL)
+    finally:
+        chaos.restart_nats(st)
+        st.start_agent()
+    final = chaos.wait_final(st, list(jobs), timeout=30)
+    for jobid, count in jobs.items():
+        assert_pinged(final[jobid], count)
+    assert_one_completion(st, list(jobs))
 
 
 @pytest.fixture(scope="module")
