@@ -12,7 +12,8 @@ every job is final and checks, from the database and the agent's log:
 - none is lost: every job whose tool finished on the agent ("finished exitcode=X" in the
   agent's log) is stored with that exit code, unless a server cancelled it on purpose
   (a restarted server stops the tools of the jobs it fails: "cancel requested" in the log);
-- none ran twice: at most one "running" line per job id in the agent's log.
+- none ran twice: at most one "running" line per job id in the agent's log;
+- every job has exactly one Completed event.
 
 Prints jobs, succeeded and failed (by errortext), outages, time to final p50/p95 (from the
 jobs' created/completed times), duplicates; exits 1 when a check fails. Needs root.
@@ -185,6 +186,8 @@ def report(st: Stack, soak: Soak, jobs: dict[str, dict[str, Any]]) -> bool:
         if diagnostics.get("exitcode") != logged[-1]:
             lost.append(jobid)
     twice = {i: n for i, n in runs.items() if n > 1}
+    events = chaos.completion_events(st)
+    unaudited = [i for i in jobs if len(events.get(i, [])) != 1]
     never = [i for i in jobs if runs[i] == 0]
     times = sorted(t for t in map(seconds_to_final, jobs.values()) if t is not None)
     by_target = collections.Counter(o.target for o in soak.outages)
@@ -219,13 +222,14 @@ def report(st: Stack, soak: Soak, jobs: dict[str, dict[str, Any]]) -> bool:
         f"duplicates (run twice): {len(twice)}; lost (finished on the agent, not stored "
         f"with its exit code): {len(lost)}; submitted but not in the database: {len(missing)}"
     )
+    print(f"jobs without exactly one Completed event: {len(unaudited)}")
     for jobid in lost[:5]:
         print(f"  lost {jobid}: agent exit {codes[jobid]}, stored {jobs[jobid].get('jobresult')}")
     for jobid in list(twice)[:5]:
         print(f"  run {twice[jobid]} times: {jobid}")
     for error in soak.errors:
         print(f"  chaos: {error}")
-    return not (pending or lost or twice or missing)
+    return not (pending or lost or twice or missing or unaudited)
 
 
 @contextlib.contextmanager
