@@ -123,6 +123,10 @@ class Stack:
     agent: subprocess.Popen[str] | None = None
     nats: subprocess.Popen[bytes] | None = None
     nats_argv: list[str] = field(default_factory=list)
+    #: Added to the agent's environment at every start_agent (e.g. JSON logs).
+    agent_env: dict[str, str] = field(default_factory=dict)
+    #: The first server's data directory (its identity): a restart with it is "the same server".
+    server_dir: Path | None = None
     #: Seconds between agent heartbeats: short in tests (fast state changes), 5 in benches.
     heartbeat: float = 1.0
     #: cloudiag clients by (server URL, API key), kept: a real client keeps its connections
@@ -213,7 +217,12 @@ class Stack:
             stderr=subprocess.STDOUT,
             text=True,
             # The URL holds the bus token: environment, not argv, as the demo does.
-            env={**os.environ, "CLOUDIAG_NATS_URL": self.nats_url, **(env or {})},
+            env={
+                **os.environ,
+                "CLOUDIAG_NATS_URL": self.nats_url,
+                **self.agent_env,
+                **(env or {}),
+            },
         )
         self.wait_for(lambda: self._host_state() == "Up", "the agent's host to be Up")
 
@@ -279,6 +288,16 @@ def _create_account(db_url: str, data_dir: Path, name: str, role: str) -> Accoun
 
 
 @contextlib.contextmanager
+def _database(backend: str, data_dir: Path, url: str | None) -> Iterator[str]:
+    """The given database, else a fresh one of `backend`."""
+    if url:
+        yield url
+        return
+    with database(backend, data_dir) as fresh:
+        yield fresh
+
+
+@contextlib.contextmanager
 def database(backend: str, data_dir: Path) -> Iterator[str]:
     """A fresh database for one stack: a SQLite file, or a new PostgreSQL database."""
     if backend == "sqlite":
@@ -339,9 +358,21 @@ def start_server(
 
 @contextlib.contextmanager
 def launch(
-    backend: str, lab: dict[str, Any], data_dir: Path, heartbeat: float = 1.0
+    backend: str,
+    lab: dict[str, Any],
+    data_dir: Path,
+    heartbeat: float = 1.0,
+    *,
+    database_url: str | None = None,
+    server_env: dict[str, str] | None = None,
+    agent_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """nats-server + `cloudiag serve` + `cloudiag agent` on the lab, on one database backend."""
+    """nats-server + `cloudiag serve` + `cloudiag agent` on the lab, on one database backend.
+
+    `database_url`: that database (e.g. a PostgreSQL of the test's own) rather than a fresh
+    one of `backend`; `server_env`, `agent_env`: added to the first server's and every
+    agent's environment.
+    """
     nats_port = free_port()
     token = secrets.token_urlsafe(16)
     config = write_config(data_dir / "nats.conf", "127.0.0.1", nats_port, data_dir / "nats", token)
@@ -351,11 +382,16 @@ def launch(
     server: subprocess.Popen[str] | None = None
     st: Stack | None = None
     try:
-        with database(backend, data_dir) as db_url:
+        with _database(backend, data_dir, database_url) as db_url:
             admin = _create_account(db_url, data_dir, "tester", "admin")
             user = _create_account(db_url, data_dir, "plainuser", "user")
+            server_dir = data_dir / "server"
             server, port = start_server(
-                db_url, nats_url, data_dir, env={"CLOUDIAG_HEARTBEAT_INTERVAL": str(heartbeat)}
+                db_url,
+                nats_url,
+                data_dir,
+                env={"CLOUDIAG_HEARTBEAT_INTERVAL": str(heartbeat), **(server_env or {})},
+                server_dir=server_dir,
             )
             st = Stack(
                 backend,
@@ -368,6 +404,8 @@ def launch(
                 user,
                 server,
                 heartbeat=heartbeat,
+                agent_env=dict(agent_env or {}),
+                server_dir=server_dir,
             )
             st.nats, st.nats_argv = nats, nats_argv
             st.wait_for(lambda: httpx.get(st.api, timeout=2).status_code == 401, "the API")
@@ -379,4 +417,6 @@ def launch(
             st.stop_agent()
             st.close_clients()
         stop(server)
+        if st is not None:  # A test or bench may have started it again.
+            stop(st.server)
         stop(st.nats if st is not None else nats)

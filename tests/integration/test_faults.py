@@ -1,5 +1,7 @@
-"""Faults with real processes: the agent killed, the VM stopped, NATS restarted, the server
-killed, the database gone. Each asserts the job's final state and its message."""
+"""Faults with real processes, one job at a time: the agent killed, the VM stopped, the
+server killed or shut down, the database unreachable. Each asserts the job's final state and
+its message. Issue 9's scenarios with many jobs at once (NATS killed, the agent paused past
+a deadline, twenty jobs on a killed server, PostgreSQL stopped) are in test_outages.py."""
 
 from __future__ import annotations
 
@@ -36,10 +38,12 @@ def test_agent_killed_during_a_traceroute(stack: Stack) -> None:
         # Nobody has said the job is lost: it is still pending, not failed on a guess.
         assert stack.ok("queryAsyncJobResult", jobid=jobid)["jobstatus"] == 0
     finally:
+        # As its supervisor would: the new agent process finds the job its predecessor
+        # left running in the job table and ends it.
+        restarted = time.monotonic()
         stack.start_agent()
-    restarted = time.monotonic()
-    job = stack.wait_job(jobid, timeout=30)
-    assert time.monotonic() - restarted < 10  # its limit is 600 s: this is the truth, not a timeout
+    job = stack.wait_job(jobid, timeout=15)
+    assert time.monotonic() - restarted < 10  # its limit is 600 s: this is the job table
     assert job["jobstatus"] == 2
     assert job["jobresult"]["errortext"] == (
         "The agent restarted during the job; its output is lost; run the diagnostic again"
@@ -68,29 +72,6 @@ def test_vm_stopped_during_a_diagnostic(stack: Stack) -> None:
         lambda: stack.ok("listSystemVms", id=vm["uuid"])["systemvm"][0]["state"] == "Running",
         "the VM to run again",
     )
-
-
-def test_nats_restarted_during_and_between_jobs(stack: Stack) -> None:
-    jobid = stack.start_job("router", "ping", stack.lab["targets"]["web"], "-c 8 -i 0.5")
-    time.sleep(1)
-    stack.stop_nats()
-    time.sleep(2)
-    stack.start_nats()
-    job = stack.wait_job(jobid, timeout=30)
-    assert job["jobstatus"] in (1, 2)
-    if job["jobstatus"] == 1:  # The agent's buffered result arrived after the reconnect.
-        assert "8 packets transmitted" in job["jobresult"]["diagnostics"]["stdout"]
-    else:
-        assert job["jobresult"]["errortext"]
-    # Between jobs: the server and the agent reconnected by themselves.
-    stack.wait_for(lambda: stack.host_state() == "Up", "the host Up again", 20)
-    again = stack.run("secondarystoragevm", "ping", stack.lab["targets"]["web"], "-c 1")
-    assert again["jobstatus"] == 1
-    assert stack.ok("listAsyncJobs", listall="true")["count"] >= 1
-    pending = [
-        j for j in stack.ok("listAsyncJobs", listall="true")["asyncjobs"] if j["jobstatus"] == 0
-    ]
-    assert pending == []
 
 
 def test_server_killed_while_jobs_run(stack: Stack) -> None:
