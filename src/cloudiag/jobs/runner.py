@@ -315,8 +315,11 @@ class JobRunner:
                 if self._ended[job.job_id].is_set():
                     return None
                 seen = await self.agents.whereabouts(job)
-        final = await self._judge(job, seen) if seen.state != "running" else None
-        return final or final_state.failed(RESTARTED)
+        if seen.state in ("running", "unknown"):
+            # Still running (its agent did not answer the cancel), or never sent: the
+            # previous run died between committing the job and handing it to the bus.
+            return final_state.failed(RESTARTED)
+        return await self._judge(job, seen) or final_state.failed(RESTARTED)
 
     async def _finish(self, job: DiagnosticsJob, final: FinalState) -> None:
         self._finishing.add(job.job_id)
