@@ -307,19 +307,39 @@ class JobRunner:
             finally:
                 self._on_agent.pop(job.job_id, None)
         if seen.state == "running":
+            self._on_agent[job.job_id] = job
+            try:
+                return await self._stop_left_running(job, seen)
+            finally:
+                self._on_agent.pop(job.job_id, None)
+        if seen.state == "unknown":
+            # Never handed to the bus: the previous run died between committing the job
+            # and sending it.
+            return final_state.failed(RESTARTED)
+        return await self._judge(job, seen) or final_state.failed(RESTARTED)
+
+    async def _stop_left_running(self, job: DiagnosticsJob, seen: Whereabouts) -> FinalState | None:
+        """Cancel a job the previous run left running, and end it with what comes back.
+
+        Its agent may not answer yet (it reconnects after the same outage, or is paused):
+        the job is then followed as any other, asking again, until its own deadline; a
+        result it delivers meanwhile is stored, not thrown away.
+        """
+        ended = self._ended[job.job_id]
+        deadline = (seen.started or job.request.start_by) + job.request.time_limit + RESULT_GRACE
+        while time.time() < deadline:
             why_not = await self.agents.cancel(job.job_id, job.host_id, RESTART_BY)
             if not why_not:
                 log.info("asked the agent to stop the job: its server restarted")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._ended[job.job_id].wait(), RESTART_GRACE)
-                if self._ended[job.job_id].is_set():
-                    return None
-                seen = await self.agents.whereabouts(job)
-        if seen.state in ("running", "unknown"):
-            # Still running (its agent did not answer the cancel), or never sent: the
-            # previous run died between committing the job and handing it to the bus.
-            return final_state.failed(RESTARTED)
-        return await self._judge(job, seen) or final_state.failed(RESTARTED)
+            wait = RESTART_GRACE if not why_not else CHECK_INTERVAL
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), min(wait, max(0.0, deadline - time.time())))
+            if ended.is_set():
+                return None
+            seen = await self.agents.whereabouts(job)
+            if seen.state != "running":
+                return await self._judge(job, seen) or final_state.failed(RESTARTED)
+        return final_state.failed(RESTARTED)
 
     async def _finish(self, job: DiagnosticsJob, final: FinalState) -> None:
         self._finishing.add(job.job_id)
