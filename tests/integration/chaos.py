@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import os
 import re
 import signal
 import socket
@@ -84,6 +85,15 @@ def start_pings(
 def tools_running(st: Stack, tool: str = "ping") -> int:
     """Processes named `tool` in the lab's system VMs."""
     return sum(len(tool_pids(st.vm(role)["namespace"], tool)) for role in SYSTEM_VMS)
+
+
+def kill_tools(st: Stack, tool: str = "ping") -> None:
+    """SIGKILL the processes named `tool` in the system VMs: a failed test's leftovers, which
+    would otherwise still run during the next test."""
+    for role in SYSTEM_VMS:
+        for pid in tool_pids(st.vm(role)["namespace"], tool):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
 
 
 def wait_listening(url: str, timeout: float = 15) -> None:
