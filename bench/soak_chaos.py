@@ -4,9 +4,10 @@ Brings up its own lab and stack (nats-server, `cloudiag serve`, `cloudiag agent`
 default, `--backend postgresql` for a fresh database on the local PostgreSQL), submits
 `ping -c 1..15 -i 0.2` jobs (up to 3 s) at an even pace over the system VMs, and meanwhile
 a chaos loop (seeded: the seed is printed, `--seed` replays the same schedule) SIGKILLs one
-of the nats-server, the agent or the server at random moments and starts it again after a
-bounded outage (same JetStream store, same server identity and port). Then it waits until
-every job is final and checks, from the database and the agent's log:
+of the nats-server, the agent or the server at random moments (with `--overlap`, two may be
+down at once) and starts it again after a bounded outage (same JetStream store, same server
+identity and port). Then it waits until every job is final and checks, from the database
+and the agent's log:
 
 - every job is final (none pending);
 - none is lost: every job whose tool finished on the agent ("finished exitcode=X" in the
@@ -19,7 +20,7 @@ Prints jobs, succeeded and failed (by errortext), outages, time to final p50/p95
 jobs' created/completed times), duplicates; exits 1 when a check fails. Needs root.
 
     .venv/bin/python bench/soak_chaos.py [--jobs 2000] [--minutes 10] [--seed S]
-        [--gap 30] [--max-outage 8] [--backend sqlite|postgresql]
+        [--gap 30] [--max-outage 8] [--overlap] [--backend sqlite|postgresql] [--keep]
 """
 
 from __future__ import annotations
@@ -113,26 +114,57 @@ def kill_and_restart(st: Stack, target: str, seconds: float, n: int) -> None:
 
 
 def chaos_loop(
-    st: Stack, soak: Soak, until: float, rng: random.Random, gap: float, max_outage: float
+    st: Stack,
+    soak: Soak,
+    until: float,
+    rng: random.Random,
+    gap: float,
+    max_outage: float,
+    overlap: bool = False,
 ) -> None:
-    """Kill something at random moments until `until` (monotonic), one outage at a time."""
+    """Kill something at random moments until `until` (monotonic): one outage at a time, or
+    with `overlap` each in its own thread, so that two targets may be down at once (never
+    the same one twice)."""
     began = time.monotonic()
-    n = 0
-    while True:
-        wait = rng.uniform(0.5 * gap, 1.5 * gap)
-        if time.monotonic() + wait >= until:
-            return
-        time.sleep(wait)
-        n += 1
-        target, seconds = rng.choice(TARGETS), round(rng.uniform(1, max_outage), 1)
-        at = time.monotonic() - began
-        print(f"  [{at:6.1f} s] outage {n}: {target} killed for {seconds} s", flush=True)
-        soak.outages.append(Outage(target, at, seconds))
+    down: set[str] = set()
+    lock = threading.Lock()
+    threads: list[threading.Thread] = []
+
+    def outage(n: int, target: str, seconds: float) -> None:
         try:
             kill_and_restart(st, target, seconds, n)
         except AssertionError as exc:  # e.g. the host slow to be Up again: say so, go on.
             soak.errors.append(f"outage {n} ({target}): {exc}")
             print(f"  outage {n}: {exc}", flush=True)
+        finally:
+            with lock:
+                down.discard(target)
+
+    n = 0
+    while True:
+        wait = rng.uniform(0.5 * gap, 1.5 * gap)
+        if time.monotonic() + wait >= until:
+            break
+        time.sleep(wait)
+        n += 1
+        target, seconds = rng.choice(TARGETS), round(rng.uniform(1, max_outage), 1)
+        at = time.monotonic() - began
+        with lock:
+            busy = target in down
+            down.add(target)
+        if busy:
+            print(f"  [{at:6.1f} s] outage {n}: {target} is down already; skipped", flush=True)
+            continue
+        others = f" (also down: {', '.join(sorted(down - {target}))})" if len(down) > 1 else ""
+        print(f"  [{at:6.1f} s] outage {n}: {target} killed for {seconds} s{others}", flush=True)
+        soak.outages.append(Outage(target, at, seconds))
+        if overlap:
+            threads.append(threading.Thread(target=outage, args=(n, target, seconds)))
+            threads[-1].start()
+        else:
+            outage(n, target, seconds)
+    for thread in threads:
+        thread.join()
 
 
 def cancelled_on_agent(st: Stack) -> set[str]:
@@ -265,12 +297,16 @@ def main() -> int:
     parser.add_argument("--gap", type=float, default=30, help="mean seconds between outages")
     parser.add_argument("--max-outage", type=float, default=8, help="longest outage, seconds")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--overlap", action="store_true", help="outages may overlap (two targets down at once)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data directory (logs)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else secrets.randbits(32)
     print(
         f"soak: {args.jobs} jobs over {args.minutes} min, backend {args.backend}, seed {seed}, "
         f"an outage every ~{args.gap} s of up to {args.max_outage} s"
+        + (", overlapping" if args.overlap else "")
     )
     rng = random.Random(seed)
     seconds = args.minutes * 60
@@ -287,7 +323,7 @@ def main() -> int:
         until = time.monotonic() + seconds
         loop = threading.Thread(
             target=chaos_loop,
-            args=(st, soak, until, chaos_rng, args.gap, args.max_outage),
+            args=(st, soak, until, chaos_rng, args.gap, args.max_outage, args.overlap),
             daemon=True,
         )
         loop.start()
