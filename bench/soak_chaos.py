@@ -12,7 +12,8 @@ and the agent's log:
 - every job is final (none pending);
 - none is lost: every job whose tool finished on the agent ("finished exitcode=X" in the
   agent's log) is stored with that exit code, unless a server cancelled it on purpose
-  (a restarted server stops the tools of the jobs it fails: "cancel requested" in the log);
+  (a restarted server stops the tools of the jobs it fails: "cancel requested" in the log)
+  or the agent was killed within KEEP_WINDOW of the tool's end (counted apart);
 - none ran twice: at most one "running" line per job id in the agent's log;
 - every job has exactly one Completed event.
 
@@ -58,13 +59,20 @@ TARGETS = ("nats", "agent", "server")
 VARYING = re.compile(r"[0-9a-f]{8}-[0-9a-f-]{27}|\d+(\.\d+)?")
 
 
+#: How long after its tool ends a job's result may still be only in the agent's memory (on
+#: its way to the disk): a job whose agent is killed within this is not counted as lost.
+KEEP_WINDOW = 1.0
+
+
 @dataclass
 class Outage:
     """One kill and restart."""
 
     target: str
+    #: Seconds into the chaos, and the Unix time of the kill.
     at: float
     seconds: float
+    wall: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -210,12 +218,18 @@ def report(st: Stack, soak: Soak, jobs: dict[str, dict[str, Any]]) -> bool:
         for j in jobs.values()
         if j["jobstatus"] == 2
     )
-    lost = []
-    for jobid, logged in codes.items():
+    agent_kills = [o.wall for o in soak.outages if o.target == "agent"]
+    lost, in_window = [], []
+    for jobid, ends in chaos.agent_finishes(st).items():
         if jobid in cancelled or jobid not in jobs:
             continue
         diagnostics = (jobs[jobid].get("jobresult") or {}).get("diagnostics") or {}
-        if diagnostics.get("exitcode") != logged[-1]:
+        ended, code = ends[-1]
+        if diagnostics.get("exitcode") == code:
+            continue
+        if any(ended <= kill <= ended + KEEP_WINDOW for kill in agent_kills):
+            in_window.append(jobid)  # Killed before the result could be kept.
+        else:
             lost.append(jobid)
     twice = {i: n for i, n in runs.items() if n > 1}
     events = chaos.completion_events(st)
@@ -253,6 +267,10 @@ def report(st: Stack, soak: Soak, jobs: dict[str, dict[str, Any]]) -> bool:
     print(
         f"duplicates (run twice): {len(twice)}; lost (finished on the agent, not stored "
         f"with its exit code): {len(lost)}; submitted but not in the database: {len(missing)}"
+    )
+    print(
+        f"ended on the agent within {KEEP_WINDOW:g} s before it was killed (the result not yet "
+        f"on disk; not counted as lost): {len(in_window)}"
     )
     print(f"jobs without exactly one Completed event: {len(unaudited)}")
     for jobid in lost[:5]:
