@@ -4,14 +4,16 @@ Brings up its own lab and stack (nats-server, `cloudiag serve`, `cloudiag agent`
 default, `--backend postgresql` for a fresh database on the local PostgreSQL), submits
 `ping -c 1..15 -i 0.2` jobs (up to 3 s) at an even pace over the system VMs, and meanwhile
 a chaos loop (seeded: the seed is printed, `--seed` replays the same schedule) SIGKILLs one
-of the nats-server, the agent or the server at random moments and starts it again after a
-bounded outage (same JetStream store, same server identity and port). Then it waits until
-every job is final and checks, from the database and the agent's log:
+of the nats-server, the agent or the server at random moments (with `--overlap`, two may be
+down at once) and starts it again after a bounded outage (same JetStream store, same server
+identity and port). Then it waits until every job is final and checks, from the database
+and the agent's log:
 
 - every job is final (none pending);
 - none is lost: every job whose tool finished on the agent ("finished exitcode=X" in the
   agent's log) is stored with that exit code, unless a server cancelled it on purpose
-  (a restarted server stops the tools of the jobs it fails: "cancel requested" in the log);
+  (a restarted server stops the tools of the jobs it fails: "cancel requested" in the log)
+  or the agent was killed within KEEP_WINDOW of the tool's end (counted apart);
 - none ran twice: at most one "running" line per job id in the agent's log;
 - every job has exactly one Completed event.
 
@@ -19,7 +21,7 @@ Prints jobs, succeeded and failed (by errortext), outages, time to final p50/p95
 jobs' created/completed times), duplicates; exits 1 when a check fails. Needs root.
 
     .venv/bin/python bench/soak_chaos.py [--jobs 2000] [--minutes 10] [--seed S]
-        [--gap 30] [--max-outage 8] [--backend sqlite|postgresql]
+        [--gap 30] [--max-outage 8] [--overlap] [--backend sqlite|postgresql] [--keep]
 """
 
 from __future__ import annotations
@@ -57,13 +59,20 @@ TARGETS = ("nats", "agent", "server")
 VARYING = re.compile(r"[0-9a-f]{8}-[0-9a-f-]{27}|\d+(\.\d+)?")
 
 
+#: How long after its tool ends a job's result may still be only in the agent's memory (on
+#: its way to the disk): a job whose agent is killed within this is not counted as lost.
+KEEP_WINDOW = 1.0
+
+
 @dataclass
 class Outage:
     """One kill and restart."""
 
     target: str
+    #: Seconds into the chaos, and the Unix time of the kill.
     at: float
     seconds: float
+    wall: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -113,26 +122,57 @@ def kill_and_restart(st: Stack, target: str, seconds: float, n: int) -> None:
 
 
 def chaos_loop(
-    st: Stack, soak: Soak, until: float, rng: random.Random, gap: float, max_outage: float
+    st: Stack,
+    soak: Soak,
+    until: float,
+    rng: random.Random,
+    gap: float,
+    max_outage: float,
+    overlap: bool = False,
 ) -> None:
-    """Kill something at random moments until `until` (monotonic), one outage at a time."""
+    """Kill something at random moments until `until` (monotonic): one outage at a time, or
+    with `overlap` each in its own thread, so that two targets may be down at once (never
+    the same one twice)."""
     began = time.monotonic()
-    n = 0
-    while True:
-        wait = rng.uniform(0.5 * gap, 1.5 * gap)
-        if time.monotonic() + wait >= until:
-            return
-        time.sleep(wait)
-        n += 1
-        target, seconds = rng.choice(TARGETS), round(rng.uniform(1, max_outage), 1)
-        at = time.monotonic() - began
-        print(f"  [{at:6.1f} s] outage {n}: {target} killed for {seconds} s", flush=True)
-        soak.outages.append(Outage(target, at, seconds))
+    down: set[str] = set()
+    lock = threading.Lock()
+    threads: list[threading.Thread] = []
+
+    def outage(n: int, target: str, seconds: float) -> None:
         try:
             kill_and_restart(st, target, seconds, n)
         except AssertionError as exc:  # e.g. the host slow to be Up again: say so, go on.
             soak.errors.append(f"outage {n} ({target}): {exc}")
             print(f"  outage {n}: {exc}", flush=True)
+        finally:
+            with lock:
+                down.discard(target)
+
+    n = 0
+    while True:
+        wait = rng.uniform(0.5 * gap, 1.5 * gap)
+        if time.monotonic() + wait >= until:
+            break
+        time.sleep(wait)
+        n += 1
+        target, seconds = rng.choice(TARGETS), round(rng.uniform(1, max_outage), 1)
+        at = time.monotonic() - began
+        with lock:
+            busy = target in down
+            down.add(target)
+        if busy:
+            print(f"  [{at:6.1f} s] outage {n}: {target} is down already; skipped", flush=True)
+            continue
+        others = f" (also down: {', '.join(sorted(down - {target}))})" if len(down) > 1 else ""
+        print(f"  [{at:6.1f} s] outage {n}: {target} killed for {seconds} s{others}", flush=True)
+        soak.outages.append(Outage(target, at, seconds))
+        if overlap:
+            threads.append(threading.Thread(target=outage, args=(n, target, seconds)))
+            threads[-1].start()
+        else:
+            outage(n, target, seconds)
+    for thread in threads:
+        thread.join()
 
 
 def cancelled_on_agent(st: Stack) -> set[str]:
@@ -178,12 +218,18 @@ def report(st: Stack, soak: Soak, jobs: dict[str, dict[str, Any]]) -> bool:
         for j in jobs.values()
         if j["jobstatus"] == 2
     )
-    lost = []
-    for jobid, logged in codes.items():
+    agent_kills = [o.wall for o in soak.outages if o.target == "agent"]
+    lost, in_window = [], []
+    for jobid, ends in chaos.agent_finishes(st).items():
         if jobid in cancelled or jobid not in jobs:
             continue
         diagnostics = (jobs[jobid].get("jobresult") or {}).get("diagnostics") or {}
-        if diagnostics.get("exitcode") != logged[-1]:
+        ended, code = ends[-1]
+        if diagnostics.get("exitcode") == code:
+            continue
+        if any(ended <= kill <= ended + KEEP_WINDOW for kill in agent_kills):
+            in_window.append(jobid)  # Killed before the result could be kept.
+        else:
             lost.append(jobid)
     twice = {i: n for i, n in runs.items() if n > 1}
     events = chaos.completion_events(st)
@@ -221,6 +267,10 @@ def report(st: Stack, soak: Soak, jobs: dict[str, dict[str, Any]]) -> bool:
     print(
         f"duplicates (run twice): {len(twice)}; lost (finished on the agent, not stored "
         f"with its exit code): {len(lost)}; submitted but not in the database: {len(missing)}"
+    )
+    print(
+        f"ended on the agent within {KEEP_WINDOW:g} s before it was killed (the result not yet "
+        f"on disk; not counted as lost): {len(in_window)}"
     )
     print(f"jobs without exactly one Completed event: {len(unaudited)}")
     for jobid in lost[:5]:
@@ -265,12 +315,16 @@ def main() -> int:
     parser.add_argument("--gap", type=float, default=30, help="mean seconds between outages")
     parser.add_argument("--max-outage", type=float, default=8, help="longest outage, seconds")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--overlap", action="store_true", help="outages may overlap (two targets down at once)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data directory (logs)")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else secrets.randbits(32)
     print(
         f"soak: {args.jobs} jobs over {args.minutes} min, backend {args.backend}, seed {seed}, "
         f"an outage every ~{args.gap} s of up to {args.max_outage} s"
+        + (", overlapping" if args.overlap else "")
     )
     rng = random.Random(seed)
     seconds = args.minutes * 60
@@ -287,7 +341,7 @@ def main() -> int:
         until = time.monotonic() + seconds
         loop = threading.Thread(
             target=chaos_loop,
-            args=(st, soak, until, chaos_rng, args.gap, args.max_outage),
+            args=(st, soak, until, chaos_rng, args.gap, args.max_outage, args.overlap),
             daemon=True,
         )
         loop.start()

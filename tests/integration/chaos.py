@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import os
 import re
 import signal
 import socket
@@ -84,6 +85,15 @@ def start_pings(
 def tools_running(st: Stack, tool: str = "ping") -> int:
     """Processes named `tool` in the lab's system VMs."""
     return sum(len(tool_pids(st.vm(role)["namespace"], tool)) for role in SYSTEM_VMS)
+
+
+def kill_tools(st: Stack, tool: str = "ping") -> None:
+    """SIGKILL the processes named `tool` in the system VMs: a failed test's leftovers, which
+    would otherwise still run during the next test."""
+    for role in SYSTEM_VMS:
+        for pid in tool_pids(st.vm(role)["namespace"], tool):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
 
 
 def wait_listening(url: str, timeout: float = 15) -> None:
@@ -251,26 +261,30 @@ def agent_runs(st: Stack) -> collections.Counter[str]:
     )
 
 
-def agent_exitcodes(st: Stack) -> dict[str, list[str]]:
-    """The exit codes the agent logged as each job's tool ended, by job id."""
-    codes: dict[str, list[str]] = collections.defaultdict(list)
+def agent_finishes(st: Stack) -> dict[str, list[tuple[float, str]]]:
+    """When (Unix time) and with which exit code the agent logged each job's tool ending."""
+    ends: dict[str, list[tuple[float, str]]] = collections.defaultdict(list)
     for r in log_records(st.data_dir / "agent.log"):
         found = FINISHED.match(str(r.get("message", "")))
         if r.get("job_id") and found:
-            codes[str(r["job_id"])].append(found.group(1))
-    return dict(codes)
+            at = datetime.fromisoformat(str(r["time"])).timestamp()
+            ends[str(r["job_id"])].append((at, found.group(1)))
+    return dict(ends)
+
+
+def agent_exitcodes(st: Stack) -> dict[str, list[str]]:
+    """The exit codes the agent logged as each job's tool ended, by job id."""
+    return {job: [code for _, code in ends] for job, ends in agent_finishes(st).items()}
 
 
 def finished_between(st: Stack, since: float, until: float) -> set[str]:
     """The jobs whose tool ended on the agent between two Unix times (from its log's times):
     a test's evidence that its outage overlapped the jobs' ends."""
-    ended = set()
-    for r in log_records(st.data_dir / "agent.log"):
-        if r.get("job_id") and FINISHED.match(str(r.get("message", ""))):
-            at = datetime.fromisoformat(str(r["time"])).timestamp()
-            if since <= at <= until:
-                ended.add(str(r["job_id"]))
-    return ended
+    return {
+        job
+        for job, ends in agent_finishes(st).items()
+        if any(since <= at <= until for at, _ in ends)
+    }
 
 
 def all_jobs(st: Stack) -> dict[str, dict[str, Any]]:

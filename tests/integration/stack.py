@@ -220,6 +220,9 @@ class Stack:
             env={
                 **os.environ,
                 "CLOUDIAG_NATS_URL": self.nats_url,
+                # Its state (results not yet delivered) in this stack's folder: not the
+                # user's, and not shared with another stack's agent of the same lab host.
+                "CLOUDIAG_DATA_DIR": str(self.data_dir),
                 **self.agent_env,
                 **(env or {}),
             },
