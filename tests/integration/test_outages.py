@@ -3,7 +3,6 @@ past a request's deadline, the server killed with jobs running, PostgreSQL stopp
 jobs finish; and around them: jobs submitted while NATS is down, a request copied or
 replayed on the bus, two faults at once. Each asserts every job's final state, exit code,
 complete output and its one Completed event, and that no tool ran twice (the agent's log).
-A strict xfail is an engine defect found here, kept red until it is fixed.
 
 All but the database outage run on SQLite only: their faults are in NATS, the agent and the
 server process, and the database stays up throughout (the engine's database code is the
@@ -254,12 +253,6 @@ def test_agent_killed_while_nats_is_down_after_its_job_ended(st: Stack) -> None:
     assert_one_completion(st, list(jobs))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine defect: a restarted server whose agent has not reconnected yet fails the "
-    "jobs it takes over at once (runner._take_over: the cancel finds no agent, the record "
-    "still says running): results the agent then delivers are ignored, tools run on",
-)
 def test_server_and_nats_killed_together(st: Stack) -> None:
     """A rolling restart gone wrong: the server and the nats-server killed at once with jobs
     running, and the server back before the agent has reconnected. The jobs that ended

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.accounts.secret_box import SecretBox
 from cloudiag.api.app import create_app
+from cloudiag.api.commands import run_diagnostics
 from cloudiag.api.context import AppState
 from cloudiag.api.registry import REGISTRY
 from cloudiag.api.signing import (
@@ -230,10 +231,31 @@ def _text(r: httpx.Response) -> str:
     return str(r.json()["rundiagnosticsresponse"]["errortext"])
 
 
-async def test_a_once_only_signature_reaches_the_handler_once(api: Api) -> None:
+@dataclass
+class Starts:
+    """The runs the API asked for (runDiagnostics's service, faked: this is the API's test)."""
+
+    count: int = 0
+
+
+@pytest.fixture
+def acting(monkeypatch: pytest.MonkeyPatch) -> Starts:
+    """runDiagnostics's handler acts (it starts a job) rather than refuse the unknown VM:
+    a signature it was spent on stays spent."""
+    starts = Starts()
+
+    async def start_diagnostics(*args: object, **kwargs: object) -> object:
+        starts.count += 1
+        return type("Created", (), {"job_id": f"job-{starts.count}"})()
+
+    monkeypatch.setattr(run_diagnostics, "start_diagnostics", start_diagnostics)
+    return starts
+
+
+async def test_a_once_only_signature_reaches_the_handler_once(api: Api, acting: Starts) -> None:
     query = api.signed(api.admin, **_run(ipaddress="198.51.100.10", params="-w 5"))
     first = await api.get(query)
-    assert first.status_code == 431 and "Unable to find a system vm" in _text(first)
+    assert first.status_code == 200, first.text
     again = await api.get(query)
     assert again.status_code == 401
     assert "already used" in _text(again) and "sign it again" in _text(again)
@@ -247,13 +269,27 @@ async def test_a_once_only_signature_reaches_the_handler_once(api: Api) -> None:
         signatureVersion="3",
         expires=_iso(utcnow() + timedelta(minutes=5)),
     )
-    assert (await api.get(fresh)).status_code == 431
+    assert (await api.get(fresh)).status_code == 200
+    assert acting.count == 2
 
 
-async def test_concurrent_copies_reach_the_handler_once(api: Api) -> None:
+async def test_concurrent_copies_reach_the_handler_once(api: Api, acting: Starts) -> None:
     query = api.signed(api.admin, **_run(ipaddress="198.51.100.11"))
     answers = await asyncio.gather(*(api.get(query) for _ in range(10)))
-    assert sorted(r.status_code for r in answers) == [401] * 9 + [431]
+    assert sorted(r.status_code for r in answers) == [200] + [401] * 9
+    assert acting.count == 1
+
+
+async def test_a_call_refused_for_its_input_gives_its_signature_back(
+    api: Api, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """The handler refuses the VM nobody has (431): nothing changed, nothing is spent."""
+    query = api.signed(api.admin, **_run(ipaddress="198.51.100.16"))
+    for _ in range(2):
+        r = await api.get(query)
+        assert r.status_code == 431 and "Unable to find a system vm" in _text(r)
+    async with db() as s:
+        assert (await s.execute(select(UsedSignature))).scalars().all() == []
 
 
 async def test_a_request_refused_before_its_handler_does_not_spend_it(api: Api) -> None:
@@ -305,7 +341,7 @@ async def test_require_expires_refuses_a_signature_without_it(
 
 
 async def test_a_spent_signature_is_remembered_until_it_expires(
-    api: Api, db: async_sessionmaker[AsyncSession]
+    api: Api, db: async_sessionmaker[AsyncSession], acting: Starts
 ) -> None:
     expires = utcnow().replace(microsecond=0) + timedelta(minutes=5)
     with_expiry = api.signed(
@@ -313,7 +349,7 @@ async def test_a_spent_signature_is_remembered_until_it_expires(
     )
     without = api.signed(api.admin, **_run(ipaddress="198.51.100.15"))
     for query in (with_expiry, without):
-        assert (await api.get(query)).status_code == 431
+        assert (await api.get(query)).status_code == 200
     async with db() as s:
         rows = {r.digest: r.expires for r in (await s.execute(select(UsedSignature))).scalars()}
     assert rows == {
