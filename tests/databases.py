@@ -9,11 +9,16 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import NoReturn
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cloudiag.db.engine import create_engine, session_factory
+from cloudiag.db.migrate import upgrade
 
 PG_ADMIN_URL = os.environ.get("CLOUDIAG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -74,3 +79,18 @@ def stored_password_hash(data_dir: Path, username: str) -> str:
             await engine.dispose()
 
     return asyncio.run(read())
+
+
+@contextlib.asynccontextmanager
+async def migrated(backend: str, folder: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A migrated database of that backend ("sqlite": a file in `folder`; "postgresql": a
+    fresh database, dropped after)."""
+    url = sqlite_url(folder) if backend == "sqlite" else await create_pg_database()
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+        if backend == "postgresql":
+            await drop_pg_database(url)

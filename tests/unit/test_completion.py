@@ -12,16 +12,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cloudiag.db.engine import create_engine, session_factory
-from cloudiag.db.migrate import upgrade
-from cloudiag.db.models import AsyncJob, Event, Host, User, VirtualMachine, Zone, utcnow
+from cloudiag.db.models import AsyncJob, Event, utcnow
 from cloudiag.domain import Caller, JobStatus
 from cloudiag.jobs import completion, outcomes
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.final_state import failed
 from cloudiag.jobs.ownership import ORPHAN_GRACE, OUTCOME_LOST, OWNER_GONE, Ownership
 from cloudiag.services.runs import CreatedRun, Limits, create_jobs, find_targets, plan_run
-from tests.databases import create_pg_database, drop_pg_database, sqlite_url
+from tests.databases import migrated
+from tests.unit.zone_rows import add_zone
 
 CALLER = Caller(id="user-1", username="u", role="Admin", account_id="acct", domain_id="dom")
 #: VM name -> (its type, the event type of its diagnostics, the resource type of its events)
@@ -37,39 +36,14 @@ async def sessions(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """A migrated database of each backend: one host, its three system VMs, one user."""
-    url = sqlite_url(tmp_path) if request.param == "sqlite" else await create_pg_database()
-    engine = create_engine(url)
-    try:
-        await upgrade(engine)
-        factory = session_factory(engine)
-        async with factory.begin() as s:
-            s.add(Zone(id="zone-1", name="z"))
-            await s.flush()
-            s.add(Host(id="host-1", name="host-one", zone_id="zone-1"))
-            await s.flush()
-            s.add(
-                User(
-                    id=CALLER.id,
-                    username=CALLER.username,
-                    role="Admin",
-                    password_hash="x",
-                    api_key="k",
-                    secret_key="s",
-                    account_id=CALLER.account_id,
-                    domain_id=CALLER.domain_id,
-                )
-            )
-            for name, (vm_type, _, _) in VMS.items():
-                s.add(
-                    VirtualMachine(
-                        id=name, name=name, vm_type=vm_type, host_id="host-1", zone_id="zone-1"
-                    )
-                )
+    async with migrated(request.param, tmp_path) as factory:
+        await add_zone(
+            factory,
+            CALLER,
+            {name: vm_type for name, (vm_type, _, _) in VMS.items()},
+            host_name="host-one",
+        )
         yield factory
-    finally:
-        await engine.dispose()
-        if request.param == "postgresql":
-            await drop_pg_database(url)
 
 
 async def _run(

@@ -15,9 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.bus.messages import RunResult
-from cloudiag.db.engine import create_engine, session_factory
-from cloudiag.db.migrate import upgrade
-from cloudiag.db.models import AsyncJob, Event, Host, User, VirtualMachine, Zone, utcnow
+from cloudiag.db.models import AsyncJob, Event, VirtualMachine, utcnow
 from cloudiag.domain import Caller, InvalidInput, JobStatus, NotFound
 from cloudiag.jobs import outcomes
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
@@ -32,8 +30,9 @@ from cloudiag.services.runs import (
     plan_run,
     start_diagnostics,
 )
-from tests.databases import create_pg_database, drop_pg_database, sqlite_url
+from tests.databases import migrated
 from tests.unit.fake_agents import FakeAgents
+from tests.unit.zone_rows import add_zone
 
 CALLER = Caller(id="user-1", username="u", role="Admin", account_id="acct", domain_id="dom")
 VMS = {"r-1-VM": "domainrouter", "s-2-VM": "secondarystoragevm", "v-3-VM": "consoleproxy"}
@@ -45,39 +44,9 @@ async def sessions(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """A migrated database of each backend holding one host with three system VMs."""
-    url = sqlite_url(tmp_path) if request.param == "sqlite" else await create_pg_database()
-    engine = create_engine(url)
-    try:
-        await upgrade(engine)
-        factory = session_factory(engine)
-        async with factory.begin() as s:
-            s.add(Zone(id="zone-1", name="z"))
-            await s.flush()  # no relationships: the unit of work does not order by foreign key
-            s.add(Host(id="host-1", name="host", zone_id="zone-1"))
-            await s.flush()
-            s.add(
-                User(
-                    id=CALLER.id,
-                    username=CALLER.username,
-                    role="Admin",
-                    password_hash="x",
-                    api_key="k",
-                    secret_key="s",
-                    account_id=CALLER.account_id,
-                    domain_id=CALLER.domain_id,
-                )
-            )
-            for name, vm_type in VMS.items():
-                s.add(
-                    VirtualMachine(
-                        id=name, name=name, vm_type=vm_type, host_id="host-1", zone_id="zone-1"
-                    )
-                )
+    async with migrated(request.param, tmp_path) as factory:
+        await add_zone(factory, CALLER, VMS, host_name="host")
         yield factory
-    finally:
-        await engine.dispose()
-        if request.param == "postgresql":
-            await drop_pg_database(url)
 
 
 @pytest.fixture

@@ -28,12 +28,10 @@ from cloudiag.api.signing import (
     verify_signature,
 )
 from cloudiag.client import ApiKey, signature
-from cloudiag.db.engine import create_engine, session_factory
-from cloudiag.db.migrate import upgrade
 from cloudiag.db.models import UsedSignature, utcnow
 from cloudiag.services import accounts, housekeeping, used_signatures
 from cloudiag.settings import Settings
-from tests.databases import create_pg_database, drop_pg_database, sqlite_url
+from tests.databases import migrated
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -143,15 +141,8 @@ async def memory(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """A migrated database of each backend (PostgreSQL: a fresh one, dropped after)."""
-    url = sqlite_url(tmp_path) if request.param == "sqlite" else await create_pg_database()
-    engine = create_engine(url)
-    try:
-        await upgrade(engine)
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
-        if request.param == "postgresql":
-            await drop_pg_database(url)
+    async with migrated(request.param, tmp_path) as factory:
+        yield factory
 
 
 async def test_a_signature_is_used_once(memory: async_sessionmaker[AsyncSession]) -> None:
