@@ -17,7 +17,7 @@ from cloudiag.domain import Caller, JobStatus
 from cloudiag.jobs import completion, outcomes
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.final_state import failed
-from cloudiag.jobs.ownership import ORPHAN_GRACE, OUTCOME_LOST, OWNER_GONE, Ownership
+from cloudiag.jobs.ownership import ORPHAN_GRACE, OUTCOME_LOST, Ownership
 from cloudiag.services.runs import CreatedRun, Limits, create_jobs, find_targets, plan_run
 from tests.databases import migrated
 from tests.unit.zone_rows import add_zone
@@ -126,30 +126,48 @@ def _fields(event: Event) -> dict[str, Any]:
 async def test_the_sweep_writes_every_failed_jobs_completed_event(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    mine = (await _run(sessions, "me", ["r-1-VM"])).jobs[0]
+    mine = await _run(sessions, "me", ["s-2-VM", "v-3-VM"])  # its runner holds neither
+    alive = (await _run(sessions, "alive", ["r-1-VM"])).jobs[0]
+    later = utcnow() + timedelta(seconds=ORPHAN_GRACE + 1)
+    await _owner(sessions, "alive").heartbeat(later)
+
+    me = _owner(sessions, "me")
+    assert await me.sweep(later) == 2
+
+    for job in mine.jobs:
+        assert [_fields(e) for e in await _completed(sessions, job.job_id)] == [
+            _expected(job, OUTCOME_LOST)
+        ]
+    assert mine.parent_id is not None
+    [group] = await _completed(sessions, mine.parent_id)
+    assert group.description == "Diagnostics on 2 system vms: 2 of 2 jobs failed"
+    assert await _status(sessions, alive.job_id) == JobStatus.PENDING
+    assert await _completed(sessions, alive.job_id) == []
+    assert await me.sweep(later) == 0  # nothing twice
+    for job in mine.jobs:
+        assert len(await _completed(sessions, job.job_id)) == 1
+
+
+async def test_a_dead_servers_jobs_are_taken_over_not_failed(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
     theirs = await _run(sessions, "gone", ["s-2-VM", "v-3-VM"])
     alive = (await _run(sessions, "alive", ["r-1-VM"])).jobs[0]
     await _owner(sessions, "gone").heartbeat(utcnow() - timedelta(days=1))
     later = utcnow() + timedelta(seconds=ORPHAN_GRACE + 1)
     await _owner(sessions, "alive").heartbeat(later)
 
-    me = _owner(sessions, "me")
-    assert await me.sweep(later) == 3
-
-    assert [_fields(e) for e in await _completed(sessions, mine.job_id)] == [
-        _expected(mine, OUTCOME_LOST)
-    ]
+    me, other = _owner(sessions, "me"), _owner(sessions, "other")
+    taken = await me.adopt_orphans(later)
+    assert sorted(taken) == sorted(job.job_id for job in theirs.jobs)
+    assert await other.adopt_orphans(later) == []  # Each job goes to one server.
+    async with sessions() as s:
+        owners = await s.execute(select(AsyncJob.id, AsyncJob.server_id, AsyncJob.status))
+        rows = {job_id: (owner, status) for job_id, owner, status in owners}
     for job in theirs.jobs:
-        assert [_fields(e) for e in await _completed(sessions, job.job_id)] == [
-            _expected(job, OWNER_GONE)
-        ]
-    assert theirs.parent_id is not None
-    [group] = await _completed(sessions, theirs.parent_id)
-    assert group.description == "Diagnostics on 2 system vms: 2 of 2 jobs failed"
-    assert await _status(sessions, alive.job_id) == JobStatus.PENDING
-    assert await _completed(sessions, alive.job_id) == []
-    assert await me.sweep(later) == 0  # nothing twice
-    assert len(await _completed(sessions, mine.job_id)) == 1
+        assert rows[job.job_id] == ("me", JobStatus.PENDING)
+        assert await _completed(sessions, job.job_id) == []
+    assert rows[alive.job_id] == ("alive", JobStatus.PENDING)
 
 
 async def test_the_event_is_the_one_the_engine_writes(

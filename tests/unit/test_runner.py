@@ -24,7 +24,7 @@ from cloudiag.jobs import runner as runner_module
 from cloudiag.jobs.agent_protocol import RESULT_GRACE, WITHDRAWN, AgentClient
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.final_state import RESTART_BY, RESTARTED, SHUTDOWN_BY, SHUTDOWN_TEXT
-from cloudiag.jobs.ownership import ORPHAN_GRACE, OUTCOME_LOST, OWNER_GONE, SERVER_TIMEOUT
+from cloudiag.jobs.ownership import ORPHAN_GRACE, OUTCOME_LOST, SERVER_TIMEOUT
 from cloudiag.jobs.runner import JobRunner
 from tests.unit.fake_agents import FakeAgents
 
@@ -403,17 +403,26 @@ async def test_a_live_servers_running_job_is_not_swept_by_another(
     assert await busy.sweep(later) == 0  # Nor by its own: it holds the job.
 
 
-async def test_jobs_of_a_server_that_stopped_beating_are_swept(
-    db: async_sessionmaker[AsyncSession],
+async def test_a_job_of_a_server_that_stopped_beating_is_taken_over_to_its_end(
+    db: async_sessionmaker[AsyncSession], runners: Runners, agents: Agents
 ) -> None:
+    """Its server died after sending it: another server's sweep takes it over, and stores
+    the result its agent sends, rather than fail a job that is still running fine."""
+    agent = await agents()
+    me = await runners("me")
+    job = await _new_job(db, 1, server_id="gone")
+    await me.agents.send(job)  # As the server "gone" did, before it died.
+    await _until(lambda: job.job_id in agent.running)
     gone = JobRunner(db, nc=None, server_id="gone")  # type: ignore[arg-type]
-    me = JobRunner(db, nc=None, server_id="me")  # type: ignore[arg-type]
-    job = await _new_job(db, 1, server_id="gone")  # time limit 120 s: not what fails it
-    await gone.heartbeat()
+    await gone.heartbeat(utcnow() - timedelta(days=1))
     soon = utcnow() + timedelta(seconds=max(SERVER_TIMEOUT, ORPHAN_GRACE) + 1)
-    assert await me.sweep(soon) == 1
-    row = await _job(db, job.job_id)
-    assert row.status == 2 and row.result == {"errorcode": 530, "errortext": OWNER_GONE}
+    assert await me.sweep(soon) == 0  # Nothing failed...
+    assert (await _job(db, job.job_id)).server_id == "me"  # ...it is this server's now.
+    await agent.finish(job.job_id, stdout="64 bytes\n")
+    row = await _final(db, job.job_id)
+    assert row.status == 1 and row.result is not None
+    assert row.result["diagnostics"]["stdout"] == "64 bytes\n"
+    assert await _completed(db, job.job_id) == 1
 
 
 async def test_an_own_job_this_runner_no_longer_holds_is_swept(

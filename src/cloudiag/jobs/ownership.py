@@ -3,8 +3,9 @@
 Every job records the server that runs it (async_jobs.server_id). Each server stamps its
 heartbeat in management_servers; while a server's stamp is fresh, its pending jobs are its
 own to end. A server takes over at its start the jobs its previous run left (left_pending,
-and the runner's recovery), and its periodic sweep fails those of a server that stopped
-beating. A parent job is nobody's: it
+and the runner's recovery), and its periodic sweep takes over those of a server that
+stopped beating (adopt_orphans): their requests and results are on the bus, so any server
+can follow them to their end. The sweep fails only what nobody can finish. A parent job is nobody's: it
 follows its children, and is settled in the transaction that fails them.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -35,10 +36,6 @@ SWEEP_INTERVAL = 30.0
 #: A server whose heartbeat is this old has stopped: others fail its pending jobs.
 SERVER_TIMEOUT = 3 * SWEEP_INTERVAL
 #: The errortexts of the jobs a sweep fails, by why nobody will finish them.
-OWNER_GONE = (
-    f"The management server running the job stopped (no heartbeat for {SERVER_TIMEOUT:g} s); "
-    "run the diagnostic again"
-)
 OUTCOME_LOST = "The management server could not store the job's outcome; run the diagnostic again"
 PAST_LIMIT = (
     "No management server finished the job within its time limit (its server stopped); "
@@ -93,14 +90,54 @@ class Ownership:
                 if row.name != self.server_label:  # Restarted elsewhere: same id, new place.
                     row.name, row.started = self.server_label, now
 
+    async def adopt_orphans(self, now: datetime | None = None) -> list[str]:
+        """Make this server the owner of the pending jobs of servers whose heartbeat went
+        stale; the ids it took (the runner follows them from here).
+
+        A dead server's jobs are not lost: their requests and results are on the bus, and
+        any server can follow them to their end. One UPDATE per dead server, guarded by
+        the old owner and the pending state, so that of several live servers sweeping at
+        once each job goes to exactly one.
+        """
+        now = now or utcnow()
+        stale = now - timedelta(seconds=SERVER_TIMEOUT)
+        taken: list[str] = []
+        async with self.db.begin() as db:
+            dead = await db.scalars(
+                select(ManagementServer.id).where(
+                    ManagementServer.last_seen < stale, ManagementServer.id != self.server_id
+                )
+            )
+            for owner in list(dead):
+                result = await db.execute(
+                    update(AsyncJob)
+                    .where(
+                        _PENDING_RUN,
+                        AsyncJob.server_id == owner,
+                        AsyncJob.created < now - timedelta(seconds=ORPHAN_GRACE),
+                    )
+                    .values(server_id=self.server_id)
+                    .returning(AsyncJob.id)
+                )
+                ids = list(result.scalars())
+                if ids:
+                    log.warning(
+                        "taking over %d jobs of server %s (no heartbeat for %g s)",
+                        len(ids),
+                        owner,
+                        SERVER_TIMEOUT,
+                    )
+                taken += ids
+        return taken
+
     async def sweep(self, now: datetime | None = None) -> int:
         """Fail pending jobs no server will finish; how many.
 
         A job, queued or running, is its server's to end while that server's heartbeat is
-        fresh. The sweep fails it only when its server's heartbeat has gone stale (recover()
-        covers a server that comes back, this one that does not); or it is this server's
-        and its runner no longer holds it (storing its outcome failed); or its server never
-        beat (an older version) and it is long past its time limit.
+        fresh; a dead server's jobs are taken over (adopt_orphans), not failed. The sweep
+        fails a job only when it is this server's and its runner no longer holds it
+        (storing its outcome failed), or its server never beat (an older version) and it
+        is long past its time limit.
         """
         now = now or utcnow()
         async with self.db.begin() as db:
@@ -134,8 +171,8 @@ class Ownership:
         """Why nobody will finish this pending job (its errortext), or '' if its owner will."""
         if owner == self.server_id:
             return "" if self._holds(job_id) else OUTCOME_LOST
-        if last_seen is not None:
-            return OWNER_GONE if (now - last_seen).total_seconds() > SERVER_TIMEOUT else ""
+        if last_seen is not None:  # Its server's while it beats; adopted once it stops.
+            return ""
         limit = float((request or {}).get("timelimit", MAX_TIME_LIMIT))
         late = (now - created).total_seconds() > limit + RESULT_GRACE + ORPHAN_GRACE
         return PAST_LIMIT if late else ""

@@ -135,8 +135,22 @@ class JobRunner:
         await self.ownership.heartbeat(now)
 
     async def sweep(self, now: datetime | None = None) -> int:
-        """Fail the pending jobs no server will finish; how many (see Ownership)."""
+        """Take over the jobs of servers that stopped, then fail the pending jobs no server
+        will finish; how many failed (see Ownership)."""
+        ids = await self.ownership.adopt_orphans(now)
+        async with self.db() as db:
+            jobs = await load_jobs(db, ids, start_timeout=self.start_timeout)
+        for job in jobs:
+            self._hold(job, self._adopt(job))
         return await self.ownership.sweep(now)
+
+    async def _adopt(self, job: DiagnosticsJob) -> FinalState | None:
+        """Follow a dead server's job to its end, as if this server had sent it."""
+        self._on_agent[job.job_id] = job
+        try:
+            return await self._follow(job)
+        finally:
+            self._on_agent.pop(job.job_id, None)
 
     async def cancel(
         self, job_id: str, host_id: str, by: str, timeout: float = ANSWER_TIMEOUT
@@ -301,11 +315,7 @@ class JobRunner:
             await asyncio.sleep(1.0)
             seen = await self.agents.whereabouts(job)
         if seen.state == "queued":
-            self._on_agent[job.job_id] = job
-            try:
-                return await self._follow(job)
-            finally:
-                self._on_agent.pop(job.job_id, None)
+            return await self._adopt(job)
         if seen.state == "running":
             self._on_agent[job.job_id] = job
             try:
