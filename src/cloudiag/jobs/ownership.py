@@ -5,8 +5,8 @@ heartbeat in management_servers; while a server's stamp is fresh, its pending jo
 own to end. A server takes over at its start the jobs its previous run left (left_pending,
 and the runner's recovery), and its periodic sweep takes over those of a server that
 stopped beating (adopt_orphans): their requests and results are on the bus, so any server
-can follow them to their end. The sweep fails only what nobody can finish. A parent job is nobody's: it
-follows its children, and is settled in the transaction that fails them.
+can follow them to their end. The sweep fails only what nobody can finish. A parent job is
+nobody's: it follows its children, and is settled in the transaction that fails them.
 """
 
 from __future__ import annotations
