@@ -10,36 +10,14 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
+from cloudiag.backoff import Backoff
 from cloudiag.child_process import stop_process
 
 log = logging.getLogger(__name__)
 
 #: Starts the child and returns it once it is ready; raises when it cannot.
 Spawn = Callable[[], Awaitable[asyncio.subprocess.Process]]
-
-
-@dataclass
-class Backoff:
-    """The delays before restarts: `first`, doubling up to `longest`, and back to `first`
-    once the child had run `healthy_after` seconds (it was working, not crash-looping)."""
-
-    first: float = 0.5
-    longest: float = 30.0
-    healthy_after: float = 60.0
-    _next: float = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._next = self.first
-
-    def delay(self, ran_for: float) -> float:
-        """The delay before the next start of a child that ran `ran_for` seconds (0 for a
-        start that failed)."""
-        if ran_for >= self.healthy_after:
-            self._next = self.first
-        delay, self._next = self._next, min(self._next * 2, self.longest)
-        return delay
 
 
 def exit_reason(returncode: int) -> str:

@@ -30,6 +30,7 @@ from cloudiag.agent.requests import RequestTaker, restarted
 from cloudiag.agent.result_spool import ResultSpool
 from cloudiag.agent.results import ResultSender
 from cloudiag.agent.sources.base import Source
+from cloudiag.backoff import Backoff
 from cloudiag.bus import pull, subjects
 from cloudiag.bus.connect import connect
 from cloudiag.bus.embedded import redact
@@ -40,7 +41,7 @@ from cloudiag.bus.messages import (
     RunResult,
     StatusReply,
 )
-from cloudiag.bus.streams import JetStreamUnavailable, ensure_jetstream
+from cloudiag.bus.streams import ensure_jetstream
 from cloudiag.logs import job_id_var
 
 log = logging.getLogger(__name__)
@@ -163,17 +164,15 @@ class Agent:
     async def _streams(self) -> None:
         """Make (or find) the streams and the job table; at start and after each reconnect."""
         assert self._nc is not None
-        delay = 0.2
+        backoff = Backoff(first=0.2, longest=5.0)
         while True:
             try:
                 self._js, self._kv = await ensure_jetstream(self._nc)
                 return
-            except JetStreamUnavailable:
-                raise
-            except (NatsError, TimeoutError, OSError) as exc:
+            except (NatsError, TimeoutError, OSError) as exc:  # Not JetStreamUnavailable.
+                delay = backoff.delay()
                 log.warning("JetStream not ready (%s); again in %g s", exc, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
     async def _finish_leftovers(self) -> None:
         """End what an earlier process of this agent left: results it kept on disk are sent

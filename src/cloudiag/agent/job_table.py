@@ -14,11 +14,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
-from cloudiag.bus import subjects
+from cloudiag.bus import job_records, subjects
 from cloudiag.bus.messages import JobRecord, RunResult
 
 log = logging.getLogger(__name__)
@@ -54,19 +54,7 @@ class JobTable:
 
     async def get(self, job_id: str) -> JobRecord | None:
         """The job's record, or None."""
-        bucket = await self._bucket()
-        try:
-            entry = await bucket.get(subjects.job_key(self.host_id, job_id))
-        except KeyNotFoundError:
-            return None
-        value = getattr(entry, "value", None)
-        if not value:
-            return None
-        try:
-            return JobRecord.model_validate_json(value)
-        except ValidationError:
-            log.warning("malformed record of job %s in the job table", job_id)
-            return None
+        return await job_records.read(await self._bucket(), self.host_id, job_id)
 
     async def finish(self, result: RunResult) -> None:
         """Record the job's result, once it is in the results stream."""

@@ -23,11 +23,6 @@ from cloudiag.logs import job_id_var
 log = logging.getLogger(__name__)
 
 
-def refused(job_id: str, why: str) -> RunResult:
-    """The result of a job the agent did not run."""
-    return RunResult(job_id=job_id, stdout="", stderr="", exitcode="-1", refused=why)
-
-
 def stale(req: RunRequest, now: float) -> str:
     """Why the request is too late to start, or ''."""
     late = now - req.start_by
@@ -90,10 +85,10 @@ class RequestTaker:
         await msg.ack()
         if error:  # Only a race with the VM's state could get here after refusal() passed.
             log.warning("refused diagnostic: %s", error)
-            await self._send(refused(job_id, error))
+            await self._send(RunResult.refusal(job_id, error))
 
     async def _refuse(self, msg: Msg, job_id: str, why: str) -> None:
-        result = refused(job_id, why)
+        result = RunResult.refusal(job_id, why)
         existing = await self.table.claim(
             job_id, JobRecord(state="finished", session=self.table.session, result=result)
         )

@@ -11,16 +11,16 @@ from nats.js import JetStreamContext
 
 from cloudiag.agent.job_table import JobTable
 from cloudiag.agent.result_spool import ResultSpool
-from cloudiag.bus import subjects
+from cloudiag.backoff import Backoff
+from cloudiag.bus import streams, subjects
 from cloudiag.bus.messages import RunResult
 
 log = logging.getLogger(__name__)
 
-#: JetStream's header naming a message, by which a stream drops a copy sent twice.
-MSG_ID = "Nats-Msg-Id"
 #: Room left in a message for its headers and subject.
 RESULT_HEADROOM = 1024
 PUBLISH_TIMEOUT = 5.0
+#: Back-off between attempts while the bus is away.
 RETRY_FIRST = 0.2
 RETRY_MAX = 5.0
 
@@ -101,16 +101,16 @@ class ResultSender:
             result.encode(),
             timeout=PUBLISH_TIMEOUT,
             stream=subjects.RESULTS_STREAM,
-            headers={MSG_ID: result.job_id},
+            headers={streams.MSG_ID: result.job_id},
         )
 
     async def _retry(self, what: str, attempt: Callable[[], Awaitable[object]]) -> None:
-        delay = RETRY_FIRST
+        backoff = Backoff(first=RETRY_FIRST, longest=RETRY_MAX)
         while True:
             try:
                 await attempt()
                 return
             except (NatsError, OSError, TimeoutError) as exc:
+                delay = backoff.delay()
                 log.warning("could not %s (%s); again in %g s", what, exc, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)

@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cloudiag.backoff import Backoff
 from cloudiag.child_process import die_with_parent, stop_process
-from cloudiag.supervisor import Backoff, Supervisor
+from cloudiag.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 

@@ -120,6 +120,11 @@ class RunResult(Message):
     #: Why the agent did not run the job at all (invalid here, VM stopped, request stale…).
     refused: str = ""
 
+    @classmethod
+    def refusal(cls, job_id: str, why: str) -> RunResult:
+        """The result of a job that was not run, and why."""
+        return cls(job_id=job_id, stdout="", stderr="", exitcode="-1", refused=why)
+
 
 class JobRecord(Message):
     """An agent's record of one job in its job table (a JetStream key-value bucket).

@@ -18,6 +18,8 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from cloudiag.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 #: How long one fetch waits for a message before it asks again.
@@ -61,7 +63,7 @@ async def consume(
     no more than it can start); each fetched message is handled in a task of its own.
     """
     assert config.durable_name is not None and config.filter_subject is not None
-    delay = RETRY_FIRST
+    backoff = Backoff(first=RETRY_FIRST, longest=RETRY_MAX)
     pending: set[asyncio.Task[None]] = set()
     while True:
         try:
@@ -69,11 +71,11 @@ async def consume(
                 config.filter_subject, durable=config.durable_name, stream=stream, config=config
             )
         except (NatsError, TimeoutError, OSError) as exc:
+            delay = backoff.delay()
             log.warning(
                 "cannot bind consumer %s (%s); again in %g s", config.durable_name, exc, delay
             )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
             continue
         try:
             while True:
@@ -85,12 +87,13 @@ async def consume(
                 if batch > 1:
                     with contextlib.suppress(TimeoutError):
                         msgs += await sub.fetch(batch - 1, timeout=DRAIN_WAIT)
-                delay = RETRY_FIRST
+                backoff.reset()
                 for msg in msgs:
                     task = asyncio.create_task(_handle(handle, msg))
                     pending.add(task)
                     task.add_done_callback(pending.discard)
         except (NatsError, OSError) as exc:
+            delay = backoff.delay()
             log.warning(
                 "consumer %s interrupted (%s); binding again in %g s",
                 config.durable_name,
@@ -98,7 +101,6 @@ async def consume(
                 delay,
             )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
         finally:
             try:
                 await sub.unsubscribe()

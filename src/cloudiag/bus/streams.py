@@ -39,6 +39,11 @@ DUPLICATE_WINDOW = 600.0
 JOBS_TTL = 86400.0
 
 
+#: JetStream's header naming a message: a stream drops a second message of the same id
+#: within its duplicate window (both requests and results carry their job's id).
+MSG_ID = "Nats-Msg-Id"
+
+
 class JetStreamUnavailable(RuntimeError):
     """The NATS server has no JetStream, which cloudiag needs for durable delivery."""
 
@@ -54,23 +59,22 @@ def stream_configs() -> list[StreamConfig]:
             max_bytes=OUTPUT_MAX_BYTES,
             discard=DiscardPolicy.OLD,
         ),
-        StreamConfig(
-            name=subjects.REQUESTS_STREAM,
-            subjects=[subjects.REQUESTS_SUBJECTS],
-            storage=StorageType.FILE,
-            retention=RetentionPolicy.WORK_QUEUE,
-            max_age=REQUESTS_MAX_AGE,
-            duplicate_window=DUPLICATE_WINDOW,
-        ),
-        StreamConfig(
-            name=subjects.RESULTS_STREAM,
-            subjects=[subjects.RESULTS_SUBJECTS],
-            storage=StorageType.FILE,
-            retention=RetentionPolicy.WORK_QUEUE,
-            max_age=RESULTS_MAX_AGE,
-            duplicate_window=DUPLICATE_WINDOW,
-        ),
+        _work_queue(subjects.REQUESTS_STREAM, subjects.REQUESTS_SUBJECTS, REQUESTS_MAX_AGE),
+        _work_queue(subjects.RESULTS_STREAM, subjects.RESULTS_SUBJECTS, RESULTS_MAX_AGE),
     ]
+
+
+def _work_queue(name: str, subject: str, max_age: float) -> StreamConfig:
+    """A durable stream whose messages go once their consumer acknowledges them, with
+    copies of one message id dropped."""
+    return StreamConfig(
+        name=name,
+        subjects=[subject],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.WORK_QUEUE,
+        max_age=max_age,
+        duplicate_window=DUPLICATE_WINDOW,
+    )
 
 
 def jobs_bucket_config() -> KeyValueConfig:

@@ -22,7 +22,8 @@ from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
-from cloudiag.bus import subjects
+from cloudiag.backoff import Backoff
+from cloudiag.bus import job_records, streams, subjects
 from cloudiag.bus.messages import CancelReply, CancelRequest, JobRecord, RunResult
 from cloudiag.jobs import whereabouts
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob, JobFailed
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 RESULT_GRACE = 10.0
 #: How long a cancel or a status request waits for the agent.
 ANSWER_TIMEOUT = 5.0
-#: JetStream's header naming a message: the stream drops a copy sent twice.
-MSG_ID = "Nats-Msg-Id"
 PUBLISH_TIMEOUT = 5.0
 RETRY_FIRST = 0.2
 RETRY_MAX = 2.0
@@ -54,7 +53,7 @@ class AgentClient:
         """Put the job's request in the stream, trying again while the bus is away; JobFailed
         once its deadline to start has passed without the stream taking it."""
         req = job.request
-        delay = RETRY_FIRST
+        backoff = Backoff(first=RETRY_FIRST, longest=RETRY_MAX)
         while True:
             try:
                 js, _ = self._bus()
@@ -63,11 +62,12 @@ class AgentClient:
                     req.encode(),
                     timeout=PUBLISH_TIMEOUT,
                     stream=subjects.REQUESTS_STREAM,
-                    headers={MSG_ID: job.job_id},
+                    headers={streams.MSG_ID: job.job_id},
                 )
                 log.info("request queued for host %s (seq %s)", job.host_name, ack.seq)
                 return
             except (NatsError, TimeoutError, OSError) as exc:
+                delay = backoff.delay()
                 if time.time() + delay > req.start_by:
                     raise JobFailed(
                         f"The message bus did not take the job before its deadline to start "
@@ -77,7 +77,6 @@ class AgentClient:
                     "the request stream did not take the job (%s); again in %g s", exc, delay
                 )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
 
     async def whereabouts(self, job: DiagnosticsJob) -> Whereabouts:
         """What became of the job, as the bus knows it."""
@@ -95,23 +94,17 @@ class AgentClient:
         create-once is the arbiter between the agent taking the request and the server
         giving up on it. The request is then deleted from the stream, if still there.
         """
-        tombstone = JobRecord(
-            state="finished",
-            result=RunResult(job_id=job.job_id, stdout="", stderr="", exitcode="-1", refused=why),
-        )
+        tombstone = JobRecord(state="finished", result=RunResult.refusal(job.job_id, why))
         try:
             js, kv = self._bus()
             try:
                 await kv.create(subjects.job_key(job.host_id, job.job_id), tombstone.encode())
             except KeyWrongLastSequenceError:
-                found = await whereabouts.record(kv, job.host_id, job.job_id)
+                found = await job_records.read(kv, job.host_id, job.job_id)
                 return found is not None and found.session == ""
             try:
-                msg = await js.get_msg(
-                    subjects.REQUESTS_STREAM,
-                    subject=subjects.agent_request(job.host_id, job.job_id),
-                )
-                if msg.seq is not None:
+                msg = await job_records.queued_request(js, job.host_id, job.job_id)
+                if msg is not None and msg.seq is not None:
                     await js.delete_msg(subjects.REQUESTS_STREAM, msg.seq)
             except NatsError:
                 pass  # Gone already; an agent that has it finds the record and skips it.

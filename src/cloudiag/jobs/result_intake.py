@@ -21,6 +21,7 @@ from cloudiag.bus import pull, subjects
 from cloudiag.bus.messages import RunResult
 from cloudiag.db.transient import is_transient
 from cloudiag.jobs import final_state, outcomes
+from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.job_rows import load_jobs
 from cloudiag.logs import job_id_var
 
@@ -44,11 +45,14 @@ class ResultIntake:
         js: Callable[[], JetStreamContext],
         *,
         start_timeout: float,
+        held: Callable[[str], DiagnosticsJob | None],
         on_stored: Callable[[str], None],
     ) -> None:
         self.db = db
         self._js = js
         self.start_timeout = start_timeout
+        #: The job as this server's runner holds it, if it does (no need to read its row).
+        self._held = held
         self._on_stored = on_stored
         self._task: asyncio.Task[None] | None = None
 
@@ -106,17 +110,21 @@ class ResultIntake:
             job_id_var.reset(token)
 
     async def _store(self, job_id: str, result: RunResult) -> bool:
-        async with self.db() as db:
-            jobs = await load_jobs(db, [job_id], start_timeout=self.start_timeout)
-        if not jobs:
+        job = self._held(job_id) or await self._load(job_id)
+        if job is None:
             log.warning("result of a job this database does not have; dropped")
             return False
-        job = jobs[0]
         final = final_state.of_result(job.request.type, result, job.host_name)
         stored = await outcomes.store_once(self.db, job, final)
         if stored:
             log.info("result stored: %s", final.summary)
         return True
+
+    async def _load(self, job_id: str) -> DiagnosticsJob | None:
+        """A job another server started (or this one's previous run), from its row."""
+        async with self.db() as db:
+            jobs = await load_jobs(db, [job_id], start_timeout=self.start_timeout)
+        return jobs[0] if jobs else None
 
 
 def _deliveries(msg: Msg) -> int:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -75,20 +75,25 @@ class JobRunner:
         self.ownership = Ownership(
             db, server_id=server_id, server_label=server_label, holds=self._tasks_hold
         )
-        self.intake = ResultIntake(
-            db, self._jetstream, start_timeout=start_timeout, on_stored=self._stored
-        )
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
         #: Every job this runner holds, by id: the jobs it will end.
         self._tasks: dict[str, asyncio.Task[None]] = {}
         #: Set once a job's outcome is stored (by this server's intake or its own task).
         self._ended: dict[str, asyncio.Event] = {}
-        #: The jobs sent to an agent and not yet ended: a shutdown asks it to stop them.
-        self._on_agent: dict[str, DiagnosticsJob] = {}
+        #: The jobs this runner holds: a shutdown asks their agents to stop them, and the
+        #: intake stores their results without reading their rows back.
+        self._held: dict[str, DiagnosticsJob] = {}
         #: The jobs storing their outcome: a shutdown lets them, rather than cancel the write.
         self._finishing: set[str] = set()
         self._closing = False
+        self.intake = ResultIntake(
+            db,
+            self._jetstream,
+            start_timeout=start_timeout,
+            held=self._held.get,
+            on_stored=self._stored,
+        )
 
     def _tasks_hold(self, job_id: str) -> bool:
         return job_id in self._tasks
@@ -119,16 +124,24 @@ class JobRunner:
         one is cancelled on its agent (nobody was following it; its output so far is kept),
         a queued one runs as usual.
         """
-        ids = await self.ownership.left_pending()
-        async with self.db() as db:
-            jobs = await load_jobs(db, ids, start_timeout=self.start_timeout)
-        for job in jobs:
-            self._hold(job, self._take_over(job))
+        jobs = await self._hold_rows(await self.ownership.left_pending(), self._take_over)
         if jobs:
             log.warning(
                 "taking over %d jobs left pending by a previous run of this server", len(jobs)
             )
         return len(jobs)
+
+    async def _hold_rows(
+        self,
+        ids: list[str],
+        work: Callable[[DiagnosticsJob], Coroutine[Any, Any, FinalState | None]],
+    ) -> list[DiagnosticsJob]:
+        """Hold these jobs, rebuilt from their rows, each doing `work` to its end."""
+        async with self.db() as db:
+            jobs = await load_jobs(db, ids, start_timeout=self.start_timeout)
+        for job in jobs:
+            self._hold(job, work(job))
+        return jobs
 
     async def heartbeat(self, now: datetime | None = None) -> None:
         """Stamp this server's heartbeat (see Ownership)."""
@@ -137,20 +150,9 @@ class JobRunner:
     async def sweep(self, now: datetime | None = None) -> int:
         """Take over the jobs of servers that stopped, then fail the pending jobs no server
         will finish; how many failed (see Ownership)."""
-        ids = await self.ownership.adopt_orphans(now)
-        async with self.db() as db:
-            jobs = await load_jobs(db, ids, start_timeout=self.start_timeout)
-        for job in jobs:
-            self._hold(job, self._adopt(job))
+        # A dead server's job is followed to its end as if this server had sent it.
+        await self._hold_rows(await self.ownership.adopt_orphans(now), self._follow)
         return await self.ownership.sweep(now)
-
-    async def _adopt(self, job: DiagnosticsJob) -> FinalState | None:
-        """Follow a dead server's job to its end, as if this server had sent it."""
-        self._on_agent[job.job_id] = job
-        try:
-            return await self._follow(job)
-        finally:
-            self._on_agent.pop(job.job_id, None)
 
     async def cancel(
         self, job_id: str, host_id: str, by: str, timeout: float = ANSWER_TIMEOUT
@@ -164,6 +166,7 @@ class JobRunner:
 
     def _hold(self, job: DiagnosticsJob, work: Coroutine[Any, Any, FinalState | None]) -> None:
         self._ended[job.job_id] = asyncio.Event()
+        self._held[job.job_id] = job
         task = asyncio.create_task(self._guarded(job, work), name=f"job-{job.job_id}")
         self._tasks[job.job_id] = task
         task.add_done_callback(lambda _: self._forget(job.job_id))
@@ -171,6 +174,7 @@ class JobRunner:
     def _forget(self, job_id: str) -> None:
         self._tasks.pop(job_id, None)
         self._ended.pop(job_id, None)
+        self._held.pop(job_id, None)
         self._finishing.discard(job_id)
 
     def _stored(self, job_id: str) -> None:
@@ -186,7 +190,7 @@ class JobRunner:
         jobs would wait for the restart's recovery.
         """
         self._closing = True
-        on_agents = list(self._on_agent.values())
+        on_agents = list(self._held.values())
         if on_agents:
             await asyncio.gather(*(self._cancel_for_shutdown(job) for job in on_agents))
             # The agent answers a cancel with the output so far: the job keeps it.
@@ -234,13 +238,9 @@ class JobRunner:
     async def _run(self, job: DiagnosticsJob) -> FinalState | None:
         """Send the job and follow it to its end; its final state when this task decides it,
         None when its result was stored."""
-        self._on_agent[job.job_id] = job
-        try:
-            await self.agents.send(job)
-            await self._absent_agent(job)
-            return await self._follow(job)
-        finally:
-            self._on_agent.pop(job.job_id, None)
+        await self.agents.send(job)
+        await self._absent_agent(job)
+        return await self._follow(job)
 
     async def _absent_agent(self, job: DiagnosticsJob) -> None:
         """Fail the job at once when no agent serves its host, rather than at its deadline.
@@ -315,13 +315,9 @@ class JobRunner:
             await asyncio.sleep(1.0)
             seen = await self.agents.whereabouts(job)
         if seen.state == "queued":
-            return await self._adopt(job)
+            return await self._follow(job)
         if seen.state == "running":
-            self._on_agent[job.job_id] = job
-            try:
-                return await self._stop_left_running(job, seen)
-            finally:
-                self._on_agent.pop(job.job_id, None)
+            return await self._stop_left_running(job, seen)
         if seen.state == "unknown":
             # Never handed to the bus: the previous run died between committing the job
             # and sending it.

@@ -13,11 +13,9 @@ from typing import Literal
 
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
-from pydantic import ValidationError
 
-from cloudiag.bus import subjects
+from cloudiag.bus import job_records
 from cloudiag.bus.messages import JobRecord, RunResult
 
 State = Literal["queued", "running", "finished", "withdrawn", "unknown", "unreachable"]
@@ -36,20 +34,6 @@ class Whereabouts:
     started: float = 0.0
 
 
-async def record(kv: KeyValue, host_id: str, job_id: str) -> JobRecord | None:
-    """The job's record in the agents' job table, or None."""
-    try:
-        entry = await kv.get(subjects.job_key(host_id, job_id))
-    except KeyNotFoundError:
-        return None
-    if not entry.value:
-        return None
-    try:
-        return JobRecord.model_validate_json(entry.value)
-    except ValidationError:
-        return None
-
-
 def _of(found: JobRecord) -> Whereabouts:
     if found.session == "":
         return Whereabouts("withdrawn", found.result)
@@ -61,19 +45,13 @@ def _of(found: JobRecord) -> Whereabouts:
 async def find(js: JetStreamContext, kv: KeyValue, host_id: str, job_id: str) -> Whereabouts:
     """Ask the bus what became of the job."""
     try:
-        found = await record(kv, host_id, job_id)
+        found = await job_records.read(kv, host_id, job_id)
         if found is not None:
             return _of(found)
-        try:
-            await js.get_msg(
-                subjects.REQUESTS_STREAM, subject=subjects.agent_request(host_id, job_id)
-            )
-        except NotFoundError:
-            pass
-        else:
+        if await job_records.queued_request(js, host_id, job_id) is not None:
             return Whereabouts("queued")
         # Taken between the two reads: the record was written before the request went.
-        found = await record(kv, host_id, job_id)
+        found = await job_records.read(kv, host_id, job_id)
         return _of(found) if found is not None else Whereabouts("unknown")
     except (NatsError, TimeoutError, OSError):
         return Whereabouts("unreachable")
