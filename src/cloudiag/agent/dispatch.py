@@ -48,6 +48,9 @@ class _Control:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     #: Who asked to cancel it, first one first.
     cancelled_by: list[str] = field(default_factory=list)
+    #: Set once its tool has ended: what is left is delivering the result, and a cancel
+    #: has nothing to stop.
+    tool_ended: bool = False
 
 
 class Dispatcher:
@@ -108,7 +111,7 @@ class Dispatcher:
     def cancel(self, job_id: str, by: str) -> bool:
         """Ask a running job to stop (its result says who asked); False if it is not running."""
         entry = self._jobs.get(job_id)
-        if entry is None:
+        if entry is None or entry[1].tool_ended:
             return False
         _, control = entry
         control.cancelled_by.append(by)
@@ -138,6 +141,7 @@ class Dispatcher:
         log.info("running %s %s on %s", req.type, req.address, vm.name)
         try:
             outcome = await executor.execute(vm, req, on_record=on_record, stop=control.stop)
+            control.tool_ended = True
             result = _result(req.job_id, outcome, control.cancelled_by)
         except asyncio.CancelledError:
             # The agent is stopping: tell the server now rather than let it wait for a timeout.
