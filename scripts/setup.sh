@@ -21,6 +21,11 @@ if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
   missing+=(chromium)
 fi
 
+# The SSH executor's tests run a real OpenSSH server in each lab system VM.
+if [ "${1:-}" = "--test" ] && ! [ -x /usr/sbin/sshd ]; then
+  missing+=(openssh-server)
+fi
+
 # The fault tests start and stop PostgreSQL servers of their own (tests/pg_server.py): they
 # need the server binaries (initdb, pg_ctl), not only a reachable database.
 if [ "${1:-}" = "--test" ]; then
@@ -39,7 +44,17 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
+  # openssh-server would start a system-wide sshd on port 22: the lab runs its own sshd per
+  # VM and needs none, so services are not started by this install (policy-rc.d, only
+  # while installing, and only when the machine has none of its own).
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    guard=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$guard" >/dev/null
+    as_root chmod 755 "$guard"
+  fi
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  if [ -n "$guard" ]; then as_root rm -f "$guard"; fi
 fi
 PY=$("$PY" -c 'import sys; print(sys.executable)')
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
