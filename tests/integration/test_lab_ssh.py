@@ -247,6 +247,10 @@ def test_sshd_is_only_in_the_vm_and_the_key_only_from_the_hypervisor(
     own = Path("/proc/self/net/tcp").read_text().splitlines()[1:]
     assert not [line for line in own if line.split()[1].endswith(":0F52")]
     assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    # And in the VM's own mount namespace, the one bound in the state dir.
+    mnt = manager.default_state_dir(lab["prefix"]) / "mntns/r-1-VM"
+    assert os.stat(f"/proc/{pid}/ns/mnt").st_ino == mnt.stat().st_ino
+    assert os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
     # Another system VM on the control segment reaches the port, but the key is refused
     # there (authorized from the hypervisor's address only); so from the user VM.
     for other in ("s-2-VM", "i-4-VM"):

@@ -188,3 +188,49 @@ def test_unknown_forms_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown script form 'perl'"):
         diagnostics_script.write(tmp_path / "d.py", "perl")
     assert diagnostics_script.read(tmp_path / "d.py") is None
+
+
+# --- the executor setting and the flags that carry it ---------------------------------------
+
+
+def test_the_executor_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from cloudiag.settings import Settings
+
+    monkeypatch.delenv("CLOUDIAG_EXECUTOR", raising=False)
+    assert Settings().executor == "netns"
+    monkeypatch.setenv("CLOUDIAG_EXECUTOR", "ssh")
+    assert Settings().executor == "ssh"
+    with pytest.raises(ValidationError):
+        Settings(executor="telnet")
+
+
+def test_the_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloudiag.cli import build_parser
+    from cloudiag.cli.options import settings_from
+
+    monkeypatch.delenv("CLOUDIAG_EXECUTOR", raising=False)
+    parser = build_parser()
+    for argv in (["demo", "--executor", "ssh"], ["agent", "--executor", "ssh"]):
+        assert settings_from(parser.parse_args(argv)).executor == "ssh"
+    assert settings_from(parser.parse_args(["agent"])).executor == "netns"
+    up = parser.parse_args(["lab", "up", "--ssh", "--prefix", "cdq"])
+    assert (up.lab_command, up.ssh, up.prefix) == ("up", True, "cdq")
+    script = parser.parse_args(["lab", "script", "v-3-VM", "python2"])
+    assert (script.vm, script.form) == ("v-3-VM", "python2")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["lab", "script", "v-3-VM", "perl"])
+
+
+def test_requirements_with_ssh_name_the_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cloudiag.lab import manager, system
+
+    monkeypatch.setattr(manager.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(manager.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(system, "which", lambda tool: None if tool == "nsenter" else f"/x/{tool}")
+    assert manager.check_requirements() == []
+    assert manager.check_requirements(ssh=True) == [
+        "missing: /usr/sbin/sshd (apt-get install openssh-server)",
+        "missing: nsenter (apt-get install util-linux)",
+    ]
