@@ -339,6 +339,8 @@ def test_stop_and_start_a_vm_stop_and_start_its_sshd(lab: dict[str, Any]) -> Non
         assert not system.alive(before["ssh"]["pid"])
         assert str(mnt) not in Path("/proc/self/mountinfo").read_text()
         assert not manager.status(prefix).up
+        # Its address is gone with it: nothing answers there.
+        assert ssh(lab, "v-3-VM", "true").returncode == 255
     finally:
         manager.start_vm(prefix, "v-3-VM")
     started = vm(lab, "v-3-VM")
