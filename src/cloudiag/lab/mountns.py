@@ -64,6 +64,14 @@ def _nsenter() -> str:
     return system.which("nsenter") or "nsenter"
 
 
+def _mount(*args: str) -> list[str]:
+    return [system.which("mount") or "mount", *args]
+
+
+def _umount(*args: str) -> list[str]:
+    return [system.which("umount") or "umount", *args]
+
+
 def _mount_points(mountinfo: str) -> list[str]:
     # Field 5 of mountinfo is the mount point, octal-escaped (\040 for a space).
     fields = (line.split() for line in mountinfo.splitlines())
@@ -105,8 +113,8 @@ def _private_dir(directory: Path) -> None:
     # that would propagate into the namespace itself); on systemd hosts / is shared.
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not is_mounted(directory):
-        system.run(["mount", "--bind", str(directory), str(directory)])
-        system.run(["mount", "--make-private", str(directory)])
+        system.run(_mount("--bind", str(directory), str(directory)))
+        system.run(_mount("--make-private", str(directory)))
 
 
 def _in_vm(prefix: str, n: Node, state: Path, *argv: str) -> str:
@@ -138,13 +146,13 @@ def _make_mount_point(
         point.touch()
     work.mkdir(parents=True, exist_ok=True)
     options = f"lowerdir={parent},upperdir={upper},workdir={work}"
-    _in_vm(prefix, n, state, "mount", "-t", "overlay", "overlay", "-o", options, str(parent))
+    _in_vm(prefix, n, state, *_mount("-t", "overlay", "overlay", "-o", options, str(parent)))
 
 
 def _bind(prefix: str, n: Node, state: Path, source: Path, target: PurePosixPath) -> None:
     if not Path(target).exists():
         _make_mount_point(prefix, n, state, target, source.is_dir())
-    _in_vm(prefix, n, state, "mount", "--bind", str(source), str(target))
+    _in_vm(prefix, n, state, *_mount("--bind", str(source), str(target)))
 
 
 def create(prefix: str, n: Node, state: Path, paths: Sequence[str]) -> None:
@@ -171,10 +179,10 @@ def create(prefix: str, n: Node, state: Path, paths: Sequence[str]) -> None:
         etc = ETC_NETNS / namespace(prefix, n)
         for item in sorted(etc.iterdir()) if etc.is_dir() else []:
             if Path("/etc", item.name).exists():
-                _in_vm(prefix, n, state, "mount", "--bind", str(item), f"/etc/{item.name}")
+                _in_vm(prefix, n, state, *_mount("--bind", str(item), f"/etc/{item.name}"))
         # The VM's own sysfs (its NICs in /sys/class/net), as `ip netns exec` mounts it.
-        _in_vm(prefix, n, state, "umount", "--lazy", "/sys")
-        _in_vm(prefix, n, state, "mount", "-t", "sysfs", "sysfs", "/sys")
+        _in_vm(prefix, n, state, *_umount("--lazy", "/sys"))
+        _in_vm(prefix, n, state, *_mount("-t", "sysfs", "sysfs", "/sys"))
     except BaseException:
         remove(state, n)
         raise
@@ -187,7 +195,7 @@ def remove(state: Path, n: Node) -> None:
     """
     target = ns_file(state, n)
     if is_mounted(target):
-        system.run(["umount", str(target)])
+        system.run(_umount(str(target)))
     with contextlib.suppress(FileNotFoundError):
         target.unlink()
 
@@ -208,12 +216,12 @@ def remove_all(state: Path, nodes: Iterable[Node]) -> list[str]:
     for stray in directory.iterdir() if directory.is_dir() else []:
         if is_mounted(stray):
             try:
-                system.run(["umount", str(stray)])
+                system.run(_umount(str(stray)))
             except system.CommandError as exc:
                 errors.append(str(exc))
     if is_mounted(directory):
         try:
-            system.run(["umount", str(directory)])
+            system.run(_umount(str(directory)))
         except system.CommandError as exc:
             errors.append(str(exc))
     if not errors:
