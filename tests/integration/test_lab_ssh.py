@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from cloudiag.lab import diagnostics_script, manager, system
+from tests.integration.cli_process import CliProcess
 from tests.integration.stack import cloudiag, lab_zone
 
 pytestmark = pytest.mark.lab
@@ -420,3 +421,31 @@ def test_cli_status_shows_sshd(lab: dict[str, Any]) -> None:
     assert (
         f"ssh: from namespace {lab['prefix']}-host (169.254.0.1) as root, port 3922" in out.stdout
     )
+
+
+def test_demo_with_the_ssh_executor(tmp_path: Path) -> None:
+    skip_unless_possible()
+    prefix = new_prefix()
+    demo = CliProcess(
+        *("demo", "--executor", "ssh", "--port", "0", "--lab-prefix", prefix),
+        *("--data-dir", str(tmp_path / "data")),
+        log=tmp_path / "demo.log",
+    )
+    try:
+        demo.wait_for(rf"bringing the lab up \(prefix {prefix}, with sshd\)", timeout=60)
+        demo.wait_for(r"^cloudiag demo is running$", timeout=180)
+        lab = manager.status(prefix)
+        assert lab.ssh is not None
+        assert all(ns.ssh is not None and ns.ssh.running for ns in lab.system_vms())
+        agents = [
+            system.cmdline(int(p))
+            for p in subprocess.run(
+                ["pgrep", "-f", f"cloudiag agent --lab-prefix {prefix}"],
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+        ]
+        assert agents and all(a[a.index("--executor") + 1] == "ssh" for a in agents), agents
+    finally:
+        assert demo.stop() == 0, demo.output()
+        clean_up(prefix)
