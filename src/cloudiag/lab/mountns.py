@@ -149,7 +149,11 @@ def _make_mount_point(
     _in_vm(prefix, n, state, *_mount("-t", "overlay", "overlay", "-o", options, str(parent)))
 
 
-def _bind(prefix: str, n: Node, state: Path, source: Path, target: PurePosixPath) -> None:
+def add(prefix: str, n: Node, state: Path, path: str) -> None:
+    """Give the running VM its own ``path`` (absolute): the same path under `vm_root`,
+    which must exist, bound over it in the VM's mount namespace."""
+    target = PurePosixPath(path)
+    source = vm_root(state, n) / target.relative_to("/")
     if not Path(target).exists():
         _make_mount_point(prefix, n, state, target, source.is_dir())
     _in_vm(prefix, n, state, *_mount("--bind", str(source), str(target)))
@@ -174,8 +178,7 @@ def create(prefix: str, n: Node, state: Path, paths: Sequence[str]) -> None:
     try:
         # The VM's own paths first: an overlay made for one then lies below the binds of /etc.
         for path in paths:
-            vm_path = PurePosixPath(path)
-            _bind(prefix, n, state, vm_root(state, n) / vm_path.relative_to("/"), vm_path)
+            add(prefix, n, state, path)
         etc = ETC_NETNS / namespace(prefix, n)
         for item in sorted(etc.iterdir()) if etc.is_dir() else []:
             if Path("/etc", item.name).exists():
