@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,7 +151,7 @@ def _match(path: Path, address: str, port: int) -> KnownHostsArg:
     return _unique(found[0]), _unique(found[1]), _unique(found[2])
 
 
-def _unique(keys: list[asyncssh.SSHKey]) -> list[asyncssh.SSHKey]:
+def _unique(keys: Sequence[asyncssh.SSHKey]) -> list[asyncssh.SSHKey]:
     return list(dict.fromkeys(keys))
 
 
