@@ -185,16 +185,22 @@ async def run(
     proc = await conn.create_process(line, encoding=None, stdin=asyncssh.DEVNULL)
     out, err = bytearray(), bytearray()
     limit = _READ_FACTOR * max_output + 4096
-    reading = asyncio.gather(
-        _read(proc.stdout, limit, out), _read(proc.stderr, limit, err), proc.wait_closed()
-    )
+
+    async def answer() -> bool:
+        cut, _ = await asyncio.gather(
+            _read(proc.stdout, limit, out), _read(proc.stderr, limit, err)
+        )
+        await proc.wait_closed()
+        return cut
+
+    reading = asyncio.ensure_future(answer())
     stopper = asyncio.ensure_future(stop.wait())
     timed_out = cancelled = cut = False
     try:
         async with asyncio.timeout(time_limit):
             await asyncio.wait({reading, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if reading.done():
-            cut = reading.result()[0]
+            cut = reading.result()
         else:
             cancelled = True
     except TimeoutError:
