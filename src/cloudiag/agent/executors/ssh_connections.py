@@ -31,7 +31,7 @@ from cloudiag.bus.messages import SshAccess
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SshConnections", "SshError", "connection_key", "socket_in_netns"]
+__all__ = ["SshConnections", "SshError", "connection_key", "lost_reason", "socket_in_netns"]
 
 NETNS_DIR = "/run/netns"
 _CLONE_NEWNET = 0x40000000
@@ -113,6 +113,12 @@ class _Client(asyncssh.SSHClient):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = str(exc) if exc else "closed"
+
+
+def lost_reason(conn: asyncssh.SSHClientConnection) -> str | None:
+    """Why this connection was lost, or None while it is up."""
+    client = conn.get_owner()
+    return client.lost if isinstance(client, _Client) else None
 
 
 class _Kept:
