@@ -4,6 +4,10 @@
 ``sshd_config`` under ``root``; ``start()`` runs ``/usr/sbin/sshd -D -e -f <config>`` on
 127.0.0.1:<free port> (inside ``netns`` when given, via ``ip netns exec``), ``stop()`` kills
 it, ``new_host_key()`` replaces its host key (the next start presents another one).
+
+sshd runs in a mount namespace of its own where ``/opt`` is ``<root>/opt``: what the tests
+put in the "VM" (``/opt/cloud/bin/diagnostics.py``, the zipapp under ``/opt/…``) never
+touches the machine's own /opt.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +25,12 @@ from tests.pg_server import free_port
 from tests.processes import children
 
 SSHD = "/usr/sbin/sshd"
+# Run in the new mount namespace: /opt becomes the test's folder, then sshd replaces it.
+_MOUNT_OPT = (
+    "import os, subprocess, sys; "
+    "subprocess.run(['mount', '--bind', sys.argv[1], '/opt'], check=True); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
 
 
 def _keygen(path: Path) -> None:
@@ -76,6 +87,8 @@ class SshServer:
             "Subsystem sftp internal-sftp\n"
             "LogLevel VERBOSE\n"
         )
+        self.opt = root / "opt"
+        self.opt.mkdir(exist_ok=True)
         self.log = root / "sshd.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -92,7 +105,11 @@ class SshServer:
         """Run sshd and wait until it accepts connections."""
         # sshd's privilege separation needs this folder (Debian makes it at boot).
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        argv = [SSHD, "-D", "-e", "-f", str(self.config)]
+        argv = [
+            *("unshare", "--mount", "--propagation", "private", "--"),
+            *(sys.executable, "-c", _MOUNT_OPT, str(self.opt)),
+            *(SSHD, "-D", "-e", "-f", str(self.config)),
+        ]
         if self.netns is not None:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         with self.log.open("ab") as log:
