@@ -19,7 +19,6 @@ exit records are written if stdout still works, and the process exits 0.
 
 from __future__ import annotations
 
-import _thread
 import signal
 import sys
 import threading
@@ -140,8 +139,9 @@ class Session:
             with self._lock:
                 del self._jobs[job]
             if writer.broken:
-                # Nobody reads any more: end the session (the main thread waits on stdin).
-                _thread.interrupt_main()
+                # Nobody reads any more: end the session. The main thread waits on stdin,
+                # and only a real signal interrupts that read.
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
 
     def running(self) -> int:
         """How many jobs run now."""
@@ -155,7 +155,9 @@ class Session:
         for stop, _ in entries:
             stop.set()
         for _, thread in entries:
-            thread.join(_SHUTDOWN_WAIT)
+            # One that a signal kept from starting has nothing to wait for.
+            if thread.is_alive():
+                thread.join(_SHUTDOWN_WAIT)
 
 
 def _on_signal(signum: int, frame: object) -> None:
@@ -180,7 +182,7 @@ def serve(args: Sequence[str], *, stamp: str) -> int:
             session.handle(line)
             if out.broken:
                 break
-    except (_Ended, KeyboardInterrupt):
+    except _Ended:
         pass
     finally:
         # No signal may cut the shutdown short: the tools must not outlive the session.
