@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,6 +79,10 @@ class Settings(BaseSettings):
     #: CLOUDIAG_TRUSTED_PROXIES='["192.0.2.7"]'. None by default: the client is the peer.
     trusted_proxies: list[str] = Field(default_factory=list)
     lab_prefix: str = "cdlab"
+    #: How the agent reaches the lab's system VMs: ``netns`` (enter their namespaces) or
+    #: ``ssh`` (sshd on their control addresses, as CloudStack does; the demo then runs
+    #: the lab with sshd).
+    executor: Literal["netns", "ssh"] = "netns"
     log_level: str = "INFO"
     log_format: str = Field(default="text", pattern="^(text|json)$")
 

@@ -45,6 +45,8 @@ async def start_local_agent(settings: Settings, nats_url: str) -> Supervisor:
         "agent",
         "--lab-prefix",
         settings.lab_prefix,
+        "--executor",
+        settings.executor,
         "--heartbeat-interval",
         str(settings.heartbeat_interval),
         # Results not yet delivered wait in the demo's data directory.
@@ -163,7 +165,8 @@ async def _with_lab(
 ) -> int:
     if not with_lab:
         return await _serve(settings, sock, stop, demo=demo, local_agent=False)
-    missing = lab.check_requirements()
+    ssh = settings.executor == "ssh"
+    missing = lab.check_requirements(ssh=ssh)
     if missing:
         say("cannot build the lab:\n  " + "\n  ".join(missing), err=True)
         return 1
@@ -172,11 +175,18 @@ async def _with_lab(
             f"the lab {settings.lab_prefix} is up already (another demo's, or left behind): "
             "using it, and leaving it up; `cloudiag lab down` takes it down",
         )
+        if ssh:
+            # Idempotent: only starts the sshd the agent needs where it does not run yet.
+            try:
+                await asyncio.to_thread(lab.up, settings.lab_prefix, ssh=True)
+            except lab.LabError as exc:
+                say(f"cannot give the lab sshd: {exc}", err=True)
+                return 1
         return await _serve(settings, sock, stop, demo=demo, local_agent=True)
-    say(f"bringing the lab up (prefix {settings.lab_prefix})…")
+    say(f"bringing the lab up (prefix {settings.lab_prefix}{', with sshd' if ssh else ''})…")
     try:
         try:
-            await asyncio.to_thread(lab.up, settings.lab_prefix)
+            await asyncio.to_thread(lab.up, settings.lab_prefix, ssh=ssh)
         except lab.LabError as exc:
             say(f"cannot build the lab: {exc}", err=True)
             return 1

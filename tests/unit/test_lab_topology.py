@@ -134,6 +134,7 @@ def test_the_public_gateway_and_the_guest_route() -> None:
         ("upstream", [("eth0", "public", "203.0.113.1/24"), ("eth1", "inet", "198.51.100.1/24")]),
         ("web", [("eth0", "inet", "198.51.100.10/24")]),
         ("dns", [("eth0", "inet", "198.51.100.53/24")]),
+        ("host", [("cloud0", "control", "169.254.0.1/16")]),
     ],
 )
 def test_interface_names_as_on_cloudstack(
@@ -146,6 +147,25 @@ def test_interface_names_as_on_cloudstack(
             assert str(i.address) == address
         if segment in ("control", "mgmt"):
             assert i.address.ip in IPv4Network("169.254.0.0/16")
+
+
+def test_the_hypervisor_is_on_the_control_segment_only() -> None:
+    host = t.node("host")
+    assert t.node("hypervisor") is host
+    assert [(i.name, i.segment, str(i.address)) for i in host.interfaces] == [
+        ("cloud0", "control", "169.254.0.1/16")
+    ]
+    # No route at all: it reaches the control network's link-local range and nothing else.
+    assert host.routes == () and host.gateway is None and not host.forwarding
+    assert host.service is None and host.systemvmtype is None
+    assert t.in_lab(t.HYPERVISOR_ADDRESS)
+    assert t.namespace("cdlab", host) == "cdlab-host"
+    assert host not in t.system_vm_nodes()
+    assert [n.name for n in t.system_vm_nodes()] == ["r-1-VM", "s-2-VM", "v-3-VM"]
+    # Every system VM has a control address on the hypervisor's network, for its sshd.
+    for n in t.system_vm_nodes():
+        control = n.address_on("control")
+        assert control is not None and control in host.interfaces[0].address.network
 
 
 def test_management_nic_has_no_route() -> None:
@@ -170,6 +190,7 @@ def test_roles_and_system_vm_types() -> None:
         "upstream",
         "web",
         "dns",
+        "hypervisor",
     }
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from cloudiag import logs
-from cloudiag.cli.options import settings_from
+from cloudiag.cli.options import executor_flag, settings_from
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="NATS server URL (env CLOUDIAG_NATS_URL, better for a URL with credentials)",
     )
     p.add_argument("--lab-prefix", help="the lab whose namespaces are this host's VMs")
+    executor_flag(p)
     p.add_argument(
         "--inventory",
         type=Path,
@@ -55,7 +56,8 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     logs.setup(settings.log_level, settings.log_format)
     try:
-        lab = None if args.inventory else lab_inventory(args.lab_prefix or settings.lab_prefix)
+        prefix = args.lab_prefix or settings.lab_prefix
+        lab = None if args.inventory else lab_inventory(prefix, settings.executor)
         agent = wiring.build(
             wiring.AgentOptions(
                 settings.nats_url,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cloudiag.cli.options import listen_flags, run_stack, storage_flags
+from cloudiag.cli.options import executor_flag, listen_flags, run_stack, storage_flags
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="namespace prefix of the lab (env CLOUDIAG_LAB_PREFIX; default cdlab): another "
         "prefix runs a second lab beside the first",
     )
+    executor_flag(p)
     listen_flags(p)
     storage_flags(p)
     p.set_defaults(func=_run)

@@ -16,6 +16,7 @@ _ACTIONS = (
     ("status", "show the lab as it really is"),
     ("stop", "stop one VM of the lab (its namespace goes away)"),
     ("start", "start a stopped VM of the lab again"),
+    ("script", "switch a system VM's CloudStack-style diagnostics.py to a form (--ssh labs)"),
 )
 
 
@@ -45,8 +46,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             help="state directory of this lab (default /run/cloudiag-lab/PREFIX, "
             "env CLOUDIAG_LAB_STATE_DIR)",
         )
-        if name in ("stop", "start"):
+        if name in ("stop", "start", "script"):
             cmd.add_argument("vm", help="the VM's name or role, e.g. v-3-VM or consoleproxy")
+        if name == "up":
+            cmd.add_argument(
+                "--ssh",
+                action="store_true",
+                help="also run an OpenSSH server in each system VM on its control address, "
+                "port 3922, reached from the lab's hypervisor namespace (PREFIX-host)",
+            )
+        if name == "script":
+            cmd.add_argument(
+                "form",
+                choices=("python3", "python2"),
+                help="python3: b'…' reprs, as CloudStack's script prints under Python 3; "
+                "python2: raw text (a real python2.7 when the machine has one)",
+            )
         cmd.set_defaults(func=run)
 
 
@@ -56,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     state_dir: Path | None = args.state_dir
     try:
         if action == "up":
-            lab = manager.up(args.prefix, state_dir)
+            lab = manager.up(args.prefix, state_dir, ssh=args.ssh)
         elif action == "down":
             manager.down(args.prefix, state_dir)
             lab = manager.status(args.prefix, state_dir)
@@ -65,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
             lab = manager.status(args.prefix, state_dir)
         elif action == "start":
             manager.start_vm(args.prefix, args.vm, state_dir)
+            lab = manager.status(args.prefix, state_dir)
+        elif action == "script":
+            manager.set_script(args.prefix, args.vm, args.form, state_dir)
             lab = manager.status(args.prefix, state_dir)
         else:
             lab = manager.status(args.prefix, state_dir)
@@ -101,6 +119,12 @@ def _rows(lab: LabStatus) -> list[tuple[str, str, str, str]]:
             svc = ns.service
             state = f"pid {svc.pid}" if svc.running else "NOT RUNNING"
             nics = "; ".join(x for x in (nics, f"{svc.name} {svc.listen} {state}") if x)
+        if ns.ssh is not None:
+            state = f"pid {ns.ssh.pid}" if ns.ssh.running else "NOT RUNNING"
+            nics = f"{nics}; sshd {ns.ssh.listen} {state}"
+        if ns.script is not None:
+            emulated = ", emulated by Python 3" if ns.script.emulated else ""
+            nics = f"{nics}; {ns.script.path} {ns.script.form}{emulated}"
         rows.append((ns.namespace, ns.role, "running" if ns.running else "stopped", nics))
     return rows
 
@@ -109,6 +133,12 @@ def print_status(lab: LabStatus) -> None:
     """A readable table of the lab (rich when available, plain text otherwise)."""
     title = f"lab {lab.prefix}: {'up' if lab.up else 'down'} (zone {lab.zone.uuid})"
     targets = "targets: " + "  ".join(f"{k}={v}" for k, v in lab.targets.items())
+    if lab.ssh is not None:
+        targets += (
+            f"\nssh: from namespace {lab.ssh.hypervisor} ({lab.ssh.address}) as "
+            f"{lab.ssh.user}, port {lab.ssh.port}, key {lab.ssh.key_file}, known hosts "
+            f"{lab.ssh.known_hosts}; CloudStack's script: {lab.ssh.cloudstack_script_vm}"
+        )
     header = ("namespace", "role", "state", "interfaces")
     try:
         from rich.console import Console

@@ -22,6 +22,7 @@ _SETTING_FLAGS = (
     "database_url",
     "nats_url",
     "lab_prefix",
+    "executor",
     "heartbeat_interval",
     "log_level",
     "diagnostics_timeout",
@@ -73,6 +74,16 @@ def storage_flags(p: argparse.ArgumentParser) -> None:
         help="data directory (env CLOUDIAG_DATA_DIR; default ~/.local/share/cloudiag)",
     )
     p.add_argument("--database-url", help="database URL (env CLOUDIAG_DATABASE_URL)")
+
+
+def executor_flag(p: argparse.ArgumentParser) -> None:
+    """How the agent reaches the lab's system VMs: shared by agent and demo."""
+    p.add_argument(
+        "--executor",
+        choices=("netns", "ssh"),
+        help="reach the lab's system VMs by entering their namespaces (netns, the default) "
+        "or over SSH to their sshd on port 3922, as CloudStack does (env CLOUDIAG_EXECUTOR)",
+    )
 
 
 def listen_flags(p: argparse.ArgumentParser) -> None:

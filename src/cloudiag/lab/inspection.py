@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cloudiag.lab import system
+from cloudiag.lab import access, system
 from cloudiag.lab.errors import LabError, need_root
 from cloudiag.lab.models import InterfaceInfo, LabStatus, NamespaceInfo, ServiceInfo, ZoneInfo
 from cloudiag.lab.services import service_pid
@@ -19,6 +19,7 @@ from cloudiag.lab.topology import (
     NODES,
     SEGMENTS,
     SWITCH,
+    SYSTEM_VM_ROLES,
     TARGETS,
     VM_ROLES,
     ZONE_NAME,
@@ -30,7 +31,7 @@ from cloudiag.lab.topology import (
     zone_uuid,
 )
 
-_ROLE_ORDER = (*VM_ROLES, "upstream", "web", "dns", "switch")
+_ROLE_ORDER = (*VM_ROLES, "upstream", "web", "dns", "hypervisor", "switch")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ class Inspection:
     intact: bool
     #: Service kind -> running.
     services: dict[str, bool]
+    #: The lab runs sshd in its system VMs (`up --ssh` made its keys).
+    ssh: bool = False
+    #: System VM name -> its sshd listens (only with ``ssh``).
+    sshd: dict[str, bool] | None = None
 
 
 def lab_namespaces(prefix: str) -> list[str]:
@@ -117,7 +122,7 @@ def service_info(ns: str | None, svc: Service, state: Path) -> ServiceInfo:
 
 
 def _node_entry(
-    prefix: str, n: Node, existing: frozenset[str], state: Path
+    prefix: str, n: Node, existing: frozenset[str], state: Path, ssh: bool
 ) -> tuple[NamespaceInfo, bool, ServiceInfo | None]:
     ns = namespace(prefix, n)
     present = ns in existing
@@ -132,6 +137,8 @@ def _node_entry(
     ]
     intact = present and _nics_ok(n, links)
     service = service_info(ns if present else None, n.service, state) if n.service else None
+    with_ssh = ssh and n.role in SYSTEM_VM_ROLES
+    sshd = access.sshd_info(ns if present else None, state, n) if with_ssh else None
 
     def on(segment: str) -> str | None:
         return next((i.address for i in interfaces if i.network == segment and i.address), None)
@@ -142,12 +149,14 @@ def _node_entry(
         role=n.role,
         systemvmtype=n.systemvmtype,
         uuid=stable_uuid(prefix, n.name),
-        running=intact and (service is None or service.running),
+        running=intact and (service is None or service.running) and (sshd is None or sshd.running),
         interfaces=interfaces,
         controladdress=on("control"),
         publicaddress=on("public"),
         guestaddress=on("guest"),
         service=service,
+        ssh=sshd,
+        script=access.script_info(state, n) if with_ssh else None,
     )
     return entry, intact, service
 
@@ -183,8 +192,12 @@ def inspect(prefix: str, state: Path) -> Inspection:
     intact_all = True
     services: dict[str, bool] = {}
     warnings: list[str] = []
+    ssh = access.enabled(state)
+    sshd: dict[str, bool] = {}
     for n in NODES:
-        entry, intact, service = _node_entry(prefix, n, existing, state)
+        entry, intact, service = _node_entry(prefix, n, existing, state, ssh)
+        if entry.ssh is not None:
+            sshd[n.name] = entry.ssh.running
         entries.append(entry)
         intact_all = intact_all and intact
         if n.service is not None and service is not None:
@@ -197,10 +210,11 @@ def inspect(prefix: str, state: Path) -> Inspection:
     entries.sort(key=lambda e: _ROLE_ORDER.index(e.role))
     lab_status = LabStatus(
         prefix=prefix,
-        up=intact_all and services.get("web", False),
+        up=intact_all and services.get("web", False) and all(sshd.values()),
         zone=ZoneInfo(name=ZONE_NAME, uuid=zone_uuid(prefix)),
         namespaces=entries,
         targets=dict(TARGETS),
         warnings=warnings,
+        ssh=access.lab_info(prefix, state) if ssh else None,
     )
-    return Inspection(lab_status, existing, intact_all, services)
+    return Inspection(lab_status, existing, intact_all, services, ssh, sshd if ssh else None)

@@ -3,7 +3,8 @@
 Synchronous on purpose (it runs `ip` step by step); asyncio callers use
 ``asyncio.to_thread``. ``building`` makes the namespaces and their wiring, ``services``
 runs the lab's servers, ``resolv`` gives each namespace the lab's DNS server, and
-``inspection`` reads the lab back from the kernel; this module decides what to do with them.
+``inspection`` reads the lab back from the kernel, and ``access`` gives the system VMs their
+own files and sshd (`up --ssh`); this module decides what to do with them.
 
 State (the web root, pid and log files of the servers) lives in
 ``/run/cloudiag-lab/<prefix>`` (``$CLOUDIAG_LAB_STATE_DIR/<prefix>`` if set). `status` does
@@ -17,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from cloudiag.lab import system
+from cloudiag.lab import access, mountns, sshd, system
 from cloudiag.lab.building import build, create_node
 from cloudiag.lab.errors import LabError, as_lab_error, need_root
 from cloudiag.lab.inspection import inspect, lab_namespaces, service_info
@@ -32,6 +33,7 @@ from cloudiag.lab.topology import (
     namespace,
     node,
     switch_namespace,
+    system_vm_nodes,
     validate_prefix,
 )
 
@@ -44,6 +46,7 @@ __all__ = [
     "default_prefix",
     "default_state_dir",
     "down",
+    "set_script",
     "start_vm",
     "status",
     "stop_vm",
@@ -62,6 +65,13 @@ REQUIRED_TOOLS = {
 }
 #: Optional: without it the lab has no DNS server.
 OPTIONAL_TOOLS = {"dnsmasq": "dnsmasq-base"}
+#: Needed for `lab up --ssh`: the VMs' sshd, the keys, their mount namespaces.
+SSH_TOOLS = {
+    "/usr/sbin/sshd": "openssh-server",
+    "ssh-keygen": "openssh-client",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+}
 
 
 def default_prefix() -> str:
@@ -87,16 +97,20 @@ def _prefix(prefix: str) -> str:
         raise LabError(str(exc)) from None
 
 
-def check_requirements() -> list[str]:
-    """What is missing to build the lab, one message each; an empty list means ready.
+def check_requirements(*, ssh: bool = False) -> list[str]:
+    """What is missing to build the lab (with sshd: ``ssh``), one message each; an empty
+    list means ready.
 
     Only blockers are listed; the optional DNS server is reported by `check_warnings`.
     """
     missing: list[str] = []
     if os.geteuid() != 0:
         missing.append("the lab needs root: run it as root or with sudo")
-    for tool, package in REQUIRED_TOOLS.items():
-        if system.which(tool) is None:
+    tools = {**REQUIRED_TOOLS, **(SSH_TOOLS if ssh else {})}
+    for tool, package in tools.items():
+        # sshd is named by its absolute path: that is how it must be started.
+        present = os.access(tool, os.X_OK) if tool.startswith("/") else system.which(tool)
+        if not present:
             missing.append(f"missing: {tool} (apt-get install {package})")
     return missing
 
@@ -120,19 +134,23 @@ def status(prefix: str = DEFAULT_PREFIX, state_dir: Path | None = None) -> LabSt
     return inspect(prefix, _state_dir(prefix, state_dir)).status
 
 
-def up(prefix: str = DEFAULT_PREFIX, state_dir: Path | None = None) -> LabStatus:
+def up(
+    prefix: str = DEFAULT_PREFIX, state_dir: Path | None = None, *, ssh: bool = False
+) -> LabStatus:
     """Build the lab and return its status; idempotent.
 
-    A complete lab is left as it is (a server that died is restarted); a partial one is
-    torn down and rebuilt. Raises LabError when something is missing (root, tools) or a
-    step fails, in which case whatever was built is removed again.
+    ``ssh``: also run sshd in each system VM (`lab up --ssh`); a lab that has it keeps it.
+    A complete lab is left as it is (a server or an sshd that died is restarted); a partial
+    one is torn down and rebuilt. Raises LabError when something is missing (root, tools)
+    or a step fails, in which case whatever was built is removed again.
     """
     prefix = _prefix(prefix)
-    missing = check_requirements()
+    state = _state_dir(prefix, state_dir)
+    ssh = ssh or access.enabled(state)
+    missing = check_requirements(ssh=ssh)
     need_root("up")
     if missing:
         raise LabError("cannot build the lab: " + "; ".join(missing))
-    state = _state_dir(prefix, state_dir)
     current = inspect(prefix, state)
     try:
         with as_lab_error():
@@ -140,10 +158,20 @@ def up(prefix: str = DEFAULT_PREFIX, state_dir: Path | None = None) -> LabStatus
                 stale = [n for n in NODES if n.service and not current.services[n.service.kind]]
                 if stale:
                     start_services(prefix, state, stale)
+                if ssh:
+                    access.setup(state)
+                    running = current.sshd or {}
+                    for n in system_vm_nodes():
+                        if not running.get(n.name):
+                            access.start_vm(prefix, state, n)
             else:
                 if current.existing or state.exists():
                     down(prefix, state_dir)
                 build(prefix, state)
+                if ssh:
+                    access.setup(state)
+                    for n in system_vm_nodes():
+                        access.start_vm(prefix, state, n)
     except BaseException:
         if not current.intact:
             # Never leave half a lab behind; the original error is the one that matters.
@@ -168,10 +196,14 @@ def down(prefix: str = DEFAULT_PREFIX, state_dir: Path | None = None) -> None:
         return
     need_root("down")
     pids = {p for n in NODES if (p := pid_file_service(state, n)) is not None}
+    for n in system_vm_nodes():
+        pids.update(p for p in (sshd.pid_file_sshd(state, n),) if p is not None)
+        pids.update(mountns.pids(state, n))
     for ns in existing:
         pids.update(system.namespace_pids(ns))
     survivors = system.terminate(pids)
-    errors: list[str] = []
+    # The mount namespaces first: each holds a sysfs of its VM's network namespace.
+    errors: list[str] = mountns.remove_all(state, system_vm_nodes())
     for ns in existing:
         try:
             system.ip("netns", "delete", ns)
@@ -207,23 +239,29 @@ def _node(name: str) -> Node:
 def stop_vm(prefix: str, name: str, state_dir: Path | None = None) -> None:
     """Stop one VM of the lab (by name or role): its processes and namespace go away.
 
-    Its NICs vanish with it, as a stopped VM's would; `start_vm` brings it back identical.
+    Its NICs vanish with it, as a stopped VM's would, and so do its sshd and its mount
+    namespace; `start_vm` brings it back identical.
     """
     prefix = _prefix(prefix)
     n = _node(name)
     ns = namespace(prefix, n)
-    if ns not in lab_namespaces(prefix):
+    state = _state_dir(prefix, state_dir)
+    if ns not in lab_namespaces(prefix) and not mountns.exists(state, n):
         return
     need_root("stop")
-    survivors = system.terminate(system.namespace_pids(ns))
-    if survivors:
-        raise LabError(f"cannot stop {n.name}: processes {survivors} did not exit")
     with as_lab_error():
-        system.ip("netns", "delete", ns)
+        if n in system_vm_nodes():
+            access.stop_vm(prefix, state, n)
+        survivors = system.terminate(system.namespace_pids(ns))
+        if survivors:
+            raise LabError(f"cannot stop {n.name}: processes {survivors} did not exit")
+        if ns in lab_namespaces(prefix):
+            system.ip("netns", "delete", ns)
 
 
 def start_vm(prefix: str, name: str, state_dir: Path | None = None) -> None:
-    """Start a stopped VM of the lab again, with the same NICs, MACs and addresses."""
+    """Start a stopped VM of the lab again, with the same NICs, MACs and addresses (and,
+    in a lab with SSH, its sshd with the same host key)."""
     prefix = _prefix(prefix)
     n = _node(name)
     need_root("start")
@@ -244,3 +282,18 @@ def start_vm(prefix: str, name: str, state_dir: Path | None = None) -> None:
             svc = service_info(ns, n.service, state)
             if not svc.running:
                 start_services(prefix, state, [n])
+        if access.enabled(state) and n in system_vm_nodes():
+            if not sshd.read_state(ns, state, n).listening:
+                access.start_vm(prefix, state, n)
+
+
+def set_script(prefix: str, name: str, form: str, state_dir: Path | None = None) -> None:
+    """Switch a system VM's /opt/cloud/bin/diagnostics.py to the form ``python3`` (b'…'
+    reprs) or ``python2`` (raw text); the lab must have SSH (`up --ssh`)."""
+    prefix = _prefix(prefix)
+    n = _node(name)
+    state = _state_dir(prefix, state_dir)
+    need_root("script")
+    if not access.enabled(state):
+        raise LabError(f"the lab {prefix!r} has no SSH: run `cloudiag lab up --ssh` first")
+    access.set_script(state, n, form)

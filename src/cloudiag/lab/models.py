@@ -39,6 +39,31 @@ class ServiceInfo(_Model):
     reason: str | None = None
 
 
+class SshdInfo(_Model):
+    """A system VM's OpenSSH server (labs brought up with ``--ssh``)."""
+
+    running: bool
+    pid: int | None
+    port: int
+    #: "169.254.0.10:3922/tcp": the VM's control address, nothing else.
+    listen: str
+    #: The fingerprint of its host key ("SHA256:…"), to pin.
+    host_key: str | None
+    #: Why it is not running, when it is not.
+    reason: str | None = None
+
+
+class ScriptInfo(_Model):
+    """A system VM's CloudStack-style /opt/cloud/bin/diagnostics.py."""
+
+    path: str
+    #: "python3" (b'…' reprs) or "python2" (raw text).
+    form: str
+    interpreter: str
+    #: The python2 form run by Python 3 (the machine has no python2.7).
+    emulated: bool
+
+
 class NamespaceInfo(_Model):
     """One namespace of the lab: a system VM, the user VM, or a piece of the plumbing."""
 
@@ -55,6 +80,26 @@ class NamespaceInfo(_Model):
     publicaddress: str | None
     guestaddress: str | None
     service: ServiceInfo | None = None
+    ssh: SshdInfo | None = None
+    script: ScriptInfo | None = None
+
+
+class LabSshInfo(_Model):
+    """How the lab's system VMs are reached over SSH: from the hypervisor, as root, a key."""
+
+    #: The namespace an SSH client opens its socket in (the hypervisor node).
+    hypervisor: str
+    #: The hypervisor's control address, the only one the key is authorized from.
+    address: str
+    port: int
+    user: str
+    #: The client's private key (RSA, CloudStack's id_rsa.cloud) and its public line.
+    key_file: str
+    public_key: str | None
+    #: Every system VM's host key at [control address]:port.
+    known_hosts: str
+    #: The VM the lab's inventory sets to CloudStack's own script.
+    cloudstack_script_vm: str
 
 
 class ZoneInfo(_Model):
@@ -75,6 +120,8 @@ class LabStatus(_Model):
     targets: dict[str, str]
     #: Things that work in a degraded way (no DNS server…); empty when all is well.
     warnings: list[str] = []
+    #: Set when the lab runs sshd in its system VMs (`lab up --ssh`).
+    ssh: LabSshInfo | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""

@@ -154,11 +154,18 @@ def terminate(pids: Iterable[int], grace: float = 2.0) -> list[int]:
 def spawn_detached(namespace: str, argv: Sequence[str], log: Path) -> int:
     """Start ``argv`` in a namespace, in its own session, output to ``log``; returns its pid.
 
-    `ip netns exec` execs the program in place, so the pid is the server's own. posix_spawn
-    rather than Popen: the server outlives this call on purpose, and a dropped Popen object
-    would warn about it.
+    `ip netns exec` execs the program in place, so the pid is the server's own.
     """
-    full = [_ip_path(), "netns", "exec", namespace, *argv]
+    return spawn_argv([_ip_path(), "netns", "exec", namespace, *argv], log)
+
+
+def spawn_argv(argv: Sequence[str], log: Path) -> int:
+    """Start ``argv`` detached, in its own session, output to ``log``; returns its pid.
+
+    posix_spawn rather than Popen: the server outlives this call on purpose, and a dropped
+    Popen object would warn about it.
+    """
+    full = list(argv)
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),

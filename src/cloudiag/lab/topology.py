@@ -14,6 +14,8 @@ Layout (``P`` is the prefix, ``cdlab`` by default)::
     P-s-2-VM    secondary storage VM: eth0 control, eth1 mgmt, eth2 public 203.0.113.20
     P-v-3-VM    console proxy VM: eth0 control, eth1 mgmt, eth2 public 203.0.113.30
     P-i-4-VM    user VM: eth0 guest 192.0.2.100, default via the router
+    P-host      the hypervisor: cloud0 control 169.254.0.1, no route (reaches the system
+                VMs on their control addresses, as a KVM host does over its cloud0 bridge)
 
 The management NIC (eth1) of the SSVM and the CPVM is there so the public NIC is eth2 as on
 a real system VM (CloudStack's own tests run ``arping -I eth2``). It only carries a
@@ -52,6 +54,14 @@ ZONE_NAME = "lab-zone"
 
 SYSTEM_VM_ROLES = ("router", "secondarystoragevm", "consoleproxy")
 VM_ROLES = (*SYSTEM_VM_ROLES, "uservm")
+
+#: Name and role of the hypervisor node, which holds the control segment's host end.
+HYPERVISOR = "host"
+HYPERVISOR_ROLE = "hypervisor"
+#: The port a system VM's sshd listens on (CloudStack's).
+SSH_PORT = 3922
+#: The system VM the lab's inventory sets to CloudStack's own script (one exec each).
+CLOUDSTACK_SCRIPT_VM = "v-3-VM"
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,8 @@ ROUTER_GUEST = IPv4Address("192.0.2.1")
 ROUTER_PUBLIC = IPv4Address("203.0.113.10")
 USER_VM = IPv4Address("192.0.2.100")
 GUEST_NETWORK = IPv4Network("192.0.2.0/24")
+#: The hypervisor's end of the control network (a KVM host's cloud0 bridge).
+HYPERVISOR_ADDRESS = IPv4Address("169.254.0.1")
 
 NODES: tuple[Node, ...] = (
     Node(
@@ -226,6 +238,15 @@ NODES: tuple[Node, ...] = (
         None,
         (_if("eth0", "guest", f"{USER_VM}/24"),),
         routes=(_default(str(ROUTER_GUEST)),),
+    ),
+    # Only the control segment, and no route at all: what it reaches is the link-local
+    # control network, so an SSH client in it can talk to the system VMs and nothing else.
+    Node(
+        HYPERVISOR,
+        "hv",
+        HYPERVISOR_ROLE,
+        None,
+        (_if("cloud0", "control", f"{HYPERVISOR_ADDRESS}/16"),),
     ),
 )
 
@@ -338,3 +359,8 @@ def in_lab(address: IPv4Address | IPv4Network | str) -> bool:
         return any(address.subnet_of(n) for n in ALLOWED_NETWORKS)
     ip = ipaddress.ip_address(str(address))
     return any(ip in n for n in ALLOWED_NETWORKS)
+
+
+def system_vm_nodes() -> list[Node]:
+    """The router, the secondary storage VM and the console proxy VM (the ones with sshd)."""
+    return [n for n in NODES if n.role in SYSTEM_VM_ROLES]

@@ -1,8 +1,10 @@
 """The lab's VMs: a static inventory (handed over by `cloudiag lab`), states read live.
 
 A lab VM is a network namespace, and a stopped one is deleted (`cloudiag lab stop`), so a
-VM is Running while its namespace exists. The agent learns the lab only as data: it never
-imports ``cloudiag.lab``.
+VM is Running while its namespace exists. A VM reached over SSH is a namespace all the same:
+the lab names it ``<prefix>-<name>``, beside the hypervisor namespace ``<prefix>-host`` its
+access opens sockets in. The agent learns the lab only as data: it never imports
+``cloudiag.lab``.
 """
 
 from __future__ import annotations
@@ -11,8 +13,21 @@ import asyncio
 
 from cloudiag.agent.executors.netns import namespace_exists
 from cloudiag.agent.sources.base import Host, Zone
-from cloudiag.agent.sources.inventory import Inventory
-from cloudiag.bus.messages import NetnsAccess, VmReport
+from cloudiag.agent.sources.inventory import DeclaredVm, Inventory
+from cloudiag.bus.messages import NetnsAccess, SshAccess, VmReport
+
+#: The lab's hypervisor namespace is ``<prefix>-host``.
+_HYPERVISOR_SUFFIX = "-host"
+
+
+def _namespace(vm: DeclaredVm) -> str | None:
+    """The network namespace that is this lab VM, or None when the access names none."""
+    if isinstance(vm.access, NetnsAccess):
+        return vm.access.namespace
+    netns = getattr(vm.access, "netns", None) if isinstance(vm.access, SshAccess) else None
+    if isinstance(netns, str) and netns.endswith(_HYPERVISOR_SUFFIX):
+        return f"{netns.removesuffix(_HYPERVISOR_SUFFIX)}-{vm.name}"
+    return None
 
 
 class LabSource:
@@ -38,7 +53,8 @@ class LabSource:
     def _read(self) -> list[VmReport]:
         vms: list[VmReport] = []
         for vm in self._inventory.vms:
-            up = isinstance(vm.access, NetnsAccess) and namespace_exists(vm.access.namespace)
+            ns = _namespace(vm)
+            up = ns is not None and namespace_exists(ns)
             report = VmReport.model_validate(vm.model_dump())
             vms.append(report.model_copy(update={"state": "Running" if up else "Stopped"}))
         return vms
