@@ -141,13 +141,15 @@ class SshExecutor:
         self.pool = pool or SessionPool()
         self.remote_dir = remote_dir
         #: Whether each connection's VM can run the zipapp ("auto" asks once).
-        self._python: dict[Key, bool] = {}
+        self._python: dict[tuple[Key, str], bool] = {}
         self._script_slots: dict[Key, asyncio.Semaphore] = {}
         #: The last channel opened per session key (to tell why a session did not open).
         self._channels: dict[str, SshChannel] = {}
         #: Session keys whose zipapp must be uploaded again (it ran as another build).
         self._replace: set[str] = set()
+        #: Execs of the CloudStack script, python probes ("auto"), zipapp uploads so far.
         self.script_runs = 0
+        self.probes = 0
         self.installs = 0
 
     async def execute(
@@ -157,9 +159,9 @@ class SshExecutor:
         access = vm.access
         if not isinstance(access, SshAccess):
             raise TypeError(f"the SSH executor cannot reach {vm.name} ({access.kind})")
-        # The operator's limit may exceed the type's own (the API allowed it).
-        check_limit = max(request.time_limit, registry.get_type(request.type).time_limit)
         try:
+            # The operator's limit may exceed the type's own (the API allowed it).
+            check_limit = max(request.time_limit, registry.get_type(request.type).time_limit)
             req = validate.validate(
                 request.type, request.address, request.params, time_limit=check_limit
             )
@@ -180,10 +182,11 @@ class SshExecutor:
     async def _uses_cloudstack(self, access: SshAccess, vm_name: str) -> bool:
         if access.script != "auto":
             return access.script == "cloudstack"
-        key = connection_key(access)
+        key = (connection_key(access), access.python)
         if key not in self._python:
             conn = await self.connections.get(access, vm_name)
             try:
+                self.probes += 1
                 probe = await conn.run(remote_install.probe_command(access.python), check=False)
             except (asyncssh.Error, OSError) as exc:
                 self.connections.forget(access, conn)
@@ -296,10 +299,13 @@ class SshExecutor:
         self._replace.discard(key)
         line = remote_install.serve_command(access.python, stamp, self.remote_dir)
         try:
-            proc = await conn.create_process(line, encoding=None)
-        except (asyncssh.Error, OSError) as exc:
+            # A connection that died silently answers nothing until its keepalives give up.
+            async with asyncio.timeout(self.connections.connect_timeout):
+                proc = await conn.create_process(line, encoding=None)
+        except (asyncssh.Error, OSError, TimeoutError) as exc:
             self.connections.forget(access, conn)
-            raise SshError(f"cannot open a session channel to {vm_name}: {exc}") from None
+            why = str(exc) or f"no answer within {self.connections.connect_timeout:g} s"
+            raise SshError(f"cannot open a session channel to {vm_name}: {why}") from None
         channel = SshChannel(proc, lambda: lost_reason(conn))
         self._channels[key] = channel
         return channel
@@ -391,8 +397,8 @@ class SshExecutor:
         return _outcome(sink, str(parsed.exit_code), started)
 
     def spawned(self) -> int:
-        """Processes started on VMs: tools and sessions of the zipapp, CloudStack script execs."""
-        return self.pool.spawned() + self.pool.opened() + self.script_runs
+        """Processes started on VMs: zipapp sessions and their tools, script execs, probes."""
+        return self.pool.spawned() + self.pool.opened() + self.script_runs + self.probes
 
     def tools_started(self) -> int:
         """Tools started over the warm sessions (one per diagnostic that reached its VM)."""
