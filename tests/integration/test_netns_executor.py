@@ -391,3 +391,122 @@ async def test_a_vm_that_stops_under_a_run_is_the_outcomes_error(pair: Pair) -> 
         await asyncio.to_thread(_remove, doomed)
     assert outcome.error == "The VM r-9-VM stopped during the diagnostic; its output is partial"
     assert "icmp_seq=" in outcome.stdout
+
+
+async def test_one_session_per_namespace_and_one_process_per_diagnostic(clean: Pair) -> None:
+    await netns.run_in_netns(clean.a, "ping", PEER, "-c 1")
+    session = sessions_in(clean.a)
+    sessions, tools = netns.sessions_started(), netns.tools_started()
+    results = await asyncio.gather(
+        *(netns.run_in_netns(clean.a, "ping", PEER, "-c 2 -i 0.2") for _ in range(3))
+    )
+    assert [r.exitcode for r in results] == ["0", "0", "0"]
+    assert all("2 received" in r.stdout for r in results)
+    assert (netns.sessions_started(), netns.tools_started()) == (sessions, tools + 3)
+    assert sessions_in(clean.a) == session and len(session) == 1
+
+
+async def test_a_killed_session_fails_the_run_and_the_next_run_works(clean: Pair) -> None:
+    first = asyncio.Event()
+
+    async def on_line(stream: str, text: str) -> None:
+        if "icmp_seq" in text:
+            first.set()
+
+    task = asyncio.create_task(
+        netns.run_in_netns(clean.a, "ping", PEER, "-c 100 -i 0.2", on_line=on_line)
+    )
+    await asyncio.wait_for(first.wait(), 10)
+    (session,) = sessions_in(clean.a)
+    killed = time.monotonic()
+    os.kill(session, signal.SIGKILL)
+    result = await asyncio.wait_for(task, 5)
+    assert time.monotonic() - killed < 1.5
+    assert result.error == f"the session to {clean.a} ended during the job: killed by SIGKILL"
+    assert result.error in result.stderr
+    assert result.exitcode == "-1"
+    assert "icmp_seq=1" in result.stdout
+    # Its tool went with it, and the next run opens a new session.
+    await asyncio.sleep(0.2)
+    assert tools_in(clean.a) == []
+    again = await netns.run_in_netns(clean.a, "ping", PEER, "-c 1")
+    assert again.exitcode == "0", again
+    assert sessions_in(clean.a) not in ([], [session])
+
+
+async def test_a_deleted_namespace_ends_its_session_and_a_new_one_gets_a_new_session(
+    pair: Pair,
+) -> None:
+    """A VM whose namespace goes while a job runs, its processes left: the run fails as the
+    VM stopped, its session and tool end; the VM started again gets a session of its own."""
+    doomed = f"{pair.a}-d"
+
+    def make() -> None:
+        ip("netns", "add", doomed)
+        ip("-n", doomed, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+        ip("-n", doomed, "addr", "add", "192.0.2.60/24", "dev", "d0")
+        for link in ("lo", "d0", "d1"):
+            ip("-n", doomed, "link", "set", link, "up")
+
+    make()
+    try:
+        first = asyncio.Event()
+
+        async def on_record(stream: Stream, text: str) -> None:
+            if "icmp_seq" in text:
+                first.set()
+
+        run = asyncio.create_task(
+            netns.NetnsExecutor().execute(
+                _vm(doomed),
+                _request("192.0.2.60", ["-c", "100", "-i", "0.2"]),
+                on_record=on_record,
+                stop=asyncio.Event(),
+            )
+        )
+        await asyncio.wait_for(first.wait(), 10)
+        (session,) = sessions_in(doomed)
+        left = pids_in(doomed)
+        ip("netns", "delete", doomed)
+        outcome = await asyncio.wait_for(run, 10)
+        assert outcome.error == "The VM r-9-VM stopped during the diagnostic; its output is partial"
+        for pid in left:
+            for _ in range(100):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                await asyncio.sleep(0.05)
+            assert not Path(f"/proc/{pid}").exists(), f"process {pid} outlived its VM"
+        make()
+        before = netns.sessions_started()
+        again = await netns.run_in_netns(doomed, "ping", "192.0.2.60", "-c 1")
+        assert again.exitcode == "0", again
+        assert netns.sessions_started() == before + 1
+        assert sessions_in(doomed) != [session]
+    finally:
+        await asyncio.to_thread(_remove, doomed)
+
+
+async def test_a_namespace_made_again_under_an_idle_session_gets_a_new_session(
+    pair: Pair,
+) -> None:
+    doomed = f"{pair.a}-e"
+    ip("netns", "add", doomed)
+    try:
+        ip("-n", doomed, "link", "set", "lo", "up")
+        ok = await netns.run_in_netns(doomed, "ping", "127.0.0.1", "-c 1")
+        assert ok.exitcode == "0", ok
+        (old,) = sessions_in(doomed)
+        # Gone and made again between two runs: the old session is in the old namespace.
+        ip("netns", "delete", doomed)
+        ip("netns", "add", doomed)
+        ip("-n", doomed, "link", "set", "lo", "up")
+        again = await netns.run_in_netns(doomed, "ping", "127.0.0.1", "-c 1")
+        assert again.exitcode == "0", again
+        assert old not in sessions_in(doomed)
+        for _ in range(100):
+            if not Path(f"/proc/{old}").exists():
+                break
+            await asyncio.sleep(0.05)
+        assert not Path(f"/proc/{old}").exists()
+    finally:
+        await asyncio.to_thread(_remove, doomed)

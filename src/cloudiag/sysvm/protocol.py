@@ -45,7 +45,9 @@ class SessionRequest(Frozen):
     args: list[str]
     number: int
 
-    def __init__(self, op: str, job: str = "", args: list[str] | None = None, number: int = 0):
+    def __init__(
+        self, op: str, job: str = "", args: list[str] | None = None, number: int = 0
+    ) -> None:
         set_fields(self, op=op, job=job, args=list(args or ()), number=number)
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "DiagnosticsInputError",
     "ExecResult",
     "NetnsExecutor",
+    "close_sessions",
     "namespace_exists",
     "run_in_netns",
     "sessions_started",
@@ -162,6 +163,11 @@ def tools_started() -> int:
 def spawn_count() -> int:
     """Processes this module has started in namespaces since import: sessions and tools."""
     return sum(_sessions.counts())
+
+
+async def close_sessions() -> None:
+    """End every warm session this module opened (they also end when the agent does)."""
+    await _sessions.pool().close()
 
 
 def _opener(namespace: str, python: str, zipapp: str) -> Callable[[], Awaitable[Channel]]:

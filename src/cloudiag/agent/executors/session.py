@@ -426,9 +426,14 @@ class SessionPool:
                 f"cannot open a session to {vm_name}: {exc.strerror or exc}"
             ) from None
         self._opened += 1
-        session = await WarmSession.open(
-            channel, vm_name=vm_name, version=version, ready_timeout=self.ready_timeout
-        )
+        try:
+            session = await WarmSession.open(
+                channel, vm_name=vm_name, version=version, ready_timeout=self.ready_timeout
+            )
+        except BaseException:
+            # Cancelled while it started (the pool is closing): it must not stay behind.
+            channel.close()
+            raise
         self._sessions[key] = session
         self._watchers[key] = asyncio.create_task(self._watch(session))
         return session
