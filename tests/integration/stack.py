@@ -57,10 +57,11 @@ def stop(proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM, grace: f
 
 
 @contextlib.contextmanager
-def lab_zone(prefix: str) -> Iterator[dict[str, Any]]:
-    """`cloudiag lab up` with that prefix; `lab down` at the end, even on failure."""
+def lab_zone(prefix: str, ssh: bool = False) -> Iterator[dict[str, Any]]:
+    """`cloudiag lab up` with that prefix (`--ssh`: with sshd in each system VM); `lab down`
+    at the end, even on failure."""
     try:
-        out = cloudiag("lab", "up", "--prefix", prefix, "--json")
+        out = cloudiag("lab", "up", "--prefix", prefix, "--json", *(["--ssh"] if ssh else []))
         if out.returncode != 0:
             raise RuntimeError(f"lab up failed: {out.stderr.strip()}")
         yield json.loads(out.stdout)

@@ -120,7 +120,7 @@ def test_status_json_shape(lab: LabStatus) -> None:
     entries = {e["role"]: e for e in data["namespaces"]}
     assert [e["role"] for e in data["namespaces"]] == [
         *SYSTEM_VMS,
-        *("uservm", "upstream", "web", "dns", "switch"),
+        *("uservm", "upstream", "web", "dns", "hypervisor", "switch"),
     ]
     for e in data["namespaces"]:
         assert e["running"] is True, e
