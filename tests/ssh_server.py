@@ -147,6 +147,17 @@ class SshServer:
                 os.kill(pid, signal.SIGKILL)
         self.proc = None
 
+    def pause(self, signum: int = signal.SIGSTOP) -> None:
+        """Freeze sshd and everything it started (SIGCONT to thaw): a VM that hangs."""
+        assert self.proc is not None
+        for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def resume(self) -> None:
+        """Thaw what ``pause`` froze."""
+        self.pause(signal.SIGCONT)
+
 
 def _descendants(pid: int) -> list[int]:
     found, todo = [], [pid]

@@ -225,6 +225,31 @@ async def test_sshd_killed_during_a_job_fails_it_soon_and_the_next_job_reconnect
     assert executor.connections.opened == 2
 
 
+async def test_a_vm_that_hangs_fails_its_job_and_the_next_job_gets_a_new_session(
+    sshd: SshServer, executor: SshExecutor
+) -> None:
+    target = vm(sshd)
+    assert (await run(executor, target, request("warm")))[0].exitcode == "0"
+    job = asyncio.ensure_future(
+        run(executor, target, request("hung", params=["-c", "16", "-i", "0.5"]))
+    )
+    await asyncio.sleep(1.0)
+    frozen = time.monotonic()
+    sshd.pause()
+    try:
+        out, _ = await asyncio.wait_for(job, 20 + 5)
+        # The pool pings every 5 s and waits 5 s for the answer.
+        assert time.monotonic() - frozen < 12
+        assert out.exitcode == "-1" and "r-1-VM" in out.error, out
+        assert "ping" in out.error
+    finally:
+        sshd.resume()
+    again, _ = await run(executor, target, request("after"))
+    assert again.exitcode == "0", again
+    assert executor.pool.opened() == 2
+    assert _pings("16") == []
+
+
 def _pings(count: str, wait: float = 3.0) -> list[str]:
     """Command lines of ping processes with that count still running after ``wait``."""
     deadline = time.monotonic() + wait

@@ -10,7 +10,9 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from cloudiag.agent import wiring
 from cloudiag.agent.executors.host_keys import HostKeys, fingerprint, known_hosts_name
+from cloudiag.agent.executors.ssh import SshExecutor
 from cloudiag.bus.messages import SshAccess
 
 ACCESS = SshAccess(address="169.254.0.10", key_file="/root/.ssh/id_rsa.cloud")
@@ -145,3 +147,9 @@ def test_an_older_agents_ssh_access_still_reads() -> None:
     access = SshAccess.model_validate(old)
     assert (access.script, access.python, access.netns) == ("cloudiag", "python3", None)
     assert SshAccess.model_validate({**old, "python": "/usr/bin/python3.11"}).python
+
+
+def test_the_agent_runs_ssh_vms_with_its_state_dirs_pins(tmp_path: Path) -> None:
+    found = wiring.executors(tmp_path).for_access(ACCESS)
+    assert isinstance(found, SshExecutor)
+    assert found.connections.host_keys.store.path == tmp_path / "ssh" / "known_hosts"
