@@ -163,9 +163,14 @@ class SshConnections:
         if task is None:
             task = asyncio.create_task(self._open(access, vm_name))
             self._opening[key] = task
-            task.add_done_callback(lambda _t: self._opening.pop(key, None))
+            task.add_done_callback(lambda t: self._opened(key, t))
         # Shielded: one waiter cancelled (its job stopped) does not abort the others'.
         return (await asyncio.shield(task)).conn
+
+    def _opened(self, key: Key, task: asyncio.Task[_Kept]) -> None:
+        self._opening.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # Retrieved: every waiter may have gone (their jobs stopped).
 
     def forget(self, access: SshAccess, conn: asyncssh.SSHClientConnection) -> None:
         """Drop ``conn`` (a channel on it failed): the next use opens a new connection."""
