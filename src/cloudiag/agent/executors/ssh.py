@@ -189,8 +189,7 @@ class SshExecutor:
                 self.probes += 1
                 probe = await conn.run(remote_install.probe_command(access.python), check=False)
             except (asyncssh.Error, OSError) as exc:
-                self.connections.forget(access, conn)
-                raise SshError(f"the SSH connection to {vm_name} failed: {exc}") from None
+                raise self._failed(access, conn, vm_name, "the python probe", exc) from None
             self._python[key] = probe.exit_status == 0
             log.info("%s: %s", vm_name, "zipapp" if self._python[key] else "CloudStack script")
         return not self._python[key]
@@ -302,10 +301,15 @@ class SshExecutor:
             # A connection that died silently answers nothing until its keepalives give up.
             async with asyncio.timeout(self.connections.connect_timeout):
                 proc = await conn.create_process(line, encoding=None)
-        except (asyncssh.Error, OSError, TimeoutError) as exc:
+        except TimeoutError:
+            # No answer at all: the connection is as good as dead.
             self.connections.forget(access, conn)
-            why = str(exc) or f"no answer within {self.connections.connect_timeout:g} s"
-            raise SshError(f"cannot open a session channel to {vm_name}: {why}") from None
+            raise SshError(
+                f"cannot open a session channel to {vm_name}: no answer within "
+                f"{self.connections.connect_timeout:g} s"
+            ) from None
+        except (asyncssh.Error, OSError) as exc:
+            raise self._failed(access, conn, vm_name, "its session", exc) from None
         channel = SshChannel(proc, lambda: lost_reason(conn))
         self._channels[key] = channel
         return channel
@@ -348,13 +352,28 @@ class SshExecutor:
                     stop=stop,
                 )
             except (asyncssh.Error, OSError) as exc:
-                self.connections.forget(access, conn)
-                lost = lost_reason(conn) or str(exc)
-                raise SshError(
-                    f"the SSH connection to {vm_name} was lost during the diagnostic ({lost}); "
-                    "its output is lost with it"
-                ) from None
+                raise self._failed(access, conn, vm_name, "the diagnostic", exc) from None
         return await self._script_outcome(vm_name, ran, request, sink, started)
+
+    def _failed(
+        self,
+        access: SshAccess,
+        conn: asyncssh.SSHClientConnection,
+        vm_name: str,
+        what: str,
+        exc: BaseException,
+    ) -> SshError:
+        """The error of an exec that failed: a lost connection is dropped, a live one kept
+        (the VM refused one channel, e.g. past its sshd's MaxSessions)."""
+        why = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
+        lost = lost_reason(conn)
+        if lost is None:
+            return SshError(f"{vm_name} refused a channel for {what}: {why}")
+        self.connections.forget(access, conn)
+        return SshError(
+            f"the SSH connection to {vm_name} was lost during {what} ({lost}); "
+            "its output is lost with it"
+        )
 
     async def _script_outcome(
         self,
