@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -52,6 +53,23 @@ def pids_in(namespace: str) -> list[int]:
         ["ip", "netns", "pids", namespace], capture_output=True, timeout=10, check=False
     )
     return [int(p) for p in done.stdout.split()]
+
+
+def _is_session(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return argv[-2:] == [b"serve", b""]
+
+
+def tools_in(namespace: str) -> list[int]:
+    """The processes in the namespace but its warm session: the tools left running."""
+    return [pid for pid in pids_in(namespace) if not _is_session(pid)]
+
+
+def sessions_in(namespace: str) -> list[int]:
+    return [pid for pid in pids_in(namespace) if _is_session(pid)]
 
 
 def _remove(namespace: str) -> None:
@@ -103,9 +121,10 @@ def pair() -> Iterator[Pair]:
 
 @pytest.fixture
 def clean(pair: Pair) -> Iterator[Pair]:
-    """Each test must leave no process behind in namespace A."""
+    """Each test must leave no process behind in namespace A but its warm session."""
     yield pair
-    assert pids_in(pair.a) == []
+    assert tools_in(pair.a) == []
+    assert len(sessions_in(pair.a)) <= 1
 
 
 async def test_ping_peer(clean: Pair) -> None:
@@ -181,7 +200,7 @@ async def test_time_limit_kills_the_group(clean: Pair) -> None:
     assert "100 packets transmitted" not in result.stdout
     assert "[cloudiag] time limit of 1 s reached; process killed" in result.stderr
     assert result.exitcode != "0"
-    assert pids_in(clean.a) == []
+    assert tools_in(clean.a) == []
 
 
 async def test_cancellation_kills_the_group(clean: Pair) -> None:
@@ -194,12 +213,12 @@ async def test_cancellation_kills_the_group(clean: Pair) -> None:
         netns.run_in_netns(clean.a, "ping", PEER, "-c 100 -i 0.2", on_line=on_line)
     )
     await asyncio.wait_for(first.wait(), 10)
-    assert pids_in(clean.a) != []
+    assert tools_in(clean.a) != []
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     # Killed and reaped before CancelledError came through: nothing to wait for.
-    assert pids_in(clean.a) == []
+    assert tools_in(clean.a) == []
 
 
 async def test_stop_event_kills_the_group_and_keeps_partial_output(clean: Pair) -> None:
@@ -219,7 +238,7 @@ async def test_stop_event_kills_the_group_and_keeps_partial_output(clean: Pair) 
     assert result.cancelled and not result.timed_out
     assert "icmp_seq=1" in result.stdout
     assert "cancelled" in result.stderr
-    assert pids_in(clean.a) == []
+    assert tools_in(clean.a) == []
 
 
 async def test_failing_callback_kills_the_group(clean: Pair) -> None:
@@ -228,7 +247,7 @@ async def test_failing_callback_kills_the_group(clean: Pair) -> None:
 
     with pytest.raises(RuntimeError, match="consumer broke"):
         await netns.run_in_netns(clean.a, "ping", PEER, "-c 100 -i 0.2", on_line=on_line)
-    assert pids_in(clean.a) == []
+    assert tools_in(clean.a) == []
 
 
 async def test_output_is_truncated_but_read_to_the_end(clean: Pair) -> None:
@@ -312,6 +331,11 @@ async def test_the_executor_runs_a_request_in_the_vms_namespace(clean: Pair) -> 
         lines.append((stream, text))
 
     executor = netns.NetnsExecutor()
+    # The first run in a VM may open its session: one process more, once.
+    await executor.execute(
+        _vm(clean.a), _request(PEER, ["-c", "1"]), on_record=on_record, stop=asyncio.Event()
+    )
+    lines.clear()
     before = executor.spawned()
     outcome = await executor.execute(
         _vm(clean.a), _request(PEER, ["-c", "1"]), on_record=on_record, stop=asyncio.Event()
@@ -319,6 +343,7 @@ async def test_the_executor_runs_a_request_in_the_vms_namespace(clean: Pair) -> 
     assert (outcome.exitcode, outcome.refused, outcome.error) == ("0", "", ""), outcome
     assert "1 received" in outcome.stdout
     assert "".join(t for s, t in lines if s == "stdout") == outcome.stdout
+    # One process per diagnostic: the tool itself.
     assert executor.spawned() == before + 1
 
 
@@ -366,3 +391,122 @@ async def test_a_vm_that_stops_under_a_run_is_the_outcomes_error(pair: Pair) -> 
         await asyncio.to_thread(_remove, doomed)
     assert outcome.error == "The VM r-9-VM stopped during the diagnostic; its output is partial"
     assert "icmp_seq=" in outcome.stdout
+
+
+async def test_one_session_per_namespace_and_one_process_per_diagnostic(clean: Pair) -> None:
+    await netns.run_in_netns(clean.a, "ping", PEER, "-c 1")
+    session = sessions_in(clean.a)
+    sessions, tools = netns.sessions_started(), netns.tools_started()
+    results = await asyncio.gather(
+        *(netns.run_in_netns(clean.a, "ping", PEER, "-c 2 -i 0.2") for _ in range(3))
+    )
+    assert [r.exitcode for r in results] == ["0", "0", "0"]
+    assert all("2 received" in r.stdout for r in results)
+    assert (netns.sessions_started(), netns.tools_started()) == (sessions, tools + 3)
+    assert sessions_in(clean.a) == session and len(session) == 1
+
+
+async def test_a_killed_session_fails_the_run_and_the_next_run_works(clean: Pair) -> None:
+    first = asyncio.Event()
+
+    async def on_line(stream: str, text: str) -> None:
+        if "icmp_seq" in text:
+            first.set()
+
+    task = asyncio.create_task(
+        netns.run_in_netns(clean.a, "ping", PEER, "-c 100 -i 0.2", on_line=on_line)
+    )
+    await asyncio.wait_for(first.wait(), 10)
+    (session,) = sessions_in(clean.a)
+    killed = time.monotonic()
+    os.kill(session, signal.SIGKILL)
+    result = await asyncio.wait_for(task, 5)
+    assert time.monotonic() - killed < 1.5
+    assert result.error == f"the session to {clean.a} ended during the job: killed by SIGKILL"
+    assert result.error in result.stderr
+    assert result.exitcode == "-1"
+    assert "icmp_seq=1" in result.stdout
+    # Its tool went with it, and the next run opens a new session.
+    await asyncio.sleep(0.2)
+    assert tools_in(clean.a) == []
+    again = await netns.run_in_netns(clean.a, "ping", PEER, "-c 1")
+    assert again.exitcode == "0", again
+    assert sessions_in(clean.a) not in ([], [session])
+
+
+async def test_a_deleted_namespace_ends_its_session_and_a_new_one_gets_a_new_session(
+    pair: Pair,
+) -> None:
+    """A VM whose namespace goes while a job runs, its processes left: the run fails as the
+    VM stopped, its session and tool end; the VM started again gets a session of its own."""
+    doomed = f"{pair.a}-d"
+
+    def make() -> None:
+        ip("netns", "add", doomed)
+        ip("-n", doomed, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+        ip("-n", doomed, "addr", "add", "192.0.2.60/24", "dev", "d0")
+        for link in ("lo", "d0", "d1"):
+            ip("-n", doomed, "link", "set", link, "up")
+
+    make()
+    try:
+        first = asyncio.Event()
+
+        async def on_record(stream: Stream, text: str) -> None:
+            if "icmp_seq" in text:
+                first.set()
+
+        run = asyncio.create_task(
+            netns.NetnsExecutor().execute(
+                _vm(doomed),
+                _request("192.0.2.60", ["-c", "100", "-i", "0.2"]),
+                on_record=on_record,
+                stop=asyncio.Event(),
+            )
+        )
+        await asyncio.wait_for(first.wait(), 10)
+        (session,) = sessions_in(doomed)
+        left = pids_in(doomed)
+        ip("netns", "delete", doomed)
+        outcome = await asyncio.wait_for(run, 10)
+        assert outcome.error == "The VM r-9-VM stopped during the diagnostic; its output is partial"
+        for pid in left:
+            for _ in range(100):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                await asyncio.sleep(0.05)
+            assert not Path(f"/proc/{pid}").exists(), f"process {pid} outlived its VM"
+        make()
+        before = netns.sessions_started()
+        again = await netns.run_in_netns(doomed, "ping", "192.0.2.60", "-c 1")
+        assert again.exitcode == "0", again
+        assert netns.sessions_started() == before + 1
+        assert sessions_in(doomed) != [session]
+    finally:
+        await asyncio.to_thread(_remove, doomed)
+
+
+async def test_a_namespace_made_again_under_an_idle_session_gets_a_new_session(
+    pair: Pair,
+) -> None:
+    doomed = f"{pair.a}-e"
+    ip("netns", "add", doomed)
+    try:
+        ip("-n", doomed, "link", "set", "lo", "up")
+        ok = await netns.run_in_netns(doomed, "ping", "127.0.0.1", "-c 1")
+        assert ok.exitcode == "0", ok
+        (old,) = sessions_in(doomed)
+        # Gone and made again between two runs: the old session is in the old namespace.
+        ip("netns", "delete", doomed)
+        ip("netns", "add", doomed)
+        ip("-n", doomed, "link", "set", "lo", "up")
+        again = await netns.run_in_netns(doomed, "ping", "127.0.0.1", "-c 1")
+        assert again.exitcode == "0", again
+        assert old not in sessions_in(doomed)
+        for _ in range(100):
+            if not Path(f"/proc/{old}").exists():
+                break
+            await asyncio.sleep(0.05)
+        assert not Path(f"/proc/{old}").exists()
+    finally:
+        await asyncio.to_thread(_remove, doomed)

@@ -42,4 +42,9 @@ async def test_the_access_is_stored_as_reported(db: async_sessionmaker[AsyncSess
             "port": 3922,
             "user": "root",
             "key_file": "/etc/cloudiag/id_ed25519",
+            "netns": None,
+            "script": "cloudiag",
+            "host_key": None,
+            "known_hosts": None,
+            "python": "python3",
         }

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from cloudiag.agent.agent import Agent
 from cloudiag.agent.executors.netns import NetnsExecutor
 from cloudiag.agent.executors.registry import Executors
+from cloudiag.agent.executors.ssh import SshExecutor
 from cloudiag.agent.sources.base import Source
 from cloudiag.agent.sources.inventory import (
     Inventory,
@@ -27,7 +28,7 @@ from cloudiag.agent.sources.inventory import (
     describe,
 )
 from cloudiag.agent.sources.lab import LabSource
-from cloudiag.bus.messages import NetnsAccess
+from cloudiag.bus.messages import NetnsAccess, SshAccess
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,12 @@ class AgentOptions:
     state_dir: Path | None = None
 
 
-def executors() -> Executors:
-    """The executors every agent has, by the access they serve."""
-    return Executors({NetnsAccess: NetnsExecutor()})
+def executors(state_dir: Path | None = None) -> Executors:
+    """The executors every agent has, by the access they serve.
+
+    ``state_dir`` keeps what outlives the agent: the SSH host keys pinned on first use.
+    """
+    return Executors({NetnsAccess: NetnsExecutor(), SshAccess: SshExecutor(state_dir)})
 
 
 def source(options: AgentOptions) -> Source:
@@ -70,7 +74,7 @@ def build(options: AgentOptions) -> Agent:
     return Agent(
         options.nats_url,
         source(options),
-        executors(),
+        executors(options.state_dir),
         host_id=options.host_id,
         host_name=options.host_name,
         heartbeat_interval=options.heartbeat_interval,

@@ -30,18 +30,38 @@ class NetnsAccess(Message):
     namespace: str
 
 
+#: A command name or an absolute path, plain words only: it is a word of the remote command.
+_PYTHON_PATTERN = r"^/?[A-Za-z0-9_.+][A-Za-z0-9_.+-]*(/[A-Za-z0-9_.+-]+)*$"
+
+
 class SshAccess(Message):
     """The VM is reached over SSH, as CloudStack reaches a system VM on its control address.
 
-    Declared so that the report's shape is settled; this agent has no executor for it yet.
+    Every field but ``address`` and ``key_file`` has a default, so a report of an older agent
+    (address, port, user, key file only) still reads.
     """
 
     kind: Literal["ssh"] = "ssh"
+    #: The VM's control address.
     address: str
     port: int = Field(default=3922, ge=1, le=65535)
     user: str = "root"
     #: Path of the private key on the agent's host (never the key itself: reports are stored).
     key_file: str
+    #: Open the TCP socket in this network namespace of the agent's host (as a KVM host
+    #: reaches its VMs over cloud0); None: in the agent's own namespace.
+    netns: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    #: cloudiag: our zipapp in a warm session; cloudstack: the VM's own
+    #: /opt/cloud/bin/diagnostics.py, one exec per diagnostic; auto: cloudiag when the VM
+    #: has a usable python, else cloudstack.
+    script: Literal["cloudiag", "cloudstack", "auto"] = "cloudiag"
+    #: A pinned host key fingerprint ("SHA256:…"): wins over ``known_hosts`` and TOFU.
+    host_key: str | None = Field(default=None, pattern=r"^SHA256:[A-Za-z0-9+/]{43}=?$")
+    #: A known_hosts file on the agent's host; None: trust on first use, pinned in the
+    #: agent's state directory.
+    known_hosts: str | None = None
+    #: The VM's interpreter for the zipapp (a plain command name or an absolute path).
+    python: str = Field(default="python3", pattern=_PYTHON_PATTERN)
 
 
 #: Every way an agent may reach a VM (a new one is a new model here and an executor).

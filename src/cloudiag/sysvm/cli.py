@@ -6,6 +6,9 @@ Limits and policy come as arguments, never from the environment (SSH does not pa
 ``--time-limit`` is the operator's limit for the options' estimate, ``--deny`` names a
 forbidden network (repeatable; without any, the default list of policy.py applies) and
 ``--no-deny`` allows every destination. ``--version`` prints the build's content hash.
+
+``cloudiag-sysvm.pyz serve [--max-jobs N]`` is the warm session instead (session.py): one
+process that runs many requests, each given these same words.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
 
 USAGE = (
     "usage: cloudiag-sysvm [--time-limit S] [--deny CIDR]... [--no-deny] "
-    "<type> <target> [param ...] | --version\n"
+    "<type> <target> [param ...] | serve [--max-jobs N] | --version\n"
 )
 #: The longest limit the script accepts (cloudiag.domain.MAX_TIME_LIMIT, held equal by a test).
 MAX_TIME_LIMIT = 3600.0
@@ -75,16 +78,12 @@ def parse_arguments(args: Sequence[str]) -> tuple[float | None, list[Network], l
     return limit, networks, args
 
 
-def main(argv: Sequence[str] | None = None, *, stamp: str = "source") -> int:
-    """Validate again (the server validated first), then run the tool.
+def prepare(args: Sequence[str], writer: RecordWriter) -> tuple[list[str], float] | None:
+    """Validate the script's words again (the server validated first): (argv, hard limit).
 
-    Returns the process exit status: 2 for a refused request (a "refused" record says why).
+    None for a refused request, once its "refused" and exit records are written. A name
+    aimed at an address gets an "err" note saying which address it stands for.
     """
-    args = list(sys.argv[1:] if argv is None else argv)
-    writer = RecordWriter(sys.stdout.buffer)
-    if args == ["--version"]:
-        sys.stdout.write(f"cloudiag-sysvm {stamp}\n")
-        return 0
     try:
         limit, networks, words = parse_arguments(args)
         req = validate(words[0], words[1], words[2:], time_limit=limit)
@@ -92,11 +91,11 @@ def main(argv: Sequence[str] | None = None, *, stamp: str = "source") -> int:
     except UsageError as exc:
         writer.write("refused", f"{exc}\n{USAGE}")
         writer.write("exit", code=-1)
-        return 2
+        return None
     except DiagnosticsInputError as exc:
         writer.write("refused", exc.message)
         writer.write("exit", code=-1)
-        return 2
+        return None
     if pinned.address != req.address:
         # The tool prints the address only: say which name it stands for.
         writer.write("err", f"[cloudiag] {req.address} is {pinned.address}\n")
@@ -104,15 +103,39 @@ def main(argv: Sequence[str] | None = None, *, stamp: str = "source") -> int:
     interface = None
     if req.type.auto_interface and "-I" not in req.params:
         interface = choose_interface(req.type.target.host(req.address))
-    code = run_tool(
-        build_argv(req, interface=interface),
-        sys.stdout.buffer,
-        hard_limit=(req.type.time_limit if limit is None else limit) + _KILL_MARGIN,
-    )
+    hard_limit = (req.type.time_limit if limit is None else limit) + _KILL_MARGIN
+    return build_argv(req, interface=interface), hard_limit
+
+
+def main(argv: Sequence[str] | None = None, *, stamp: str = "source") -> int:
+    """Validate again (the server validated first), then run the tool; or serve a session.
+
+    Returns the process exit status: 2 for a refused request (a "refused" record says why).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["serve"]:
+        # Imported here: the one-shot run does without the session's modules.
+        from .session import serve
+
+        return serve(args[1:], stamp=stamp)
+    writer = RecordWriter(sys.stdout.buffer)
+    if args == ["--version"]:
+        sys.stdout.write(f"cloudiag-sysvm {stamp}\n")
+        return 0
+    planned = prepare(args, writer)
+    if planned is None:
+        return 2
+    tool_argv, hard_limit = planned
+    code = run_tool(tool_argv, sys.stdout.buffer, hard_limit=hard_limit)
+    release_stdout()
+    return exit_status(code)
+
+
+def release_stdout() -> None:
+    """Flush stdout at the end; a reader that went away leaves no traceback behind."""
     try:
         sys.stdout.flush()
     except OSError:
-        # The reader went away: point stdout at /dev/null so that the interpreter's
-        # final flush does not print a BrokenPipeError traceback.
+        # Point stdout at /dev/null so that the interpreter's final flush does not print
+        # a BrokenPipeError traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return exit_status(code)

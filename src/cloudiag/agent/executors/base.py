@@ -54,5 +54,6 @@ class Executor(Protocol):
         ...
 
     def spawned(self) -> int:
-        """How many runs reached the VM so far (tests assert that a refusal ran nothing)."""
+        """How many processes the runs started in the VMs so far: each diagnostic's tool,
+        and each warm session it ran over (tests assert that a refusal ran nothing)."""
         ...

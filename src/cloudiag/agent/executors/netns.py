@@ -1,40 +1,47 @@
 """Run a diagnostic inside a Linux network namespace (the lab's stand-in for a system VM).
 
-The request is validated with the shared registry, then the system-VM package itself, built
-into its zipapp (``cloudiag/sysvm/build.py``), is run in the namespace with ``ip netns exec``
-exactly as it is run on a real system VM, so the agent exercises the same second wall and
-the same output framing. The process gets its own process group so that a time limit or a
-cancellation can kill the script and the tool together: no orphans. ``NetnsExecutor`` is
-this module behind the agent's Executor protocol.
+The request is validated with the shared registry, then run by the system-VM package itself,
+built into its zipapp (``cloudiag/sysvm/build.py``), in the namespace: a warm session per
+namespace (``ip netns exec NS python3 -I -S <zipapp> serve``, see ``session``) validates
+each request again and starts its tool, so the agent exercises the same second wall and the
+same output framing as on a real system VM, and a diagnostic starts one process: the tool.
+The session gives each tool a process group of its own, so a time limit or a cancellation
+kills the tool and what it started: no orphans. ``NetnsExecutor`` is this module behind the
+agent's Executor protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import os
 import re
-import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from cloudiag.agent.executors.base import OnRecord, Outcome, Stream
-from cloudiag.agent.executors.process_group import drain, kill_group, signal_group
+from cloudiag.agent.executors.base import OnRecord, Outcome
+from cloudiag.agent.executors.collect import Collector
+from cloudiag.agent.executors.process_channel import ProcessChannel
+from cloudiag.agent.executors.session import Channel, SessionError, SessionPool
 from cloudiag.bus.messages import NetnsAccess, RunRequest, VmReport
-from cloudiag.child_process import die_with_parent
-from cloudiag.sysvm import build, command, framing, registry, validate
+from cloudiag.sysvm import build, command, registry, validate
 from cloudiag.sysvm.errors import DiagnosticsInputError
+from cloudiag.sysvm.framing import Record
 
 __all__ = [
     "DiagnosticsInputError",
     "ExecResult",
     "NetnsExecutor",
+    "close_sessions",
     "namespace_exists",
     "run_in_netns",
+    "sessions_started",
     "spawn_count",
+    "tools_started",
     "zipapp_path",
 ]
 
@@ -43,14 +50,9 @@ BUILD_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "
 NETNS_DIR = "/run/netns"
 # iproute2 keeps namespaces as files in /run/netns, so the name must be a plain file name.
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_READ_SIZE = 65536
-
-_spawned = 0
-
-
-def spawn_count() -> int:
-    """Number of processes this module has spawned since import (for tests)."""
-    return _spawned
+# How often a running job looks whether its VM is still there.
+_VM_CHECK_INTERVAL = 0.5
+_job_numbers = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -68,81 +70,8 @@ class ExecResult:
     cancelled: bool = False
     #: Why the VM refused the request (no tool ran), else "".
     refused: str = ""
-
-
-class _Collector:
-    """Accumulates both streams up to a byte limit each and forwards kept text live."""
-
-    def __init__(self, max_output: int, on_line: OnRecord | None) -> None:
-        self._max = max_output
-        self._on_line = on_line
-        self._parts: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        self._size = {"stdout": 0, "stderr": 0}
-        self.truncated = False
-        self.exit_code: int | None = None
-        self.refused = ""
-
-    async def add(self, stream: Stream, text: str) -> None:
-        if not text:
-            return
-        room = self._max - self._size[stream]
-        data = text.encode("utf-8")
-        if len(data) > room:
-            self.truncated = True
-            if room <= 0:
-                # Keep reading (so the tool never blocks on a full pipe) but drop it.
-                return
-            text = data[:room].decode("utf-8", errors="ignore")
-            data = text.encode("utf-8")
-        self._size[stream] += len(data)
-        self._parts[stream].append(text)
-        if self._on_line is not None:
-            await self._on_line(stream, text)
-
-    async def note(self, text: str) -> None:
-        """A message of cloudiag itself: always kept, even past the limit."""
-        self._parts["stderr"].append(text)
-        if self._on_line is not None:
-            await self._on_line("stderr", text)
-
-    def text(self, stream: str) -> str:
-        return "".join(self._parts[stream])
-
-
-async def _read_records(reader: asyncio.StreamReader, sink: _Collector) -> None:
-    """Decode the script's framed stdout as it arrives."""
-    buf = b""
-    while True:
-        chunk = await reader.read(_READ_SIZE)
-        if chunk:
-            buf += chunk
-            lines = buf.split(b"\n")
-            buf = lines.pop()
-        else:
-            # EOF: a last line without newline is the tolerated truncated record.
-            lines, buf = ([buf] if buf else []), b""
-        for line in lines:
-            if not line.strip():
-                continue
-            record = framing.decode_record(line)
-            if record is None:
-                # Not framing (a crash message, a truncated record): keep it visible.
-                await sink.add("stderr", line.decode("utf-8", errors="replace") + "\n")
-            elif record.stream == "exit":
-                sink.exit_code = record.code
-            elif record.stream == "refused":
-                sink.refused = record.data
-                await sink.note(f"[cloudiag] refused on the VM: {record.data}\n")
-            else:
-                await sink.add("stdout" if record.stream == "out" else "stderr", record.data)
-        if not chunk:
-            return
-
-
-async def _read_raw(reader: asyncio.StreamReader, sink: _Collector) -> None:
-    """The wrapper's own stderr (ip netns exec errors, a Python traceback)."""
-    while chunk := await reader.read(_READ_SIZE):
-        await sink.add("stderr", chunk.decode("utf-8", errors="replace"))
+    #: Why the run failed as a whole (its session ended under it), else "".
+    error: str = ""
 
 
 def namespace_exists(namespace: str) -> bool:
@@ -152,6 +81,15 @@ def namespace_exists(namespace: str) -> bool:
     if not _NAMESPACE_RE.fullmatch(namespace) or namespace in (".", ".."):
         return False
     return os.path.exists(os.path.join(NETNS_DIR, namespace))
+
+
+def _namespace_id(namespace: str) -> tuple[int, int] | None:
+    """Which namespace the name stands for now (a VM started again gets a new one)."""
+    try:
+        info = os.stat(os.path.join(NETNS_DIR, namespace))
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 _built: str | None = None
@@ -168,20 +106,97 @@ async def zipapp_path() -> str:
     return _built
 
 
+def _stamp_of(zipapp: str) -> str:
+    """The build stamp in the zipapp's name: what its sessions say they run."""
+    return Path(zipapp).stem.removeprefix("cloudiag-sysvm-")
+
+
 def script_arguments(time_limit: float, denied_networks: Sequence[str]) -> list[str]:
     """The limit and the policy as the script takes them (SSH does not pass the environment)."""
     policy = [arg for net in denied_networks for arg in ("--deny", net)] or ["--no-deny"]
     return ["--time-limit", f"{time_limit:g}", *policy]
 
 
+class _Sessions:
+    """The warm sessions of the namespaces: one pool per event loop, counted across them."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool = SessionPool()
+        self._ids: dict[str, tuple[int, int]] = {}
+        self._before = (0, 0)
+
+    def pool(self) -> SessionPool:
+        """The pool of the running loop (a pool's sessions belong to the loop that opened them)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._before = self.counts()
+            self._loop, self._pool, self._ids = loop, SessionPool(), {}
+        return self._pool
+
+    def counts(self) -> tuple[int, int]:
+        """(session processes started, tools started over them) so far."""
+        return self._before[0] + self._pool.opened(), self._before[1] + self._pool.spawned()
+
+    async def current(self, key: str, namespace: str) -> None:
+        """Forget the session of ``key`` if its namespace is another one now."""
+        found = _namespace_id(namespace)
+        if self._ids.get(key, found) != found:
+            await self.pool().discard(key)
+        if found is not None:
+            self._ids[key] = found
+
+
+_sessions = _Sessions()
+
+
+def sessions_started() -> int:
+    """Session processes this module has started since import."""
+    return _sessions.counts()[0]
+
+
+def tools_started() -> int:
+    """Tools started over those sessions (one per diagnostic that reached its VM)."""
+    return _sessions.counts()[1]
+
+
+def spawn_count() -> int:
+    """Processes this module has started in namespaces since import: sessions and tools."""
+    return sum(_sessions.counts())
+
+
+async def close_sessions() -> None:
+    """End every warm session this module opened (they also end when the agent does)."""
+    await _sessions.pool().close()
+
+
+def _opener(namespace: str, python: str, zipapp: str) -> Callable[[], Awaitable[Channel]]:
+    async def open_channel() -> Channel:
+        return await ProcessChannel.start(
+            ["ip", "netns", "exec", namespace, python, "-I", "-S", zipapp, "serve"]
+        )
+
+    return open_channel
+
+
+async def _watch_vm(namespace: str, key: str) -> None:
+    """Close the session of a VM whose namespace is deleted (the VM stopped) under a job."""
+    while True:
+        await asyncio.sleep(_VM_CHECK_INTERVAL)
+        if not namespace_exists(namespace):
+            break
+    await _sessions.pool().discard(key)
+
+
 def _result(
-    sink: _Collector,
+    sink: Collector,
     exitcode: str,
     *,
-    timed_out: bool,
     started: float,
     argv: list[str],
+    timed_out: bool = False,
     cancelled: bool = False,
+    error: str = "",
 ) -> ExecResult:
     return ExecResult(
         cancelled=cancelled,
@@ -193,6 +208,7 @@ def _result(
         truncated=sink.truncated,
         duration=time.monotonic() - started,
         argv=argv,
+        error=error,
     )
 
 
@@ -208,17 +224,19 @@ async def run_in_netns(
     python: str | None = None,
     stop: asyncio.Event | None = None,
     denied_networks: Sequence[str] = (),
+    vm_name: str | None = None,
+    job_id: str = "job",
 ) -> ExecResult:
     """Run one diagnostic in ``namespace`` and return its output.
 
     Raises DiagnosticsInputError for refused input (nothing is spawned then). The time
-    limit covers the whole run: on expiry the process group is killed and the partial
+    limit covers the whole run: on expiry the tool's process group is killed and the partial
     output returned with ``timed_out=True``. ``on_line(stream, text)`` is awaited for each
     line as it arrives ("stdout" / "stderr"). Setting ``stop`` kills the process group and
     returns the partial output with ``cancelled=True``. If the calling task is cancelled the
-    process group is killed and reaped before CancelledError propagates.
+    tool is killed before CancelledError propagates. A session that ends under the run
+    gives ``error`` (and exit code -1) with the partial output.
     """
-    global _spawned
     # The options may imply up to the type's own limit, or the operator's when it is higher
     # (the API refused anything beyond the operator's limit); the wall clock is time_limit.
     dtype = registry.get_type(type_name)
@@ -226,97 +244,72 @@ async def run_in_netns(
     req = validate.validate(type_name, address, params, time_limit=check_limit)
     tool_argv = command.build_argv(req)
     started = time.monotonic()
-    sink = _Collector(max_output, on_line)
+    sink = Collector(max_output, on_line)
     if not namespace_exists(namespace):
         await sink.note(f'[cloudiag] network namespace "{namespace}" does not exist\n')
-        return _result(sink, "-1", timed_out=False, started=started, argv=tool_argv)
+        return _result(sink, "-1", started=started, argv=tool_argv)
 
-    cmd = [
-        "ip",
-        "netns",
-        "exec",
-        namespace,
-        python or sys.executable,
-        "-I",
-        "-S",
-        await zipapp_path(),
-        # The script checks the options against the same limit (its second wall), and
-        # names resolve on the VM: the script checks the address and aims the tool at it.
-        *script_arguments(check_limit, denied_networks),
-        req.type.name,
-        req.address,
-        *req.params,
-    ]
+    zipapp = await zipapp_path()
+    python = python or sys.executable
+    key = f"{namespace} {python}"
+    await _sessions.current(key, namespace)
+    # The script checks the options against the same limit (its second wall), and names
+    # resolve on the VM: the script checks the address and aims the tool at it.
+    args = [*script_arguments(check_limit, denied_networks), req.type.name, req.address]
+    halt = asyncio.Event()
+    why: list[str] = []
+
+    def halt_for(reason: str) -> None:
+        why.append(reason)
+        halt.set()
+
+    timer = asyncio.get_running_loop().call_later(time_limit, halt_for, "time")
+    stopper = asyncio.ensure_future(stop.wait() if stop is not None else asyncio.Future())
+
+    def on_stop(task: asyncio.Future[Any]) -> None:
+        if not task.cancelled():
+            halt_for("stop")
+
+    stopper.add_done_callback(on_stop)
+    watcher = asyncio.ensure_future(_watch_vm(namespace, key))
+
+    async def on_record(record: Record) -> None:
+        await sink.record(record)
+
+    error = ""
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *cmd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            # Own process group: one killpg() reaches the script and the tool.
-            start_new_session=True,
-            # If the agent dies (SIGKILL), the script gets SIGTERM and stops its tool:
-            # `ip netns exec` execs the script in place, so it keeps the setting.
-            preexec_fn=die_with_parent(),
+        code = await _sessions.pool().run(
+            key,
+            _opener(namespace, python, zipapp),
+            vm_name or namespace,
+            _stamp_of(zipapp),
+            f"{job_id}.{next(_job_numbers)}",
+            [*args, *req.params],
+            on_record=on_record,
+            stop=halt,
         )
-    except OSError as exc:
-        await sink.note(f"[cloudiag] cannot start ip netns exec: {exc.strerror or exc}\n")
-        return _result(sink, "-1", timed_out=False, started=started, argv=tool_argv)
-    _spawned += 1
-
-    assert proc.stdout is not None and proc.stderr is not None
-    readers = asyncio.gather(_read_records(proc.stdout, sink), _read_raw(proc.stderr, sink))
-    timed_out = cancelled = False
-
-    async def finished() -> None:
-        await asyncio.shield(readers)
-        await proc.wait()
-
-    waiter = asyncio.ensure_future(finished())
-    stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
-    try:
-        try:
-            async with asyncio.timeout(time_limit):
-                await asyncio.wait(
-                    {waiter} if stopper is None else {waiter, stopper},
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if waiter.done():
-                    waiter.result()  # A reader's error surfaces here.
-            cancelled = not waiter.done()
-            if cancelled:
-                await kill_group(proc)
-                await drain(readers)
-                await sink.note("\n[cloudiag] cancelled; process killed\n")
-        except TimeoutError:
-            timed_out = True
-            await kill_group(proc)
-            # Keep what the script wrote while dying (it forwards SIGTERM and reports).
-            await drain(readers)
-            await sink.note(
-                f"\n[cloudiag] time limit of {time_limit:g} s reached; process killed\n"
-            )
-    except BaseException:
-        # Cancellation or a failing on_line: the processes must not outlive us.
-        await kill_group(proc)
-        raise
+    except SessionError as exc:
+        code, error = -1, str(exc)
+        await sink.note(f"\n[cloudiag] {error}\n")
     finally:
-        for task in (waiter, stopper):
-            if task is not None and not task.done():
-                task.cancel()
-        if not readers.done():
-            readers.cancel()
-            with contextlib.suppress(BaseException):
-                await readers
-        if sink.exit_code is None:
-            # No exit record: the script died and may have left the tool running.
-            signal_group(proc.pid, signal.SIGKILL)
-
-    if sink.truncated:
-        await sink.note(f"\n[cloudiag] output truncated at {max_output} bytes per stream\n")
-    exitcode = str(sink.exit_code) if sink.exit_code is not None else "-1"
+        timer.cancel()
+        stopper.cancel()
+        watcher.cancel()
+    timed_out = why[:1] == ["time"]
+    cancelled = why[:1] == ["stop"]
+    if timed_out:
+        await sink.note(f"\n[cloudiag] time limit of {time_limit:g} s reached; process killed\n")
+    elif cancelled:
+        await sink.note("\n[cloudiag] cancelled; process killed\n")
+    await sink.finish()
     return _result(
-        sink, exitcode, timed_out=timed_out, started=started, argv=tool_argv, cancelled=cancelled
+        sink,
+        str(code),
+        started=started,
+        argv=tool_argv,
+        timed_out=timed_out,
+        cancelled=cancelled,
+        error=error,
     )
 
 
@@ -341,6 +334,8 @@ class NetnsExecutor:
                 on_line=on_record,
                 stop=stop,
                 denied_networks=request.denied_networks,
+                vm_name=vm.name,
+                job_id=request.job_id,
             )
         except DiagnosticsInputError as exc:
             # Nothing ran; the reason is also what the job's stderr shows.
@@ -355,19 +350,22 @@ class NetnsExecutor:
             truncated=res.truncated,
             cancelled=res.cancelled,
             refused=res.refused,
-            error="" if res.refused else await _vm_gone(vm.name, namespace, res),
+            error="" if res.refused else await _vm_gone(vm.name, namespace, res) or res.error,
         )
 
     def spawned(self) -> int:
-        """Processes this module has started (one per run that reached a namespace)."""
+        """Processes started in the VMs: one tool per diagnostic that reached its VM, and
+        each session process (see ``tools_started`` and ``sessions_started``)."""
         return spawn_count()
 
 
 async def _vm_gone(name: str, namespace: str, res: ExecResult) -> str:
     """Why the run could not complete if the VM stopped under it, else ''."""
-    # Killed by a signal we did not send: a VM going down kills its processes first
-    # and removes its NICs a moment later, so look again for a little while.
-    killed = res.exitcode.startswith("-") and not (res.timed_out or res.cancelled)
+    # Killed by a signal we did not send, or its session killed: a VM going down kills its
+    # processes first and removes its NICs a moment later, so look again for a little while.
+    killed = bool(res.error) or (
+        res.exitcode.startswith("-") and not (res.timed_out or res.cancelled)
+    )
     for _ in range(10 if killed else 1):
         if not namespace_exists(namespace):
             return f"The VM {name} stopped during the diagnostic; its output is partial"

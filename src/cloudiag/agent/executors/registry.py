@@ -19,5 +19,5 @@ class Executors:
         return self._by_access.get(type(access))
 
     def spawned(self) -> int:
-        """Runs that reached a VM, over every executor."""
+        """Processes started in the VMs (tools and sessions), over every executor."""
         return sum(executor.spawned() for executor in self._by_access.values())
