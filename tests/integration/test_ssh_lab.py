@@ -2,8 +2,8 @@
 hypervisor namespace as a KVM host reaches its VMs over cloud0.
 
 r-1-VM and s-2-VM run our zipapp in a warm session, v-3-VM the lab's CloudStack-style
-script in its Python 3 and Python 2 forms. The zipapp goes to /opt/cloud/cloudiag, a
-folder of each VM's own (its mount namespace), so nothing lands in this machine's /var/lib.
+script in its Python 3 and Python 2 forms. The zipapp goes to /var/lib/cloudiag, as on a
+real VM: a folder of each VM's own here (its mount namespace), never this machine's.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
+from cloudiag.agent.executors import remote_install
 from cloudiag.agent.executors.base import Outcome, Stream
+from cloudiag.agent.executors.netns import zipapp_path
 from cloudiag.agent.executors.ssh import SshExecutor
 from cloudiag.bus.messages import RunRequest, VmReport
 from cloudiag.lab import manager, sshd, topology
@@ -27,7 +29,6 @@ from tests.integration.stack import cloudiag, lab_ready
 pytestmark = pytest.mark.lab
 
 WEB = "198.51.100.10"
-REMOTE_DIR = "/opt/cloud/cloudiag"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def ssh_lab() -> Iterator[str]:
 
 @pytest.fixture
 async def executor(tmp_path: Path) -> AsyncIterator[SshExecutor]:
-    ex = SshExecutor(tmp_path, remote_dir=REMOTE_DIR)
+    ex = SshExecutor(tmp_path)
     try:
         yield ex
     finally:
@@ -96,6 +97,13 @@ async def test_every_system_vm_answers_over_ssh(ssh_lab: str, executor: SshExecu
     # The two zipapp VMs: one install and one session each, one tool per diagnostic.
     assert executor.installs == 2 and executor.pool.opened() == 2
     assert executor.tools_started() == 2 and executor.script_runs == 1
+    # Installed where the executor puts it on a real VM, which is the VM's own tree here:
+    # never the lab machine's /var/lib/cloudiag.
+    state = manager.default_state_dir(ssh_lab)
+    name = Path(await zipapp_path()).name
+    for vm_name in ("r-1-VM", "s-2-VM"):
+        assert (state / "vms" / vm_name / "root/var/lib/cloudiag" / name).is_file()
+    assert not (Path(remote_install.REMOTE_DIR) / name).exists()
 
 
 async def test_the_python2_form_of_the_script(ssh_lab: str, executor: SshExecutor) -> None:

@@ -22,8 +22,10 @@ from cloudiag.lab.topology import (
     system_vm_nodes,
 )
 
-#: The VM paths backed by each system VM's own tree (issue 12 adds /etc files, logs…).
-VM_PATHS = ("/opt/cloud",)
+#: The VM paths backed by each system VM's own tree (issue 12 adds /etc files, logs…):
+#: /opt/cloud holds the CloudStack-style script; /var/lib/cloudiag is where the SSH
+#: executor installs the zipapp, which must land in the VM, not on the lab's machine.
+VM_PATHS = ("/opt/cloud", "/var/lib/cloudiag")
 
 
 def enabled(state: Path) -> bool:
