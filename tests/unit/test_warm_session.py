@@ -160,13 +160,13 @@ async def test_the_pool_queues_beyond_its_job_limit() -> None:
         opener = Opened()
         jobs = [Job(), Job()]
         started = time.monotonic()
-        one = ["--no-deny", "ping", "127.0.0.1", "-c", "3", "-i", "0.2"]
+        one = ["--no-deny", "ping", "127.0.0.1", "-c", "4", "-i", "0.2"]
         codes = await asyncio.gather(
             *(run(pool, opener, f"j{i}", one, j) for i, j in enumerate(jobs))
         )
         assert codes == [0, 0]
-        # One after the other: twice the ~0.4 s of one.
-        assert time.monotonic() - started > 0.8
+        # One after the other: twice the 0.6 s of one, where two at once take 0.6 s.
+        assert time.monotonic() - started > 1.1
         assert pool.opened() == 1
     finally:
         await pool.close()
@@ -237,7 +237,7 @@ async def test_a_killed_session_fails_its_jobs_at_once_and_is_replaced(pool: Ses
         with pytest.raises(SessionError) as info:
             await asyncio.wait_for(task, 5)
         assert str(info.value) == f"the session to {VM} ended during the job: killed by SIGKILL"
-    assert time.monotonic() - killed < 1.5
+    assert time.monotonic() - killed < 2.0
     # Its tools went with it (the kernel's parent-death signal).
     for job in jobs:
         assert await wait_gone(job.pid)
@@ -259,8 +259,8 @@ async def test_a_hung_session_is_found_by_its_pings_and_replaced(pool: SessionPo
         stopped = time.monotonic()
         with pytest.raises(SessionError) as info:
             await asyncio.wait_for(task, 5)
-        # Within ping_interval + ping_timeout (0.3 + 0.5 s), and a little scheduling.
-        assert time.monotonic() - stopped < 0.3 + 0.5 + 0.5
+        # Within ping_interval + ping_timeout (0.3 + 0.5 s), and some scheduling.
+        assert time.monotonic() - stopped < 0.3 + 0.5 + 1.0
         assert str(info.value) == (
             f"the session to {VM} ended during the job: it did not answer a ping within 0.5 s"
         )

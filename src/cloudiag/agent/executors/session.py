@@ -105,7 +105,7 @@ class WarmSession:
                 why = f"its first line is not the ready line: {line[:200]!r}"
         except TimeoutError:
             why = f"it did not say it was ready within {ready_timeout:g} s"
-        except (OSError, EOFError, ValueError) as exc:
+        except Exception as exc:  # An SSH channel has errors of its own.
             why = str(exc) or type(exc).__name__
         if ready is None or why:
             channel.close()
@@ -149,7 +149,7 @@ class WarmSession:
             try:
                 try:
                     await self._channel.send(encode_line({"op": "run", "j": job_id, "args": args}))
-                except (OSError, EOFError) as exc:
+                except Exception as exc:  # An SSH channel has errors of its own.
                     self._fail(f"it cannot be written to ({exc or type(exc).__name__})")
                     raise _NotSent(self._ended(self._failure or "")) from None
                 return await self._follow(job_id, queue, on_record, stop)
@@ -211,7 +211,7 @@ class WarmSession:
     async def _cancel(self, job_id: str) -> None:
         try:
             await self._channel.send(encode_line({"op": "cancel", "j": job_id}))
-        except (OSError, EOFError) as exc:
+        except Exception as exc:  # An SSH channel has errors of its own.
             self._fail(f"it cannot be written to ({exc or type(exc).__name__})")
 
     async def _abandon(self, job_id: str, queue: asyncio.Queue[object]) -> None:
@@ -238,7 +238,7 @@ class WarmSession:
                 return await answered
         except TimeoutError:
             self._fail(f"it did not answer a ping within {timeout:g} s")
-        except (OSError, EOFError) as exc:
+        except Exception as exc:  # An SSH channel has errors of its own.
             self._fail(f"it cannot be written to ({exc or type(exc).__name__})")
         finally:
             self._pongs.pop(number, None)
@@ -247,7 +247,7 @@ class WarmSession:
     async def close(self) -> None:
         """End the session; jobs still running over it fail."""
         self._fail("the session was closed")
-        with contextlib.suppress(BaseException):
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(self._reader, CANCEL_GRACE)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._channel.wait_closed(), CANCEL_GRACE)
@@ -421,9 +421,12 @@ class SessionPool:
     async def _open(self, key: str, opener: Opener, vm_name: str, version: str) -> WarmSession:
         try:
             channel = await opener()
-        except OSError as exc:
+        except SessionError:
+            raise
+        except Exception as exc:  # OSError, or an SSH library's own errors.
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise SessionError(
-                f"cannot open a session to {vm_name}: {exc.strerror or exc}"
+                f"cannot open a session to {vm_name}: {why or type(exc).__name__}"
             ) from None
         self._opened += 1
         try:
