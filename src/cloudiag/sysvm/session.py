@@ -28,6 +28,7 @@ from .framing import RecordWriter
 from .orphans import die_with_parent
 from .process import run_tool
 from .protocol import MAX_LINE, ProtocolError, parse_request
+from .tokens import INT_RE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def _max_jobs(args: Sequence[str]) -> int:
     """The ``--max-jobs`` of ``serve``'s arguments; ValueError when they are not right."""
     if not args:
         return DEFAULT_MAX_JOBS
-    if len(args) == 2 and args[0] == "--max-jobs" and args[1].isdigit():
+    if len(args) == 2 and args[0] == "--max-jobs" and INT_RE.fullmatch(args[1]):
         number = int(args[1])
         if 1 <= number <= _MAX_JOBS_LIMIT:
             return number
