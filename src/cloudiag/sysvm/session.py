@@ -32,13 +32,15 @@ from .tokens import INT_RE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
     from typing import IO
 
 DEFAULT_MAX_JOBS = 32
 _MAX_JOBS_LIMIT = 1024
 # What run_tool takes to stop a tool (SIGTERM, SIGKILL after 1 s), and a margin.
 _SHUTDOWN_WAIT = 3.0
+# What ends a session as EOF does (SIGTERM: the agent died, SIGHUP: the SSH channel went).
+_ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 class _Ended(Exception):
@@ -174,9 +176,8 @@ def serve(args: Sequence[str], *, stamp: str) -> int:
         return 2
     out = RecordWriter(sys.stdout.buffer)
     session = Session(out, max_jobs)
-    previous: dict[int, Callable[..., object] | int | None] = {}
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        previous[signum] = signal.signal(signum, _on_signal)
+    for signum in _ENDING_SIGNALS:
+        signal.signal(signum, _on_signal)
     try:
         out.send({"s": "ready", "version": stamp, "max_jobs": max_jobs})
         for line in _lines(sys.stdin.buffer):
@@ -187,8 +188,8 @@ def serve(args: Sequence[str], *, stamp: str) -> int:
         pass
     finally:
         # No signal may cut the shutdown short: the tools must not outlive the session.
-        for number in previous:
-            signal.signal(number, signal.SIG_IGN)
+        for signum in _ENDING_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
         session.stop_all()
     release_stdout()
     return 0
