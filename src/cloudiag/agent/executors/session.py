@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 from cloudiag.agent.executors.process_group import KILL_GRACE
 from cloudiag.sysvm.framing import Record, decode_line, encode_line, record_of
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Awaited with each record of a job but its exit record ("started", "out", "err",
 #: "refused"), in order.
@@ -82,7 +84,7 @@ class WarmSession:
         self._started = 0
         #: Why the session ended, once it has.
         self._failure: str | None = None
-        self._reader = asyncio.ensure_future(self._read())
+        self._reader = _detached(self._read())
 
     @classmethod
     async def open(
@@ -309,6 +311,12 @@ class WarmSession:
         queue.put_nowait(record)
 
 
+def _detached(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """A task of the session rather than of the job that happened to start it: its logs
+    carry no job id (a fresh context)."""
+    return asyncio.get_running_loop().create_task(work, context=contextvars.Context())
+
+
 async def _cause(channel: Channel) -> str:
     """Why the channel ended, if it says so soon."""
     try:
@@ -407,7 +415,7 @@ class SessionPool:
             self._forget(key, session)
         pending = self._opening.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._open(key, opener, vm_name, version))
+            pending = _detached(self._open(key, opener, vm_name, version))
             self._opening[key] = pending
             pending.add_done_callback(lambda f: self._opened_done(key, f))
         # Shielded: a waiter that is cancelled does not take the opening from the others.
@@ -438,7 +446,8 @@ class SessionPool:
             channel.close()
             raise
         self._sessions[key] = session
-        self._watchers[key] = asyncio.create_task(self._watch(session))
+        self._watchers[key] = _detached(self._watch(session))
+        log.info("opened a session to %s (version %s)", vm_name, session.version)
         return session
 
     def _forget(self, key: str, session: WarmSession) -> None:
