@@ -325,3 +325,50 @@ def test_serve_checks_its_own_arguments(args: list[str]) -> None:
     assert done.returncode == 2
     assert b"--max-jobs N" in done.stderr
     assert done.stdout == b""
+
+
+def _other_pythons() -> list[str]:
+    """Other Python 3 interpreters on this machine (pyenv's), as a VM may carry."""
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    found = sorted(str(p) for p in root.glob("3.*/bin/python3") if p.is_file())
+    return [p for p in found if not Path(p).resolve().samefile(Path(sys.executable).resolve())]
+
+
+@pytest.mark.parametrize("python", _other_pythons() or [pytest.param("", marks=pytest.mark.skip)])
+def test_other_interpreters_serve_a_session(python: str) -> None:
+    requests = [
+        {"op": "run", "j": "a", "args": ["--no-deny", "ping", "127.0.0.1", "-c", "2", "-i", "0.2"]},
+        {"op": "run", "j": "b", "args": ["--deny", "127.0.0.0/8", "ping", "127.0.0.1"]},
+    ]
+    proc = subprocess.Popen(
+        [python, "-I", "-S", zipapp(), "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        first = proc.stdout.readline()
+        if not first:
+            err = proc.communicate(timeout=10)[1]
+            if b"SyntaxError" in err and b"annotations" in err:
+                pytest.skip(f"{python} predates from __future__ import annotations")
+            raise AssertionError(err)
+        assert json.loads(first)["s"] == "ready"
+        proc.stdin.write(b"".join(json.dumps(r).encode() + b"\n" for r in requests))
+        proc.stdin.flush()
+        lines = []
+        while sum(1 for line in lines if line["s"] == "exit") < 2:
+            lines.append(json.loads(proc.stdout.readline()))
+        proc.stdin.close()
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    ends = {line["j"]: line["code"] for line in lines if line["s"] == "exit"}
+    assert ends == {"a": 0, "b": -1}
+    assert "2 received" in "".join(line.get("d", "") for line in lines if line.get("j") == "a")
