@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from cloudiag.sysvm import build
+from cloudiag.sysvm import build, protocol
 from tests.sysvm_zipapp import zipapp
 
 pytestmark = pytest.mark.skipif(shutil.which("ping") is None, reason="ping is not installed")
@@ -247,6 +249,21 @@ def test_a_busy_session_refuses_and_a_running_id_is_not_reused() -> None:
         session.close()
 
 
+def test_a_job_leaves_its_place_before_its_exit_record() -> None:
+    # The agent sends the next job as soon as it reads an exit record: never "busy".
+    session = Serve("--max-jobs", "1")
+    try:
+        session.next()
+        for number in range(20):
+            session.run(
+                "same" if number % 2 else f"j{number}", "--no-deny", "ping", "127.0.0.1", "-c", "1"
+            )
+            end = session.until(lambda line: line.get("s") in ("exit", "error"))
+            assert end["s"] == "exit" and end["code"] == 0, session.seen[-3:]
+    finally:
+        session.close()
+
+
 def test_eof_kills_what_runs_and_exits_cleanly(serve: Serve) -> None:
     serve.next()
     serve.run("long", *LONG_PING)
@@ -372,3 +389,33 @@ def test_other_interpreters_serve_a_session(python: str) -> None:
     ends = {line["j"]: line["code"] for line in lines if line["s"] == "exit"}
     assert ends == {"a": 0, "b": -1}
     assert "2 received" in "".join(line.get("d", "") for line in lines if line.get("j") == "a")
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=10,
+)
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.dictionaries(
+            st.sampled_from(["op", "j", "args", "n", "x"]) | st.text(max_size=5), _JSON
+        ).map(lambda d: json.dumps(d).encode()),
+        st.fixed_dictionaries(
+            {"op": st.sampled_from(["run", "cancel", "ping"]), "j": _JSON, "args": _JSON}
+        ).map(lambda d: json.dumps(d).encode()),
+    )
+)
+def test_any_line_is_a_checked_request_or_a_protocol_error(line: bytes) -> None:
+    try:
+        req = protocol.parse_request(line)
+    except protocol.ProtocolError as exc:
+        assert exc.why and (exc.job is None or protocol.is_job_id(exc.job))
+        return
+    assert req.op in ("run", "cancel", "ping")
+    if req.op != "ping":
+        assert protocol.is_job_id(req.job)
+    assert all(isinstance(a, str) for a in req.args)

@@ -106,17 +106,18 @@ class Session:
             self._start(req.job, req.args)
 
     def _start(self, job: str, args: list[str]) -> None:
-        writer = self._out.for_job(job)
+        stop = threading.Event()
+        writer = self._out.for_job(job, on_exit=lambda: self._release(job, stop))
         with self._lock:
             if job in self._jobs:
                 # No records for that id: they would end the job that runs under it.
                 self._out.send({"s": "error", "j": job, "d": f"job {job} is already running"})
                 return
             if len(self._jobs) >= self._max_jobs:
-                writer.write("refused", f"the session is busy: {self._max_jobs} jobs are running")
-                writer.write("exit", code=-1)
+                busy = self._out.for_job(job)
+                busy.write("refused", f"the session is busy: {self._max_jobs} jobs are running")
+                busy.write("exit", code=-1)
                 return
-            stop = threading.Event()
             thread = threading.Thread(
                 target=self._run, args=(job, args, writer, stop), name=f"job {job}"
             )
@@ -139,12 +140,20 @@ class Session:
                     preexec=self._preexec,
                 )
         finally:
-            with self._lock:
-                del self._jobs[job]
+            # Its exit record released it already, unless something failed before.
+            self._release(job, stop)
             if writer.broken:
                 # Nobody reads any more: end the session. The main thread waits on stdin,
                 # and only a real signal interrupts that read.
                 signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
+    def _release(self, job: str, stop: threading.Event) -> None:
+        """The job no longer counts: its exit record is being written (the agent may then
+        send the next one, and reuse its id: only this run of it is removed)."""
+        with self._lock:
+            entry = self._jobs.get(job)
+            if entry is not None and entry[0] is stop:
+                del self._jobs[job]
 
     def running(self) -> int:
         """How many jobs run now."""
