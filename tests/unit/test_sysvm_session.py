@@ -5,6 +5,7 @@ Packets go to loopback only (127.0.0.1).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import queue
@@ -419,3 +420,24 @@ def test_any_line_is_a_checked_request_or_a_protocol_error(line: bytes) -> None:
     if req.op != "ping":
         assert protocol.is_job_id(req.job)
     assert all(isinstance(a, str) for a in req.args)
+
+
+def test_a_job_that_trips_a_bug_still_ends_with_its_exit_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cloudiag.sysvm import session as serve_mode
+    from cloudiag.sysvm.framing import RecordWriter
+
+    def broken(args: list[str], writer: RecordWriter) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(serve_mode, "prepare", broken)
+    out = io.BytesIO()
+    session = serve_mode.Session(RecordWriter(out), max_jobs=2)
+    session.handle(json.dumps({"op": "run", "j": "x", "args": ["ping", "x"]}).encode())
+    deadline = time.monotonic() + 5
+    while b'"exit"' not in out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["s"] for line in lines] == ["err", "exit"]
+    assert "KeyError('a bug')" in lines[0]["d"] and lines[1] == {"j": "x", "s": "exit", "code": -1}

@@ -95,6 +95,10 @@ class Session:
                 error["j"] = exc.job
             self._out.send(error)
             return
+        except Exception as exc:
+            # A line that trips a bug is refused like a malformed one; the session goes on.
+            self._out.send({"s": "error", "d": f"a request line could not be read: {exc!r}"})
+            return
         if req.op == "ping":
             self._out.send({"s": "pong", "n": req.number})
         elif req.op == "cancel":
@@ -139,6 +143,12 @@ class Session:
                     on_start=lambda pid: writer.write("started", code=pid),
                     preexec=self._preexec,
                 )
+        except Exception as exc:
+            # A bug must not leave the job without its exit record: the agent would wait
+            # for it, then take the whole session for hung.
+            if self._holds(job, stop):
+                writer.write("err", f"[cloudiag] the session failed to run the job: {exc!r}\n")
+                writer.write("exit", code=-1)
         finally:
             # Its exit record released it already, unless something failed before.
             self._release(job, stop)
@@ -146,6 +156,12 @@ class Session:
                 # Nobody reads any more: end the session. The main thread waits on stdin,
                 # and only a real signal interrupts that read.
                 signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
+    def _holds(self, job: str, stop: threading.Event) -> bool:
+        """Whether this run of the job still counts (its exit record is not written)."""
+        with self._lock:
+            entry = self._jobs.get(job)
+            return entry is not None and entry[0] is stop
 
     def _release(self, job: str, stop: threading.Event) -> None:
         """The job no longer counts: its exit record is being written (the agent may then
