@@ -123,10 +123,12 @@ async def main() -> None:
             variants["--script"] = command([*prefix, *python, args.script, *TARGET])
         for measure in variants.values():
             await measure()  # Warm-up: caches, the executor's session.
+        before = (netns.sessions_started(), netns.tools_started())
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
         for _ in range(args.runs):
             for name, measure in variants.items():
                 times[name].append(await measure())
+        started = (netns.sessions_started() - before[0], netns.tools_started() - before[1])
         await session.close()
         await netns.close_sessions()
     base = statistics.median(w for w, _ in times["tool alone"])
@@ -141,6 +143,11 @@ async def main() -> None:
         print(
             f"{name:16s} wall p50 {wall * 1000:6.1f} ms  p90 {p90 * 1000:6.1f} ms   "
             f"cpu mean {shown} ms   x{wall / base:5.2f} of the tool alone"
+        )
+    if args.netns:
+        print(
+            f"the netns executor's {args.runs} diagnostics started {started[1]} tools and "
+            f"{started[0]} session processes in the VM"
         )
 
 

@@ -60,7 +60,7 @@ def _is_session(pid: int) -> bool:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return argv[-2:] == [b"serve", b""]
+    return b"serve" in argv
 
 
 def tools_in(namespace: str) -> list[int]:

@@ -5,6 +5,7 @@ Packets go to loopback only (127.0.0.1).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import queue
@@ -19,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from cloudiag.sysvm import build
+from cloudiag.sysvm import build, protocol
 from tests.sysvm_zipapp import zipapp
 
 pytestmark = pytest.mark.skipif(shutil.which("ping") is None, reason="ping is not installed")
@@ -247,6 +250,21 @@ def test_a_busy_session_refuses_and_a_running_id_is_not_reused() -> None:
         session.close()
 
 
+def test_a_job_leaves_its_place_before_its_exit_record() -> None:
+    # The agent sends the next job as soon as it reads an exit record: never "busy".
+    session = Serve("--max-jobs", "1")
+    try:
+        session.next()
+        for number in range(20):
+            session.run(
+                "same" if number % 2 else f"j{number}", "--no-deny", "ping", "127.0.0.1", "-c", "1"
+            )
+            end = session.until(lambda line: line.get("s") in ("exit", "error"))
+            assert end["s"] == "exit" and end["code"] == 0, session.seen[-3:]
+    finally:
+        session.close()
+
+
 def test_eof_kills_what_runs_and_exits_cleanly(serve: Serve) -> None:
     serve.next()
     serve.run("long", *LONG_PING)
@@ -325,3 +343,101 @@ def test_serve_checks_its_own_arguments(args: list[str]) -> None:
     assert done.returncode == 2
     assert b"--max-jobs N" in done.stderr
     assert done.stdout == b""
+
+
+def _other_pythons() -> list[str]:
+    """Other Python 3 interpreters on this machine (pyenv's), as a VM may carry."""
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    found = sorted(str(p) for p in root.glob("3.*/bin/python3") if p.is_file())
+    return [p for p in found if not Path(p).resolve().samefile(Path(sys.executable).resolve())]
+
+
+@pytest.mark.parametrize("python", _other_pythons() or [pytest.param("", marks=pytest.mark.skip)])
+def test_other_interpreters_serve_a_session(python: str) -> None:
+    requests = [
+        {"op": "run", "j": "a", "args": ["--no-deny", "ping", "127.0.0.1", "-c", "2", "-i", "0.2"]},
+        {"op": "run", "j": "b", "args": ["--deny", "127.0.0.0/8", "ping", "127.0.0.1"]},
+    ]
+    proc = subprocess.Popen(
+        [python, "-I", "-S", zipapp(), "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        first = proc.stdout.readline()
+        if not first:
+            err = proc.communicate(timeout=10)[1]
+            if b"SyntaxError" in err and b"annotations" in err:
+                pytest.skip(f"{python} predates from __future__ import annotations")
+            raise AssertionError(err)
+        assert json.loads(first)["s"] == "ready"
+        proc.stdin.write(b"".join(json.dumps(r).encode() + b"\n" for r in requests))
+        proc.stdin.flush()
+        lines = []
+        while sum(1 for line in lines if line["s"] == "exit") < 2:
+            lines.append(json.loads(proc.stdout.readline()))
+        proc.stdin.close()
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    ends = {line["j"]: line["code"] for line in lines if line["s"] == "exit"}
+    assert ends == {"a": 0, "b": -1}
+    assert "2 received" in "".join(line.get("d", "") for line in lines if line.get("j") == "a")
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=10,
+)
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.dictionaries(
+            st.sampled_from(["op", "j", "args", "n", "x"]) | st.text(max_size=5), _JSON
+        ).map(lambda d: json.dumps(d).encode()),
+        st.fixed_dictionaries(
+            {"op": st.sampled_from(["run", "cancel", "ping"]), "j": _JSON, "args": _JSON}
+        ).map(lambda d: json.dumps(d).encode()),
+    )
+)
+def test_any_line_is_a_checked_request_or_a_protocol_error(line: bytes) -> None:
+    try:
+        req = protocol.parse_request(line)
+    except protocol.ProtocolError as exc:
+        assert exc.why and (exc.job is None or protocol.is_job_id(exc.job))
+        return
+    assert req.op in ("run", "cancel", "ping")
+    if req.op != "ping":
+        assert protocol.is_job_id(req.job)
+    assert all(isinstance(a, str) for a in req.args)
+
+
+def test_a_job_that_trips_a_bug_still_ends_with_its_exit_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cloudiag.sysvm import session as serve_mode
+    from cloudiag.sysvm.framing import RecordWriter
+
+    def broken(args: list[str], writer: RecordWriter) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(serve_mode, "prepare", broken)
+    out = io.BytesIO()
+    session = serve_mode.Session(RecordWriter(out), max_jobs=2)
+    session.handle(json.dumps({"op": "run", "j": "x", "args": ["ping", "x"]}).encode())
+    deadline = time.monotonic() + 5
+    while b'"exit"' not in out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["s"] for line in lines] == ["err", "exit"]
+    assert "KeyError('a bug')" in lines[0]["d"] and lines[1] == {"j": "x", "s": "exit", "code": -1}

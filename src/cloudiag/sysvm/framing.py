@@ -26,6 +26,7 @@ from .frozen import Frozen, set_fields
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import IO, Any
 
 
@@ -146,9 +147,16 @@ class RecordWriter:
     them take turns on one lock and see the output broken as soon as one write failed.
     """
 
-    def __init__(self, out: IO[bytes], job: str | None = None, pipe: _Pipe | None = None) -> None:
+    def __init__(
+        self,
+        out: IO[bytes],
+        job: str | None = None,
+        pipe: _Pipe | None = None,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
         self._pipe = pipe if pipe is not None else _Pipe(out)
         self.job = job
+        self._on_exit = on_exit
 
     @property
     def broken(self) -> bool:
@@ -157,15 +165,18 @@ class RecordWriter:
 
     def write(self, stream: str, data: str = "", code: int | None = None) -> None:
         """Write one record; after the first failure, nothing."""
+        if stream == "exit" and self._on_exit is not None:
+            self._on_exit()
         self._pipe.send(encode_record(stream, data, code, self.job))
 
     def send(self, obj: dict[str, Any]) -> None:
         """Write one line that is not a job's record (a session's own messages)."""
         self._pipe.send(encode_line(obj))
 
-    def for_job(self, job: str) -> RecordWriter:
-        """A writer of the same output for the records of ``job``."""
-        return RecordWriter(self._pipe.out, job, self._pipe)
+    def for_job(self, job: str, on_exit: Callable[[], None] | None = None) -> RecordWriter:
+        """A writer of the same output for the records of ``job``; ``on_exit()`` is called
+        just before its exit record is written (whoever reads it may reuse what it held)."""
+        return RecordWriter(self._pipe.out, job, self._pipe, on_exit)
 
 
 class LineSplitter:

@@ -114,7 +114,7 @@ def _send(child: subprocess.Popen[bytes], signum: int, *, group: bool) -> None:
     try:
         if group:
             os.killpg(child.pid, signum)
-        elif child.poll() is None:
+        else:
             # send_signal() does nothing once the child has been reaped.
             child.send_signal(signum)
     except OSError:
@@ -164,7 +164,7 @@ def _pump(
                 # print its summary); a vanished reader or a cancel gets the tool a
                 # SIGTERM. Either way the tool is killed if it is still there after the
                 # grace period.
-                if state["signal"] is None and (group or child.poll() is None):
+                if state["signal"] is None:
                     _send(child, signal.SIGTERM, group=group)
                 kill_at = now + _STOP_GRACE
             if kill_at is not None and now >= kill_at and not killed:

@@ -70,8 +70,9 @@ def parse_request(line: bytes) -> SessionRequest:
     job = obj.get("j")
     usable = job if is_job_id(job) else None
     op = obj.get("op")
-    if op not in _FIELDS:
-        raise ProtocolError(f"unknown op {op!r}: run, cancel or ping", usable)
+    # A list or an object is no op (nor hashable).
+    if not isinstance(op, str) or op not in _FIELDS:
+        raise ProtocolError(f"unknown op {str(op)[:40]!r}: run, cancel or ping", usable)
     extra = sorted(set(obj) - _FIELDS[op])
     if extra:
         raise ProtocolError(f"unknown field {extra[0]!r} in a {op} request", usable)

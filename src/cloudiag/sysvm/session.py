@@ -28,16 +28,19 @@ from .framing import RecordWriter
 from .orphans import die_with_parent
 from .process import run_tool
 from .protocol import MAX_LINE, ProtocolError, parse_request
+from .tokens import INT_RE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
     from typing import IO
 
 DEFAULT_MAX_JOBS = 32
 _MAX_JOBS_LIMIT = 1024
 # What run_tool takes to stop a tool (SIGTERM, SIGKILL after 1 s), and a margin.
 _SHUTDOWN_WAIT = 3.0
+# What ends a session as EOF does (SIGTERM: the agent died, SIGHUP: the SSH channel went).
+_ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 class _Ended(Exception):
@@ -48,7 +51,7 @@ def _max_jobs(args: Sequence[str]) -> int:
     """The ``--max-jobs`` of ``serve``'s arguments; ValueError when they are not right."""
     if not args:
         return DEFAULT_MAX_JOBS
-    if len(args) == 2 and args[0] == "--max-jobs" and args[1].isdigit():
+    if len(args) == 2 and args[0] == "--max-jobs" and INT_RE.fullmatch(args[1]):
         number = int(args[1])
         if 1 <= number <= _MAX_JOBS_LIMIT:
             return number
@@ -92,6 +95,10 @@ class Session:
                 error["j"] = exc.job
             self._out.send(error)
             return
+        except Exception as exc:
+            # A line that trips a bug is refused like a malformed one; the session goes on.
+            self._out.send({"s": "error", "d": f"a request line could not be read: {exc!r}"})
+            return
         if req.op == "ping":
             self._out.send({"s": "pong", "n": req.number})
         elif req.op == "cancel":
@@ -103,17 +110,18 @@ class Session:
             self._start(req.job, req.args)
 
     def _start(self, job: str, args: list[str]) -> None:
-        writer = self._out.for_job(job)
+        stop = threading.Event()
+        writer = self._out.for_job(job, on_exit=lambda: self._release(job, stop))
         with self._lock:
             if job in self._jobs:
                 # No records for that id: they would end the job that runs under it.
                 self._out.send({"s": "error", "j": job, "d": f"job {job} is already running"})
                 return
             if len(self._jobs) >= self._max_jobs:
-                writer.write("refused", f"the session is busy: {self._max_jobs} jobs are running")
-                writer.write("exit", code=-1)
+                busy = self._out.for_job(job)
+                busy.write("refused", f"the session is busy: {self._max_jobs} jobs are running")
+                busy.write("exit", code=-1)
                 return
-            stop = threading.Event()
             thread = threading.Thread(
                 target=self._run, args=(job, args, writer, stop), name=f"job {job}"
             )
@@ -135,13 +143,33 @@ class Session:
                     on_start=lambda pid: writer.write("started", code=pid),
                     preexec=self._preexec,
                 )
+        except Exception as exc:
+            # A bug must not leave the job without its exit record: the agent would wait
+            # for it, then take the whole session for hung.
+            if self._holds(job, stop):
+                writer.write("err", f"[cloudiag] the session failed to run the job: {exc!r}\n")
+                writer.write("exit", code=-1)
         finally:
-            with self._lock:
-                del self._jobs[job]
+            # Its exit record released it already, unless something failed before.
+            self._release(job, stop)
             if writer.broken:
                 # Nobody reads any more: end the session. The main thread waits on stdin,
                 # and only a real signal interrupts that read.
                 signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+
+    def _holds(self, job: str, stop: threading.Event) -> bool:
+        """Whether this run of the job still counts (its exit record is not written)."""
+        with self._lock:
+            entry = self._jobs.get(job)
+            return entry is not None and entry[0] is stop
+
+    def _release(self, job: str, stop: threading.Event) -> None:
+        """The job no longer counts: its exit record is being written (the agent may then
+        send the next one, and reuse its id: only this run of it is removed)."""
+        with self._lock:
+            entry = self._jobs.get(job)
+            if entry is not None and entry[0] is stop:
+                del self._jobs[job]
 
     def running(self) -> int:
         """How many jobs run now."""
@@ -173,9 +201,8 @@ def serve(args: Sequence[str], *, stamp: str) -> int:
         return 2
     out = RecordWriter(sys.stdout.buffer)
     session = Session(out, max_jobs)
-    previous: dict[int, Callable[..., object] | int | None] = {}
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        previous[signum] = signal.signal(signum, _on_signal)
+    for signum in _ENDING_SIGNALS:
+        signal.signal(signum, _on_signal)
     try:
         out.send({"s": "ready", "version": stamp, "max_jobs": max_jobs})
         for line in _lines(sys.stdin.buffer):
@@ -186,8 +213,8 @@ def serve(args: Sequence[str], *, stamp: str) -> int:
         pass
     finally:
         # No signal may cut the shutdown short: the tools must not outlive the session.
-        for number in previous:
-            signal.signal(number, signal.SIG_IGN)
+        for signum in _ENDING_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
         session.stop_all()
     release_stdout()
     return 0

@@ -3,13 +3,24 @@
 Every executor that runs our system-VM package collects the records of one job here: the
 tool's output is kept up to ``max_output`` bytes per stream (the rest is read and dropped,
 so a tool never blocks on a full pipe) and forwarded live; cloudiag's own ``[cloudiag]``
-notes are always kept.
+notes are always kept. ``run_limited`` runs a job over a warm session within the agent's
+wall clock: at the time limit or on a stop, the job is cancelled on the VM.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
 from cloudiag.agent.executors.base import OnRecord, Stream
+from cloudiag.agent.executors.session import OnSessionRecord, SessionError
 from cloudiag.sysvm.framing import Record
+
+#: Runs one job over a session: called with where its records go and the event that
+#: cancels it; returns its exit code (SessionPool.run with everything else bound).
+SessionJob = Callable[[OnSessionRecord, asyncio.Event], Awaitable[int]]
 
 
 class Collector:
@@ -66,3 +77,56 @@ class Collector:
     def text(self, stream: Stream) -> str:
         """What was kept of one stream."""
         return "".join(self._parts[stream])
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How a job over a session ended."""
+
+    code: int
+    timed_out: bool = False
+    cancelled: bool = False
+    #: Why it failed as a whole (its session ended under it), else "".
+    error: str = ""
+
+
+async def run_limited(
+    sink: Collector, job: SessionJob, *, time_limit: float, stop: asyncio.Event | None
+) -> Ended:
+    """Run ``job`` into ``sink`` within ``time_limit`` seconds, until ``stop`` if it is set.
+
+    Either one cancels the job on the VM (the session waits for its exit record, and takes
+    a VM that does not send it for hung); the sink gets the note saying which. A session
+    that ends under the job is noted too, and is the ``error`` of the result.
+    """
+    halt = asyncio.Event()
+    why: list[str] = []
+
+    def halt_for(reason: str) -> None:
+        why.append(reason)
+        halt.set()
+
+    def on_stop(task: asyncio.Future[Any]) -> None:
+        if not task.cancelled():
+            halt_for("stop")
+
+    timer = asyncio.get_running_loop().call_later(time_limit, halt_for, "time")
+    stopper = asyncio.ensure_future(stop.wait() if stop is not None else asyncio.Future())
+    stopper.add_done_callback(on_stop)
+    error = ""
+    try:
+        code = await job(sink.record, halt)
+    except SessionError as exc:
+        code, error = -1, str(exc)
+        await sink.note(f"\n[cloudiag] {error}\n")
+    finally:
+        timer.cancel()
+        stopper.cancel()
+    # The first reason is the one: a stop after the time limit changes nothing.
+    ended = Ended(code, why[:1] == ["time"], why[:1] == ["stop"], error)
+    if ended.timed_out:
+        await sink.note(f"\n[cloudiag] time limit of {time_limit:g} s reached; process killed\n")
+    elif ended.cancelled:
+        await sink.note("\n[cloudiag] cancelled; process killed\n")
+    await sink.finish()
+    return ended

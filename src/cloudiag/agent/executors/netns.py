@@ -21,16 +21,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cloudiag.agent.executors.base import OnRecord, Outcome
-from cloudiag.agent.executors.collect import Collector
+from cloudiag.agent.executors.collect import Collector, run_limited
 from cloudiag.agent.executors.process_channel import ProcessChannel
-from cloudiag.agent.executors.session import Channel, SessionError, SessionPool
+from cloudiag.agent.executors.session import Channel, OnSessionRecord, SessionPool
 from cloudiag.bus.messages import NetnsAccess, RunRequest, VmReport
 from cloudiag.sysvm import build, command, registry, validate
 from cloudiag.sysvm.errors import DiagnosticsInputError
-from cloudiag.sysvm.framing import Record
 
 __all__ = [
     "DiagnosticsInputError",
@@ -50,6 +48,9 @@ BUILD_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "
 NETNS_DIR = "/run/netns"
 # iproute2 keeps namespaces as files in /run/netns, so the name must be a plain file name.
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: Jobs at once in one VM's session: above what one agent runs at once (agent.MAX_JOBS), so
+#: that the session never makes a diagnostic wait for another.
+SESSION_MAX_JOBS = 256
 # How often a running job looks whether its VM is still there.
 _VM_CHECK_INTERVAL = 0.5
 _job_numbers = itertools.count(1)
@@ -122,7 +123,7 @@ class _Sessions:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pool = SessionPool()
+        self._pool = SessionPool(max_jobs=SESSION_MAX_JOBS)
         self._ids: dict[str, tuple[int, int]] = {}
         self._before = (0, 0)
 
@@ -131,7 +132,7 @@ class _Sessions:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._before = self.counts()
-            self._loop, self._pool, self._ids = loop, SessionPool(), {}
+            self._loop, self._pool, self._ids = loop, SessionPool(max_jobs=SESSION_MAX_JOBS), {}
         return self._pool
 
     def counts(self) -> tuple[int, int]:
@@ -173,7 +174,10 @@ async def close_sessions() -> None:
 def _opener(namespace: str, python: str, zipapp: str) -> Callable[[], Awaitable[Channel]]:
     async def open_channel() -> Channel:
         return await ProcessChannel.start(
-            ["ip", "netns", "exec", namespace, python, "-I", "-S", zipapp, "serve"]
+            [
+                *("ip", "netns", "exec", namespace, python, "-I", "-S", zipapp),
+                *("serve", "--max-jobs", str(SESSION_MAX_JOBS)),
+            ]
         )
 
     return open_channel
@@ -256,29 +260,10 @@ async def run_in_netns(
     # The script checks the options against the same limit (its second wall), and names
     # resolve on the VM: the script checks the address and aims the tool at it.
     args = [*script_arguments(check_limit, denied_networks), req.type.name, req.address]
-    halt = asyncio.Event()
-    why: list[str] = []
-
-    def halt_for(reason: str) -> None:
-        why.append(reason)
-        halt.set()
-
-    timer = asyncio.get_running_loop().call_later(time_limit, halt_for, "time")
-    stopper = asyncio.ensure_future(stop.wait() if stop is not None else asyncio.Future())
-
-    def on_stop(task: asyncio.Future[Any]) -> None:
-        if not task.cancelled():
-            halt_for("stop")
-
-    stopper.add_done_callback(on_stop)
     watcher = asyncio.ensure_future(_watch_vm(namespace, key))
 
-    async def on_record(record: Record) -> None:
-        await sink.record(record)
-
-    error = ""
-    try:
-        code = await _sessions.pool().run(
+    def job(on_record: OnSessionRecord, halt: asyncio.Event) -> Awaitable[int]:
+        return _sessions.pool().run(
             key,
             _opener(namespace, python, zipapp),
             vm_name or namespace,
@@ -288,28 +273,19 @@ async def run_in_netns(
             on_record=on_record,
             stop=halt,
         )
-    except SessionError as exc:
-        code, error = -1, str(exc)
-        await sink.note(f"\n[cloudiag] {error}\n")
+
+    try:
+        ended = await run_limited(sink, job, time_limit=time_limit, stop=stop)
     finally:
-        timer.cancel()
-        stopper.cancel()
         watcher.cancel()
-    timed_out = why[:1] == ["time"]
-    cancelled = why[:1] == ["stop"]
-    if timed_out:
-        await sink.note(f"\n[cloudiag] time limit of {time_limit:g} s reached; process killed\n")
-    elif cancelled:
-        await sink.note("\n[cloudiag] cancelled; process killed\n")
-    await sink.finish()
     return _result(
         sink,
-        str(code),
+        str(ended.code),
         started=started,
         argv=tool_argv,
-        timed_out=timed_out,
-        cancelled=cancelled,
-        error=error,
+        timed_out=ended.timed_out,
+        cancelled=ended.cancelled,
+        error=ended.error,
     )
 
 

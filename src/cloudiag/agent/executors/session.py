@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 from cloudiag.agent.executors.process_group import KILL_GRACE
 from cloudiag.sysvm.framing import Record, decode_line, encode_line, record_of
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Awaited with each record of a job but its exit record ("started", "out", "err",
 #: "refused"), in order.
@@ -82,7 +84,7 @@ class WarmSession:
         self._started = 0
         #: Why the session ended, once it has.
         self._failure: str | None = None
-        self._reader = asyncio.ensure_future(self._read())
+        self._reader = _detached(self._read())
 
     @classmethod
     async def open(
@@ -105,7 +107,7 @@ class WarmSession:
                 why = f"its first line is not the ready line: {line[:200]!r}"
         except TimeoutError:
             why = f"it did not say it was ready within {ready_timeout:g} s"
-        except (OSError, EOFError, ValueError) as exc:
+        except Exception as exc:  # An SSH channel has errors of its own.
             why = str(exc) or type(exc).__name__
         if ready is None or why:
             channel.close()
@@ -149,7 +151,7 @@ class WarmSession:
             try:
                 try:
                     await self._channel.send(encode_line({"op": "run", "j": job_id, "args": args}))
-                except (OSError, EOFError) as exc:
+                except Exception as exc:  # An SSH channel has errors of its own.
                     self._fail(f"it cannot be written to ({exc or type(exc).__name__})")
                     raise _NotSent(self._ended(self._failure or "")) from None
                 return await self._follow(job_id, queue, on_record, stop)
@@ -211,7 +213,7 @@ class WarmSession:
     async def _cancel(self, job_id: str) -> None:
         try:
             await self._channel.send(encode_line({"op": "cancel", "j": job_id}))
-        except (OSError, EOFError) as exc:
+        except Exception as exc:  # An SSH channel has errors of its own.
             self._fail(f"it cannot be written to ({exc or type(exc).__name__})")
 
     async def _abandon(self, job_id: str, queue: asyncio.Queue[object]) -> None:
@@ -238,7 +240,7 @@ class WarmSession:
                 return await answered
         except TimeoutError:
             self._fail(f"it did not answer a ping within {timeout:g} s")
-        except (OSError, EOFError) as exc:
+        except Exception as exc:  # An SSH channel has errors of its own.
             self._fail(f"it cannot be written to ({exc or type(exc).__name__})")
         finally:
             self._pongs.pop(number, None)
@@ -247,7 +249,7 @@ class WarmSession:
     async def close(self) -> None:
         """End the session; jobs still running over it fail."""
         self._fail("the session was closed")
-        with contextlib.suppress(BaseException):
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(self._reader, CANCEL_GRACE)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._channel.wait_closed(), CANCEL_GRACE)
@@ -307,6 +309,12 @@ class WarmSession:
         if record.stream == "started":
             self._started += 1
         queue.put_nowait(record)
+
+
+def _detached(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """A task of the session rather than of the job that happened to start it: its logs
+    carry no job id (a fresh context)."""
+    return asyncio.get_running_loop().create_task(work, context=contextvars.Context())
 
 
 async def _cause(channel: Channel) -> str:
@@ -407,7 +415,7 @@ class SessionPool:
             self._forget(key, session)
         pending = self._opening.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._open(key, opener, vm_name, version))
+            pending = _detached(self._open(key, opener, vm_name, version))
             self._opening[key] = pending
             pending.add_done_callback(lambda f: self._opened_done(key, f))
         # Shielded: a waiter that is cancelled does not take the opening from the others.
@@ -421,9 +429,12 @@ class SessionPool:
     async def _open(self, key: str, opener: Opener, vm_name: str, version: str) -> WarmSession:
         try:
             channel = await opener()
-        except OSError as exc:
+        except SessionError:
+            raise
+        except Exception as exc:  # OSError, or an SSH library's own errors.
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise SessionError(
-                f"cannot open a session to {vm_name}: {exc.strerror or exc}"
+                f"cannot open a session to {vm_name}: {why or type(exc).__name__}"
             ) from None
         self._opened += 1
         try:
@@ -435,7 +446,8 @@ class SessionPool:
             channel.close()
             raise
         self._sessions[key] = session
-        self._watchers[key] = asyncio.create_task(self._watch(session))
+        self._watchers[key] = _detached(self._watch(session))
+        log.info("opened a session to %s (version %s)", vm_name, session.version)
         return session
 
     def _forget(self, key: str, session: WarmSession) -> None:
