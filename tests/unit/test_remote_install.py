@@ -36,6 +36,8 @@ def test_the_commands_are_fixed_templates() -> None:
         "-S",
         "/var/lib/cloudiag/cloudiag-sysvm-0123456789abcdef.pyz",
         "serve",
+        "--max-jobs",
+        "256",
     ]
     assert shlex.split(probe_command("python3"))[:4] == ["python3", "-I", "-S", "-c"]
 

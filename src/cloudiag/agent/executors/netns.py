@@ -25,7 +25,12 @@ from pathlib import Path
 from cloudiag.agent.executors.base import OnRecord, Outcome
 from cloudiag.agent.executors.collect import Collector, run_limited
 from cloudiag.agent.executors.process_channel import ProcessChannel
-from cloudiag.agent.executors.session import Channel, OnSessionRecord, SessionPool
+from cloudiag.agent.executors.session import (
+    SESSION_MAX_JOBS,
+    Channel,
+    OnSessionRecord,
+    SessionPool,
+)
 from cloudiag.bus.messages import NetnsAccess, RunRequest, VmReport
 from cloudiag.sysvm import build, command, registry, validate
 from cloudiag.sysvm.errors import DiagnosticsInputError
@@ -48,9 +53,6 @@ BUILD_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "
 NETNS_DIR = "/run/netns"
 # iproute2 keeps namespaces as files in /run/netns, so the name must be a plain file name.
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-#: Jobs at once in one VM's session: above what one agent runs at once (agent.MAX_JOBS), so
-#: that the session never makes a diagnostic wait for another.
-SESSION_MAX_JOBS = 256
 # How often a running job looks whether its VM is still there.
 _VM_CHECK_INTERVAL = 0.5
 _job_numbers = itertools.count(1)
@@ -123,7 +125,7 @@ class _Sessions:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pool = SessionPool(max_jobs=SESSION_MAX_JOBS)
+        self._pool = SessionPool()
         self._ids: dict[str, tuple[int, int]] = {}
         self._before = (0, 0)
 
@@ -132,7 +134,7 @@ class _Sessions:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._before = self.counts()
-            self._loop, self._pool, self._ids = loop, SessionPool(max_jobs=SESSION_MAX_JOBS), {}
+            self._loop, self._pool, self._ids = loop, SessionPool(), {}
         return self._pool
 
     def counts(self) -> tuple[int, int]:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import asyncssh
 
+from cloudiag.agent.executors.session import SESSION_MAX_JOBS
+
 __all__ = [
     "NO_PYTHON_STATUSES",
     "REMOTE_DIR",
@@ -61,8 +63,10 @@ def _interpreter(python: str) -> str:
 
 
 def serve_command(python: str, stamp: str, remote_dir: str = REMOTE_DIR) -> str:
-    """The remote command of a warm session: ``<python> -I -S <zipapp> serve``."""
-    return shlex.join([_interpreter(python), "-I", "-S", remote_path(stamp, remote_dir), "serve"])
+    """The remote command of a warm session: ``<python> -I -S <zipapp> serve --max-jobs N``."""
+    zipapp = remote_path(stamp, remote_dir)
+    max_jobs = str(SESSION_MAX_JOBS)
+    return shlex.join([_interpreter(python), "-I", "-S", zipapp, "serve", "--max-jobs", max_jobs])
 
 
 #: Exits 0 where the interpreter can run the zipapp (Python 3.6 or later).

@@ -30,6 +30,10 @@ OnSessionRecord = Callable[[Record], Awaitable[None]]
 #: How long after a cancel a job's exit record may take: the session gives the tool
 #: KILL_GRACE after SIGTERM before SIGKILL; a session slower than that is hung.
 CANCEL_GRACE = KILL_GRACE + 2.0
+#: Jobs at once in one VM's session (its ``serve --max-jobs``, and the pool's bound): above
+#: what one agent runs at once (agent.MAX_JOBS), so that a session never makes a diagnostic
+#: wait for another, whichever executor opened it.
+SESSION_MAX_JOBS = 256
 # How long the cause of a session's end may take to be known once its output ended.
 _CAUSE_WAIT = 1.0
 
@@ -334,7 +338,7 @@ class SessionPool:
     def __init__(
         self,
         *,
-        max_jobs: int = 32,
+        max_jobs: int = SESSION_MAX_JOBS,
         ping_interval: float = 5.0,
         ping_timeout: float = 5.0,
         ready_timeout: float = 10.0,
