@@ -8,17 +8,19 @@ from typing import Any
 
 import pytest
 
+from cloudiag.lab import manager
 from tests.databases import IN_CI
 from tests.integration.stack import lab_ready, lab_zone
 
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[dict[str, Any]]:
-    """A lab zone with its own prefix, removed at the end even on failure."""
-    reason = lab_ready()
+    """A lab zone with its own prefix and sshd in each system VM (`lab up --ssh`), so that
+    the same zone serves the stacks of both executors; removed at the end even on failure."""
+    reason = lab_ready() or "; ".join(manager.check_requirements(ssh=True))
     if reason:
         if IN_CI:
             pytest.fail(f"CI must run the lab tests: {reason}")
         pytest.skip(reason)
-    with lab_zone("cdt" + secrets.token_hex(2)) as zone:
+    with lab_zone("cdt" + secrets.token_hex(2), ssh=True) as zone:
         yield zone

@@ -130,6 +130,8 @@ class Stack:
     server_dir: Path | None = None
     #: Seconds between agent heartbeats: short in tests (fast state changes), 5 in benches.
     heartbeat: float = 1.0
+    #: How the agent reaches the system VMs: "netns" (their namespaces) or "ssh" (their sshd).
+    executor: str = "netns"
     #: cloudiag clients by (server URL, API key), kept: a real client keeps its connections
     #: alive (a new one per call skews timings).
     clients: dict[tuple[str, str], Client] = field(default_factory=dict)
@@ -224,6 +226,7 @@ class Stack:
                 # Its state (results not yet delivered) in this stack's folder: not the
                 # user's, and not shared with another stack's agent of the same lab host.
                 "CLOUDIAG_DATA_DIR": str(self.data_dir),
+                "CLOUDIAG_EXECUTOR": self.executor,
                 **self.agent_env,
                 **(env or {}),
             },
@@ -370,12 +373,14 @@ def launch(
     database_url: str | None = None,
     server_env: dict[str, str] | None = None,
     agent_env: dict[str, str] | None = None,
+    executor: str = "netns",
 ) -> Iterator[Stack]:
     """nats-server + `cloudiag serve` + `cloudiag agent` on the lab, on one database backend.
 
     `database_url`: that database (e.g. a PostgreSQL of the test's own) rather than a fresh
     one of `backend`; `server_env`, `agent_env`: added to the first server's and every
-    agent's environment.
+    agent's environment; `executor`: how the agent reaches the system VMs ("ssh" needs a
+    lab up with `--ssh`).
     """
     nats_port = free_port()
     token = secrets.token_urlsafe(16)
@@ -408,6 +413,7 @@ def launch(
                 user,
                 server,
                 heartbeat=heartbeat,
+                executor=executor,
                 agent_env=dict(agent_env or {}),
                 server_dir=server_dir,
             )
