@@ -8,12 +8,17 @@ from typing import Any
 
 import pytest
 
+from cloudiag.lab.inventory import Executor
 from tests.integration.stack import Stack, launch
 
 #: (database, executor): both databases on the netns executor, SQLite over SSH. The SSH
 #: dimension reaches the VMs another way; the database does not change that way, so one
 #: backend suffices for it (and CI does not double).
-STACKS = [("sqlite", "netns"), ("postgresql", "netns"), ("sqlite", "ssh")]
+STACKS: list[tuple[str, Executor]] = [
+    ("sqlite", "netns"),
+    ("postgresql", "netns"),
+    ("sqlite", "ssh"),
+]
 
 
 @pytest.fixture(scope="session", params=STACKS, ids=[f"{db}-{ex}" for db, ex in STACKS])
@@ -30,10 +35,18 @@ def stack(
             st.show_logs()
 
 
-@pytest.fixture
-def netns_only(stack: Stack) -> Stack:
-    """The stack, for a test whose point is the lab's namespaces themselves (skipped over
-    SSH, where a VM is reached through its sshd)."""
-    if stack.executor != "netns":
-        pytest.skip("about the netns executor's namespaces, not the executor's result")
-    return stack
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked ``executor("ssh")`` is deselected on the stacks of the other executor
+    (rather than skipped: no stack is started for it)."""
+    kept, dropped = [], []
+    for item in items:
+        mark = item.get_closest_marker("executor")
+        callspec = getattr(item, "callspec", None)
+        param = callspec.params.get("stack") if callspec is not None else None
+        if mark is not None and param is not None and param[1] not in mark.args:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
