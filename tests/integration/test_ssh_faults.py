@@ -205,3 +205,23 @@ def test_a_vm_without_python_is_a_clear_error(ssh_stack: Stack, router: dict[str
     assert tool_pids(router["namespace"], "ping") == []
     job = st.run("router", "ping", web, "-c 1")
     assert job["jobstatus"] == 1 and job["jobresult"]["diagnostics"]["exitcode"] == "0"
+
+
+def test_a_cancelled_cloudstack_script_job_ends_at_once_its_tool_runs_out(
+    ssh_stack: Stack,
+) -> None:
+    """The CPVM runs CloudStack's own script, one exec per diagnostic: a cancel closes its
+    channel and the job ends at once, without output (the script prints only at its end),
+    while the tool, which nothing on the VM stops, runs out its count."""
+    st, cpvm = ssh_stack, ssh_stack.vm("consoleproxy")
+    jobid = st.start_job("consoleproxy", "ping", st.lab["targets"]["web"], "-c 8 -i 0.5")
+    st.wait_for(lambda: bool(tool_pids(cpvm["namespace"], "ping")), "ping to run on the VM")
+    cancelled = time.monotonic()
+    assert st.call("cancelDiagnostics", jobid=jobid).status_code == 200
+    job = st.wait_job(jobid, timeout=10)
+    assert time.monotonic() - cancelled < 3
+    assert job["jobstatus"] == 2 and job["jobresult"]["cancelled"] is True
+    diag = job["jobresult"]["diagnostics"]
+    assert diag["stdout"] == ""
+    assert "the CloudStack script's channel was closed" in diag["stderr"], diag
+    st.wait_for(lambda: not tool_pids(cpvm["namespace"], "ping"), "the ping to run out", 10)
