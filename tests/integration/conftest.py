@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cloudiag.lab.inventory import Executor
+from tests.conftest import ssh_missing
 from tests.integration.stack import Stack, launch
 
 #: (database, executor): both databases on the netns executor, SQLite over SSH. The SSH
@@ -27,6 +28,8 @@ def stack(
 ) -> Iterator[Stack]:
     """The whole stack on the lab; once per (database backend, executor)."""
     backend, executor = request.param
+    if executor == "ssh" and lab.get("ssh") is None:
+        pytest.skip(f"the lab has no sshd: {ssh_missing()}")
     data_dir = tmp_path_factory.mktemp(f"stack-{backend}-{executor}")
     failed_before = request.session.testsfailed
     with launch(backend, lab, data_dir, executor=executor) as st:

@@ -39,6 +39,7 @@ from cloudiag.bus.messages import NetnsAccess, RunRequest, VmReport
 from cloudiag.lab import manager, mountns, topology
 from cloudiag.lab.inventory import Executor, inventory
 from cloudiag.sysvm.errors import DiagnosticsInputError
+from tests.conftest import ssh_missing
 from tests.sysvm_zipapp import zipapp
 
 pytestmark = [
@@ -238,6 +239,8 @@ async def target(
 ) -> AsyncIterator[Target]:
     """The lab's router through one executor, built on the lab's inventory entry of it."""
     kind: Executor = request.param
+    if kind == "ssh" and lab.get("ssh") is None:
+        pytest.skip(f"the lab has no sshd: {ssh_missing()}")
     prefix = lab["prefix"]
     entry = next(vm for vm in inventory(prefix, kind)["vms"] if vm["name"] == VM)
     vm = VmReport.model_validate({**entry, "state": "Running"})

@@ -412,8 +412,8 @@ class SessionPool:
             if not waited.expired():
                 raise
             raise SessionError(
-                f"cannot open a session to {vm_name} within the job's time limit of "
-                f"{timeout:g} s (connecting, installing or starting it)"
+                f"cannot open a session to {vm_name} within the job's time limit: it was "
+                "still connecting, installing or starting"
             ) from None
 
     async def _session(self, key: str, opener: Opener, vm_name: str, version: str) -> WarmSession:
