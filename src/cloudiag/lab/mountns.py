@@ -162,7 +162,7 @@ def add(prefix: str, n: Node, state: Path, path: str) -> None:
 def release(prefix: str, n: Node, state: Path, path: str) -> None:
     """Undo `add` of a path the host has: unmount the VM's own ``path``, which shows the
     host's again (a mount point made by an overlay stays until the VM stops)."""
-    _in_vm(prefix, n, state, *_umount(str(PurePosixPath(path))))
+    _in_vm(prefix, n, state, *_umount(path))
 
 
 def create(prefix: str, n: Node, state: Path, paths: Sequence[str]) -> None:
