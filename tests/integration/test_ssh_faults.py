@@ -109,7 +109,9 @@ def test_sshd_killed_during_a_job_fails_it_at_once_and_the_next_job_works(
     job = st.wait_job(jobid, timeout=LIMIT + 5)
     assert time.monotonic() - killed < 5 and time.monotonic() - started < LIMIT + 5
     error = failed(job)
-    assert error.startswith(f"the session to {router['name']} ended during the job: "), error
+    assert error.startswith(
+        f"the session to {router['name']} ended during the job: the SSH connection was lost ("
+    ), error
     assert "icmp_seq=1 " in job["jobresult"]["diagnostics"]["stdout"]  # the output so far
     st.wait_for(lambda: len(events_of(st, router, jobid)) == 2, "the job's events")
     assert sorted(e["state"] for e in events_of(st, router, jobid)) == ["Completed", "Started"]

@@ -51,6 +51,10 @@ __all__ = ["SshChannel", "SshExecutor"]
 #: Execs of the CloudStack script at once on one connection: OpenSSH's MaxSessions is 10.
 SCRIPT_CHANNELS = 8
 _STDERR_KEPT = 2000
+#: How long (checks x interval) a channel closed without a status waits to hear whether its
+#: connection was lost: within the session's wait for its cause (session._CAUSE_WAIT).
+_LOSS_CHECKS = 10
+_LOSS_CHECK_INTERVAL = 0.03
 _job_numbers = itertools.count(1)
 
 
@@ -105,14 +109,22 @@ class SshChannel:
         if self._asked:
             return ""
         lost = self._lost()
+        signal = self._proc.exit_signal
+        # Neither a status nor a signal: the VM's sshd went away with the channel, and the
+        # connection's loss is heard a moment after the channel's close.
+        for _ in range(_LOSS_CHECKS if signal is None and self._proc.exit_status is None else 0):
+            if lost is not None:
+                break
+            await asyncio.sleep(_LOSS_CHECK_INTERVAL)
+            lost = self._lost()
         if lost is not None:
             return f"the SSH connection was lost ({lost})"
-        signal = self._proc.exit_signal
-        status = (
-            f"killed by SIG{signal[0]}"
-            if signal is not None
-            else f"exit status {self._proc.exit_status}"
-        )
+        if signal is not None:
+            status = f"killed by SIG{signal[0]}"
+        elif self._proc.exit_status is None:
+            status = "its channel was closed by the VM's sshd without an exit status"
+        else:
+            status = f"exit status {self._proc.exit_status}"
         said = self.said()
         return f"{status}: {said}" if said else status
 
