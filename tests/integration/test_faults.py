@@ -69,7 +69,7 @@ def test_vm_stopped_during_a_diagnostic(stack: Stack) -> None:
         if stack.executor == "ssh":
             # Over SSH a stopped VM is a session that ended under the job, as on a cloud.
             assert job["jobresult"]["errortext"].startswith(
-                f"the session to {vm['name']} ended during the job: "
+                f"the session to {vm['name']} ended during the job: the SSH connection was lost"
             ), job["jobresult"]["errortext"]
         else:
             assert job["jobresult"]["errortext"] == (
