@@ -26,6 +26,7 @@ import httpx
 
 from cloudiag.bus.embedded import find_nats_server, free_port, write_config
 from cloudiag.client import ApiKey, Client, signature
+from cloudiag.lab.inventory import Executor
 from tests.databases import create_pg_database, drop_pg_database, sqlite_url
 
 
@@ -130,6 +131,8 @@ class Stack:
     server_dir: Path | None = None
     #: Seconds between agent heartbeats: short in tests (fast state changes), 5 in benches.
     heartbeat: float = 1.0
+    #: How the agent reaches the system VMs: "netns" (their namespaces) or "ssh" (their sshd).
+    executor: Executor = "netns"
     #: cloudiag clients by (server URL, API key), kept: a real client keeps its connections
     #: alive (a new one per call skews timings).
     clients: dict[tuple[str, str], Client] = field(default_factory=dict)
@@ -199,9 +202,9 @@ class Stack:
         """runDiagnostics on the lab VM of that role, waited on."""
         return self.wait_job(self.start_job(role, type, address, params))
 
-    def start_agent(self, env: dict[str, str] | None = None) -> None:
-        """Start `cloudiag agent` for the lab (`env` added to its environment) and wait until
-        its host is Up."""
+    def start_agent(self, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+        """Start `cloudiag agent` for the lab (`env` added to its environment, `args` to its
+        command line, e.g. `--inventory FILE`) and wait until its host is Up."""
         log = (self.data_dir / "agent.log").open("a")
         self.agent = subprocess.Popen(
             [
@@ -213,6 +216,7 @@ class Stack:
                 self.prefix,
                 "--heartbeat-interval",
                 str(self.heartbeat),
+                *args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -224,6 +228,7 @@ class Stack:
                 # Its state (results not yet delivered) in this stack's folder: not the
                 # user's, and not shared with another stack's agent of the same lab host.
                 "CLOUDIAG_DATA_DIR": str(self.data_dir),
+                "CLOUDIAG_EXECUTOR": self.executor,
                 **self.agent_env,
                 **(env or {}),
             },
@@ -370,12 +375,14 @@ def launch(
     database_url: str | None = None,
     server_env: dict[str, str] | None = None,
     agent_env: dict[str, str] | None = None,
+    executor: Executor = "netns",
 ) -> Iterator[Stack]:
     """nats-server + `cloudiag serve` + `cloudiag agent` on the lab, on one database backend.
 
     `database_url`: that database (e.g. a PostgreSQL of the test's own) rather than a fresh
     one of `backend`; `server_env`, `agent_env`: added to the first server's and every
-    agent's environment.
+    agent's environment; `executor`: how the agent reaches the system VMs ("ssh" needs a
+    lab up with `--ssh`).
     """
     nats_port = free_port()
     token = secrets.token_urlsafe(16)
@@ -408,6 +415,7 @@ def launch(
                 user,
                 server,
                 heartbeat=heartbeat,
+                executor=executor,
                 agent_env=dict(agent_env or {}),
                 server_dir=server_dir,
             )

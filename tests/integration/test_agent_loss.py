@@ -71,7 +71,7 @@ def test_stopped_vm_is_refused(stack: Stack) -> None:
 
 def test_an_agent_on_a_static_inventory_serves_its_vms(stack: Stack, tmp_path: Path) -> None:
     """`cloudiag agent --inventory FILE`: the file's host and VMs, in the states it declares."""
-    inventory = lab_inventory(stack.prefix)
+    inventory = lab_inventory(stack.prefix, stack.executor)
     for vm in inventory["vms"]:
         if vm["name"] == "s-2-VM":
             vm["state"] = "Stopped"

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 
 from tests.integration.stack import Stack, start_server, stop
+from tests.integration.vm_files import vm_file
 
 
 def test_output_beyond_the_cap_is_dropped_and_flagged(stack: Stack) -> None:
@@ -42,22 +43,28 @@ def test_output_beyond_the_cap_is_dropped_and_flagged(stack: Stack) -> None:
 
 def test_a_result_at_the_default_cap_gets_through_the_bus(stack: Stack, tmp_path: Path) -> None:
     """Both streams of a result travel in one NATS message: one at the 1 MiB cap must fit."""
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    # A stand-in for ping, first on the agent's PATH: 3 MiB of reply lines, no packet sent.
-    fake = tools / "ping"
-    fake.write_text(
+    # A stand-in for ping: 3 MiB of reply lines, no packet sent.
+    fake = (
         "#!/bin/sh\nyes '64 bytes from 198.51.100.10: icmp_seq=1 ttl=63 time=0.1 ms' "
         "| head -c 3145728\n"
     )
-    fake.chmod(0o755)
-    stack.stop_agent()
-    try:
-        stack.start_agent(env={"PATH": f"{tools}:{os.environ['PATH']}"})
-        job = stack.run("router", "ping", stack.lab["targets"]["web"], "-c 1")
-    finally:
+    if stack.executor == "ssh":
+        # Over SSH the tool runs with the VM's own PATH: the stand-in is the VM's ping.
+        with vm_file(stack.prefix, stack.vm("router")["name"], "/usr/bin/ping", fake):
+            job = stack.run("router", "ping", stack.lab["targets"]["web"], "-c 1")
+    else:
+        # The netns executor's tools inherit the agent's PATH: the stand-in comes first.
+        tools = tmp_path / "bin"
+        tools.mkdir()
+        (tools / "ping").write_text(fake)
+        (tools / "ping").chmod(0o755)
         stack.stop_agent()
-        stack.start_agent()
+        try:
+            stack.start_agent(env={"PATH": f"{tools}:{os.environ['PATH']}"})
+            job = stack.run("router", "ping", stack.lab["targets"]["web"], "-c 1")
+        finally:
+            stack.stop_agent()
+            stack.start_agent()
     assert job["jobstatus"] == 1, job
     diag = job["jobresult"]["diagnostics"]
     assert diag["truncated"] is True

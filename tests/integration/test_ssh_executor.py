@@ -250,6 +250,33 @@ async def test_a_vm_that_hangs_fails_its_job_and_the_next_job_gets_a_new_session
     assert _pings("16") == []
 
 
+async def test_a_job_waits_for_a_vm_that_does_not_answer_no_longer_than_its_limit(
+    sshd: SshServer, executor: SshExecutor
+) -> None:
+    """Connecting, installing and starting the session count against the job's own limit;
+    the opening goes on for the jobs after it."""
+    sshd.pause()  # The TCP connection is taken (the kernel's backlog), then nothing.
+    try:
+        started = time.monotonic()
+        out, _ = await run(executor, vm(sshd), request("slow", time_limit=1))
+        assert time.monotonic() - started < 2
+        assert out.exitcode == "-1" and out.error == (
+            "cannot open a session to r-1-VM within the job's time limit: it was still "
+            "connecting, installing or starting"
+        ), out
+        started = time.monotonic()
+        out, _ = await run(executor, vm(sshd, script="cloudstack"), request("s", time_limit=1))
+        assert time.monotonic() - started < 2
+        assert out.exitcode == "-1" and out.error.startswith(
+            "cannot reach r-1-VM within the job's time limit: its SSH connection is still opening"
+        ), out
+    finally:
+        sshd.resume()
+    again, _ = await run(executor, vm(sshd), request("after"))
+    assert again.exitcode == "0", again
+    assert executor.connections.opened == 1
+
+
 def _pings(count: str, wait: float = 3.0) -> list[str]:
     """Command lines of ping processes with that count still running after ``wait``."""
     deadline = time.monotonic() + wait

@@ -42,6 +42,7 @@ class FakeExecutor:
         self.runs: list[tuple[VmReport, RunRequest]] = []
         self.started = asyncio.Event()
         self.cleaned_up = False
+        self.closed = False
 
     async def execute(
         self, vm: VmReport, request: RunRequest, *, on_record: OnRecord, stop: asyncio.Event
@@ -65,6 +66,9 @@ class FakeExecutor:
 
     def spawned(self) -> int:
         return len(self.runs)
+
+    async def close(self) -> None:
+        self.closed = True
 
 
 class FakeBus:

@@ -282,6 +282,19 @@ async def test_a_withdrawn_request_is_not_run(bus: Client, nats_url: str) -> Non
     assert await _results_by_subject(js) == {}
 
 
+async def test_a_stopping_agent_closes_its_executors_after_its_jobs(
+    bus: Client, nats_url: str
+) -> None:
+    """Its warm sessions get EOF and its connections close, after the running job ended."""
+    executor = FakeExecutor(block=True)
+    async with running_agent(nats_url, executor, heartbeat_interval=30):
+        await _request(bus.jetstream(), request("j1"), msg_id="j1")
+        await asyncio.wait_for(executor.started.wait(), 5)
+        assert not executor.closed
+    assert executor.closed
+    assert await _stored_result(bus.jetstream(), "j1") is not None
+
+
 async def test_at_start_the_agent_ends_what_an_earlier_process_left(
     bus: Client, nats_url: str
 ) -> None:

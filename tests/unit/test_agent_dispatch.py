@@ -144,3 +144,13 @@ async def test_the_vm_failing_under_a_run_is_the_jobs_error() -> None:
     d.start(request("j1"), bus)
     result = await bus.result("j1")
     assert (result.error, result.stdout, result.cancelled_by) == ("VM stopped", "64 bytes\n", "")
+
+
+async def test_closing_the_executors_closes_every_one_even_when_one_fails() -> None:
+    class Broken(FakeExecutor):
+        async def close(self) -> None:
+            raise OSError("the connection was already gone")
+
+    broken, fine = Broken(), FakeExecutor()
+    await Executors({NetnsAccess: broken, SshAccess: fine}).close()
+    assert fine.closed

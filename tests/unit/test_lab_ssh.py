@@ -7,6 +7,7 @@ lab with sshd itself is tests/integration/test_lab_ssh.py.
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -234,3 +235,19 @@ def test_requirements_with_ssh_name_the_packages(monkeypatch: pytest.MonkeyPatch
         "missing: /usr/sbin/sshd (apt-get install openssh-server)",
         "missing: nsenter (apt-get install util-linux)",
     ]
+
+
+def test_a_new_host_key_replaces_the_old_and_leaves_known_hosts(tmp_path: Path) -> None:
+    """What `lab rekey` does to the files (the sshd restart needs a lab)."""
+    if shutil.which("ssh-keygen") is None:
+        pytest.skip("ssh-keygen is not installed")
+    router = t.node("router")
+    vm_dir = sshd.vm_dir(tmp_path, router)
+    vm_dir.mkdir(parents=True)
+    sshd.known_hosts(tmp_path).write_text("[169.254.0.10]:3922 ssh-ed25519 OLD\n")
+    sshd.new_host_key(tmp_path, router)
+    first = sshd.host_key_fingerprint(tmp_path, router)
+    sshd.new_host_key(tmp_path, router)
+    second = sshd.host_key_fingerprint(tmp_path, router)
+    assert first and second and first != second
+    assert sshd.known_hosts(tmp_path).read_text() == "[169.254.0.10]:3922 ssh-ed25519 OLD\n"

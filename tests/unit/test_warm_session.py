@@ -371,3 +371,37 @@ async def test_run_limited_notes_a_session_that_ends(pool: SessionPool) -> None:
     assert ended.code == -1 and not ended.timed_out
     assert ended.error == f"the session to {VM} ended during the job: killed by SIGKILL"
     assert f"[cloudiag] {ended.error}" in sink.text("stderr")
+
+
+async def test_a_job_waits_for_an_opening_session_no_longer_than_its_time_limit() -> None:
+    """The session is slow to say it is ready (e.g. a slow VM): the job fails at its limit,
+    the opening goes on, and the next job runs on the session it opened."""
+    pool = SessionPool()
+    ready = [sys.executable, "-I", "-S", zipapp(), "serve"]
+    code = f"import os, sys, time; time.sleep(1.5); os.execv(sys.executable, {ready!r})"
+    opener = Opened([sys.executable, "-I", "-S", "-c", code])
+    try:
+        started = time.monotonic()
+        with pytest.raises(SessionError) as info:
+            await pool.run(
+                "vm",
+                opener,
+                VM,
+                version(),
+                "j1",
+                PING,
+                on_record=Job(),
+                stop=asyncio.Event(),
+                open_timeout=0.3,
+            )
+        assert time.monotonic() - started < 1.0
+        assert str(info.value) == (
+            f"cannot open a session to {VM} within the job's time limit: it was still "
+            "connecting, installing or starting"
+        )
+        code = await pool.run(
+            "vm", opener, VM, version(), "j2", PING, on_record=Job(), stop=asyncio.Event()
+        )
+        assert code == 0 and pool.opened() == 1
+    finally:
+        await pool.close()

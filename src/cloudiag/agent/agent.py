@@ -53,6 +53,8 @@ REQUEST_ACK_WAIT = 30.0
 MAX_JOBS = 200
 #: At a stop, how long the running jobs get to end and hand over their results.
 STOP_JOBS_LIMIT = 5.0
+#: Then how long the executors get to close their sessions and connections.
+STOP_EXECUTORS_LIMIT = 3.0
 
 
 class Agent:
@@ -215,6 +217,10 @@ class Agent:
         # table keeps what the next agent process needs.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.jobs.stop_all(), STOP_JOBS_LIMIT)
+        # Sessions on the VMs get EOF (they stop their tools) and SSH connections close,
+        # rather than being cut when the process exits.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.jobs.executors.close(), STOP_EXECUTORS_LIMIT)
         nc, self._nc = self._nc, None
         if nc is None:
             return

@@ -1,4 +1,4 @@
-"""`cloudiag lab up|down|status|stop|start`: the lab zone from the command line."""
+"""`cloudiag lab up|down|status|stop|start|script|rekey`: the lab zone from the command line."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ _ACTIONS = (
     ("stop", "stop one VM of the lab (its namespace goes away)"),
     ("start", "start a stopped VM of the lab again"),
     ("script", "switch a system VM's CloudStack-style diagnostics.py to a form (--ssh labs)"),
+    (
+        "rekey",
+        "give a system VM a new host key, as a rebuilt VM has (--ssh labs; the lab's "
+        "known_hosts keeps the old one until the next `lab up`)",
+    ),
 )
 
 
@@ -46,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             help="state directory of this lab (default /run/cloudiag-lab/PREFIX, "
             "env CLOUDIAG_LAB_STATE_DIR)",
         )
-        if name in ("stop", "start", "script"):
+        if name in ("stop", "start", "script", "rekey"):
             cmd.add_argument("vm", help="the VM's name or role, e.g. v-3-VM or consoleproxy")
         if name == "up":
             cmd.add_argument(
@@ -83,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
             lab = manager.status(args.prefix, state_dir)
         elif action == "script":
             manager.set_script(args.prefix, args.vm, args.form, state_dir)
+            lab = manager.status(args.prefix, state_dir)
+        elif action == "rekey":
+            manager.rekey(args.prefix, args.vm, state_dir)
             lab = manager.status(args.prefix, state_dir)
         else:
             lab = manager.status(args.prefix, state_dir)

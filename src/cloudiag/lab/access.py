@@ -78,6 +78,23 @@ def set_script(state: Path, n: Node, form: str) -> None:
         raise LabError(str(exc)) from None
 
 
+def rekey(prefix: str, state: Path, n: Node) -> None:
+    """Give a system VM a new host key, as a VM rebuilt from its template has, and restart
+    its sshd with it if it runs (its connections end).
+
+    The lab's known_hosts keeps the old key, as an agent's does when a VM was rebuilt
+    behind its back: an agent that checks it refuses the VM until the file is fixed
+    (`lab up` writes every VM's current key there again).
+    """
+    if n not in system_vm_nodes():
+        raise LabError(f"{n.name} is not a system VM: it has no sshd")
+    ns = namespace(prefix, n)
+    running = sshd.read_state(ns, state, n).listening
+    sshd.new_host_key(state, n)
+    if running:
+        sshd.start(prefix, ns, state, n)
+
+
 def sshd_info(ns: str | None, state: Path, n: Node) -> SshdInfo:
     """The VM's sshd as it really is, with its host key's fingerprint."""
     now = sshd.read_state(ns, state, n)

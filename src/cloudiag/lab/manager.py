@@ -297,3 +297,16 @@ def set_script(prefix: str, name: str, form: str, state_dir: Path | None = None)
     if not access.enabled(state):
         raise LabError(f"the lab {prefix!r} has no SSH: run `cloudiag lab up --ssh` first")
     access.set_script(state, n, form)
+
+
+def rekey(prefix: str, name: str, state_dir: Path | None = None) -> None:
+    """Give a system VM a new host key and restart its sshd (see ``access.rekey``); the lab
+    must have SSH (`up --ssh`)."""
+    prefix = _prefix(prefix)
+    n = _node(name)
+    state = _state_dir(prefix, state_dir)
+    need_root("rekey")
+    if not access.enabled(state):
+        raise LabError(f"the lab {prefix!r} has no SSH: run `cloudiag lab up --ssh` first")
+    with as_lab_error():
+        access.rekey(prefix, state, n)

@@ -159,6 +159,12 @@ def add(prefix: str, n: Node, state: Path, path: str) -> None:
     _in_vm(prefix, n, state, *_mount("--bind", str(source), str(target)))
 
 
+def release(prefix: str, n: Node, state: Path, path: str) -> None:
+    """Undo `add` of a path the host has: unmount the VM's own ``path``, which shows the
+    host's again (a mount point made by an overlay stays until the VM stops)."""
+    _in_vm(prefix, n, state, *_umount(path))
+
+
 def create(prefix: str, n: Node, state: Path, paths: Sequence[str]) -> None:
     """Make the VM's mount namespace (its network namespace must exist) with its own paths.
 

@@ -164,6 +164,15 @@ def ensure_keys(state: Path, nodes: list[Node]) -> None:
     known_hosts(state).write_text("".join(lines))
 
 
+def new_host_key(state: Path, n: Node) -> None:
+    """Give the VM a new host key (as a rebuilt VM has), replacing its old one; the lab's
+    known_hosts is left as it is (see ``access.rekey``)."""
+    hk = host_key(state, n)
+    for path in (hk, Path(f"{hk}.pub")):
+        path.unlink(missing_ok=True)
+    _keygen("-t", "ed25519", "-N", "", "-C", f"root@{n.name}", "-f", str(hk))
+
+
 def host_key_fingerprint(state: Path, n: Node) -> str | None:
     """The fingerprint of the VM's host key, or None when it has none yet."""
     try:

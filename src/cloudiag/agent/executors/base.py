@@ -57,3 +57,8 @@ class Executor(Protocol):
         """How many processes the runs started in the VMs so far: each diagnostic's tool,
         and each warm session it ran over (tests assert that a refusal ran nothing)."""
         ...
+
+    async def close(self) -> None:
+        """End what the executor keeps open (warm sessions get EOF, connections close):
+        the agent is stopping, after its jobs ended."""
+        ...

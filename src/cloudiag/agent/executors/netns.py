@@ -274,6 +274,7 @@ async def run_in_netns(
             [*args, *req.params],
             on_record=on_record,
             stop=halt,
+            open_timeout=time_limit,
         )
 
     try:
@@ -335,6 +336,10 @@ class NetnsExecutor:
         """Processes started in the VMs: one tool per diagnostic that reached its VM, and
         each session process (see ``tools_started`` and ``sessions_started``)."""
         return spawn_count()
+
+    async def close(self) -> None:
+        """End the warm sessions of the namespaces (see ``close_sessions``)."""
+        await close_sessions()
 
 
 async def _vm_gone(name: str, namespace: str, res: ExecResult) -> str:

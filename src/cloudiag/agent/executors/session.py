@@ -365,16 +365,19 @@ class SessionPool:
         *,
         on_record: OnSessionRecord,
         stop: asyncio.Event,
+        open_timeout: float | None = None,
     ) -> int:
         """Run one job over the session of ``key`` (opened with ``opener`` if need be).
 
         Jobs beyond ``max_jobs`` at once wait here for their turn. A job whose request never
         reached its session (it was found dead) runs on a new one; SessionError otherwise.
+        ``open_timeout`` (the job's time limit) bounds this job's wait for an opening
+        session: past it the job fails, and the opening goes on for the jobs after it.
         """
         slots = self._slots.setdefault(key, asyncio.Semaphore(self.max_jobs))
         async with slots:
             for attempt in range(2):
-                session = await self._session(key, opener, vm_name, version)
+                session = await self._live(key, opener, vm_name, version, open_timeout)
                 try:
                     return await session.run(job_id, args, on_record=on_record, stop=stop)
                 except _NotSent:
@@ -409,6 +412,21 @@ class SessionPool:
         for key, session in sessions:
             self._forget(key, session)
         await asyncio.gather(*(s.close() for _, s in sessions), return_exceptions=True)
+
+    async def _live(
+        self, key: str, opener: Opener, vm_name: str, version: str, timeout: float | None
+    ) -> WarmSession:
+        """The live session of ``key``, waited for at most ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout) as waited:
+                return await self._session(key, opener, vm_name, version)
+        except TimeoutError:
+            if not waited.expired():
+                raise
+            raise SessionError(
+                f"cannot open a session to {vm_name} within the job's time limit: it was "
+                "still connecting, installing or starting"
+            ) from None
 
     async def _session(self, key: str, opener: Opener, vm_name: str, version: str) -> WarmSession:
         """The live session of ``key``; one opening at a time, shared by who waits for it."""

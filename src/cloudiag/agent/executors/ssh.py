@@ -51,6 +51,10 @@ __all__ = ["SshChannel", "SshExecutor"]
 #: Execs of the CloudStack script at once on one connection: OpenSSH's MaxSessions is 10.
 SCRIPT_CHANNELS = 8
 _STDERR_KEPT = 2000
+#: How long (checks x interval) a channel closed without a status waits to hear whether its
+#: connection was lost: within the session's wait for its cause (session._CAUSE_WAIT).
+_LOSS_CHECKS = 10
+_LOSS_CHECK_INTERVAL = 0.03
 _job_numbers = itertools.count(1)
 
 
@@ -105,14 +109,22 @@ class SshChannel:
         if self._asked:
             return ""
         lost = self._lost()
+        signal = self._proc.exit_signal
+        # Neither a status nor a signal: the VM's sshd went away with the channel, and the
+        # connection's loss is heard a moment after the channel's close.
+        for _ in range(_LOSS_CHECKS if signal is None and self._proc.exit_status is None else 0):
+            if lost is not None:
+                break
+            await asyncio.sleep(_LOSS_CHECK_INTERVAL)
+            lost = self._lost()
         if lost is not None:
             return f"the SSH connection was lost ({lost})"
-        signal = self._proc.exit_signal
-        status = (
-            f"killed by SIG{signal[0]}"
-            if signal is not None
-            else f"exit status {self._proc.exit_status}"
-        )
+        if signal is not None:
+            status = f"killed by SIG{signal[0]}"
+        elif self._proc.exit_status is None:
+            status = "its channel was closed by the VM's sshd without an exit status"
+        else:
+            status = f"exit status {self._proc.exit_status}"
         said = self.said()
         return f"{status}: {said}" if said else status
 
@@ -171,7 +183,7 @@ class SshExecutor:
         started = time.monotonic()
         sink = Collector(request.max_output, on_record)
         try:
-            if await self._uses_cloudstack(access, vm.name):
+            if await self._uses_cloudstack(access, vm.name, started + request.time_limit):
                 return await self._cloudstack(vm.name, access, req, request, sink, stop, started)
             return await self._cloudiag(vm.name, access, req, request, sink, stop, started)
         except (SshError, SessionError, remote_install.InstallError) as exc:
@@ -179,12 +191,28 @@ class SshExecutor:
             await sink.note(f"[cloudiag] {error}\n")
             return _outcome(sink, "-1", started, error=error)
 
-    async def _uses_cloudstack(self, access: SshAccess, vm_name: str) -> bool:
+    async def _connection(
+        self, access: SshAccess, vm_name: str, deadline: float
+    ) -> asyncssh.SSHClientConnection:
+        """The VM's connection, waited for until the job's ``deadline`` (monotonic) at most:
+        an opening that takes longer goes on for the next jobs."""
+        try:
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)) as waited:
+                return await self.connections.get(access, vm_name)
+        except TimeoutError:
+            if not waited.expired():
+                raise
+            raise SshError(
+                f"cannot reach {vm_name} within the job's time limit: its SSH connection "
+                "is still opening"
+            ) from None
+
+    async def _uses_cloudstack(self, access: SshAccess, vm_name: str, deadline: float) -> bool:
         if access.script != "auto":
             return access.script == "cloudstack"
         key = (connection_key(access), access.python)
         if key not in self._python:
-            conn = await self.connections.get(access, vm_name)
+            conn = await self._connection(access, vm_name, deadline)
             try:
                 self.probes += 1
                 probe = await conn.run(remote_install.probe_command(access.python), check=False)
@@ -243,6 +271,8 @@ class SshExecutor:
                 args,
                 on_record=on_session_record,
                 stop=halt,
+                # Connect, install and ready count against the job's own limit.
+                open_timeout=max(started + request.time_limit - time.monotonic(), 0.0),
             )
 
         error = ""
@@ -261,11 +291,11 @@ class SshExecutor:
             timer.cancel()
             stopper.cancel()
         timed_out, cancelled = why[:1] == ["time"], why[:1] == ["stop"]
-        if timed_out:
+        if timed_out and not error:  # An error says itself why the job ended.
             await sink.note(
                 f"\n[cloudiag] time limit of {request.time_limit:g} s reached; process killed\n"
             )
-        elif cancelled:
+        elif cancelled and not error:
             await sink.note("\n[cloudiag] cancelled; process killed\n")
         await sink.finish()
         return _outcome(
@@ -339,7 +369,7 @@ class SshExecutor:
                 stdout="", stderr=str(exc), exitcode="-1", duration=0.0, refused=str(exc)
             )
         key = connection_key(access)
-        conn = await self.connections.get(access, vm_name)
+        conn = await self._connection(access, vm_name, started + request.time_limit)
         slots = self._script_slots.setdefault(key, asyncio.Semaphore(SCRIPT_CHANNELS))
         async with slots:
             try:
@@ -366,7 +396,8 @@ class SshExecutor:
         """The error of an exec that failed: a lost connection is dropped, a live one kept
         (the VM refused one channel, e.g. past its sshd's MaxSessions)."""
         why = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
-        lost = lost_reason(conn)
+        # The exec may fail with the loss before the connection itself hears of it.
+        lost = lost_reason(conn) or (why if isinstance(exc, asyncssh.ConnectionLost) else None)
         if lost is None:
             return SshError(f"{vm_name} refused a channel for {what}: {why}")
         self.connections.forget(access, conn)

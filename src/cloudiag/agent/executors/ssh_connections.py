@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import threading
+import weakref
 from typing import Any
 
 import asyncssh
@@ -115,10 +116,17 @@ class _Client(asyncssh.SSHClient):
         self.lost = str(exc) if exc else "closed"
 
 
+#: Each connection's client: asyncssh drops a connection's owner once it is lost, and
+#: the client is what knows why.
+_clients: weakref.WeakKeyDictionary[asyncssh.SSHClientConnection, _Client] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def lost_reason(conn: asyncssh.SSHClientConnection) -> str | None:
     """Why this connection was lost, or None while it is up."""
-    client = conn.get_owner()
-    return client.lost if isinstance(client, _Client) else None
+    client = _clients.get(conn)
+    return client.lost if client is not None else None
 
 
 class _Kept:
@@ -233,6 +241,7 @@ class SshConnections:
         except BaseException:
             sock.close()
             raise
+        _clients[conn] = client
         self.opened += 1
         log.info("SSH connection to %s open", where)
         await check.confirm()
