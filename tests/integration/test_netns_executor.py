@@ -159,6 +159,14 @@ def _argv(pid: int) -> list[bytes]:
         return []
 
 
+def _session_zipapp(pid: int) -> bytes | None:
+    """The zipapp a warm session runs (``… <zipapp> serve [--max-jobs N]``), else None."""
+    argv = [word for word in _argv(pid) if word]
+    if b"serve" not in argv[1:]:
+        return None
+    return argv[argv.index(b"serve") - 1]
+
+
 def _parent(pid: int) -> int:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -215,12 +223,12 @@ class Target:
         """This executor's warm sessions in the VM (the lab's agents may have theirs)."""
         found = []
         for pid in pids_in(self.namespace):
-            argv = _argv(pid)
-            if argv[-2:] != [b"serve", b""]:
+            zipapp = _session_zipapp(pid)
+            if zipapp is None:
                 continue
             if self.kind == "netns" and _parent(pid) == os.getpid():
                 found.append(pid)
-            elif self.kind == "ssh" and argv[-3].startswith(SSH_TEST_DIR.encode() + b"/"):
+            elif self.kind == "ssh" and zipapp.startswith(SSH_TEST_DIR.encode() + b"/"):
                 found.append(pid)
         return found
 
@@ -229,7 +237,7 @@ class Target:
         return [
             pid
             for pid in pids_in(self.namespace)
-            if _argv(pid)[-2:] != [b"serve", b""] and _comm(pid) != "sshd"
+            if _session_zipapp(pid) is None and _comm(pid) != "sshd"
         ]
 
 

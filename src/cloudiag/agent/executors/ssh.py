@@ -318,6 +318,16 @@ class SshExecutor:
         self, access: SshAccess, vm_name: str, zipapp: Path, stamp: str, key: str
     ) -> Channel:
         """The opener of the VM's warm session: connect, install if need be, exec serve."""
+        try:
+            return await self._start_session(access, vm_name, zipapp, stamp, key)
+        except (SshError, remote_install.InstallError) as exc:
+            # Already the whole errortext (it names the VM and the cause): the pool must not
+            # wrap it again.
+            raise SessionError(str(exc)) from None
+
+    async def _start_session(
+        self, access: SshAccess, vm_name: str, zipapp: Path, stamp: str, key: str
+    ) -> Channel:
         conn = await self.connections.get(access, vm_name)
         replace = key in self._replace
         if await remote_install.install(
