@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from nats.aio.msg import Msg
@@ -80,6 +81,7 @@ class ResultIntake:
 
     async def handle(self, msg: Msg) -> None:
         """Store one result; ack it once stored, nak it on a database error."""
+        received = time.perf_counter()
         job_id = msg.subject.split(".")[2]
         token = job_id_var.set(job_id)
         try:
@@ -90,7 +92,7 @@ class ResultIntake:
                 await msg.term()
                 return
             try:
-                stored = await self._store(job_id, result)
+                stored = await self._store(job_id, result, received)
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -109,7 +111,7 @@ class ResultIntake:
         finally:
             job_id_var.reset(token)
 
-    async def _store(self, job_id: str, result: RunResult) -> bool:
+    async def _store(self, job_id: str, result: RunResult, received: float) -> bool:
         job = self._held(job_id) or await self._load(job_id)
         if job is None:
             log.warning("result of a job this database does not have; dropped")
@@ -117,7 +119,9 @@ class ResultIntake:
         final = final_state.of_result(job.request.type, result, job.host_name)
         stored = await outcomes.store_once(self.db, job, final)
         if stored:
-            log.info("result stored: %s", final.summary)
+            # The time to store is a stage of bench/rundiagnostics_latency.py.
+            took = (time.perf_counter() - received) * 1000
+            log.info("result stored in %.2f ms: %s", took, final.summary)
         return True
 
     async def _load(self, job_id: str) -> DiagnosticsJob | None:
