@@ -206,6 +206,7 @@ async def serve_http(
     if ready is not None:
         ready.set()
     await stop.wait()
+    state.runner.finals.close()  # Requests waiting for a job answer now: nothing holds the exit.
     server.should_exit = True
     await task
 

@@ -61,6 +61,19 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 _sqlite_writers = asyncio.Lock()
 
 
+def sqlite_writers(db: AsyncSession) -> contextlib.AbstractAsyncContextManager[object]:
+    """On SQLite, the in-process lock of the writers whose reads decide their writes (the
+    quotas); elsewhere nothing: PostgreSQL's row locks (FOR UPDATE) do it there.
+
+    SQLite lets one writer in at a time anyway, so queueing them here costs no concurrency,
+    and they wait in order on the event loop rather than in SQLite's busy handler, which
+    sleeps. Hold it from the first read that decides through the commit, and no longer.
+    """
+    if db.get_bind().dialect.name == "sqlite":
+        return _sqlite_writers
+    return contextlib.nullcontext()
+
+
 @contextlib.asynccontextmanager
 async def locked_transaction(
     sessions: async_sessionmaker[AsyncSession],

@@ -28,6 +28,7 @@ from cloudiag.jobs import final_state, outcomes
 from cloudiag.jobs.agent_protocol import ANSWER_TIMEOUT, RESULT_GRACE, WITHDRAWN, AgentClient
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob, JobFailed
 from cloudiag.jobs.final_state import RESTART_BY, RESTARTED, SHUTDOWN_BY, SHUTDOWN_TEXT, FinalState
+from cloudiag.jobs.final_waiters import FinalWaiters
 from cloudiag.jobs.job_rows import load_jobs
 from cloudiag.jobs.ownership import Ownership
 from cloudiag.jobs.result_intake import ResultIntake
@@ -87,6 +88,9 @@ class JobRunner:
         #: The jobs storing their outcome: a shutdown lets them, rather than cancel the write.
         self._finishing: set[str] = set()
         self._closing = False
+        #: Readers waiting for a job to be final (queryAsyncJobResult with wait, the
+        #: stream), woken as this server stores an outcome.
+        self.finals = FinalWaiters()
         self.intake = ResultIntake(
             db,
             self._jetstream,
@@ -182,6 +186,15 @@ class JobRunner:
         ended = self._ended.get(job_id)
         if ended is not None:
             ended.set()
+        held = self._held.get(job_id)
+        self._final(job_id, held.parent_id if held is not None else None)
+
+    def _final(self, job_id: str, parent_id: str | None) -> None:
+        """Wake the readers of a job whose outcome was stored, and of its parent (which its
+        last child settles in the same transaction)."""
+        self.finals.notify(job_id)
+        if parent_id is not None:
+            self.finals.notify(parent_id)
 
     async def close(self) -> None:
         """Shut down: agents stop this server's jobs, and every job it holds ends as shut down.
@@ -350,3 +363,4 @@ class JobRunner:
     async def _finish(self, job: DiagnosticsJob, final: FinalState) -> None:
         self._finishing.add(job.job_id)
         await outcomes.store(self.db, job, final)
+        self._final(job.job_id, job.parent_id)

@@ -2,8 +2,9 @@
 
 Counted from the job table in the transaction that creates the job, so several management
 servers sharing one PostgreSQL enforce them together: the rows of the user, the host and
-the VM are locked (FOR UPDATE) in that order, which serializes competing requests. SQLite
-has no row locks and serves one server only; there an in-process lock serializes instead.
+the VM are locked (FOR UPDATE) in that order, which serializes competing requests for the
+same user, host or VM, and only those. SQLite has no row locks and serves one server only;
+there an in-process lock serializes its writers instead (db.engine.sqlite_writers).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudiag.db.models import AsyncJob, Host, User, VirtualMachine, utcnow
@@ -50,36 +51,39 @@ def _busy(what: str, limit: int) -> LimitExceeded:
 
 
 async def check(db: AsyncSession, quotas: Quotas, user_id: str, vm: VirtualMachine) -> None:
-    """Raise LimitExceeded when a new job would exceed a limit; else lock the rows and return."""
-    # No row locks on SQLite; db.engine.locked_transaction() serializes there instead.
+    """Raise LimitExceeded when a new job would exceed a limit; else lock the rows and return.
+
+    Call it under `db.engine.sqlite_writers` and commit the job before letting go of it.
+    """
+    # No row locks on SQLite; db.engine.sqlite_writers() serializes there instead.
     if db.get_bind().dialect.name != "sqlite":
         for model, key in ((User, user_id), (Host, vm.host_id), (VirtualMachine, vm.id)):
             await db.execute(select(model.id).where(model.id == key).with_for_update())
+    # Every count in one query: one round trip, while the locks are held.
+    since = utcnow() - timedelta(seconds=quotas.rate_interval)
+    recent = select(func.count(), func.min(AsyncJob.created)).where(
+        AsyncJob.user_id == user_id, AsyncJob.created > since
+    )
+    pending = select(
+        func.coalesce(func.sum(case((AsyncJob.user_id == user_id, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((AsyncJob.host_id == vm.host_id, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((AsyncJob.instance_id == vm.id, 1), else_=0)), 0),
+    ).where(AsyncJob.status == JobStatus.PENDING)  # The status index keeps it small.
+    counts_of = pending.subquery()
+    query = select(*counts_of.c)
     if quotas.rate:
-        since = utcnow() - timedelta(seconds=quotas.rate_interval)
-        count, oldest = (
-            await db.execute(
-                select(func.count(), func.min(AsyncJob.created)).where(
-                    AsyncJob.user_id == user_id, AsyncJob.created > since
-                )
-            )
-        ).one()
+        rate_of = recent.subquery()
+        query = select(*counts_of.c, *rate_of.c).select_from(counts_of.join(rate_of, true()))
+    counts = (await db.execute(query)).one()
+    mine, on_host, on_vm = counts[:3]
+    if quotas.rate:
+        count, oldest = counts[3:]
         if count >= quotas.rate:
             retry = max(1, math.ceil((oldest - since).total_seconds()))
             raise LimitExceeded(
                 f"The limit of {quotas.rate} diagnostics per {quotas.rate_interval} s has been "
                 f"exceeded for this user; retry after {retry} s"
             )
-    # One pass over the pending jobs counts all three (the status index keeps it small).
-    mine, on_host, on_vm = (
-        await db.execute(
-            select(
-                func.coalesce(func.sum(case((AsyncJob.user_id == user_id, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((AsyncJob.host_id == vm.host_id, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((AsyncJob.instance_id == vm.id, 1), else_=0)), 0),
-            ).where(AsyncJob.status == JobStatus.PENDING)
-        )
-    ).one()
     if quotas.per_user and mine >= quotas.per_user:
         raise _busy("This user", quotas.per_user)
     if quotas.per_host and on_host >= quotas.per_host:

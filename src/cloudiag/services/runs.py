@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.bus.messages import RunRequest
-from cloudiag.db.engine import locked_transaction
-from cloudiag.db.models import AsyncJob, Host, VirtualMachine
+from cloudiag.db.engine import sqlite_writers
+from cloudiag.db.models import AsyncJob, Host, VirtualMachine, new_uuid
 from cloudiag.domain import SYSTEM_VM_TYPES, Caller, InvalidInput, NotFound
 from cloudiag.jobs import events
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
@@ -92,13 +93,19 @@ class CreatedRun:
 
 async def find_targets(db: AsyncSession, target_ids: Sequence[str]) -> list[Target]:
     """The system VMs of these ids with their hosts' names; NotFound for any other id."""
+    # One query for all of them (a round trip each costs more than the query).
+    rows = await db.execute(
+        select(VirtualMachine, Host.name)
+        .outerjoin(Host, Host.id == VirtualMachine.host_id)
+        .where(VirtualMachine.id.in_(set(target_ids)))
+    )
+    found = {vm.id: Target(vm, host_name or vm.host_id or "") for vm, host_name in rows}
     targets = []
     for target_id in target_ids:
-        vm = await db.get(VirtualMachine, target_id)
-        if vm is None or vm.vm_type not in SYSTEM_VM_TYPES:
+        target = found.get(target_id)
+        if target is None or target.vm.vm_type not in SYSTEM_VM_TYPES:
             raise NotFound(f"Unable to find a system vm with id {target_id}", param="targetid")
-        host = await db.get(Host, vm.host_id) if vm.host_id else None
-        targets.append(Target(vm, host.name if host else vm.host_id or ""))
+        targets.append(target)
     return targets
 
 
@@ -152,12 +159,14 @@ async def create_jobs(
 ) -> CreatedRun:
     """Add the plan's jobs and their Started events to the caller's transaction.
 
-    Each VM's quotas are checked as its job is added, so they count the jobs before it.
+    Each VM's quotas are checked as its job is added, so they count the jobs before it (the
+    check's query flushes them). The caller holds `sqlite_writers` through the commit.
     """
     parent: AsyncJob | None = None
     if len(plan.runs) > 1:
         first = plan.runs[0]
         parent = AsyncJob(
+            id=new_uuid(),
             user_id=caller.id,
             account_id=caller.account_id,
             cmd=RUN_DIAGNOSTICS_CMD,
@@ -170,7 +179,6 @@ async def create_jobs(
             server_id=server_id,
         )
         db.add(parent)
-        await db.flush()
         events.record(
             db,
             type=events.GROUP_EVENT,
@@ -209,7 +217,9 @@ async def _create_job(
 ) -> DiagnosticsJob:
     vm = run.target.vm
     assert vm.host_id is not None  # plan_run refused a VM without a host
+    # The id chosen here rather than by the INSERT: nothing waits for a flush to know it.
     job = AsyncJob(
+        id=new_uuid(),
         user_id=caller.id,
         account_id=caller.account_id,
         cmd=RUN_DIAGNOSTICS_CMD,
@@ -221,7 +231,6 @@ async def _create_job(
         parent_id=parent.id if parent else None,
     )
     db.add(job)
-    await db.flush()
     events.record(
         db,
         type=events.DIAGNOSTICS_EVENT[vm.vm_type],
@@ -271,12 +280,18 @@ async def start_diagnostics(
     params: str | None,
     limits: Limits,
 ) -> CreatedRun:
-    """Find the VMs, plan the run and create its jobs in one transaction, then start them."""
+    """Find the VMs, plan the run and create its jobs in one transaction, then start them.
+
+    Only the quotas' count, the inserts and the commit are serialized, and only where they
+    must be: per user, host and VM on PostgreSQL (row locks), SQLite's one writer there.
+    """
     accepted = time.perf_counter()
-    async with locked_transaction(sessionmaker) as db:
+    async with sessionmaker() as db:
         targets = await find_targets(db, target_ids)
         plan = plan_run(targets, type_name=type_name, address=address, params=params, limits=limits)
-        created = await create_jobs(db, caller, plan, server_id=runner.server_id)
+        async with sqlite_writers(db):
+            created = await create_jobs(db, caller, plan, server_id=runner.server_id)
+            await db.commit()
     committed_ms = (time.perf_counter() - accepted) * 1000
     for job in created.jobs:
         token = job_id_var.set(job.job_id)
