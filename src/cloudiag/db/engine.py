@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from cloudiag.db import sqlite_driver
+
 
 def normalize_url(url: str) -> str:
     """Pick the asyncio driver when the URL names only the database kind."""
@@ -36,7 +38,8 @@ def create_engine(url: str) -> AsyncEngine:
         db = make_url(url).database
         if db and db != ":memory:":
             Path(db).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
+        # One trip to the connection's thread per statement (db/sqlite_driver.py).
+        kwargs["connect_args"] = {"timeout": 30, "async_creator_fn": sqlite_driver.connect}
     else:
         kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
