@@ -52,6 +52,9 @@ RESTART_GRACE = 4.0
 #: bus restart: it is not absent).
 ABSENT_CHECKS = 3
 ABSENT_SPACING = 1.0
+#: The agent's presence is asked only about a job not ended this long after it was sent:
+#: most jobs end sooner, and asking costs the agent and the bus a round trip per job.
+PRESENCE_DELAY = 0.5
 
 
 class JobRunner:
@@ -252,6 +255,11 @@ class JobRunner:
         """Send the job and follow it to its end; its final state when this task decides it,
         None when its result was stored."""
         await self.agents.send(job)
+        ended = self._ended[job.job_id]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ended.wait(), PRESENCE_DELAY)
+        if ended.is_set():
+            return None
         await self._absent_agent(job)
         return await self._follow(job)
 
