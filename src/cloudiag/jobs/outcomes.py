@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.db.models import AsyncJob, utcnow
@@ -66,6 +66,22 @@ async def store(
             delay = min(delay * 2, FINISH_BACKOFF_MAX)
 
 
+#: Made once (building it costs more than running it): the job's final state, written only
+#: while it is pending.
+_FINISH = (
+    update(AsyncJob)
+    .where(AsyncJob.id == bindparam("job_id"), AsyncJob.status == JobStatus.PENDING)
+    .values(
+        status=bindparam("status"),
+        result_code=bindparam("code"),
+        result=bindparam("payload", type_=AsyncJob.result.type),
+        completed=bindparam("completed", type_=AsyncJob.completed.type),
+    )
+    # The ORM need not look for the row in sessions: nothing loaded it in this one.
+    .execution_options(synchronize_session=False)
+)
+
+
 async def store_once(
     db: async_sessionmaker[AsyncSession], job: DiagnosticsJob, final: FinalState
 ) -> bool:
@@ -73,18 +89,18 @@ async def store_once(
     False when the job was final already. Database errors are raised."""
     async with db.begin() as s:
         done = await s.execute(
-            update(AsyncJob)
-            .where(AsyncJob.id == job.job_id, AsyncJob.status == JobStatus.PENDING)
-            .values(
-                status=final.status,
-                result_code=final.code,
-                result=final.payload,
-                completed=utcnow(),
-            )
+            _FINISH,
+            {
+                "job_id": job.job_id,
+                "status": final.status,
+                "code": final.code,
+                "payload": final.payload,
+                "completed": utcnow(),
+            },
         )
         if not done.rowcount:  # type: ignore[attr-defined]
             log.warning("job already final; late answer ignored")
             return False
-        events.completed(s, job, final)
+        await events.completed(s, job, final)
         await parents.settle(s, [job.parent_id])
     return True

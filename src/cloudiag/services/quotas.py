@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select, true
+from sqlalchemy import BindParameter, Select, bindparam, case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudiag.db.models import AsyncJob, Host, User, VirtualMachine, utcnow
@@ -50,6 +50,35 @@ def _busy(what: str, limit: int) -> LimitExceeded:
     )
 
 
+def _lock(model: type[User] | type[Host] | type[VirtualMachine]) -> Select[str]:
+    return select(model.id).where(model.id == bindparam("key")).with_for_update()
+
+
+# The statements are made once: building one costs more than running it (SQLAlchemy also
+# keeps their cache keys), and only the parameters change from call to call.
+_LOCKS = (_lock(User), _lock(Host), _lock(VirtualMachine))
+_USER: BindParameter[str] = bindparam("user_id")
+_HOST: BindParameter[str] = bindparam("host_id")
+_VM: BindParameter[str] = bindparam("vm_id")
+_SINCE: BindParameter[datetime] = bindparam("since", type_=AsyncJob.created.type)
+_PENDING = (
+    select(
+        func.coalesce(func.sum(case((AsyncJob.user_id == _USER, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((AsyncJob.host_id == _HOST, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((AsyncJob.instance_id == _VM, 1), else_=0)), 0),
+    )
+    .where(AsyncJob.status == JobStatus.PENDING)  # The status index keeps it small.
+    .subquery()
+)
+_RECENT = (
+    select(func.count(), func.min(AsyncJob.created))
+    .where(AsyncJob.user_id == _USER, AsyncJob.created > _SINCE)
+    .subquery()
+)
+#: Every count in one query: one round trip, while the locks are held.
+_COUNTS = select(*_PENDING.c, *_RECENT.c).select_from(_PENDING.join(_RECENT, true()))
+
+
 async def check(db: AsyncSession, quotas: Quotas, user_id: str, vm: VirtualMachine) -> None:
     """Raise LimitExceeded when a new job would exceed a limit; else lock the rows and return.
 
@@ -57,33 +86,21 @@ async def check(db: AsyncSession, quotas: Quotas, user_id: str, vm: VirtualMachi
     """
     # No row locks on SQLite; db.engine.sqlite_writers() serializes there instead.
     if db.get_bind().dialect.name != "sqlite":
-        for model, key in ((User, user_id), (Host, vm.host_id), (VirtualMachine, vm.id)):
-            await db.execute(select(model.id).where(model.id == key).with_for_update())
-    # Every count in one query: one round trip, while the locks are held.
+        for lock, key in zip(_LOCKS, (user_id, vm.host_id, vm.id), strict=True):
+            await db.execute(lock, {"key": key})
     since = utcnow() - timedelta(seconds=quotas.rate_interval)
-    recent = select(func.count(), func.min(AsyncJob.created)).where(
-        AsyncJob.user_id == user_id, AsyncJob.created > since
-    )
-    pending = select(
-        func.coalesce(func.sum(case((AsyncJob.user_id == user_id, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((AsyncJob.host_id == vm.host_id, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((AsyncJob.instance_id == vm.id, 1), else_=0)), 0),
-    ).where(AsyncJob.status == JobStatus.PENDING)  # The status index keeps it small.
-    counts_of = pending.subquery()
-    query = select(*counts_of.c)
-    if quotas.rate:
-        rate_of = recent.subquery()
-        query = select(*counts_of.c, *rate_of.c).select_from(counts_of.join(rate_of, true()))
-    counts = (await db.execute(query)).one()
-    mine, on_host, on_vm = counts[:3]
-    if quotas.rate:
-        count, oldest = counts[3:]
-        if count >= quotas.rate:
-            retry = max(1, math.ceil((oldest - since).total_seconds()))
-            raise LimitExceeded(
-                f"The limit of {quotas.rate} diagnostics per {quotas.rate_interval} s has been "
-                f"exceeded for this user; retry after {retry} s"
-            )
+    counts = (
+        await db.execute(
+            _COUNTS, {"user_id": user_id, "host_id": vm.host_id, "vm_id": vm.id, "since": since}
+        )
+    ).one()
+    mine, on_host, on_vm, count, oldest = counts
+    if quotas.rate and count >= quotas.rate:
+        retry = max(1, math.ceil((oldest - since).total_seconds()))
+        raise LimitExceeded(
+            f"The limit of {quotas.rate} diagnostics per {quotas.rate_interval} s has been "
+            f"exceeded for this user; retry after {retry} s"
+        )
     if quotas.per_user and mine >= quotas.per_user:
         raise _busy("This user", quotas.per_user)
     if quotas.per_host and on_host >= quotas.per_host:

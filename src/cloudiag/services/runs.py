@@ -13,15 +13,15 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.bus.messages import RunRequest
 from cloudiag.db.engine import sqlite_writers
-from cloudiag.db.models import AsyncJob, Host, VirtualMachine, new_uuid
-from cloudiag.domain import SYSTEM_VM_TYPES, Caller, InvalidInput, NotFound
+from cloudiag.db.models import AsyncJob, Host, VirtualMachine, new_uuid, utcnow
+from cloudiag.domain import SYSTEM_VM_TYPES, Caller, InvalidInput, JobStatus, NotFound
 from cloudiag.jobs import events
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.runner import JobRunner
@@ -91,14 +91,18 @@ class CreatedRun:
         return self.parent_id or self.jobs[0].job_id
 
 
+#: The VMs of some ids and their hosts' names: one query for all of them (a round trip
+#: each costs more than the query), made once (building it costs more than running it).
+_TARGETS = (
+    select(VirtualMachine, Host.name)
+    .outerjoin(Host, Host.id == VirtualMachine.host_id)
+    .where(VirtualMachine.id.in_(bindparam("ids", expanding=True)))
+)
+
+
 async def find_targets(db: AsyncSession, target_ids: Sequence[str]) -> list[Target]:
     """The system VMs of these ids with their hosts' names; NotFound for any other id."""
-    # One query for all of them (a round trip each costs more than the query).
-    rows = await db.execute(
-        select(VirtualMachine, Host.name)
-        .outerjoin(Host, Host.id == VirtualMachine.host_id)
-        .where(VirtualMachine.id.in_(set(target_ids)))
-    )
+    rows = await db.execute(_TARGETS, {"ids": sorted(set(target_ids))})
     found = {vm.id: Target(vm, host_name or vm.host_id or "") for vm, host_name in rows}
     targets = []
     for target_id in target_ids:
@@ -159,27 +163,24 @@ async def create_jobs(
 ) -> CreatedRun:
     """Add the plan's jobs and their Started events to the caller's transaction.
 
-    Each VM's quotas are checked as its job is added, so they count the jobs before it (the
-    check's query flushes them). The caller holds `sqlite_writers` through the commit.
+    Each VM's quotas are checked as its job is added, so they count the jobs before it. The
+    caller holds `sqlite_writers` through the commit.
     """
-    parent: AsyncJob | None = None
+    parent_id: str | None = None
     if len(plan.runs) > 1:
         first = plan.runs[0]
-        parent = AsyncJob(
-            id=new_uuid(),
-            user_id=caller.id,
-            account_id=caller.account_id,
-            cmd=RUN_DIAGNOSTICS_CMD,
+        parent_id = await _insert_job(
+            db,
+            caller,
+            server_id,
             instance_type="",
             instance_id="",
             request={
                 **_request_record(first),
                 "targetids": [run.target.vm.id for run in plan.runs],
             },
-            server_id=server_id,
         )
-        db.add(parent)
-        events.record(
+        await events.record(
             db,
             type=events.GROUP_EVENT,
             state="Started",
@@ -188,13 +189,52 @@ async def create_jobs(
             username=caller.username,
             account_id=caller.account_id,
             domain_id=caller.domain_id,
-            job_id=parent.id,
+            job_id=parent_id,
         )
     jobs = []
     for run in plan.runs:
         await quotas.check(db, plan.limits.quotas, caller.id, run.target.vm)
-        jobs.append(await _create_job(db, caller, run, plan.limits, server_id, parent))
-    return CreatedRun(tuple(jobs), parent.id if parent else None)
+        jobs.append(await _create_job(db, caller, run, plan.limits, server_id, parent_id))
+    return CreatedRun(tuple(jobs), parent_id)
+
+
+#: Made once (building a statement costs more than running it); a job is written at once,
+#: not at the session's flush (whose bookkeeping costs more than the insert).
+_INSERT_JOB = insert(cast(Table, AsyncJob.__table__))
+
+
+async def _insert_job(
+    db: AsyncSession,
+    caller: Caller,
+    server_id: str,
+    *,
+    instance_type: str,
+    instance_id: str,
+    request: dict[str, Any],
+    host_id: str | None = None,
+    parent_id: str | None = None,
+) -> str:
+    """Write a pending runDiagnostics job; its id (chosen here, not by the database)."""
+    job_id = new_uuid()
+    await db.execute(
+        _INSERT_JOB,
+        {
+            "id": job_id,
+            "user_id": caller.id,
+            "account_id": caller.account_id,
+            "cmd": RUN_DIAGNOSTICS_CMD,
+            "status": JobStatus.PENDING,
+            "result_code": 0,
+            "instance_type": instance_type,
+            "instance_id": instance_id,
+            "host_id": host_id,
+            "request": request,
+            "server_id": server_id,
+            "parent_id": parent_id,
+            "created": utcnow(),
+        },
+    )
+    return job_id
 
 
 def _request_record(run: PlannedRun) -> dict[str, Any]:
@@ -213,25 +253,21 @@ async def _create_job(
     run: PlannedRun,
     limits: Limits,
     server_id: str,
-    parent: AsyncJob | None,
+    parent_id: str | None,
 ) -> DiagnosticsJob:
     vm = run.target.vm
     assert vm.host_id is not None  # plan_run refused a VM without a host
-    # The id chosen here rather than by the INSERT: nothing waits for a flush to know it.
-    job = AsyncJob(
-        id=new_uuid(),
-        user_id=caller.id,
-        account_id=caller.account_id,
-        cmd=RUN_DIAGNOSTICS_CMD,
+    job_id = await _insert_job(
+        db,
+        caller,
+        server_id,
         instance_type=events.INSTANCE_TYPE[vm.vm_type],
         instance_id=vm.id,
-        host_id=vm.host_id,
         request=_request_record(run),
-        server_id=server_id,
-        parent_id=parent.id if parent else None,
+        host_id=vm.host_id,
+        parent_id=parent_id,
     )
-    db.add(job)
-    events.record(
+    await events.record(
         db,
         type=events.DIAGNOSTICS_EVENT[vm.vm_type],
         state="Started",
@@ -242,16 +278,16 @@ async def _create_job(
         domain_id=caller.domain_id,
         resource_type=events.INSTANCE_TYPE[vm.vm_type],
         resource_id=vm.id,
-        job_id=job.id,
+        job_id=job_id,
     )
     return DiagnosticsJob(
-        job_id=job.id,
+        job_id=job_id,
         host_id=vm.host_id,
         host_name=run.target.host_name,
         vm_name=vm.name,
         vm_type=vm.vm_type,
         request=RunRequest(
-            job_id=job.id,
+            job_id=job_id,
             start_by=time.time() + limits.start_timeout,
             vm_id=vm.id,
             type=run.type,
@@ -265,7 +301,7 @@ async def _create_job(
         username=caller.username,
         account_id=caller.account_id,
         domain_id=caller.domain_id,
-        parent_id=parent.id if parent else None,
+        parent_id=parent_id,
     )
 
 

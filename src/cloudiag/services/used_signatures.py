@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert
+from sqlalchemy import bindparam, delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,6 +19,13 @@ from cloudiag.db.models import UsedSignature, utcnow
 #: A row outlives its signature by this much: a server whose clock runs that much behind
 #: the purging one's still takes the signature as valid, and must still find it used.
 CLOCK_MARGIN = timedelta(minutes=5)
+
+
+#: Made once: every call that changes something makes it (building it costs more than
+#: running it).
+_USE = insert(UsedSignature).values(
+    digest=bindparam("digest"), expires=bindparam("expires", type_=UsedSignature.expires.type)
+)
 
 
 async def use(
@@ -31,7 +38,7 @@ async def use(
     """
     try:
         async with sessions.begin() as db:
-            await db.execute(insert(UsedSignature).values(digest=digest, expires=expires))
+            await db.execute(_USE, {"digest": digest, "expires": expires})
     except IntegrityError:
         return False
     return True
