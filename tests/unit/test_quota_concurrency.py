@@ -12,9 +12,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cloudiag.bus.messages import RunResult
 from cloudiag.db.models import AsyncJob
 from cloudiag.domain import Caller, JobStatus, LimitExceeded
+from cloudiag.jobs import outcomes
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
+from cloudiag.jobs.final_state import of_result
+from cloudiag.services import used_signatures
 from cloudiag.services.quotas import Quotas
 from cloudiag.services.runs import Limits, start_diagnostics
 from tests.databases import migrated
@@ -109,3 +113,32 @@ async def test_the_rate_limit_holds(sessions: async_sessionmaker[AsyncSession]) 
     )
     assert admitted == 9
     assert all("The limit of 9 diagnostics per 60 s" in text for text in refusals)
+
+
+async def test_hundreds_of_concurrent_writers_share_the_pool_without_starving(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """More calls than the pool has connections, each spending a signature, creating a job
+    and storing its outcome: on SQLite the writers' lock is never awaited while holding a
+    connection, so none waits for the pool's timeout."""
+    quotas = Quotas(per_vm=0, per_host=0, per_user=0, rate=0)
+
+    async def one(i: int) -> None:
+        assert await used_signatures.use(sessions, f"digest-{i}", None)
+        run = await start_diagnostics(
+            sessions,
+            CommitsOnly(),  # type: ignore[arg-type]
+            CALLER,
+            target_ids=[list(VMS)[i % 3]],
+            type_name="ping",
+            address="192.0.2.1",
+            params="-c 1",
+            limits=Limits(time_limit=None, quotas=quotas),
+        )
+        job = run.jobs[0]
+        result = RunResult(job_id=job.job_id, stdout="", stderr="", exitcode="0")
+        assert await outcomes.store_once(sessions, job, of_result("ping", result, "host"))
+
+    async with asyncio.timeout(60):
+        await asyncio.gather(*(one(i) for i in range(200)))
+    assert await _pending(sessions) == 0

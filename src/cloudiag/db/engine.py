@@ -64,17 +64,9 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 _sqlite_writers = asyncio.Lock()
 
 
-def sqlite_writers(db: AsyncSession) -> contextlib.AbstractAsyncContextManager[object]:
-    """On SQLite, the in-process lock of the writers whose reads decide their writes (the
-    quotas); elsewhere nothing: PostgreSQL's row locks (FOR UPDATE) do it there.
-
-    SQLite lets one writer in at a time anyway, so queueing them here costs no concurrency,
-    and they wait in order on the event loop rather than in SQLite's busy handler, which
-    sleeps. Hold it from the first read that decides through the commit, and no longer.
-    """
-    if db.get_bind().dialect.name == "sqlite":
-        return _sqlite_writers
-    return contextlib.nullcontext()
+def is_sqlite(db: AsyncSession) -> bool:
+    """Whether the session's database is SQLite (no row locks: see locked_transaction)."""
+    return db.get_bind().dialect.name == "sqlite"
 
 
 @contextlib.asynccontextmanager
@@ -84,7 +76,10 @@ async def locked_transaction(
     """A transaction whose SELECT … FOR UPDATE really serializes its callers.
 
     PostgreSQL locks the rows. SQLite has no row locks (and serves one server only), so
-    there an in-process lock stands in, around the whole transaction.
+    there an in-process lock stands in, around the whole transaction, taken before the
+    transaction's connection. SQLite lets one writer in at a time anyway: queued here, its
+    writers wait in order on the event loop rather than in SQLite's busy handler, which
+    sleeps. Keep such transactions to their writes (read before).
     """
     bind = sessions.kw.get("bind")
     sqlite = bind is not None and bind.dialect.name == "sqlite"

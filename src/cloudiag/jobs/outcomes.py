@@ -12,6 +12,7 @@ import logging
 from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cloudiag.db.engine import locked_transaction
 from cloudiag.db.models import AsyncJob, utcnow
 from cloudiag.db.transient import is_transient
 from cloudiag.domain import JobStatus
@@ -87,7 +88,8 @@ async def store_once(
 ) -> bool:
     """Write the job's final state and its Completed event in one transaction, once;
     False when the job was final already. Database errors are raised."""
-    async with db.begin() as s:
+    # On SQLite queued with the other writers (db.engine.locked_transaction), not against them.
+    async with locked_transaction(db) as s:
         done = await s.execute(
             _FINISH,
             {

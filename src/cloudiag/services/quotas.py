@@ -4,7 +4,7 @@ Counted from the job table in the transaction that creates the job, so several m
 servers sharing one PostgreSQL enforce them together: the rows of the user, the host and
 the VM are locked (FOR UPDATE) in that order, which serializes competing requests for the
 same user, host or VM, and only those. SQLite has no row locks and serves one server only;
-there an in-process lock serializes its writers instead (db.engine.sqlite_writers).
+there an in-process lock serializes its writers instead (db.engine.locked_transaction).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import BindParameter, Select, bindparam, case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudiag.db.engine import is_sqlite
 from cloudiag.db.models import AsyncJob, Host, User, VirtualMachine, utcnow
 from cloudiag.domain import JobStatus, LimitExceeded
 from cloudiag.settings import Settings
@@ -82,10 +83,9 @@ _COUNTS = select(*_PENDING.c, *_RECENT.c).select_from(_PENDING.join(_RECENT, tru
 async def check(db: AsyncSession, quotas: Quotas, user_id: str, vm: VirtualMachine) -> None:
     """Raise LimitExceeded when a new job would exceed a limit; else lock the rows and return.
 
-    Call it under `db.engine.sqlite_writers` and commit the job before letting go of it.
+    On SQLite, call it in a `db.engine.locked_transaction`, which serializes there.
     """
-    # No row locks on SQLite; db.engine.sqlite_writers() serializes there instead.
-    if db.get_bind().dialect.name != "sqlite":
+    if not is_sqlite(db):
         for lock, key in zip(_LOCKS, (user_id, vm.host_id, vm.id), strict=True):
             await db.execute(lock, {"key": key})
     since = utcnow() - timedelta(seconds=quotas.rate_interval)

@@ -19,7 +19,7 @@ from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.bus.messages import RunRequest
-from cloudiag.db.engine import sqlite_writers
+from cloudiag.db.engine import is_sqlite, locked_transaction
 from cloudiag.db.models import AsyncJob, Host, VirtualMachine, new_uuid, utcnow
 from cloudiag.domain import SYSTEM_VM_TYPES, Caller, InvalidInput, JobStatus, NotFound
 from cloudiag.jobs import events
@@ -163,8 +163,8 @@ async def create_jobs(
 ) -> CreatedRun:
     """Add the plan's jobs and their Started events to the caller's transaction.
 
-    Each VM's quotas are checked as its job is added, so they count the jobs before it. The
-    caller holds `sqlite_writers` through the commit.
+    Each VM's quotas are checked as its job is added, so they count the jobs before it. On
+    SQLite the caller's transaction is a `locked_transaction`.
     """
     parent_id: str | None = None
     if len(plan.runs) > 1:
@@ -322,12 +322,20 @@ async def start_diagnostics(
     must be: per user, host and VM on PostgreSQL (row locks), SQLite's one writer there.
     """
     accepted = time.perf_counter()
+    created: CreatedRun | None = None
     async with sessionmaker() as db:
         targets = await find_targets(db, target_ids)
         plan = plan_run(targets, type_name=type_name, address=address, params=params, limits=limits)
-        async with sqlite_writers(db):
+        if not is_sqlite(db):
+            # The quotas lock their rows in this transaction (FOR UPDATE).
             created = await create_jobs(db, caller, plan, server_id=runner.server_id)
             await db.commit()
+    if created is None:
+        # SQLite: its writers' lock is taken before a connection, never while holding one
+        # (callers waiting for it with a connection each could leave its holder none); the
+        # reads above needed neither.
+        async with locked_transaction(sessionmaker) as db:
+            created = await create_jobs(db, caller, plan, server_id=runner.server_id)
     committed_ms = (time.perf_counter() - accepted) * 1000
     for job in created.jobs:
         token = job_id_var.set(job.job_id)

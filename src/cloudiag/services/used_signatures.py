@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cloudiag.db.engine import locked_transaction
 from cloudiag.db.models import UsedSignature, utcnow
 
 #: A row outlives its signature by this much: a server whose clock runs that much behind
@@ -37,7 +38,8 @@ async def use(
     is kept for good). Committed before returning: a use counts even if what follows fails.
     """
     try:
-        async with sessions.begin() as db:
+        # On SQLite with the other writers (db.engine.locked_transaction), not against them.
+        async with locked_transaction(sessions) as db:
             await db.execute(_USE, {"digest": digest, "expires": expires})
     except IntegrityError:
         return False
