@@ -85,9 +85,15 @@ async def check(db: AsyncSession, quotas: Quotas, user_id: str, vm: VirtualMachi
 
     On SQLite, call it in a `db.engine.locked_transaction`, which serializes there.
     """
+    # Only the rows of the limits that are set are locked: a limit of 0 counts nothing, and
+    # its lock would serialize what needs no order (all of a host's calls, for its limit).
+    needed = (quotas.per_user or quotas.rate, quotas.per_host, quotas.per_vm)
+    if not any(needed):
+        return
     if not is_sqlite(db):
-        for lock, key in zip(_LOCKS, (user_id, vm.host_id, vm.id), strict=True):
-            await db.execute(lock, {"key": key})
+        for lock, key, wanted in zip(_LOCKS, (user_id, vm.host_id, vm.id), needed, strict=True):
+            if wanted:
+                await db.execute(lock, {"key": key})
     since = utcnow() - timedelta(seconds=quotas.rate_interval)
     counts = (
         await db.execute(
