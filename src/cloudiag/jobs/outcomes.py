@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.db.engine import locked_transaction
@@ -69,17 +70,17 @@ async def store(
 
 #: Made once (building it costs more than running it): the job's final state, written only
 #: while it is pending.
+_JOBS = cast(Table, AsyncJob.__table__)
 _FINISH = (
-    update(AsyncJob)
-    .where(AsyncJob.id == bindparam("job_id"), AsyncJob.status == JobStatus.PENDING)
+    # The table's own UPDATE: the ORM's adds its bookkeeping, and no session holds the row.
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.status == JobStatus.PENDING)
     .values(
         status=bindparam("status"),
         result_code=bindparam("code"),
-        result=bindparam("payload", type_=AsyncJob.result.type),
-        completed=bindparam("completed", type_=AsyncJob.completed.type),
+        result=bindparam("payload", type_=_JOBS.c.result.type),
+        completed=bindparam("completed", type_=_JOBS.c.completed.type),
     )
-    # The ORM need not look for the row in sessions: nothing loaded it in this one.
-    .execution_options(synchronize_session=False)
 )
 
 
