@@ -142,3 +142,40 @@ async def test_hundreds_of_concurrent_writers_share_the_pool_without_starving(
     async with asyncio.timeout(60):
         await asyncio.gather(*(one(i) for i in range(200)))
     assert await _pending(sessions) == 0
+
+
+async def _start(
+    sessions: async_sessionmaker[AsyncSession], quotas: Quotas, use: used_signatures.Use
+) -> None:
+    await start_diagnostics(
+        sessions,
+        CommitsOnly(),  # type: ignore[arg-type]
+        CALLER,
+        target_ids=["r-1-VM"],
+        type_name="ping",
+        address="192.0.2.1",
+        params="-c 1",
+        limits=Limits(time_limit=None, quotas=quotas),
+        signature=use,
+    )
+
+
+async def test_concurrent_copies_of_a_signature_create_one_job(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The signature is spent in the job's transaction: of 20 concurrent copies one creates
+    its job, the others find it used; a refused call (a limit) leaves it unspent."""
+    lifted = Quotas(per_vm=0, per_host=0, per_user=0, rate=0)
+    use = used_signatures.Use("digest-once", None)
+    answers = await asyncio.gather(
+        *(_start(sessions, lifted, use) for _ in range(20)), return_exceptions=True
+    )
+    assert sum(1 for a in answers if a is None) == 1
+    assert all(isinstance(a, used_signatures.SignatureUsed) for a in answers if a is not None)
+    assert await _pending(sessions) == 1
+    full = Quotas(per_vm=1, per_host=0, per_user=0, rate=0)
+    refused = used_signatures.Use("digest-refused", None)
+    with pytest.raises(LimitExceeded):
+        await _start(sessions, full, refused)
+    await _start(sessions, lifted, refused)  # Not spent by the refusal: it works now.
+    assert await _pending(sessions) == 2

@@ -26,7 +26,7 @@ from cloudiag.jobs import events
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.runner import JobRunner
 from cloudiag.logs import job_id_var
-from cloudiag.services import quotas
+from cloudiag.services import quotas, used_signatures
 from cloudiag.services.quotas import Quotas
 from cloudiag.sysvm import errors, policy, registry, validate
 
@@ -159,13 +159,22 @@ def _plan_one(
 
 
 async def create_jobs(
-    db: AsyncSession, caller: Caller, plan: RunPlan, *, server_id: str
+    db: AsyncSession,
+    caller: Caller,
+    plan: RunPlan,
+    *,
+    server_id: str,
+    signature: used_signatures.Use | None = None,
 ) -> CreatedRun:
     """Add the plan's jobs and their Started events to the caller's transaction.
 
     Each VM's quotas are checked as its job is added, so they count the jobs before it. On
-    SQLite the caller's transaction is a `locked_transaction`.
+    SQLite the caller's transaction is a `locked_transaction`. `signature`: the call's
+    once-only signature, spent first in the same transaction (used_signatures.SignatureUsed
+    when it was spent before).
     """
+    if signature is not None:
+        await used_signatures.use_within(db, signature)
     parent_id: str | None = None
     if len(plan.runs) > 1:
         first = plan.runs[0]
@@ -315,8 +324,13 @@ async def start_diagnostics(
     address: str,
     params: str | None,
     limits: Limits,
+    signature: used_signatures.Use | None = None,
 ) -> CreatedRun:
     """Find the VMs, plan the run and create its jobs in one transaction, then start them.
+
+    `signature`: the call's once-only signature, spent in that transaction: it counts if and
+    only if the jobs were created (the API spends it after a refusal that is not for the
+    request's input, see api/app.py).
 
     Only the quotas' count, the inserts and the commit are serialized, and only where they
     must be: per user, host and VM on PostgreSQL (row locks), SQLite's one writer there.
@@ -328,14 +342,18 @@ async def start_diagnostics(
         plan = plan_run(targets, type_name=type_name, address=address, params=params, limits=limits)
         if not is_sqlite(db):
             # The quotas lock their rows in this transaction (FOR UPDATE).
-            created = await create_jobs(db, caller, plan, server_id=runner.server_id)
+            created = await create_jobs(
+                db, caller, plan, server_id=runner.server_id, signature=signature
+            )
             await db.commit()
     if created is None:
         # SQLite: its writers' lock is taken before a connection, never while holding one
         # (callers waiting for it with a connection each could leave its holder none); the
         # reads above needed neither.
         async with locked_transaction(sessionmaker) as db:
-            created = await create_jobs(db, caller, plan, server_id=runner.server_id)
+            created = await create_jobs(
+                db, caller, plan, server_id=runner.server_id, signature=signature
+            )
     committed_ms = (time.perf_counter() - accepted) * 1000
     for job in created.jobs:
         token = job_id_var.set(job.job_id)
