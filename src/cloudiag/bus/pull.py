@@ -50,12 +50,12 @@ async def consume(
     config: ConsumerConfig,
     handle: Callable[[Msg], Awaitable[None]],
     *,
-    room: Callable[[], Awaitable[int]],
+    room: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Serve the consumer until cancelled.
 
-    `room()` waits until there is room for a message (the agent fetches no more than it
-    can start); each fetched message is handled in a task of its own, at once.
+    `room()`, when given, waits until there is room for a message (the agent fetches no
+    more than it can start); each fetched message is handled in a task of its own, at once.
 
     One message per fetch: nats-py's fetch of a batch waits out its whole timeout for the
     rest of the batch once its first message has come (a short drain fetch after it still
@@ -80,7 +80,8 @@ async def consume(
             continue
         try:
             while True:
-                await room()
+                if room is not None:
+                    await room()
                 try:
                     msgs = await sub.fetch(1, timeout=FETCH_WAIT)
                 except TimeoutError:

@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 #: A result a server fetched and neither stored nor gave back comes again after this long.
 ACK_WAIT = 30.0
-#: Results handled at once by one server.
-BATCH = 64
+#: Results one server holds fetched and not yet acknowledged, at most.
+MAX_UNACKED = 256
 #: Redelivery of a result whose outcome could not be stored: first after this, doubling.
 NAK_FIRST = 0.5
 NAK_MAX = 5.0
@@ -63,14 +63,10 @@ class ResultIntake:
             subjects.RESULTS_CONSUMER,
             subjects.RESULTS_SUBJECTS,
             ack_wait=ACK_WAIT,
-            max_ack_pending=4 * BATCH,
+            max_ack_pending=MAX_UNACKED,
         )
-
-        async def room() -> int:
-            return BATCH
-
         self._task = asyncio.create_task(
-            pull.consume(self._js, subjects.RESULTS_STREAM, config, self.handle, room=room)
+            pull.consume(self._js, subjects.RESULTS_STREAM, config, self.handle)
         )
 
     async def close(self) -> None:
