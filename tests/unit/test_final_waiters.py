@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.bus.messages import RunResult
+from cloudiag.db.models import utcnow
 from cloudiag.domain import Caller, JobStatus, NotFound
 from cloudiag.jobs import outcomes
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.final_state import of_result
-from cloudiag.jobs.final_waiters import FinalWaiters
+from cloudiag.jobs.final_waiters import FinalWaiters, Stored
 from cloudiag.services import jobs_query
 from cloudiag.services.runs import Limits, start_diagnostics
 from tests.databases import migrated
@@ -121,3 +122,21 @@ async def test_closing_answers_every_waiting_reader_at_once(
     started = time.monotonic()
     await jobs_query.wait_final(sessions, waiters, CALLER, job.job_id, 30)
     assert time.monotonic() - started < 0.2
+
+
+async def test_a_wake_up_with_the_stored_outcome_answers_without_reading_the_row(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    waiters = FinalWaiters()
+    job = await _job(sessions)
+    reader = asyncio.create_task(jobs_query.wait_final(sessions, waiters, CALLER, job.job_id, 30))
+    await asyncio.sleep(0.2)
+    completed = utcnow()
+    payload = {"diagnostics": {"exitcode": "0"}}
+    waiters.notify(job.job_id, Stored(JobStatus.SUCCEEDED, 0, payload, completed))
+    answer = await reader
+    assert (answer.status, answer.result, answer.completed) == (
+        JobStatus.SUCCEEDED,
+        payload,
+        completed,
+    )

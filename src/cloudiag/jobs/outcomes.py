@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, bindparam, update
@@ -85,7 +86,11 @@ _FINISH = (
 
 
 async def store_once(
-    db: async_sessionmaker[AsyncSession], job: DiagnosticsJob, final: FinalState
+    db: async_sessionmaker[AsyncSession],
+    job: DiagnosticsJob,
+    final: FinalState,
+    *,
+    completed: datetime | None = None,
 ) -> bool:
     """Write the job's final state and its Completed event in one transaction, once;
     False when the job was final already. Database errors are raised."""
@@ -98,7 +103,7 @@ async def store_once(
                 "status": final.status,
                 "code": final.code,
                 "payload": final.payload,
-                "completed": utcnow(),
+                "completed": completed or utcnow(),
             },
         )
         if not done.rowcount:  # type: ignore[attr-defined]

@@ -28,7 +28,7 @@ from cloudiag.jobs import final_state, outcomes
 from cloudiag.jobs.agent_protocol import ANSWER_TIMEOUT, RESULT_GRACE, WITHDRAWN, AgentClient
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob, JobFailed
 from cloudiag.jobs.final_state import RESTART_BY, RESTARTED, SHUTDOWN_BY, SHUTDOWN_TEXT, FinalState
-from cloudiag.jobs.final_waiters import FinalWaiters
+from cloudiag.jobs.final_waiters import FinalWaiters, Stored
 from cloudiag.jobs.job_rows import load_jobs
 from cloudiag.jobs.ownership import Ownership
 from cloudiag.jobs.result_intake import ResultIntake
@@ -184,18 +184,18 @@ class JobRunner:
         self._held.pop(job_id, None)
         self._finishing.discard(job_id)
 
-    def _stored(self, job_id: str) -> None:
-        """The intake stored the job's outcome (or found it final)."""
+    def _stored(self, job_id: str, stored: Stored | None) -> None:
+        """The intake stored the job's outcome (`stored`), or found it final (None)."""
         ended = self._ended.get(job_id)
         if ended is not None:
             ended.set()
         held = self._held.get(job_id)
-        self._final(job_id, held.parent_id if held is not None else None)
+        self._final(job_id, held.parent_id if held is not None else None, stored)
 
-    def _final(self, job_id: str, parent_id: str | None) -> None:
+    def _final(self, job_id: str, parent_id: str | None, stored: Stored | None = None) -> None:
         """Wake the readers of a job whose outcome was stored, and of its parent (which its
-        last child settles in the same transaction)."""
-        self.finals.notify(job_id)
+        last child settles in the same transaction: its readers read its row)."""
+        self.finals.notify(job_id, stored)
         if parent_id is not None:
             self.finals.notify(parent_id)
 

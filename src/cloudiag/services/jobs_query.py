@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,8 +42,8 @@ async def wait_final(
 ) -> AsyncJob:
     """The job once it is final, or as it is after `wait` seconds; NotFound as get_job.
 
-    Woken the moment this server stores its outcome; its row is read again every
-    RECHECK seconds meanwhile, for an outcome another server stores.
+    Woken the moment this server stores its outcome (which the wake-up carries); its row is
+    read again every RECHECK seconds meanwhile, for an outcome another server stores.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
@@ -54,8 +53,14 @@ async def wait_final(
             remaining = deadline - loop.time()
             if job.status != JobStatus.PENDING or remaining <= 0 or waiters.closed:
                 return job
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stored, min(remaining, RECHECK))
+            try:
+                outcome = await asyncio.wait_for(stored, min(remaining, RECHECK))
+            except TimeoutError:
+                continue
+            if outcome is not None:  # As committed: the row need not be read again.
+                job.status, job.result_code = outcome.status, outcome.result_code
+                job.result, job.completed = outcome.result, outcome.completed
+                return job
 
 
 async def list_jobs(
