@@ -3,7 +3,8 @@
 Brings up its own lab and stack (nats-server, `cloudiag serve`, `cloudiag agent`; SQLite by
 default, `--backend postgresql` for the local PostgreSQL), with the per-VM/user limits lifted
 so that all N are admitted. Prints throughput, p50/p95/p99 time from the call to a final
-job state, how many jobs were lost or run twice, and the server's peak RSS. Needs root.
+job state, how long until all were final, how many jobs were lost or run twice (the
+agent's log of each start), the server's peak RSS and the CPU per job. Needs root.
 
     .venv/bin/python bench/load_concurrent.py [--jobs 500] [--backend sqlite|postgresql]
 """
@@ -18,6 +19,8 @@ import secrets
 import sys
 import tempfile
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -30,6 +33,7 @@ from cloudiag.bus import subjects
 from cloudiag.bus.messages import StatusReply
 from cloudiag.client import ApiCallError, AsyncClient
 
+JSON_LOGS = {"CLOUDIAG_LOG_FORMAT": "json"}
 LIFTED = {
     "CLOUDIAG_LIMIT_PER_VM": "0",
     "CLOUDIAG_LIMIT_PER_HOST": "0",
@@ -50,42 +54,67 @@ async def spawned(stack: Stack) -> int:
     return StatusReply.model_validate_json(reply.data).spawned
 
 
-async def fire(stack: Stack, jobs: int) -> tuple[dict[str, float], dict[str, float], float, int]:
+@dataclass
+class Fired:
+    """What a burst of calls gave: each admitted job's call time, when each was seen final,
+    when the last call was answered, and how many calls were refused."""
+
+    submitted: dict[str, float] = field(default_factory=dict)
+    finished: dict[str, float] = field(default_factory=dict)
+    started: float = 0.0
+    answered: float = 0.0
+    refused: int = 0
+
+
+async def fire(stack: Stack, jobs: int) -> Fired:
     vms = [stack.vm(r)["uuid"] for r in ("router", "secondarystoragevm", "consoleproxy")]
     web = stack.lab["targets"]["web"]
-    submitted: dict[str, float] = {}
-    refused = 0
+    fired = Fired()
     # A fresh connection per call while firing: a kept-alive one the server closes while the
     # request waits in the pool would fail it (and runDiagnostics must not be retried blindly).
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
     async with (
         httpx.AsyncClient(timeout=120, limits=limits) as http,
         AsyncClient(stack.url, stack.admin.key, http=http) as client,
+        httpx.AsyncClient(timeout=120) as watch_http,
+        AsyncClient(stack.url, stack.admin.key, http=watch_http) as watcher,
     ):
 
         async def one(i: int) -> None:
-            nonlocal refused
             t = time.perf_counter()
             try:
                 jobid = await client.run_diagnostics(vms[i % 3], "ping", web, "-c 1")
             except ApiCallError:
-                refused += 1
+                fired.refused += 1
                 return
-            submitted[jobid] = t
+            fired.submitted[jobid] = t
 
-        started = time.perf_counter()
+        async def watch() -> None:
+            # Seen final from the first call on, every 100 ms, by a client of its own.
+            deadline = time.perf_counter() + 600
+            while time.perf_counter() < deadline:
+                listed = await watcher.list_async_jobs(listall=True, pagesize=5000)
+                now = time.perf_counter()
+                for job in listed:
+                    if job.done:
+                        fired.finished.setdefault(job.jobid, now)
+                if fired.answered and len(fired.finished) >= len(fired.submitted):
+                    return
+                await asyncio.sleep(0.1)
+
+        fired.started = time.perf_counter()
+        watching = asyncio.create_task(watch())
         await asyncio.gather(*(one(i) for i in range(jobs)))
-        finished: dict[str, float] = {}
-        deadline = time.perf_counter() + 600
-        while len(finished) < len(submitted) and time.perf_counter() < deadline:
-            listed = await client.list_async_jobs(listall=True, pagesize=5000)
-            now = time.perf_counter()
-            for job in listed:
-                if job.done and job.jobid in submitted:
-                    finished.setdefault(job.jobid, now)
-            await asyncio.sleep(0.1)
-        elapsed = time.perf_counter() - started
-    return submitted, finished, elapsed, refused
+        fired.answered = time.perf_counter()
+        await watching
+    fired.finished = {j: t for j, t in fired.finished.items() if j in fired.submitted}
+    return fired
+
+
+def cpu_seconds(pid: int) -> float:
+    """The user + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -95,58 +124,80 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def runs_per_job(agent_log: Path) -> Counter[str]:
+    """How many times the agent started each job (its "running …" log line)."""
+    runs: Counter[str] = Counter()
+    for line in agent_log.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if "job_id" in entry and entry["message"].startswith("running "):
+                runs[entry["job_id"]] += 1
+    return runs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
     os.environ.update(LIFTED)
-    prefix = "cdl" + secrets.token_hex(2)
+    prefix = "cdf" + secrets.token_hex(2)
     with lab_zone(prefix) as lab:
         with (
             tempfile.TemporaryDirectory() as tmp,
-            launch(args.backend, lab, Path(tmp), heartbeat=5.0) as stack,
+            launch(args.backend, lab, Path(tmp), heartbeat=5.0, agent_env=JSON_LOGS) as stack,
         ):
+            assert stack.server is not None and stack.agent is not None
             before = asyncio.run(spawned(stack))
-            submitted, finished, elapsed, refused = asyncio.run(fire(stack, args.jobs))
+            cpu = cpu_seconds(stack.server.pid), cpu_seconds(stack.agent.pid)
+            fired = asyncio.run(fire(stack, args.jobs))
+            cpu = cpu_seconds(stack.server.pid) - cpu[0], cpu_seconds(stack.agent.pid) - cpu[1]
             ran = asyncio.run(spawned(stack)) - before
             jobs = stack.ok("listAsyncJobs", listall="true", pagesize=5000)["asyncjobs"]
-            assert stack.server is not None
             rss = peak_rss_mib(stack.server.pid)
+            runs = runs_per_job(Path(tmp) / "agent.log")
 
-    ids = [j["jobid"] for j in jobs if j["jobid"] in submitted]
-    states = [j["jobstatus"] for j in jobs if j["jobid"] in submitted]
+    submitted, finished = fired.submitted, fired.finished
+    mine = [j for j in jobs if j["jobid"] in submitted]
     ok = sum(
-        1
-        for j in jobs
-        if j["jobid"] in submitted
-        and j["jobstatus"] == 1
-        and j["jobresult"]["diagnostics"]["exitcode"] == "0"
+        1 for j in mine if j["jobstatus"] == 1 and j["jobresult"]["diagnostics"]["exitcode"] == "0"
     )
+    pending = sum(1 for j in mine if j["jobstatus"] == 0)
     times = sorted(finished[i] - submitted[i] for i in finished)
+    last = max(finished.values(), default=fired.started) - fired.started
     odd = [
         j
-        for j in jobs
-        if j["jobid"] in submitted
-        and not (j["jobstatus"] == 1 and j["jobresult"]["diagnostics"]["exitcode"] == "0")
+        for j in mine
+        if not (j["jobstatus"] == 1 and j["jobresult"]["diagnostics"]["exitcode"] == "0")
     ]
 
     def pct(p: float) -> float:
-        return times[min(len(times) - 1, int(p * len(times)))] * 1000
+        return times[min(len(times) - 1, int(p * len(times)))] * 1000 if times else float("nan")
 
+    answered = fired.answered - fired.started
     print(f"{args.jobs} concurrent runDiagnostics ping -c 1 on 3 VMs, backend {args.backend}")
-    print(f"  admitted {len(submitted)}, refused {refused}")
     print(
-        f"  final {sum(1 for s in states if s != 0)} (exit 0: {ok}), still pending "
-        f"{sum(1 for s in states if s == 0)}, lost {len(submitted) - len(set(ids))}, "
-        f"run by the agent {ran} times"
+        f"  admitted {len(submitted)}, refused {fired.refused}; every call answered in "
+        f"{answered:.2f} s ({len(submitted) / answered:.0f} calls/s)"
     )
-    print(f"  wall {elapsed:.1f} s, throughput {len(finished) / elapsed:.1f} jobs/s")
+    print(
+        f"  final {len(mine) - pending} (exit 0: {ok}), still pending {pending}, "
+        f"lost {len(submitted) - len(mine)}, run twice {sum(1 for n in runs.values() if n > 1)}"
+        f", started by the agent {sum(runs.values())} times, tools spawned {ran}"
+    )
+    print(
+        f"  all final {last:.2f} s after the first call: {len(finished) / last:.1f} jobs/s"
+        if last
+        else "  none final"
+    )
     print(
         f"  time to result p50 {pct(0.5):.0f} ms  p95 {pct(0.95):.0f} ms  p99 {pct(0.99):.0f} ms"
-        f"  (polled every 100 ms)"
+        f"  (seen by listAsyncJobs every 100 ms)"
     )
-    print(f"  server peak RSS {rss:.0f} MiB")
+    print(
+        f"  server peak RSS {rss:.0f} MiB; CPU per job: server {cpu[0] / args.jobs * 1000:.1f} ms,"
+        f" agent {cpu[1] / args.jobs * 1000:.1f} ms"
+    )
     for j in odd[:3]:
         print(f"  not exit 0: {json.dumps(j['jobresult'])[:400]}")
     return 0

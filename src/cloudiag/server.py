@@ -206,6 +206,8 @@ async def serve_http(
     if ready is not None:
         ready.set()
     await stop.wait()
+    if state.runner is not None:  # (Some tests serve the API without a job engine.)
+        state.runner.finals.close()  # Requests waiting for a job answer now, not the exit.
     server.should_exit = True
     await task
 

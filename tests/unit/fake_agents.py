@@ -70,12 +70,8 @@ class FakeAgents:
             ack_wait=30,
             max_ack_pending=100,
         )
-
-        async def room() -> int:
-            return 10
-
         self._consumer = asyncio.create_task(
-            pull.consume(self.nc.jetstream, subjects.REQUESTS_STREAM, config, self._take, room=room)
+            pull.consume(self.nc.jetstream, subjects.REQUESTS_STREAM, config, self._take)
         )
 
     async def close(self) -> None:

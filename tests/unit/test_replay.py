@@ -28,6 +28,7 @@ from cloudiag.api.signing import (
     verify_signature,
 )
 from cloudiag.client import ApiKey, signature
+from cloudiag.db.engine import locked_transaction
 from cloudiag.db.models import UsedSignature, utcnow
 from cloudiag.services import accounts, housekeeping, used_signatures
 from cloudiag.settings import Settings
@@ -232,11 +233,20 @@ class Starts:
 @pytest.fixture
 def acting(monkeypatch: pytest.MonkeyPatch) -> Starts:
     """runDiagnostics's handler acts (it starts a job) rather than refuse the unknown VM:
-    a signature it was spent on stays spent."""
+    a signature it was spent on stays spent. As the real service, it spends the signature
+    in the transaction of what it does."""
     starts = Starts()
 
-    async def start_diagnostics(*args: object, **kwargs: object) -> object:
-        starts.count += 1
+    async def start_diagnostics(
+        sessions: async_sessionmaker[AsyncSession],
+        *args: object,
+        signature: used_signatures.Use | None = None,
+        **kwargs: object,
+    ) -> object:
+        async with locked_transaction(sessions) as db:
+            if signature is not None:
+                await used_signatures.use_within(db, signature)
+            starts.count += 1
         return type("Created", (), {"job_id": f"job-{starts.count}"})()
 
     monkeypatch.setattr(run_diagnostics, "start_diagnostics", start_diagnostics)

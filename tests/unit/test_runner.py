@@ -226,14 +226,14 @@ async def test_a_result_whose_store_fails_on_a_transient_error_is_stored_on_rede
     real_store_once = outcomes.store_once
     calls = 0
 
-    async def blip_once(*args: Any) -> bool:
+    async def blip_once(*args: Any, **kwargs: Any) -> bool:
         nonlocal calls
         calls += 1
         if calls == 1:
             locked = sqlite3.OperationalError("database is locked")
             locked.sqlite_errorcode = sqlite3.SQLITE_BUSY  # as SQLite sets it
             raise OperationalError("UPDATE async_jobs", {}, locked)
-        return await real_store_once(*args)
+        return await real_store_once(*args, **kwargs)
 
     monkeypatch.setattr(outcomes, "store_once", blip_once)
     agent = await agents()

@@ -199,12 +199,11 @@ class Agent:
             finally:
                 job_id_var.reset(token)
 
-    async def _wait_for_room(self) -> int:
-        """Wait until fewer than max_jobs run; how many more may be fetched."""
+    async def _wait_for_room(self) -> None:
+        """Wait until fewer than max_jobs run."""
         while True:
-            room = self.max_jobs - len(self.jobs.running())
-            if room > 0:
-                return min(room, 64)
+            if len(self.jobs.running()) < self.max_jobs:
+                return
             self._room.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._room.wait(), 1.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -90,8 +91,11 @@ class Dispatcher:
             return f"VM {vm.name} has no executor this agent supports"
         return _invalid(req, vm)
 
-    def start(self, req: RunRequest, bus: JobBus) -> str:
-        """Start the job and return '', or return why it is refused (nothing runs then)."""
+    def start(self, req: RunRequest, bus: JobBus, *, received: float | None = None) -> str:
+        """Start the job and return '', or return why it is refused (nothing runs then).
+
+        `received`: when its request came (time.perf_counter()), for the log of its start.
+        """
         error = self.refusal(req)
         if error:
             return error
@@ -99,7 +103,8 @@ class Dispatcher:
         executor = self.executors.for_access(vm.access)
         assert executor is not None  # refusal() checked it.
         control = _Control()
-        task = asyncio.create_task(self._execute(req, vm, executor, bus, control))
+        taken = time.perf_counter() - received if received is not None else 0.0
+        task = asyncio.create_task(self._execute(req, vm, executor, bus, control, taken))
         self._jobs[req.job_id] = (task, control)
         task.add_done_callback(lambda _t: self._ended(req.job_id))
         return ""
@@ -127,7 +132,13 @@ class Dispatcher:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _execute(
-        self, req: RunRequest, vm: VmReport, executor: Executor, bus: JobBus, control: _Control
+        self,
+        req: RunRequest,
+        vm: VmReport,
+        executor: Executor,
+        bus: JobBus,
+        control: _Control,
+        taken: float,
     ) -> None:
         job_id_var.set(req.job_id)
         seq = 0
@@ -138,7 +149,14 @@ class Dispatcher:
             line = OutputLine(job_id=req.job_id, seq=seq, stream=stream, text=text)
             await bus.publish(subjects.job_output(req.job_id), line.encode())
 
-        log.info("running %s %s on %s", req.type, req.address, vm.name)
+        # The times in these two lines are stages of bench/rundiagnostics_latency.py.
+        log.info(
+            "running %s %s on %s (request taken in %.2f ms)",
+            req.type,
+            req.address,
+            vm.name,
+            taken * 1000,
+        )
         try:
             outcome = await executor.execute(vm, req, on_record=on_record, stop=control.stop)
             control.tool_ended = True
@@ -160,7 +178,12 @@ class Dispatcher:
             result = RunResult(
                 job_id=req.job_id, stdout="", stderr=f"agent error: {exc}", exitcode="-1"
             )
-        log.info("finished exitcode=%s timed_out=%s", result.exitcode, result.timed_out)
+        log.info(
+            "finished exitcode=%s timed_out=%s (the tool ran %.2f ms)",
+            result.exitcode,
+            result.timed_out,
+            result.duration * 1000,
+        )
         await bus.deliver(result)
 
 

@@ -53,14 +53,15 @@ class RequestTaker:
 
     async def handle(self, msg: Msg) -> None:
         """Take one request; acknowledge it once its fate is recorded."""
+        received = time.perf_counter()
         job_id = msg.subject.rsplit(".", 1)[-1]
         token = job_id_var.set(job_id)
         try:
-            await self._take(msg, job_id)
+            await self._take(msg, job_id, received)
         finally:
             job_id_var.reset(token)
 
-    async def _take(self, msg: Msg, job_id: str) -> None:
+    async def _take(self, msg: Msg, job_id: str, received: float) -> None:
         try:
             req = RunRequest.model_validate_json(msg.data)
         except ValidationError as exc:
@@ -81,7 +82,7 @@ class RequestTaker:
         if existing is not None:
             await self._known(msg, job_id, existing)
             return
-        error = self.jobs.start(req, self.bus)
+        error = self.jobs.start(req, self.bus, received=received)
         await msg.ack()
         if error:  # Only a race with the VM's state could get here after refusal() passed.
             log.warning("refused diagnostic: %s", error)

@@ -78,22 +78,36 @@ class ResultSender:
         self._spool = spool
 
     async def send(self, result: RunResult) -> None:
-        """Deliver the result to the results stream, then record it in the job table."""
+        """Deliver the result to the results stream, then record it in the job table.
+
+        It is written to disk while it is published, not before: the disk is there for a
+        result the stream cannot take now, and the agent dying meanwhile loses no more
+        than it would while the file was being written first (the job table says the job
+        was running, and the next agent process says so).
+        """
         fitted = fit_result(result, self._max_payload() - RESULT_HEADROOM)
         if fitted is not result:
             log.warning("output cut to fit the bus's max_payload")
-        if self._spool is not None:
-            try:
-                await self._spool.keep(fitted)
-            except OSError as exc:  # A full disk must not cost the result: it can still go.
-                log.error("could not keep the result on disk: %s", exc)
-        await self._retry("send the result", lambda: self._publish(fitted))
+        kept = asyncio.create_task(self._keep(fitted)) if self._spool is not None else None
+        try:
+            await self._retry("send the result", lambda: self._publish(fitted))
+        finally:
+            # Its file is complete before it is removed (or kept, if the send was cancelled).
+            if kept is not None:
+                await asyncio.shield(kept)
         await self._retry("record the result", lambda: self._table.finish(fitted))
         if self._spool is not None:
             try:
                 await self._spool.done(fitted.job_id)
             except OSError as exc:
                 log.warning("could not remove the delivered result from disk: %s", exc)
+
+    async def _keep(self, result: RunResult) -> None:
+        assert self._spool is not None
+        try:
+            await self._spool.keep(result)
+        except OSError as exc:  # A full disk must not cost the result: it can still go.
+            log.error("could not keep the result on disk: %s", exc)
 
     async def _publish(self, result: RunResult) -> None:
         await self._js().publish(

@@ -15,9 +15,11 @@ from cloudiag.api.auth import (
     SignedUse,
     authenticate,
     give_back_signature,
+    keep_signature,
     param_values,
     read_params,
     spend_signature,
+    used_text,
 )
 from cloudiag.api.context import AppState, RequestContext
 from cloudiag.api.errors import ApiError
@@ -26,6 +28,7 @@ from cloudiag.api.render import error_payload, render
 from cloudiag.api.stream import stream_endpoint
 from cloudiag.db.transient import is_transient
 from cloudiag.domain import DomainError, InvalidInput
+from cloudiag.services.used_signatures import SignatureUsed, Use
 from cloudiag.ui import UiFiles
 
 log = logging.getLogger(__name__)
@@ -92,14 +95,25 @@ async def api_endpoint(request: Request) -> Response:
         # and gives the signature back. Any other refusal (a quota, a stopped VM) does not:
         # the handler may have acted, and a copy replayed once the quota frees would run a
         # call its client has, by then, likely signed and sent again.
+        # A command that spends it itself does so in the transaction of what it does: the
+        # use counts exactly when that is committed (and a refusal not for its input is
+        # spent here after, as any other command's is kept).
         once = signed if command.changes_state else None
-        if once is not None:
+        in_handler = once is not None and command.spends_signature
+        if once is not None and not in_handler:
             await spend_signature(state, command.name, once)
+        if in_handler and once is not None:
+            ctx.signature = Use(once.digest, once.expires)
         try:
             payload = await command.handler(ctx, validated)
+        except SignatureUsed:
+            raise ApiError.unauthorized(used_text(command.name)) from None
         except DomainError as refusal:
             if once is not None and isinstance(refusal, InvalidInput):
-                await give_back_signature(state, once)
+                if not in_handler:
+                    await give_back_signature(state, once)
+            elif once is not None and in_handler:
+                await keep_signature(state, once)
             raise ApiError.from_domain(refusal) from refusal
     except ApiError as err:
         log.info("api error command=%s code=%s text=%s", name, err.errorcode, err.errortext)

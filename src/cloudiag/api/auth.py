@@ -208,8 +208,19 @@ async def give_back_signature(state: AppState, used: SignedUse) -> None:
     await used_signatures.give_back(state.db, used.digest)
 
 
+def used_text(command: str) -> str:
+    """The errortext of a once-only signature used again."""
+    return _USED.format(command=command)
+
+
 async def spend_signature(state: AppState, command: str, used: SignedUse) -> None:
     """Count this use of a once-only signature (see Command.changes_state); 401 if it was
     used before, on any server of the database."""
     if not await used_signatures.use(state.db, used.digest, used.expires):
-        raise ApiError.unauthorized(_USED.format(command=command))
+        raise ApiError.unauthorized(used_text(command))
+
+
+async def keep_signature(state: AppState, used: SignedUse) -> None:
+    """Count this use after a refusal of a handler that spends it itself (its transaction
+    did not keep it): the handler may have acted. Used already by a copy: so be it."""
+    await used_signatures.use(state.db, used.digest, used.expires)

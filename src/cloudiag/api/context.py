@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.accounts.secret_box import SecretBox
 from cloudiag.domain import Caller
+from cloudiag.services.used_signatures import Use
 from cloudiag.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ class RequestContext:
     cookies: list[tuple[str, str, int]] = field(default_factory=list)
     #: The raw session cookie of the request, for logout.
     session_cookie: str = ""
+    #: The once-only signature a `spends_signature` command's handler spends.
+    signature: Use | None = None
 
     @property
     def user(self) -> Caller:

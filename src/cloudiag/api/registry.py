@@ -131,6 +131,9 @@ class Command:
     #: spend_signature), so a captured request cannot be replayed. Read-only commands stay
     #: repeatable (clients sign identical list calls within one second).
     changes_state: bool = False
+    #: The handler spends that signature itself (RequestContext.signature) in the
+    #: transaction of what it does, rather than the API in one of its own before it.
+    spends_signature: bool = False
     #: The Java class name CloudStack reports as a job's `cmd`.
     cmd_class: str = ""
 

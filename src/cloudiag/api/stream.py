@@ -76,7 +76,11 @@ async def _subscribe(state: AppState, job_id: str) -> Any:
     return await state.nc.subscribe(subject)
 
 
-async def _pump(sub: Any, job_id: str, inbox: asyncio.Queue[tuple[str, bytes]]) -> None:
+#: Lines by job id; an empty line is a wake-up: the job may be final.
+Inbox = asyncio.Queue[tuple[str, bytes]]
+
+
+async def _pump(sub: Any, job_id: str, inbox: Inbox) -> None:
     """Move one job's lines into the stream's inbox, tagged with the job's id."""
     job_id_var.set(job_id)  # This task's own context: its log lines name the job.
     while True:
@@ -88,6 +92,16 @@ async def _pump(sub: Any, job_id: str, inbox: asyncio.Queue[tuple[str, bytes]]) 
             log.debug("output no longer followed: %s", exc)
             return
         inbox.put_nowait((job_id, msg.data))
+
+
+async def _wake_when_final(state: AppState, job_id: str, inbox: Inbox) -> None:
+    """Put a wake-up (no data) in the inbox when this server stores the job's outcome, so
+    the stream looks at the job then rather than at its next poll."""
+    if state.runner is None:  # (Some tests serve the API without a job engine.)
+        return
+    with state.runner.finals.watching(job_id) as stored:
+        await stored
+    inbox.put_nowait((job_id, b""))
 
 
 async def _statuses(state: AppState, job_ids: list[str]) -> dict[str, int]:
@@ -105,7 +119,7 @@ async def _load_job(state: AppState, job_id: str) -> AsyncJob | None:
 
 
 async def _events(state: AppState, job_ids: list[str], tagged: bool) -> AsyncIterator[bytes]:
-    inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+    inbox: Inbox = asyncio.Queue()
     subs: list[Any] = []
     pumps: list[asyncio.Task[None]] = []
     loop = asyncio.get_running_loop()
@@ -114,6 +128,7 @@ async def _events(state: AppState, job_ids: list[str], tagged: bool) -> AsyncIte
         for job_id in job_ids:
             subs.append(sub := await _subscribe(state, job_id))
             pumps.append(asyncio.create_task(_pump(sub, job_id, inbox)))
+            pumps.append(asyncio.create_task(_wake_when_final(state, job_id, inbox)))
         yield b": stream open\n\n"
         last_sent = next_check = loop.time()
         while followed:
@@ -123,11 +138,11 @@ async def _events(state: AppState, job_ids: list[str], tagged: bool) -> AsyncIte
             except TimeoutError:
                 pass
             else:
-                line = _line(data, followed.get(job_id))
+                line = _line(data, followed.get(job_id)) if data else None
                 if line is not None:
                     last_sent = loop.time()
                     yield _event("line", {**line, "jobid": job_id} if tagged else line)
-                if loop.time() < next_check:  # Busy streams still look at their jobs.
+                if data and loop.time() < next_check:  # Busy streams still look at their jobs.
                     continue
             now = loop.time()
             next_check = now + POLL_INTERVAL
@@ -139,7 +154,10 @@ async def _events(state: AppState, job_ids: list[str], tagged: bool) -> AsyncIte
                 if statuses[job_id] == JobStatus.PENDING:
                     continue
                 follow.final_since = follow.final_since or now
-                if now - follow.final_since >= SETTLE and now - follow.last_line >= POLL_INTERVAL:
+                # Looked at again as soon as its lines can have settled, not a poll later.
+                settled = max(follow.final_since + SETTLE, follow.last_line + POLL_INTERVAL)
+                next_check = min(next_check, settled)
+                if now >= settled:
                     del followed[job_id]
                     job = await _load_job(state, job_id)
                     if job is not None:

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from cloudiag.db import sqlite_driver
+
 
 def normalize_url(url: str) -> str:
     """Pick the asyncio driver when the URL names only the database kind."""
@@ -36,7 +38,8 @@ def create_engine(url: str) -> AsyncEngine:
         db = make_url(url).database
         if db and db != ":memory:":
             Path(db).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
+        # One trip to the connection's thread per statement (db/sqlite_driver.py).
+        kwargs["connect_args"] = {"timeout": 30, "async_creator_fn": sqlite_driver.connect}
     else:
         kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
@@ -61,6 +64,11 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 _sqlite_writers = asyncio.Lock()
 
 
+def is_sqlite(db: AsyncSession) -> bool:
+    """Whether the session's database is SQLite (no row locks: see locked_transaction)."""
+    return db.get_bind().dialect.name == "sqlite"
+
+
 @contextlib.asynccontextmanager
 async def locked_transaction(
     sessions: async_sessionmaker[AsyncSession],
@@ -68,7 +76,10 @@ async def locked_transaction(
     """A transaction whose SELECT … FOR UPDATE really serializes its callers.
 
     PostgreSQL locks the rows. SQLite has no row locks (and serves one server only), so
-    there an in-process lock stands in, around the whole transaction.
+    there an in-process lock stands in, around the whole transaction, taken before the
+    transaction's connection. SQLite lets one writer in at a time anyway: queued here, its
+    writers wait in order on the event loop rather than in SQLite's busy handler, which
+    sleeps. Keep such transactions to their writes (read before).
     """
     bind = sessions.kw.get("bind")
     sqlite = bind is not None and bind.dialect.name == "sqlite"

@@ -61,7 +61,7 @@ async def fail_pending(
         return []
     jobs = {job.job_id: job for job in await load_jobs(db, list(failed))}
     for job in jobs.values():
-        events.completed(db, job, final_state.failed(failed[job.job_id]))
+        await events.completed(db, job, final_state.failed(failed[job.job_id]))
     await parents.settle(db, [job.parent_id for job in jobs.values()])
     # In job id order: a stable order of log lines. A row the engine could not have made
     # (no host or VM known) is failed all the same, without an event to say on what.

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
+from typing import cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cloudiag.db.engine import locked_transaction
 from cloudiag.db.models import AsyncJob, utcnow
 from cloudiag.db.transient import is_transient
 from cloudiag.domain import JobStatus
@@ -66,25 +69,46 @@ async def store(
             delay = min(delay * 2, FINISH_BACKOFF_MAX)
 
 
+#: Made once (building it costs more than running it): the job's final state, written only
+#: while it is pending.
+_JOBS = cast(Table, AsyncJob.__table__)
+_FINISH = (
+    # The table's own UPDATE: the ORM's adds its bookkeeping, and no session holds the row.
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.status == JobStatus.PENDING)
+    .values(
+        status=bindparam("status"),
+        result_code=bindparam("code"),
+        result=bindparam("payload", type_=_JOBS.c.result.type),
+        completed=bindparam("completed", type_=_JOBS.c.completed.type),
+    )
+)
+
+
 async def store_once(
-    db: async_sessionmaker[AsyncSession], job: DiagnosticsJob, final: FinalState
+    db: async_sessionmaker[AsyncSession],
+    job: DiagnosticsJob,
+    final: FinalState,
+    *,
+    completed: datetime | None = None,
 ) -> bool:
     """Write the job's final state and its Completed event in one transaction, once;
     False when the job was final already. Database errors are raised."""
-    async with db.begin() as s:
+    # On SQLite queued with the other writers (db.engine.locked_transaction), not against them.
+    async with locked_transaction(db) as s:
         done = await s.execute(
-            update(AsyncJob)
-            .where(AsyncJob.id == job.job_id, AsyncJob.status == JobStatus.PENDING)
-            .values(
-                status=final.status,
-                result_code=final.code,
-                result=final.payload,
-                completed=utcnow(),
-            )
+            _FINISH,
+            {
+                "job_id": job.job_id,
+                "status": final.status,
+                "code": final.code,
+                "payload": final.payload,
+                "completed": completed or utcnow(),
+            },
         )
         if not done.rowcount:  # type: ignore[attr-defined]
             log.warning("job already final; late answer ignored")
             return False
-        events.completed(s, job, final)
+        await events.completed(s, job, final)
         await parents.settle(s, [job.parent_id])
     return True

@@ -52,7 +52,7 @@ async def _settle_one(db: AsyncSession, parent_id: str) -> None:
     parent.status, parent.result_code, parent.result = status, code, result
     parent.completed = utcnow()
     user = await db.get(User, parent.user_id)
-    events.record(
+    await events.record(
         db,
         type=events.GROUP_EVENT,
         state="Completed",

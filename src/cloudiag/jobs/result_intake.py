@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from nats.aio.msg import Msg
@@ -19,9 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.bus import pull, subjects
 from cloudiag.bus.messages import RunResult
+from cloudiag.db.models import utcnow
 from cloudiag.db.transient import is_transient
 from cloudiag.jobs import final_state, outcomes
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
+from cloudiag.jobs.final_waiters import Stored
 from cloudiag.jobs.job_rows import load_jobs
 from cloudiag.logs import job_id_var
 
@@ -29,8 +32,8 @@ log = logging.getLogger(__name__)
 
 #: A result a server fetched and neither stored nor gave back comes again after this long.
 ACK_WAIT = 30.0
-#: Results handled at once by one server.
-BATCH = 64
+#: Results one server holds fetched and not yet acknowledged, at most.
+MAX_UNACKED = 256
 #: Redelivery of a result whose outcome could not be stored: first after this, doubling.
 NAK_FIRST = 0.5
 NAK_MAX = 5.0
@@ -46,7 +49,7 @@ class ResultIntake:
         *,
         start_timeout: float,
         held: Callable[[str], DiagnosticsJob | None],
-        on_stored: Callable[[str], None],
+        on_stored: Callable[[str, Stored | None], None],
     ) -> None:
         self.db = db
         self._js = js
@@ -62,14 +65,10 @@ class ResultIntake:
             subjects.RESULTS_CONSUMER,
             subjects.RESULTS_SUBJECTS,
             ack_wait=ACK_WAIT,
-            max_ack_pending=4 * BATCH,
+            max_ack_pending=MAX_UNACKED,
         )
-
-        async def room() -> int:
-            return BATCH
-
         self._task = asyncio.create_task(
-            pull.consume(self._js, subjects.RESULTS_STREAM, config, self.handle, room=room)
+            pull.consume(self._js, subjects.RESULTS_STREAM, config, self.handle)
         )
 
     async def close(self) -> None:
@@ -80,6 +79,7 @@ class ResultIntake:
 
     async def handle(self, msg: Msg) -> None:
         """Store one result; ack it once stored, nak it on a database error."""
+        received = time.perf_counter()
         job_id = msg.subject.split(".")[2]
         token = job_id_var.set(job_id)
         try:
@@ -90,7 +90,7 @@ class ResultIntake:
                 await msg.term()
                 return
             try:
-                stored = await self._store(job_id, result)
+                handled, stored = await self._store(job_id, result, received)
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -103,22 +103,29 @@ class ResultIntake:
                 )
                 await msg.nak(delay=delay)
                 return
+            if handled:  # Readers first: the ack is for the stream, which can wait.
+                self._on_stored(job_id, stored)
             await msg.ack()
-            if stored:
-                self._on_stored(job_id)
         finally:
             job_id_var.reset(token)
 
-    async def _store(self, job_id: str, result: RunResult) -> bool:
+    async def _store(
+        self, job_id: str, result: RunResult, received: float
+    ) -> tuple[bool, Stored | None]:
+        """Whether the result was dealt with (stored, or its job final already), and what
+        was stored if it was."""
         job = self._held(job_id) or await self._load(job_id)
         if job is None:
             log.warning("result of a job this database does not have; dropped")
-            return False
+            return False, None
         final = final_state.of_result(job.request.type, result, job.host_name)
-        stored = await outcomes.store_once(self.db, job, final)
-        if stored:
-            log.info("result stored: %s", final.summary)
-        return True
+        completed = utcnow()
+        if not await outcomes.store_once(self.db, job, final, completed=completed):
+            return True, None
+        # The time to store is a stage of bench/rundiagnostics_latency.py.
+        took = (time.perf_counter() - received) * 1000
+        log.info("result stored in %.2f ms: %s", took, final.summary)
+        return True, Stored(final.status, final.code, final.payload, completed)
 
     async def _load(self, job_id: str) -> DiagnosticsJob | None:
         """A job another server started (or this one's previous run), from its row."""

@@ -28,6 +28,7 @@ from cloudiag.jobs import final_state, outcomes
 from cloudiag.jobs.agent_protocol import ANSWER_TIMEOUT, RESULT_GRACE, WITHDRAWN, AgentClient
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob, JobFailed
 from cloudiag.jobs.final_state import RESTART_BY, RESTARTED, SHUTDOWN_BY, SHUTDOWN_TEXT, FinalState
+from cloudiag.jobs.final_waiters import FinalWaiters, Stored
 from cloudiag.jobs.job_rows import load_jobs
 from cloudiag.jobs.ownership import Ownership
 from cloudiag.jobs.result_intake import ResultIntake
@@ -51,6 +52,9 @@ RESTART_GRACE = 4.0
 #: bus restart: it is not absent).
 ABSENT_CHECKS = 3
 ABSENT_SPACING = 1.0
+#: The agent's presence is asked only about a job not ended this long after it was sent:
+#: most jobs end sooner, and asking costs the agent and the bus a round trip per job.
+PRESENCE_DELAY = 0.5
 
 
 class JobRunner:
@@ -87,6 +91,9 @@ class JobRunner:
         #: The jobs storing their outcome: a shutdown lets them, rather than cancel the write.
         self._finishing: set[str] = set()
         self._closing = False
+        #: Readers waiting for a job to be final (queryAsyncJobResult with wait, the
+        #: stream), woken as this server stores an outcome.
+        self.finals = FinalWaiters()
         self.intake = ResultIntake(
             db,
             self._jetstream,
@@ -177,11 +184,20 @@ class JobRunner:
         self._held.pop(job_id, None)
         self._finishing.discard(job_id)
 
-    def _stored(self, job_id: str) -> None:
-        """The intake stored the job's outcome (or found it final)."""
+    def _stored(self, job_id: str, stored: Stored | None) -> None:
+        """The intake stored the job's outcome (`stored`), or found it final (None)."""
         ended = self._ended.get(job_id)
         if ended is not None:
             ended.set()
+        held = self._held.get(job_id)
+        self._final(job_id, held.parent_id if held is not None else None, stored)
+
+    def _final(self, job_id: str, parent_id: str | None, stored: Stored | None = None) -> None:
+        """Wake the readers of a job whose outcome was stored, and of its parent (which its
+        last child settles in the same transaction: its readers read its row)."""
+        self.finals.notify(job_id, stored)
+        if parent_id is not None:
+            self.finals.notify(parent_id)
 
     async def close(self) -> None:
         """Shut down: agents stop this server's jobs, and every job it holds ends as shut down.
@@ -239,6 +255,11 @@ class JobRunner:
         """Send the job and follow it to its end; its final state when this task decides it,
         None when its result was stored."""
         await self.agents.send(job)
+        ended = self._ended[job.job_id]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ended.wait(), PRESENCE_DELAY)
+        if ended.is_set():
+            return None
         await self._absent_agent(job)
         return await self._follow(job)
 
@@ -350,3 +371,4 @@ class JobRunner:
     async def _finish(self, job: DiagnosticsJob, final: FinalState) -> None:
         self._finishing.add(job.job_id)
         await outcomes.store(self.db, job, final)
+        self._final(job.job_id, job.parent_id)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.db.models import AsyncJob, User
-from cloudiag.domain import Caller, NotFound
+from cloudiag.domain import Caller, JobStatus, NotFound
+from cloudiag.jobs.final_waiters import FinalWaiters
 from cloudiag.services.paging import Paging, page
+
+#: While a reader waits for a job to be final, its row is read again this often (an
+#: outcome stored by another server wakes nobody here).
+RECHECK = 1.0
 
 
 def may_see(caller: Caller, job: AsyncJob) -> bool:
@@ -24,6 +31,36 @@ async def get_job(
     if job is None or not may_see(caller, job):
         raise NotFound(f"Unable to find a job with id {job_id}")
     return job
+
+
+async def wait_final(
+    sessions: async_sessionmaker[AsyncSession],
+    waiters: FinalWaiters,
+    caller: Caller,
+    job_id: str,
+    wait: float,
+) -> AsyncJob:
+    """The job once it is final, or as it is after `wait` seconds; NotFound as get_job.
+
+    Woken the moment this server stores its outcome (which the wake-up carries); its row is
+    read again every RECHECK seconds meanwhile, for an outcome another server stores.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        with waiters.watching(job_id) as stored:
+            job = await get_job(sessions, caller, job_id)
+            remaining = deadline - loop.time()
+            if job.status != JobStatus.PENDING or remaining <= 0 or waiters.closed:
+                return job
+            try:
+                outcome = await asyncio.wait_for(stored, min(remaining, RECHECK))
+            except TimeoutError:
+                continue
+            if outcome is not None:  # As committed: the row need not be read again.
+                job.status, job.result_code = outcome.status, outcome.result_code
+                job.result, job.completed = outcome.result, outcome.completed
+                return job
 
 
 async def list_jobs(

@@ -40,9 +40,20 @@ def job_view(job: AsyncJob) -> dict[str, Any]:
     return view
 
 
+#: The longest a queryAsyncJobResult may wait for its job to be final (cloudiag's `wait`).
+MAX_WAIT = 30
+
+
 async def query_async_job_result(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    """One job's state and, once finished, its result."""
-    return job_view(await jobs_query.get_job(ctx.app.db, ctx.user, params["jobid"]))
+    """One job's state and, once finished, its result; with `wait`, answered as soon as the
+    job is final (or when the wait is over), so a client need not poll."""
+    wait = params.get("wait") or 0
+    if not wait:
+        return job_view(await jobs_query.get_job(ctx.app.db, ctx.user, params["jobid"]))
+    job = await jobs_query.wait_final(
+        ctx.app.db, ctx.app.runner.finals, ctx.user, params["jobid"], wait
+    )
+    return job_view(job)
 
 
 async def list_async_jobs(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +90,17 @@ REGISTRY.add(
         "queryAsyncJobResult",
         "Retrieves the current status of asynchronous job.",
         query_async_job_result,
-        params=(JOBID,),
+        params=(
+            JOBID,
+            Param(
+                "wait",
+                "integer",
+                "answer once the job is final, or after this many seconds (cloudiag; "
+                "0, the default, answers at once as CloudStack does)",
+                minimum=0,
+                maximum=MAX_WAIT,
+            ),
+        ),
         response=_JOB_RESPONSE,
         cmd_class="org.apache.cloudstack.api.command.user.job.QueryAsyncJobResultCmd",
     )

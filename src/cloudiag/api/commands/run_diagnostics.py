@@ -33,6 +33,7 @@ async def run_diagnostics(ctx: RequestContext, params: dict[str, Any]) -> dict[s
             start_timeout=settings.start_timeout,
             quotas=Quotas.from_settings(settings),
         ),
+        signature=ctx.signature,
     )
     return {"jobid": started.job_id}
 
@@ -81,6 +82,8 @@ REGISTRY.add(
         roles=frozenset({ADMIN}),
         is_async=True,
         changes_state=True,
+        # Spent with the job, in one transaction: one commit per call, not two.
+        spends_signature=True,
         since="4.12.0.0",
         related="listSystemVms,listRouters",
         cmd_class="org.apache.cloudstack.api.command.admin.diagnostics.RunDiagnosticsCmd",
