@@ -7,6 +7,12 @@ job state, how long until all were final, how many jobs were lost or run twice (
 agent's log of each start), the server's peak RSS and the CPU per job. Needs root.
 
     .venv/bin/python bench/load_concurrent.py [--jobs 500] [--backend sqlite|postgresql]
+        [--executor netns|ssh]
+
+With ``--executor ssh`` the agent reaches the VMs over SSH (a warm session each on one kept
+connection), and the jobs go to the VMs that run our zipapp: the lab's CPVM runs
+CloudStack's own script there (one exec per diagnostic, as CloudStack does), a different
+path with its own bound of 8 execs per connection.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -66,8 +73,19 @@ class Fired:
     refused: int = 0
 
 
-async def fire(stack: Stack, jobs: int) -> Fired:
-    vms = [stack.vm(r)["uuid"] for r in ("router", "secondarystoragevm", "consoleproxy")]
+def target_roles(lab: dict[str, Any], executor: str) -> list[str]:
+    """The system VMs the jobs go to: every one, or over SSH those that run our zipapp."""
+    roles = ["router", "secondarystoragevm", "consoleproxy"]
+    if executor != "ssh":
+        return roles
+    scripted = lab["ssh"]["cloudstack_script_vm"]
+    return [
+        ns["role"] for ns in lab["namespaces"] if ns["role"] in roles and ns["name"] != scripted
+    ]
+
+
+async def fire(stack: Stack, jobs: int, roles: list[str]) -> Fired:
+    vms = [stack.vm(r)["uuid"] for r in roles]
     web = stack.lab["targets"]["web"]
     fired = Fired()
     # A fresh connection per call while firing: a kept-alive one the server closes while the
@@ -83,7 +101,7 @@ async def fire(stack: Stack, jobs: int) -> Fired:
         async def one(i: int) -> None:
             t = time.perf_counter()
             try:
-                jobid = await client.run_diagnostics(vms[i % 3], "ping", web, "-c 1")
+                jobid = await client.run_diagnostics(vms[i % len(vms)], "ping", web, "-c 1")
             except ApiCallError:
                 fired.refused += 1
                 return
@@ -139,18 +157,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--executor", choices=("netns", "ssh"), default="netns")
     args = parser.parse_args()
     os.environ.update(LIFTED)
     prefix = "cdf" + secrets.token_hex(2)
-    with lab_zone(prefix) as lab:
+    with lab_zone(prefix, ssh=args.executor == "ssh") as lab:
+        roles = target_roles(lab, args.executor)
         with (
             tempfile.TemporaryDirectory() as tmp,
-            launch(args.backend, lab, Path(tmp), heartbeat=5.0, agent_env=JSON_LOGS) as stack,
+            launch(
+                args.backend,
+                lab,
+                Path(tmp),
+                heartbeat=5.0,
+                agent_env=JSON_LOGS,
+                executor=args.executor,
+            ) as stack,
         ):
             assert stack.server is not None and stack.agent is not None
             before = asyncio.run(spawned(stack))
             cpu = cpu_seconds(stack.server.pid), cpu_seconds(stack.agent.pid)
-            fired = asyncio.run(fire(stack, args.jobs))
+            fired = asyncio.run(fire(stack, args.jobs, roles))
             cpu = cpu_seconds(stack.server.pid) - cpu[0], cpu_seconds(stack.agent.pid) - cpu[1]
             ran = asyncio.run(spawned(stack)) - before
             jobs = stack.ok("listAsyncJobs", listall="true", pagesize=5000)["asyncjobs"]
@@ -175,7 +202,10 @@ def main() -> int:
         return times[min(len(times) - 1, int(p * len(times)))] * 1000 if times else float("nan")
 
     answered = fired.answered - fired.started
-    print(f"{args.jobs} concurrent runDiagnostics ping -c 1 on 3 VMs, backend {args.backend}")
+    print(
+        f"{args.jobs} concurrent runDiagnostics ping -c 1 on {len(roles)} VMs "
+        f"({', '.join(roles)}), backend {args.backend}, executor {args.executor}"
+    )
     print(
         f"  admitted {len(submitted)}, refused {fired.refused}; every call answered in "
         f"{answered:.2f} s ({len(submitted) / answered:.0f} calls/s)"

@@ -5,6 +5,13 @@ PostgreSQL, `cloudiag agent`), then alternates the two measurements so both see 
 machine load. Needs root.
 
     .venv/bin/python bench/rundiagnostics_latency.py [--runs 30] [--backend sqlite|postgresql]
+        [--executor netns|ssh]
+
+With ``--executor ssh`` the lab runs sshd in its system VMs and the agent reaches them over
+SSH (a warm session per VM on one kept connection); beside the direct command, the bench
+then also times what CloudStack's KVM agent does for each diagnostic: a fresh OpenSSH
+connection from the hypervisor namespace running the system-VM script once
+(``ssh -p 3922 root@<control address> python3 … ping -c 1``).
 
 The stages come from the structured (JSON) logs the server and the agent write anyway:
 the lines that carry the job's id, their timestamps, and the durations some of them state
@@ -38,12 +45,14 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.integration.stack import lab_zone, launch
 
 from cloudiag.client import AsyncJob, Client
+from cloudiag.lab import manager, mountns, topology
 
 STAGES = (
     "API accepted",
@@ -123,6 +132,29 @@ def direct(namespace: str, web: str) -> float:
     return time.perf_counter() - started
 
 
+def fresh_ssh_argv(lab: dict[str, Any], vm: dict[str, Any], web: str) -> list[str]:
+    """A fresh OpenSSH connection to the VM running the installed zipapp once (one-shot)."""
+    ssh = lab["ssh"]
+    root = mountns.vm_root(manager.default_state_dir(lab["prefix"]), topology.node(vm["name"]))
+    installed = sorted(root.glob("var/lib/cloudiag/cloudiag-sysvm-*.pyz"))
+    assert installed, "the SSH executor installed no zipapp on the VM"
+    on_vm = "/" + str(installed[-1].relative_to(root))
+    return [
+        *("ip", "netns", "exec", ssh["hypervisor"], "ssh", "-i", ssh["key_file"]),
+        *("-p", str(ssh["port"]), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"),
+        *("-o", f"UserKnownHostsFile={ssh['known_hosts']}", "-o", "ControlMaster=no"),
+        f"{ssh['user']}@{vm['controladdress']}",
+        *("python3", "-I", "-S", on_vm, "ping", web, "-c", "1"),
+    ]
+
+
+def timed(argv: list[str]) -> float:
+    """Seconds one command takes (it must succeed)."""
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
 def cpu_seconds(pid: int) -> float:
     """The user + system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -153,11 +185,13 @@ def main() -> int:
         default=0.0,
         help="poll queryAsyncJobResult this often (s); 0, the default: one call with wait",
     )
+    parser.add_argument("--executor", choices=("netns", "ssh"), default="netns")
     args = parser.parse_args()
     prefix = "cdf" + secrets.token_hex(2)
     runs: list[tuple[str, float, float]] = []
     direct_times: list[float] = []
-    with lab_zone(prefix) as lab:
+    fresh_ssh_times: list[float] = []
+    with lab_zone(prefix, ssh=args.executor == "ssh") as lab:
         web = lab["targets"]["web"]
         with (
             tempfile.TemporaryDirectory() as tmp,
@@ -168,22 +202,29 @@ def main() -> int:
                 heartbeat=5.0,
                 server_env=JSON_LOGS,
                 agent_env=JSON_LOGS,
+                executor=args.executor,
             ) as stack,
         ):
             ns = stack.vm("router")["namespace"]
             client, vm_id = stack.client(), stack.vm("router")["uuid"]
             via_api(client, vm_id, web, args.interval)  # warm-up: connections, imports
+            fresh = None
+            if args.executor == "ssh":
+                router = next(v for v in lab["namespaces"] if v["role"] == "router")
+                fresh = fresh_ssh_argv(lab, router, web)
             assert stack.server is not None and stack.agent is not None
             pids = {"server": stack.server.pid, "agent": stack.agent.pid}
             cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
             for _ in range(args.runs):
                 runs.append(via_api(client, vm_id, web, args.interval))
                 direct_times.append(direct(ns, web))
+                if fresh is not None:
+                    fresh_ssh_times.append(timed(fresh))
             cpu = {name: cpu_seconds(pid) - cpu[name] for name, pid in pids.items()}
             stack.close_clients()
             time.sleep(0.5)  # The last lines reach the logs.
             stamps = stamps_from_logs(Path(tmp))
-    report(args, web, runs, stamps, direct_times)
+    report(args, web, runs, stamps, direct_times, fresh_ssh_times)
     print(
         "CPU per job: "
         + ", ".join(f"{name} {used / args.runs * 1000:.1f} ms" for name, used in cpu.items())
@@ -197,6 +238,7 @@ def report(
     runs: list[tuple[str, float, float]],
     stamps: dict[str, dict[str, float]],
     direct_times: list[float],
+    fresh_ssh_times: list[float],
 ) -> None:
     """Print the stage table, the total and the direct command, and their ratio."""
     at: dict[str, list[float]] = {s: [] for s in STAGES}
@@ -219,7 +261,8 @@ def report(
         else "waits with queryAsyncJobResult wait=30"
     )
     print(
-        f"ping -c 1 {web} from the VR, backend {args.backend}, {args.runs} runs each, "
+        f"ping -c 1 {web} from the VR, backend {args.backend}, executor {args.executor}, "
+        f"{args.runs} runs each, "
         f"interleaved; the client {how}"
     )
     print(f"{'':34} {'median':>8} {'p90':>8} {'p99':>8}   (ms)")
@@ -234,6 +277,8 @@ def report(
             print("  " + row(stage, step[stage]))
     print(row("runDiagnostics -> job done (API)", totals))
     print(row("ip netns exec ... ping -c 1", direct_times))
+    if fresh_ssh_times:
+        print(row("fresh ssh ... python3 zipapp ping", fresh_ssh_times))
 
     def ratio(p: float) -> float:
         return pct(totals, p) / pct(direct_times, p)
@@ -242,6 +287,9 @@ def report(
     print(
         f"ratio API / direct: median {median:.1f}x  p90 {ratio(0.9):.1f}x  p99 {ratio(0.99):.1f}x"
     )
+    if fresh_ssh_times:
+        faster = statistics.median(fresh_ssh_times) / statistics.median(totals)
+        print(f"ratio fresh ssh / API: median {faster:.1f}x (the API over warm SSH is faster)")
 
 
 if __name__ == "__main__":

@@ -25,11 +25,15 @@ from tests.pg_server import free_port
 from tests.processes import children
 
 SSHD = "/usr/sbin/sshd"
-# Run in the new mount namespace: /opt becomes the test's folder, then sshd replaces it.
+# Run in the new mount namespace: /opt becomes the test's folder, root's ~/.bashrc an empty
+# file (bash reads it for every command over SSH; the machine's may run `pyenv init`, whose
+# rehash lock, left by a login killed mid-way, stalls later logins), then sshd replaces it.
 _MOUNT_OPT = (
     "import os, subprocess, sys; "
     "subprocess.run(['mount', '--bind', sys.argv[1], '/opt'], check=True); "
-    "os.execv(sys.argv[2], sys.argv[2:])"
+    "os.path.exists('/root/.bashrc') and subprocess.run("
+    "['mount', '--bind', sys.argv[2], '/root/.bashrc'], check=True); "
+    "os.execv(sys.argv[3], sys.argv[3:])"
 )
 
 
@@ -89,6 +93,8 @@ class SshServer:
         )
         self.opt = root / "opt"
         self.opt.mkdir(exist_ok=True)
+        self.bashrc = root / "bashrc"
+        self.bashrc.touch()
         self.log = root / "sshd.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -107,7 +113,7 @@ class SshServer:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         argv = [
             *("unshare", "--mount", "--propagation", "private", "--"),
-            *(sys.executable, "-c", _MOUNT_OPT, str(self.opt)),
+            *(sys.executable, "-c", _MOUNT_OPT, str(self.opt), str(self.bashrc)),
             *(SSHD, "-D", "-e", "-f", str(self.config)),
         ]
         if self.netns is not None:

@@ -40,6 +40,11 @@ def _text(value: object) -> str:
     return str(value)
 
 
+#: The longest one queryAsyncJobResult of ``wait_job`` asks the server to wait (seconds):
+#: well inside the default HTTP timeout.
+WAIT_STEP = 10
+
+
 class AsyncClient:
     """A client of one management server's ``/client/api`` and ``/client/stream``.
 
@@ -116,24 +121,33 @@ class AsyncClient:
         await self.call("logout")
         self.sessionkey = None
 
-    async def query_job(self, jobid: str) -> AsyncJob:
-        """An async job's state (queryAsyncJobResult)."""
-        return AsyncJob.model_validate(await self.call("queryAsyncJobResult", jobid=jobid))
+    async def query_job(self, jobid: str, *, wait: int = 0) -> AsyncJob:
+        """An async job's state (queryAsyncJobResult); with ``wait``, the server answers as
+        soon as the job is final, or after that many seconds (a cloudiag extension)."""
+        extra = {"wait": wait} if wait > 0 else {}
+        return AsyncJob.model_validate(await self.call("queryAsyncJobResult", jobid=jobid, **extra))
 
     async def wait_job(
         self, jobid: str, *, timeout: float = 120.0, interval: float = 0.1
     ) -> AsyncJob:
-        """Poll the job every ``interval`` seconds until it is final; ``JobTimeout`` if it is
-        still pending ``timeout`` seconds from now."""
+        """The job once it is final; ``JobTimeout`` if it is still pending ``timeout`` seconds
+        from now.
+
+        Each call asks the server to answer when the job is final (``wait``, at most
+        WAIT_STEP seconds, within the HTTP timeout), so the result comes as it is stored,
+        not a poll later. A server that answers at once anyway is polled every ``interval``.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            job = await self.query_job(jobid)
+            asked = loop.time()
+            job = await self.query_job(jobid, wait=int(min(WAIT_STEP, deadline - asked)))
             if job.done:
                 return job
             if loop.time() >= deadline:
                 raise JobTimeout(jobid, timeout)
-            await asyncio.sleep(interval)
+            if loop.time() - asked < interval:
+                await asyncio.sleep(interval)
 
     async def run_diagnostics(
         self, targetid: str, type: str, ipaddress: str, params: str = "", **extra: object

@@ -26,6 +26,11 @@ from cloudiag.lab.topology import (
 #: /opt/cloud holds the CloudStack-style script; /var/lib/cloudiag is where the SSH
 #: executor installs the zipapp, which must land in the VM, not on the lab's machine.
 VM_PATHS = ("/opt/cloud", "/var/lib/cloudiag")
+#: Files of the VM's own, made empty: root's ~/.bashrc, which bash reads for every command
+#: over SSH. The machine's runs `pyenv init` here, whose rehash lock, left by a login killed
+#: mid-way (a test kills sshd under a job), stalled every later login for 60 s; a real
+#: VM's root has a shell start-up of its own too.
+VM_FILES = ("/root/.bashrc",)
 
 
 def enabled(state: Path) -> bool:
@@ -50,6 +55,10 @@ def setup(state: Path) -> None:
     for n in vms:
         for path in VM_PATHS:
             (mountns.vm_root(state, n) / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        for path in VM_FILES:
+            own = mountns.vm_root(state, n) / path.lstrip("/")
+            own.parent.mkdir(parents=True, exist_ok=True)
+            own.touch()
         if diagnostics_script.read(script_path(state, n)) is None:
             diagnostics_script.write(script_path(state, n), "python3")
 
@@ -58,7 +67,7 @@ def start_vm(prefix: str, state: Path, n: Node) -> None:
     """Give a running system VM its mount namespace and its sshd (both made again)."""
     ns = namespace(prefix, n)
     sshd.stop(ns, state, n)
-    mountns.create(prefix, n, state, VM_PATHS)
+    mountns.create(prefix, n, state, (*VM_PATHS, *VM_FILES))
     sshd.start(prefix, ns, state, n)
 
 
