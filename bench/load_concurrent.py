@@ -36,8 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.integration.stack import Stack, lab_zone, launch
 
-from cloudiag.bus import subjects
-from cloudiag.bus.messages import StatusReply
 from cloudiag.client import ApiCallError, AsyncClient
 
 JSON_LOGS = {"CLOUDIAG_LOG_FORMAT": "json"}
@@ -47,18 +45,6 @@ LIFTED = {
     "CLOUDIAG_LIMIT_PER_USER": "0",
     "CLOUDIAG_RATE_LIMIT": "0",
 }
-
-
-async def spawned(stack: Stack) -> int:
-    import nats
-
-    host_id = stack.ok("listHosts")["host"][0]["id"]
-    nc = await nats.connect(stack.nats_url)
-    try:
-        reply = await nc.request(subjects.agent_status(host_id), b"", timeout=10)
-    finally:
-        await nc.close()
-    return StatusReply.model_validate_json(reply.data).spawned
 
 
 @dataclass
@@ -175,11 +161,11 @@ def main() -> int:
             ) as stack,
         ):
             assert stack.server is not None and stack.agent is not None
-            before = asyncio.run(spawned(stack))
+            before = stack.agent_status().spawned
             cpu = cpu_seconds(stack.server.pid), cpu_seconds(stack.agent.pid)
             fired = asyncio.run(fire(stack, args.jobs, roles))
             cpu = cpu_seconds(stack.server.pid) - cpu[0], cpu_seconds(stack.agent.pid) - cpu[1]
-            ran = asyncio.run(spawned(stack)) - before
+            ran = stack.agent_status().spawned - before
             jobs = stack.ok("listAsyncJobs", listall="true", pagesize=5000)["asyncjobs"]
             rss = peak_rss_mib(stack.server.pid)
             runs = runs_per_job(Path(tmp) / "agent.log")

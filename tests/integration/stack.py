@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 
+from cloudiag.bus import subjects
 from cloudiag.bus.embedded import find_nats_server, free_port, write_config
+from cloudiag.bus.messages import StatusReply
 from cloudiag.client import ApiKey, Client, signature
 from cloudiag.lab.inventory import Executor
 from tests.databases import create_pg_database, drop_pg_database, sqlite_url
@@ -189,6 +192,21 @@ class Stack:
     def ok(self, command: str, account: Account | None = None, **params: Any) -> dict[str, Any]:
         """The body of a successful call, under its envelope key (ApiCallError otherwise)."""
         return self.client(account).call(command, **params)
+
+    def agent_status(self) -> StatusReply:
+        """The agent's own answer over the bus: its running jobs and the processes it has
+        started on VMs (sessions, tools, script execs)."""
+
+        async def ask() -> StatusReply:
+            host_id = self.ok("listHosts")["host"][0]["id"]
+            nc = await nats.connect(self.nats_url)
+            try:
+                reply = await nc.request(subjects.agent_status(host_id), b"", timeout=10)
+            finally:
+                await nc.close()
+            return StatusReply.model_validate_json(reply.data)
+
+        return asyncio.run(ask())
 
     def wait_job(self, jobid: str, timeout: float = 120) -> dict[str, Any]:
         """Poll queryAsyncJobResult until the job is final; the job as the API shows it."""

@@ -3,14 +3,10 @@ leaves nothing behind: no job, no event, and no process started by the agent."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
-import nats
 import pytest
 
-from cloudiag.bus import subjects
-from cloudiag.bus.messages import StatusReply
 from tests.integration.stack import Stack
 
 WEB = "198.51.100.10"
@@ -149,16 +145,6 @@ CASES: list[tuple[str, dict[str, str], str]] = (
 )
 
 
-async def _spawned(stack: Stack) -> int:
-    host_id = stack.ok("listHosts")["host"][0]["id"]
-    nc = await nats.connect(stack.nats_url)
-    try:
-        reply = await nc.request(subjects.agent_status(host_id), b"", timeout=5)
-    finally:
-        await nc.close()
-    return StatusReply.model_validate_json(reply.data).spawned
-
-
 def _rows(stack: Stack) -> tuple[int, int]:
     jobs = stack.ok("listAsyncJobs", listall="true").get("count", 0)
     events = stack.ok("listEvents", listall="true").get("count", 0)
@@ -171,7 +157,7 @@ def test_the_corpus_is_large_enough() -> None:
 
 
 def test_every_hostile_input_is_refused_and_leaves_nothing(stack: Stack) -> None:
-    spawned_before = asyncio.run(_spawned(stack))
+    spawned_before = stack.agent_status().spawned
     rows_before = _rows(stack)
     failures = []
     for name, override, fragment in CASES:
@@ -186,7 +172,7 @@ def test_every_hostile_input_is_refused_and_leaves_nothing(stack: Stack) -> None
             failures.append(f"{name} {override!r}: unclear errortext {text!r}")
     assert not failures, "\n".join(failures)
     assert _rows(stack) == rows_before, "a refused request created a job or an event"
-    assert asyncio.run(_spawned(stack)) == spawned_before, "the agent started a process"
+    assert stack.agent_status().spawned == spawned_before, "the agent started a process"
 
 
 @pytest.mark.parametrize("role", ["secondarystoragevm", "consoleproxy"])
@@ -194,6 +180,6 @@ def test_the_agent_spawns_for_a_good_request(stack: Stack, role: str) -> None:
     # The counter the corpus test relies on really counts. The first run in a VM may also
     # start its warm session; after that, a diagnostic starts one process: its tool.
     stack.run(role, "ping", WEB, "-c 1")
-    before = asyncio.run(_spawned(stack))
+    before = stack.agent_status().spawned
     stack.run(role, "ping", WEB, "-c 1")
-    assert asyncio.run(_spawned(stack)) == before + 1
+    assert stack.agent_status().spawned == before + 1

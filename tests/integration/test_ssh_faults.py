@@ -9,7 +9,6 @@ our zipapp over SSH.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import subprocess
@@ -18,11 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 
-from cloudiag.bus import subjects
-from cloudiag.bus.messages import StatusReply
 from cloudiag.lab import manager, sshd, topology
 from cloudiag.lab.inventory import inventory as lab_inventory
 from tests.integration.stack import Stack, cloudiag, tool_pids
@@ -60,19 +56,9 @@ def router(ssh_stack: Stack) -> Iterator[dict[str, Any]]:
             sshd.start(ssh_stack.prefix, vm["namespace"], state, node)
 
 
-async def _status(stack: Stack) -> StatusReply:
-    host_id = stack.ok("listHosts")["host"][0]["id"]
-    nc = await nats.connect(stack.nats_url)
-    try:
-        reply = await nc.request(subjects.agent_status(host_id), b"", timeout=5)
-    finally:
-        await nc.close()
-    return StatusReply.model_validate_json(reply.data)
-
-
 def spawned(stack: Stack) -> int:
     """Processes the agent has started on VMs (sessions, tools, script execs)."""
-    return asyncio.run(_status(stack)).spawned
+    return stack.agent_status().spawned
 
 
 def control(vm: dict[str, Any]) -> str:
