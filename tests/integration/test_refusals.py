@@ -173,3 +173,23 @@ def test_a_large_body_is_refused_before_authentication(stack: Stack) -> None:
     # The server is fine, and a normal login still works.
     ok = stack.login(stack.admin.username, stack.admin.password)
     assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.executor("ssh")
+def test_a_name_for_the_cloudstack_script_vm_is_431_and_creates_nothing(stack: Stack) -> None:
+    """Over SSH the CPVM runs CloudStack's own script, which would hand a host name to the
+    tool unresolved: with denied networks set (the default), the API refuses the name as a
+    bad parameter at once, rather than the agent failing the job, and an IP address runs."""
+    cpvm = stack.vm("consoleproxy")
+    before = _counts(stack)
+    r = _run(stack, targetid=cpvm["uuid"], type="ping", ipaddress="web.lab.test")
+    assert _error(r, 431) == (
+        f"the CloudStack script on {cpvm['name']} cannot check where web.lab.test points "
+        "against the denied networks: give an IP address"
+    )
+    assert r.headers.get("x-cloudiag-param") == "ipaddress"
+    assert _counts(stack) == before
+    # The same VM takes the address itself, and the SSVM (our zipapp) takes the name.
+    web = stack.lab["targets"]["web"]
+    assert stack.run("consoleproxy", "ping", web, "-c 1")["jobstatus"] == 1
+    assert stack.run("secondarystoragevm", "ping", "web.lab.test", "-c 1")["jobstatus"] == 1

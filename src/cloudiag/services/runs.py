@@ -155,6 +155,12 @@ def _plan_one(
         raise InvalidInput(text, param=exc.field) from None
     if denied:
         raise InvalidInput(denied, param="ipaddress")
+    if vm.access.get("script") == "cloudstack":
+        # The agent would refuse it too; say so now, as a bad parameter.
+        host = request.type.target.host(request.address)
+        unchecked = policy.unchecked_name(host, vm.name, limits.denied_networks)
+        if unchecked:
+            raise InvalidInput(unchecked, param="ipaddress")
     return PlannedRun(target, dtype.name, request.address, tuple(request.params), time_limit)
 
 

@@ -99,6 +99,18 @@ def _denied(shown_as: str, addresses: Sequence[str], networks: Sequence[Network]
     return None
 
 
+def unchecked_name(host: str, vm_name: str, denied: Sequence[str]) -> str | None:
+    """Why a VM that runs CloudStack's own script cannot take the destination ``host``, or
+    None: that script hands a host name to the tool unresolved, so where the name points
+    cannot be checked against the operator's denied networks."""
+    if not denied or parse_ip(host) is not None:
+        return None
+    return (
+        f"the CloudStack script on {vm_name} cannot check where {host} points against the "
+        "denied networks: give an IP address"
+    )
+
+
 def denied_destination(address: str, networks: Sequence[Network]) -> str | None:
     """Why the operator's policy forbids this IP literal, or None (also for a host name)."""
     if not networks or parse_ip(address) is None:

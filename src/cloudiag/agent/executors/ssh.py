@@ -39,10 +39,9 @@ from cloudiag.agent.executors.ssh_connections import (
     lost_reason,
 )
 from cloudiag.bus.messages import RunRequest, SshAccess, VmReport
-from cloudiag.sysvm import registry, validate
+from cloudiag.sysvm import policy, registry, validate
 from cloudiag.sysvm.errors import DiagnosticsInputError
 from cloudiag.sysvm.framing import Record
-from cloudiag.sysvm.tokens import parse_ip
 
 log = logging.getLogger(__name__)
 
@@ -366,13 +365,11 @@ class SshExecutor:
     ) -> Outcome:
         host = req.type.target.host(req.address)
         try:
-            if request.denied_networks and parse_ip(host) is None:
-                # Our session resolves a name once, checks it and pins the tool to it; the
-                # CloudStack script would hand the name to the tool unchecked.
-                raise ValueError(
-                    f"the CloudStack script on {vm_name} cannot check where {host} points "
-                    "against the denied networks: give an IP address"
-                )
+            # Our session resolves a name once, checks it and pins the tool to it; the
+            # CloudStack script would hand the name to the tool unchecked.
+            unchecked = policy.unchecked_name(host, vm_name, request.denied_networks)
+            if unchecked:
+                raise ValueError(unchecked)
             line = cloudstack_script.command(req)
         except ValueError as exc:
             return Outcome(
