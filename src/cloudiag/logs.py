@@ -62,3 +62,6 @@ def setup(level: str = "INFO", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     # Access logs would repeat the query string, which can hold a signature or a session key.
     logging.getLogger("uvicorn.access").disabled = True
+    # asyncssh says every channel's open and close at INFO (about 8 lines a job over SSH);
+    # its warnings and errors still show, and the executor logs what a job needs.
+    logging.getLogger("asyncssh").setLevel(max(logging.WARNING, root.level))
