@@ -22,12 +22,11 @@ from cloudiag.agent.executors.process_channel import ProcessChannel
 from cloudiag.agent.executors.session import (
     Channel,
     OnSessionRecord,
-    Opener,
     SessionError,
-    SessionPool,
     SessionStale,
     WarmSession,
 )
+from cloudiag.agent.executors.session_pool import Opener, SessionPool
 from cloudiag.sysvm.framing import Record
 from tests.sysvm_zipapp import zipapp
 

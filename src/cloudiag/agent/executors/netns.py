@@ -25,12 +25,8 @@ from pathlib import Path
 from cloudiag.agent.executors.base import OnRecord, Outcome
 from cloudiag.agent.executors.collect import Collector, run_limited
 from cloudiag.agent.executors.process_channel import ProcessChannel
-from cloudiag.agent.executors.session import (
-    SESSION_MAX_JOBS,
-    Channel,
-    OnSessionRecord,
-    SessionPool,
-)
+from cloudiag.agent.executors.session import SESSION_MAX_JOBS, Channel, OnSessionRecord
+from cloudiag.agent.executors.session_pool import SessionPool
 from cloudiag.bus.messages import NetnsAccess, RunRequest, VmReport
 from cloudiag.sysvm import build, command, registry, validate
 from cloudiag.sysvm.errors import DiagnosticsInputError
