@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.pg_server import free_port
@@ -172,3 +173,15 @@ def _descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+@contextlib.contextmanager
+def running(root: Path, netns: str | None = None) -> Iterator[SshServer]:
+    """An SshServer of its own in ``root`` (inside ``netns`` if given), started, and stopped
+    with everything it started at the end, even on failure."""
+    server = SshServer(root, netns=netns)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -69,21 +69,28 @@ def pids_in(namespace: str) -> list[int]:
     return [int(p) for p in done.stdout.split()]
 
 
-def _is_session(pid: int) -> bool:
+def _argv(pid: int) -> list[bytes]:
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
-        return False
-    return b"serve" in argv
+        return []
+
+
+def _session_zipapp(pid: int) -> bytes | None:
+    """The zipapp a warm session runs (``… <zipapp> serve [--max-jobs N]``), else None."""
+    argv = [word for word in _argv(pid) if word]
+    if b"serve" not in argv[1:]:
+        return None
+    return argv[argv.index(b"serve") - 1]
 
 
 def tools_in(namespace: str) -> list[int]:
     """The processes in the namespace but its warm session: the tools left running."""
-    return [pid for pid in pids_in(namespace) if not _is_session(pid)]
+    return [pid for pid in pids_in(namespace) if _session_zipapp(pid) is None]
 
 
 def sessions_in(namespace: str) -> list[int]:
-    return [pid for pid in pids_in(namespace) if _is_session(pid)]
+    return [pid for pid in pids_in(namespace) if _session_zipapp(pid) is not None]
 
 
 def _remove(namespace: str) -> None:
@@ -150,21 +157,6 @@ LAB_UNUSED = "203.0.113.99"
 #: Where this file's SSH executor installs the zipapp in the VM (the VM's own tree): its
 #: sessions are told from the lab agents' by their command line.
 SSH_TEST_DIR = f"{remote_install.REMOTE_DIR}/executor-tests"
-
-
-def _argv(pid: int) -> list[bytes]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return []
-
-
-def _session_zipapp(pid: int) -> bytes | None:
-    """The zipapp a warm session runs (``… <zipapp> serve [--max-jobs N]``), else None."""
-    argv = [word for word in _argv(pid) if word]
-    if b"serve" not in argv[1:]:
-        return None
-    return argv[argv.index(b"serve") - 1]
 
 
 def _parent(pid: int) -> int:
@@ -565,30 +557,50 @@ def _request(address: str, params: list[str]) -> RunRequest:
     )
 
 
+def _make_vm(namespace: str, address: str) -> None:
+    """A namespace of a stand-in VM with one NIC at ``address`` (its veth pair inside)."""
+    ip("netns", "add", namespace)
+    ip("-n", namespace, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+    ip("-n", namespace, "addr", "add", f"{address}/24", "dev", "d0")
+    for link in ("lo", "d0", "d1"):
+        ip("-n", namespace, "link", "set", link, "up")
+
+
+async def _pinging(namespace: str, address: str) -> asyncio.Task[Outcome]:
+    """A long ping run through the executor in the VM, once its first reply is out."""
+    first = asyncio.Event()
+
+    async def on_record(stream: Stream, text: str) -> None:
+        if "icmp_seq" in text:
+            first.set()
+
+    run = asyncio.create_task(
+        netns.NetnsExecutor().execute(
+            _vm(namespace),
+            _request(address, ["-c", "100", "-i", "0.2"]),
+            on_record=on_record,
+            stop=asyncio.Event(),
+        )
+    )
+    await asyncio.wait_for(first.wait(), 10)
+    return run
+
+
+async def _ended(pid: int) -> bool:
+    """Whether the process is gone within 5 s."""
+    for _ in range(100):
+        if not Path(f"/proc/{pid}").exists():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
 async def test_a_vm_that_stops_under_a_run_is_the_outcomes_error(pair: Pair) -> None:
     """As `cloudiag lab stop` does: its processes are killed, then its namespace deleted."""
     doomed = f"{pair.a}-c"
-    ip("netns", "add", doomed)
     try:
-        ip("-n", doomed, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
-        ip("-n", doomed, "addr", "add", "192.0.2.50/24", "dev", "d0")
-        for link in ("lo", "d0", "d1"):
-            ip("-n", doomed, "link", "set", link, "up")
-        first = asyncio.Event()
-
-        async def on_record(stream: Stream, text: str) -> None:
-            if "icmp_seq" in text:
-                first.set()
-
-        run = asyncio.create_task(
-            netns.NetnsExecutor().execute(
-                _vm(doomed),
-                _request("192.0.2.50", ["-c", "100", "-i", "0.2"]),
-                on_record=on_record,
-                stop=asyncio.Event(),
-            )
-        )
-        await asyncio.wait_for(first.wait(), 10)
+        _make_vm(doomed, "192.0.2.50")
+        run = await _pinging(doomed, "192.0.2.50")
         await asyncio.to_thread(_remove, doomed)
         outcome = await asyncio.wait_for(run, 10)
     finally:
@@ -603,43 +615,17 @@ async def test_a_deleted_namespace_ends_its_session_and_a_new_one_gets_a_new_ses
     """A VM whose namespace goes while a job runs, its processes left: the run fails as the
     VM stopped, its session and tool end; the VM started again gets a session of its own."""
     doomed = f"{pair.a}-d"
-
-    def make() -> None:
-        ip("netns", "add", doomed)
-        ip("-n", doomed, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
-        ip("-n", doomed, "addr", "add", "192.0.2.60/24", "dev", "d0")
-        for link in ("lo", "d0", "d1"):
-            ip("-n", doomed, "link", "set", link, "up")
-
-    make()
     try:
-        first = asyncio.Event()
-
-        async def on_record(stream: Stream, text: str) -> None:
-            if "icmp_seq" in text:
-                first.set()
-
-        run = asyncio.create_task(
-            netns.NetnsExecutor().execute(
-                _vm(doomed),
-                _request("192.0.2.60", ["-c", "100", "-i", "0.2"]),
-                on_record=on_record,
-                stop=asyncio.Event(),
-            )
-        )
-        await asyncio.wait_for(first.wait(), 10)
+        _make_vm(doomed, "192.0.2.60")
+        run = await _pinging(doomed, "192.0.2.60")
         (session,) = sessions_in(doomed)
         left = pids_in(doomed)
         ip("netns", "delete", doomed)
         outcome = await asyncio.wait_for(run, 10)
         assert outcome.error == "The VM r-9-VM stopped during the diagnostic; its output is partial"
         for pid in left:
-            for _ in range(100):
-                if not Path(f"/proc/{pid}").exists():
-                    break
-                await asyncio.sleep(0.05)
-            assert not Path(f"/proc/{pid}").exists(), f"process {pid} outlived its VM"
-        make()
+            assert await _ended(pid), f"process {pid} outlived its VM"
+        _make_vm(doomed, "192.0.2.60")
         before = netns.sessions_started()
         again = await netns.run_in_netns(doomed, "ping", "192.0.2.60", "-c 1")
         assert again.exitcode == "0", again
@@ -666,10 +652,6 @@ async def test_a_namespace_made_again_under_an_idle_session_gets_a_new_session(
         again = await netns.run_in_netns(doomed, "ping", "127.0.0.1", "-c 1")
         assert again.exitcode == "0", again
         assert old not in sessions_in(doomed)
-        for _ in range(100):
-            if not Path(f"/proc/{old}").exists():
-                break
-            await asyncio.sleep(0.05)
-        assert not Path(f"/proc/{old}").exists()
+        assert await _ended(old)
     finally:
         await asyncio.to_thread(_remove, doomed)

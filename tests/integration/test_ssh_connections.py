@@ -18,7 +18,7 @@ import pytest
 from cloudiag.agent.executors.host_keys import HostKeys
 from cloudiag.agent.executors.ssh_connections import SshConnections, SshError
 from cloudiag.bus.messages import SshAccess
-from tests.ssh_server import SSHD, SshServer
+from tests.ssh_server import SSHD, SshServer, running
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="sshd and namespaces need root"),
@@ -28,12 +28,8 @@ pytestmark = [
 
 @pytest.fixture
 def sshd(tmp_path: Path) -> Iterator[SshServer]:
-    server = SshServer(tmp_path / "sshd")
-    server.start()
-    try:
+    with running(tmp_path / "sshd") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -159,9 +155,7 @@ def hypervisor() -> Iterator[str]:
 async def test_the_socket_is_made_in_the_namespace_and_the_loop_stays_home(
     hypervisor: str, tmp_path: Path, connections: SshConnections
 ) -> None:
-    server = SshServer(tmp_path / "vm", netns=hypervisor)
-    server.start()
-    try:
+    with running(tmp_path / "vm", netns=hypervisor) as server:
         home = os.readlink("/proc/thread-self/ns/net")
         acc = access(server, netns=hypervisor)
         conn = await connections.get(acc, "r-1-VM")
@@ -173,5 +167,3 @@ async def test_the_socket_is_made_in_the_namespace_and_the_loop_stays_home(
         assert got.stdout == f"net:[{ns_inode}]\n"
         assert os.readlink("/proc/thread-self/ns/net") == home
         assert [t.name for t in threading.enumerate() if t.name.startswith("netns-")] == []
-    finally:
-        server.stop()

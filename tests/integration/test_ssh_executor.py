@@ -22,7 +22,7 @@ from cloudiag.agent.executors.ssh import SshExecutor
 from cloudiag.bus.messages import RunRequest, SshAccess, VmReport
 from cloudiag.domain import VmType
 from cloudiag.sysvm import build
-from tests.ssh_server import SSHD, SshServer
+from tests.ssh_server import SSHD, SshServer, running
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="sshd needs root"),
@@ -73,12 +73,8 @@ run_cmd(get_command())
 
 @pytest.fixture
 def sshd(tmp_path: Path) -> Iterator[SshServer]:
-    server = SshServer(tmp_path / "vm")
-    server.start()
-    try:
+    with running(tmp_path / "vm") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -21,17 +21,10 @@ from cloudiag.jobs.final_waiters import FinalWaiters, Stored
 from cloudiag.services import jobs_query
 from cloudiag.services.runs import Limits, start_diagnostics
 from tests.databases import migrated
-from tests.unit.zone_rows import add_zone
+from tests.unit.zone_rows import CommitsOnly, add_zone
 
 CALLER = Caller(id="user-1", username="u", role="Admin", account_id="acct", domain_id="dom")
 OTHER = Caller(id="user-2", username="o", role="User", account_id="acct2", domain_id="dom")
-
-
-class CommitsOnly:
-    server_id = "me"
-
-    def submit(self, job: DiagnosticsJob) -> None:
-        return None
 
 
 @pytest.fixture

@@ -16,26 +16,16 @@ from cloudiag.bus.messages import RunResult
 from cloudiag.db.models import AsyncJob
 from cloudiag.domain import Caller, JobStatus, LimitExceeded
 from cloudiag.jobs import outcomes
-from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.final_state import of_result
 from cloudiag.services import used_signatures
 from cloudiag.services.quotas import Quotas
 from cloudiag.services.runs import Limits, start_diagnostics
 from tests.databases import migrated
-from tests.unit.zone_rows import add_zone
+from tests.unit.zone_rows import CommitsOnly, add_zone
 
 CALLER = Caller(id="user-1", username="u", role="Admin", account_id="acct", domain_id="dom")
 VMS = {"r-1-VM": "domainrouter", "s-2-VM": "secondarystoragevm", "v-3-VM": "consoleproxy"}
 CALLS = 60
-
-
-class CommitsOnly:
-    """A runner that starts nothing: the jobs stay pending, as running ones do."""
-
-    server_id = "me"
-
-    def submit(self, job: DiagnosticsJob) -> None:
-        return None
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

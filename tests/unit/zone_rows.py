@@ -1,4 +1,5 @@
-"""Rows the job engine's unit tests stand on: a zone, its host, system VMs and a caller."""
+"""Rows the job engine's unit tests stand on: a zone, its host, system VMs and a caller; and
+a runner that starts nothing, for the services that create jobs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.db.models import Host, User, VirtualMachine, Zone
 from cloudiag.domain import Caller
+from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 
 
 async def add_zone(
@@ -41,3 +43,13 @@ async def add_zone(
                     id=name, name=name, vm_type=vm_type, host_id="host-1", zone_id="zone-1"
                 )
             )
+
+
+class CommitsOnly:
+    """A runner that starts nothing: the jobs stay pending, as running ones do."""
+
+    server_id = "me"
+
+    def submit(self, job: DiagnosticsJob) -> None:
+        """Take the job and do nothing with it."""
+        return None
