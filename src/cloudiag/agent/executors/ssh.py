@@ -19,16 +19,20 @@ import itertools
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import asyncssh
 
 from cloudiag.agent.executors import cloudstack_script, remote_install
 from cloudiag.agent.executors.base import OnRecord, Outcome
-from cloudiag.agent.executors.collect import Collector
+from cloudiag.agent.executors.collect import Collector, run_limited
 from cloudiag.agent.executors.host_keys import HostKeys
 from cloudiag.agent.executors.netns import script_arguments, zipapp_path
-from cloudiag.agent.executors.session import Channel, SessionError, SessionStale
+from cloudiag.agent.executors.session import (
+    Channel,
+    OnSessionRecord,
+    SessionError,
+    SessionStale,
+)
 from cloudiag.agent.executors.session_pool import SessionPool
 from cloudiag.agent.executors.ssh_channel import SshChannel
 from cloudiag.agent.executors.ssh_connections import (
@@ -41,7 +45,6 @@ from cloudiag.agent.executors.ssh_connections import (
 from cloudiag.bus.messages import RunRequest, SshAccess, VmReport
 from cloudiag.sysvm import policy, registry, validate
 from cloudiag.sysvm.errors import DiagnosticsInputError
-from cloudiag.sysvm.framing import Record
 
 log = logging.getLogger(__name__)
 
@@ -156,64 +159,41 @@ class SshExecutor:
             req.address,
             *req.params,
         ]
-        halt = asyncio.Event()
-        why: list[str] = []
 
-        def halt_for(reason: str) -> None:
-            why.append(reason)
-            halt.set()
+        async def job(on_record: OnSessionRecord, halt: asyncio.Event) -> int:
+            async def run() -> int:
+                return await self.pool.run(
+                    key,
+                    lambda: self._open_session(access, vm_name, zipapp, stamp, key),
+                    vm_name,
+                    stamp,
+                    f"{request.job_id}.{next(_job_numbers)}",
+                    args,
+                    on_record=on_record,
+                    stop=halt,
+                    # Connect, install and ready count against the job's own limit.
+                    open_timeout=max(started + request.time_limit - time.monotonic(), 0.0),
+                )
 
-        timer = asyncio.get_running_loop().call_later(request.time_limit, halt_for, "time")
-        stopper = asyncio.ensure_future(stop.wait())
-
-        def on_stop(task: asyncio.Future[Any]) -> None:
-            if not task.cancelled():
-                halt_for("stop")
-
-        stopper.add_done_callback(on_stop)
-
-        async def on_session_record(record: Record) -> None:
-            await sink.record(record)
-
-        async def run() -> int:
-            return await self.pool.run(
-                key,
-                lambda: self._open_session(access, vm_name, zipapp, stamp, key),
-                vm_name,
-                stamp,
-                f"{request.job_id}.{next(_job_numbers)}",
-                args,
-                on_record=on_session_record,
-                stop=halt,
-                # Connect, install and ready count against the job's own limit.
-                open_timeout=max(started + request.time_limit - time.monotonic(), 0.0),
-            )
-
-        error = ""
-        try:
             try:
-                code = await run()
-            except SessionStale as exc:
-                # The file of that name holds another build: upload ours again, once.
-                log.warning("%s; installing the zipapp again", exc)
-                self._replace.add(key)
-                code = await run()
-        except SessionError as exc:
-            code, error = -1, self._session_error(key, vm_name, access, exc)
-            await sink.note(f"\n[cloudiag] {error}\n")
-        finally:
-            timer.cancel()
-            stopper.cancel()
-        timed_out, cancelled = why[:1] == ["time"], why[:1] == ["stop"]
-        if timed_out and not error:  # An error says itself why the job ended.
-            await sink.note(
-                f"\n[cloudiag] time limit of {request.time_limit:g} s reached; process killed\n"
-            )
-        elif cancelled and not error:
-            await sink.note("\n[cloudiag] cancelled; process killed\n")
-        await sink.finish()
+                try:
+                    return await run()
+                except SessionStale as exc:
+                    # The file of that name holds another build: upload ours again, once.
+                    log.warning("%s; installing the zipapp again", exc)
+                    self._replace.add(key)
+                    return await run()
+            except SessionError as exc:
+                raise SessionError(self._session_error(key, vm_name, access, exc)) from None
+
+        ended = await run_limited(sink, job, time_limit=request.time_limit, stop=stop)
         return _outcome(
-            sink, str(code), started, timed_out=timed_out, cancelled=cancelled, error=error
+            sink,
+            str(ended.code),
+            started,
+            timed_out=ended.timed_out,
+            cancelled=ended.cancelled,
+            error=ended.error,
         )
 
     def _session_error(self, key: str, vm_name: str, access: SshAccess, exc: SessionError) -> str:
