@@ -37,6 +37,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import statistics
 import subprocess
 import sys
@@ -49,7 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.stack import lab_zone, launch
+from tests.integration.stack import lab_zone, launch, ssh_argv
 
 from cloudiag.client import AsyncJob, Client
 from cloudiag.lab import manager, mountns, topology
@@ -139,13 +140,8 @@ def fresh_ssh_argv(lab: dict[str, Any], vm: dict[str, Any], web: str) -> list[st
     installed = sorted(root.glob("var/lib/cloudiag/cloudiag-sysvm-*.pyz"))
     assert installed, "the SSH executor installed no zipapp on the VM"
     on_vm = "/" + str(installed[-1].relative_to(root))
-    return [
-        *("ip", "netns", "exec", ssh["hypervisor"], "ssh", "-i", ssh["key_file"]),
-        *("-p", str(ssh["port"]), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"),
-        *("-o", f"UserKnownHostsFile={ssh['known_hosts']}", "-o", "ControlMaster=no"),
-        f"{ssh['user']}@{vm['controladdress']}",
-        *("python3", "-I", "-S", on_vm, "ping", web, "-c", "1"),
-    ]
+    command = shlex.join(["python3", "-I", "-S", on_vm, "ping", web, "-c", "1"])
+    return ssh_argv(ssh, vm["controladdress"], command)
 
 
 def timed(argv: list[str]) -> float:

@@ -73,6 +73,28 @@ def lab_zone(prefix: str, ssh: bool = False) -> Iterator[dict[str, Any]]:
         cloudiag("lab", "down", "--prefix", prefix)
 
 
+def ssh_argv(
+    ssh: dict[str, Any],
+    address: str,
+    command: str,
+    *,
+    known_hosts: str | None = None,
+    strict: str = "yes",
+    namespace: str | None = None,
+) -> list[str]:
+    """OpenSSH's client from the lab's hypervisor namespace (or ``namespace``) to a VM's sshd
+    at its control ``address``, with the lab's key (``ssh``: `lab status --json`'s "ssh"),
+    running ``command`` (one line: OpenSSH hands it to the VM's login shell)."""
+    return [
+        *("ip", "netns", "exec", namespace or ssh["hypervisor"], "ssh", "-F", "/dev/null"),
+        *("-i", ssh["key_file"], "-p", str(ssh["port"]), "-o", "BatchMode=yes"),
+        *("-o", "ConnectTimeout=5", "-o", f"StrictHostKeyChecking={strict}"),
+        *("-o", f"UserKnownHostsFile={known_hosts or ssh['known_hosts']}"),
+        f"{ssh['user']}@{address}",
+        command,
+    ]
+
+
 def tool_pids(namespace: str, tool: str) -> list[str]:
     """Processes named `tool` running in a network namespace."""
     out = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True)

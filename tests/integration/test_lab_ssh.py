@@ -26,7 +26,7 @@ import pytest
 
 from cloudiag.lab import diagnostics_script, manager, mountns, system, topology
 from tests.integration.cli_process import CliProcess
-from tests.integration.stack import cloudiag, lab_zone
+from tests.integration.stack import cloudiag, lab_zone, ssh_argv
 
 pytestmark = pytest.mark.lab
 
@@ -128,16 +128,14 @@ def ssh(
     namespace: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """OpenSSH's client, in the hypervisor namespace (or ``namespace``), to a VM's sshd."""
-    info = lab["ssh"]
-    argv = [
-        *("ip", "netns", "exec", namespace or info["hypervisor"], "ssh", "-F", "/dev/null"),
-        *("-i", info["key_file"], "-p", "3922", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"),
-        *("-o", f"StrictHostKeyChecking={strict}"),
-        *("-o", f"UserKnownHostsFile={known_hosts or info['known_hosts']}"),
-        f"root@{control(name)}",
-        # OpenSSH hands the remote command to the VM's login shell as one line.
+    argv = ssh_argv(
+        lab["ssh"],
+        control(name),
         shlex.join(command),
-    ]
+        known_hosts=known_hosts,
+        strict=strict,
+        namespace=namespace,
+    )
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -371,13 +369,7 @@ def test_down_leaves_nothing_even_with_a_session_open() -> None:
     try:
         lab = manager.up(prefix, ssh=True).to_dict()
         client = subprocess.Popen(
-            [
-                *("ip", "netns", "exec", f"{prefix}-host", "ssh", "-F", "/dev/null"),
-                *("-i", lab["ssh"]["key_file"], "-p", "3922", "-o", "BatchMode=yes"),
-                *("-o", f"UserKnownHostsFile={lab['ssh']['known_hosts']}"),
-                "root@169.254.0.20",
-                "sleep 60",
-            ],
+            ssh_argv(lab["ssh"], "169.254.0.20", "sleep 60"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -21,7 +21,7 @@ import pytest
 
 from cloudiag.lab import manager, sshd, topology
 from cloudiag.lab.inventory import inventory as lab_inventory
-from tests.integration.stack import Stack, cloudiag, tool_pids
+from tests.integration.stack import Stack, cloudiag, ssh_argv, tool_pids
 from tests.integration.vm_files import vm_file
 
 pytestmark = [pytest.mark.lab, pytest.mark.executor("ssh")]
@@ -159,15 +159,12 @@ def test_an_agent_with_another_client_key_is_refused_clearly(
 def vm_pythons(stack: Stack, vm: dict[str, Any]) -> list[str]:
     """Every file the VM's login finds for ``python3`` on its PATH (root's may hold a pyenv
     shim before /usr/bin), asked with OpenSSH from the hypervisor as the agent would."""
-    ssh = stack.lab["ssh"]
     done = subprocess.run(
-        [
-            *("ip", "netns", "exec", ssh["hypervisor"], "ssh"),
-            *("-p", str(ssh["port"]), "-i", ssh["key_file"]),
-            *("-o", f"UserKnownHostsFile={ssh['known_hosts']}", "-o", "BatchMode=yes"),
-            f"root@{control(vm)}",
+        ssh_argv(
+            stack.lab["ssh"],
+            control(vm),
             "for p in $(type -ap python3); do readlink -f $p; done",
-        ],
+        ),
         capture_output=True,
         text=True,
         timeout=30,
