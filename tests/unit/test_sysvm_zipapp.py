@@ -130,3 +130,32 @@ def test_other_interpreters_run_the_build_from_its_sources(python: str) -> None:
         pytest.skip(f"{python} predates from __future__ import annotations")
     assert done.returncode == 2, done.stderr
     assert b"10.1.2.3 is in 10.0.0.0/8" in done.stdout
+
+
+def test_a_new_build_prunes_all_but_the_newest_older_builds(tmp_path: Path) -> None:
+    older = [tmp_path / build.archive_name(f"{n:016x}") for n in range(4)]
+    for age, path in enumerate(reversed(older)):
+        path.write_bytes(b"old build")
+        path.chmod(0o644)
+        os.utime(path, (1_000_000 - age, 1_000_000 - age))
+    foreign = tmp_path / build.archive_name("f" * 16)
+    foreign.write_bytes(b"not ours to judge")
+    os.chmod(foreign, 0o666)  # noqa: S103 (a file another user could have written)
+    unrelated = tmp_path / "notes.txt"
+    unrelated.write_text("kept")
+
+    current = build.build(tmp_path)
+
+    left = {p.name for p in tmp_path.iterdir()}
+    # The two newest older builds stay for sessions still reading them; the rest go.
+    assert left == {current.name, older[3].name, older[2].name, foreign.name, unrelated.name}
+
+
+def test_an_existing_build_prunes_nothing(tmp_path: Path) -> None:
+    current = build.build(tmp_path)
+    stale = [tmp_path / build.archive_name(f"{n:016x}") for n in range(4)]
+    for path in stale:
+        path.write_bytes(b"old build")
+        path.chmod(0o644)
+    assert build.build(tmp_path) == current
+    assert all(path.exists() for path in stale)

@@ -32,6 +32,10 @@ sys.exit(main(stamp="{stamp}"))
 """
 # A fixed time for every entry: zipfile stores local time, so go through mktime().
 _FIXED_MTIME = time.mktime((1980, 1, 2, 0, 0, 0, 0, 0, -1))
+#: Builds kept in a build folder besides the newest: a session started from an older build
+#: still reads modules from its zip (zipimport opens the file by name), so a build is not
+#: removed the moment a newer one appears, but the folder does not grow with every upgrade.
+KEEP_OLDER_BUILDS = 2
 
 
 def shipped_sources() -> list[tuple[str, bytes]]:
@@ -140,7 +144,25 @@ def build(directory: Path) -> Path:
         partial.chmod(0o644)
         # Atomic: a concurrent run sees the old build or the whole new one.
         os.replace(partial, target)
+    prune(directory, keep=target)
     return target
+
+
+def prune(directory: Path, *, keep: Path) -> list[Path]:
+    """Remove all but the newest ``KEEP_OLDER_BUILDS`` builds in ``directory`` besides
+    ``keep``; only our own regular files named like a build. Returns the removed paths."""
+    older = [
+        path for path in directory.glob(archive_name("*")) if path != keep and is_trusted(path)
+    ]
+    older.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+    removed = []
+    for path in older[KEEP_OLDER_BUILDS:]:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue  # Another build pruned it first.
+        removed.append(path)
+    return removed
 
 
 if __name__ == "__main__":
