@@ -129,6 +129,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
             server_id=identity.id,
             server_label=f"{socket.gethostname()}:{settings.port}",
             start_timeout=settings.start_timeout,
+            sweep_interval=settings.sweep_interval,
         )
         await runner.start()
         await runner.heartbeat()

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     #: Seconds a diagnostic's request may wait for its agent to take it (a paused, busy or
     #: unreachable agent); past it the agent discards the request and the job fails.
     start_timeout: float = Field(default=60.0, gt=0, le=3600)
+    #: Each management server stamps its heartbeat and sweeps stale jobs this often; one
+    #: whose stamp is three intervals old is dead and another takes over its jobs. The same
+    #: value on every server of a cloud.
+    sweep_interval: float = Field(default=30.0, ge=0.5, le=600)
     session_timeout: int = Field(default=1800, ge=60, le=86400)
     #: A session ends this long after its login however busy it is (idle timeout aside).
     session_lifetime: int = Field(default=86400, ge=60, le=30 * 86400)

@@ -28,12 +28,13 @@ from cloudiag.logs import job_id_var
 
 log = logging.getLogger(__name__)
 
+#: Each server stamps its heartbeat and sweeps this often, by default
+#: (CLOUDIAG_SWEEP_INTERVAL); the two times below follow it.
+SWEEP_INTERVAL = 30.0
 #: The sweep leaves younger jobs alone (one just created may not be held by its runner yet),
 #: and fails a job of a server that never beat this long past its time limit.
-ORPHAN_GRACE = 60.0
-#: Each server stamps its heartbeat and sweeps this often.
-SWEEP_INTERVAL = 30.0
-#: A server whose heartbeat is this old has stopped: others fail its pending jobs.
+ORPHAN_GRACE = 2 * SWEEP_INTERVAL
+#: A server whose heartbeat is this old has stopped: others take over its pending jobs.
 SERVER_TIMEOUT = 3 * SWEEP_INTERVAL
 #: The errortexts of the jobs a sweep fails, by why nobody will finish them.
 OUTCOME_LOST = "The management server could not store the job's outcome; run the diagnostic again"
@@ -59,8 +60,14 @@ class Ownership:
         server_id: str,
         server_label: str,
         holds: Callable[[str], bool],
+        sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
         self.db = db
+        #: How often this server beats and sweeps; the others' must be the same (a setting
+        #: of the whole cloud), since a server is judged dead after three of them.
+        self.sweep_interval = sweep_interval
+        self.server_timeout = 3 * sweep_interval
+        self.orphan_grace = 2 * sweep_interval
         self.server_id = server_id
         self.server_label = server_label
         #: Whether this server's runner still holds a job (queued or running) by its id.
@@ -100,7 +107,7 @@ class Ownership:
         once each job goes to exactly one.
         """
         now = now or utcnow()
-        stale = now - timedelta(seconds=SERVER_TIMEOUT)
+        stale = now - timedelta(seconds=self.server_timeout)
         taken: list[str] = []
         async with self.db.begin() as db:
             dead = await db.scalars(
@@ -114,7 +121,7 @@ class Ownership:
                     .where(
                         _PENDING_RUN,
                         AsyncJob.server_id == owner,
-                        AsyncJob.created < now - timedelta(seconds=ORPHAN_GRACE),
+                        AsyncJob.created < now - timedelta(seconds=self.orphan_grace),
                     )
                     .values(server_id=self.server_id)
                     .returning(AsyncJob.id)
@@ -125,7 +132,7 @@ class Ownership:
                         "taking over %d jobs of server %s (no heartbeat for %g s)",
                         len(ids),
                         owner,
-                        SERVER_TIMEOUT,
+                        self.server_timeout,
                     )
                 taken += ids
         return taken
@@ -147,7 +154,9 @@ class Ownership:
                 await db.execute(
                     select(
                         AsyncJob.id, AsyncJob.server_id, AsyncJob.created, AsyncJob.request
-                    ).where(_PENDING_RUN, AsyncJob.created < now - timedelta(seconds=ORPHAN_GRACE))
+                    ).where(
+                        _PENDING_RUN, AsyncJob.created < now - timedelta(seconds=self.orphan_grace)
+                    )
                 )
             ).all()
             orphans: dict[str, str] = {}
@@ -174,7 +183,7 @@ class Ownership:
         if last_seen is not None:  # Its server's while it beats; adopted once it stops.
             return ""
         limit = float((request or {}).get("timelimit", MAX_TIME_LIMIT))
-        late = (now - created).total_seconds() > limit + RESULT_GRACE + ORPHAN_GRACE
+        late = (now - created).total_seconds() > limit + RESULT_GRACE + self.orphan_grace
         return PAST_LIMIT if late else ""
 
 

@@ -30,7 +30,7 @@ from cloudiag.jobs.diagnostics_job import DiagnosticsJob, JobFailed
 from cloudiag.jobs.final_state import RESTART_BY, RESTARTED, SHUTDOWN_BY, SHUTDOWN_TEXT, FinalState
 from cloudiag.jobs.final_waiters import FinalWaiters, Stored
 from cloudiag.jobs.job_rows import load_jobs
-from cloudiag.jobs.ownership import Ownership
+from cloudiag.jobs.ownership import SWEEP_INTERVAL, Ownership
 from cloudiag.jobs.result_intake import ResultIntake
 from cloudiag.jobs.whereabouts import Whereabouts
 from cloudiag.logs import job_id_var
@@ -68,6 +68,7 @@ class JobRunner:
         server_id: str,
         server_label: str = "",
         start_timeout: float = 60.0,
+        sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
         self.db = db
         self.nc = nc
@@ -77,7 +78,11 @@ class JobRunner:
         #: How long a request may wait for its agent to take it.
         self.start_timeout = start_timeout
         self.ownership = Ownership(
-            db, server_id=server_id, server_label=server_label, holds=self._tasks_hold
+            db,
+            server_id=server_id,
+            server_label=server_label,
+            holds=self._tasks_hold,
+            sweep_interval=sweep_interval,
         )
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None

@@ -12,7 +12,6 @@ from sqlalchemy import and_, delete, or_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.db.models import LoginFailure, Session, utcnow
-from cloudiag.jobs.ownership import SWEEP_INTERVAL
 from cloudiag.jobs.runner import JobRunner
 from cloudiag.services import throttle, used_signatures
 
@@ -92,7 +91,7 @@ async def run_once(
 async def run_forever(
     runner: JobRunner, sessions: async_sessionmaker[AsyncSession], session_lifetime: int
 ) -> None:
-    """run_once() every SWEEP_INTERVAL seconds until cancelled."""
+    """run_once() every sweep interval (the runner's) until cancelled."""
     while True:
-        await asyncio.sleep(SWEEP_INTERVAL)
+        await asyncio.sleep(runner.ownership.sweep_interval)
         await run_once(runner, sessions, session_lifetime)
