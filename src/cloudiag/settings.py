@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     #: The key that seals API secret keys in the database; unset, <data_dir>/secrets.key.
     #: Kept apart from the database: every server of one database needs the same file.
     secrets_key_file: Path | None = None
+    #: An external NATS (no private one is started): one URL, or a cluster's servers
+    #: comma-separated, e.g. nats://n1:4222,nats://n2:4222,nats://n3:4222.
     nats_url: str | None = None
     #: Time limit of every diagnostic (seconds); unset, each type has its own (ping 120 s…).
     diagnostics_timeout: float | None = Field(default=None, gt=0, le=3600)

@@ -416,20 +416,27 @@ def launch(
     server_env: dict[str, str] | None = None,
     agent_env: dict[str, str] | None = None,
     executor: Executor = "netns",
+    nats_url: str | None = None,
 ) -> Iterator[Stack]:
     """nats-server + `cloudiag serve` + `cloudiag agent` on the lab, on one database backend.
 
     `database_url`: that database (e.g. a PostgreSQL of the test's own) rather than a fresh
     one of `backend`; `server_env`, `agent_env`: added to the first server's and every
     agent's environment; `executor`: how the agent reaches the system VMs ("ssh" needs a
-    lab up with `--ssh`).
+    lab up with `--ssh`); `nats_url`: an external NATS (a cluster's URLs) rather than a
+    nats-server of the stack's own.
     """
-    nats_port = free_port()
-    token = secrets.token_urlsafe(16)
-    config = write_config(data_dir / "nats.conf", "127.0.0.1", nats_port, data_dir / "nats", token)
-    nats_argv = [find_nats_server(), "-c", str(config)]
-    nats_url = f"nats://{token}@127.0.0.1:{nats_port}"
-    nats = subprocess.Popen(nats_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nats: subprocess.Popen[bytes] | None = None
+    nats_argv: list[str] = []
+    if nats_url is None:
+        nats_port = free_port()
+        token = secrets.token_urlsafe(16)
+        config = write_config(
+            data_dir / "nats.conf", "127.0.0.1", nats_port, data_dir / "nats", token
+        )
+        nats_argv = [find_nats_server(), "-c", str(config)]
+        nats_url = f"nats://{token}@127.0.0.1:{nats_port}"
+        nats = subprocess.Popen(nats_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server: subprocess.Popen[str] | None = None
     st: Stack | None = None
     try:

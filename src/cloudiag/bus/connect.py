@@ -8,13 +8,19 @@ from collections.abc import Awaitable, Callable
 import nats
 from nats.aio.client import Client
 
+from cloudiag.bus.embedded import server_urls
+
 log = logging.getLogger(__name__)
 
 
 async def connect(
     url: str, name: str, on_reconnect: Callable[[], Awaitable[None]] | None = None
 ) -> Client:
-    """A NATS client that keeps reconnecting and logs its state changes."""
+    """A NATS client that keeps reconnecting and logs its state changes.
+
+    ``url`` may list a cluster's servers, comma-separated: the client fails over among
+    them (and those the cluster announces).
+    """
 
     async def on_disconnected() -> None:
         log.warning("nats disconnected name=%s", name)
@@ -31,7 +37,7 @@ async def connect(
         log.warning("nats error name=%s error=%s", name, exc)
 
     client: Client = await nats.connect(
-        url,
+        server_urls(url),
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,

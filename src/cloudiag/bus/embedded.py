@@ -66,12 +66,19 @@ def write_config(path: Path, host: str, port: int, store_dir: Path, token: str) 
 
 
 def redact(url: str) -> str:
-    """A NATS URL without its credentials, for logs."""
+    """A NATS URL (or a comma-separated list of a cluster's) without credentials, for logs."""
+    if "," in url:
+        return ",".join(redact(one) for one in server_urls(url))
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
     netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
     return parts._replace(netloc=netloc).geturl()
+
+
+def server_urls(url: str) -> list[str]:
+    """The servers of a NATS URL setting: one URL, or a cluster's as a comma-separated list."""
+    return [one.strip() for one in url.split(",") if one.strip()]
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -3,6 +3,8 @@
 Requests and results are on file storage: a restarted nats-server keeps them, and a result
 stays until a management server has stored it. Output lines are for watching a run and
 re-opening it soon after (the job's row keeps the complete output): memory is enough.
+On a NATS cluster every stream and the bucket have three replicas (R3), so that losing one
+node loses nothing.
 """
 
 from __future__ import annotations
@@ -44,13 +46,24 @@ JOBS_TTL = 86400.0
 MSG_ID = "Nats-Msg-Id"
 
 
+#: Replicas on a cluster: a quorum of three survives the loss of any one node.
+CLUSTER_REPLICAS = 3
+
+
 class JetStreamUnavailable(RuntimeError):
     """The NATS server has no JetStream, which cloudiag needs for durable delivery."""
 
 
-def stream_configs() -> list[StreamConfig]:
+def replicas_for(nc: Client) -> int:
+    """The replicas of cloudiag's streams: three on a cluster of three or more nodes (the
+    servers the client knows: its URLs and those the cluster announced), else one. Servers
+    and agents judge it alike, so that they never scale a stream back and forth."""
+    return min(CLUSTER_REPLICAS, max(1, len(nc.servers)))
+
+
+def stream_configs(replicas: int = 1) -> list[StreamConfig]:
     """Every stream cloudiag uses."""
-    return [
+    configs = [
         StreamConfig(
             name=subjects.OUTPUT_STREAM,
             subjects=[subjects.OUTPUT_SUBJECTS],
@@ -62,6 +75,9 @@ def stream_configs() -> list[StreamConfig]:
         _work_queue(subjects.REQUESTS_STREAM, subjects.REQUESTS_SUBJECTS, REQUESTS_MAX_AGE),
         _work_queue(subjects.RESULTS_STREAM, subjects.RESULTS_SUBJECTS, RESULTS_MAX_AGE),
     ]
+    for config in configs:
+        config.num_replicas = replicas
+    return configs
 
 
 def _work_queue(name: str, subject: str, max_age: float) -> StreamConfig:
@@ -77,10 +93,14 @@ def _work_queue(name: str, subject: str, max_age: float) -> StreamConfig:
     )
 
 
-def jobs_bucket_config() -> KeyValueConfig:
+def jobs_bucket_config(replicas: int = 1) -> KeyValueConfig:
     """The agents' job table."""
     return KeyValueConfig(
-        bucket=subjects.JOBS_BUCKET, history=1, ttl=JOBS_TTL, storage=StorageType.FILE
+        bucket=subjects.JOBS_BUCKET,
+        history=1,
+        ttl=JOBS_TTL,
+        storage=StorageType.FILE,
+        replicas=replicas,
     )
 
 
@@ -88,11 +108,13 @@ async def ensure_jetstream(nc: Client) -> tuple[JetStreamContext, KeyValue]:
     """Create or update every stream and the job table; raises JetStreamUnavailable.
 
     Servers and agents both call it, at start and after each reconnect (a replaced
-    nats-server may have lost its store): whoever comes first makes them.
+    nats-server may have lost its store): whoever comes first makes them. On a cluster they
+    get three replicas (replicas_for); an existing stream is scaled to that.
     """
     js = nc.jetstream()
+    count = replicas_for(nc)
     try:
-        for config in stream_configs():
+        for config in stream_configs(count):
             assert config.name is not None
             try:
                 await js.stream_info(config.name)
@@ -103,10 +125,20 @@ async def ensure_jetstream(nc: Client) -> tuple[JetStreamContext, KeyValue]:
         try:
             kv = await js.key_value(subjects.JOBS_BUCKET)
         except NotFoundError:
-            kv = await js.create_key_value(jobs_bucket_config())
+            kv = await js.create_key_value(jobs_bucket_config(count))
+        else:
+            await _scale(js, f"KV_{subjects.JOBS_BUCKET}", count)
     except (ServiceUnavailableError, BadRequestError) as exc:
         raise JetStreamUnavailable(
             f"the NATS server has no JetStream ({exc}): cloudiag needs it for durable "
             "delivery; run nats-server with -js"
         ) from exc
     return js, kv
+
+
+async def _scale(js: JetStreamContext, stream: str, replicas: int) -> None:
+    """Give an existing stream (a bucket's) that many replicas, if it has another count."""
+    config = (await js.stream_info(stream)).config
+    if config.num_replicas != replicas:
+        config.num_replicas = replicas
+        await js.update_stream(config)
