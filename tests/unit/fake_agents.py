@@ -31,15 +31,23 @@ class FakeAgents:
     """The agent of one host: takes requests (unless paused), cancels, finishes on demand.
 
     ``answers=False`` makes it an agent that took its jobs and then stopped answering cancel
-    requests (its status still says it is there).
+    requests (its status still says it is there). ``silent=True``: an agent still
+    subscribed that answers no status question (a paused process keeps its connection).
     """
 
     def __init__(
-        self, nc: Client, host_id: str = "host-1", *, taking: bool = True, answers: bool = True
+        self,
+        nc: Client,
+        host_id: str = "host-1",
+        *,
+        taking: bool = True,
+        answers: bool = True,
+        silent: bool = False,
     ) -> None:
         self.nc = nc
         self.host_id = host_id
         self.answers = answers
+        self.silent = silent
         self.runs: list[RunRequest] = []
         self.cancels: list[CancelRequest] = []
         self.running: set[str] = set()
@@ -93,6 +101,8 @@ class FakeAgents:
             self.running.add(req.job_id)
 
     async def _on_status(self, msg: Msg) -> None:
+        if self.silent:
+            return
         await msg.respond(StatusReply(session=SESSION, running=sorted(self.running)).encode())
 
     async def _on_cancel(self, msg: Msg) -> None:

@@ -4,6 +4,7 @@ the host's agent played by a stand-in that takes requests and sends results on t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -266,6 +267,42 @@ async def test_a_job_whose_host_has_no_agent_fails_and_never_runs_later(
     agent = await agents()  # The agent connects at last: the request was withdrawn.
     await asyncio.sleep(1.5)
     assert agent.runs == []
+
+
+async def test_a_job_on_a_silent_host_fails_at_once_and_is_never_sent(
+    db: async_sessionmaker[AsyncSession], runners: Runners, agents: Agents
+) -> None:
+    """Its heartbeats stopped and its agent, still connected, does not answer: the job fails
+    in about a second rather than at its start deadline, and its request is not queued."""
+    agent = await agents(taking=False, silent=True)
+    runner = await runners()
+    job = dataclasses.replace(await _new_job(db, 1), host_up=False)
+    runner.submit(job)
+    row = await _final(db, job.job_id, timeout=3)
+    assert row.result == {
+        "errorcode": 530,
+        "errortext": "The agent for host host (host-1) is not connected: its heartbeats "
+        "stopped and it does not answer",
+    }
+    assert await _completed(db, job.job_id) == 1
+    agent.take()
+    await asyncio.sleep(1)
+    assert agent.runs == []
+
+
+async def test_a_job_on_a_silent_host_whose_agent_answers_runs(
+    db: async_sessionmaker[AsyncSession], runners: Runners, agents: Agents
+) -> None:
+    """Heartbeats can lag (a busy database) while the agent is there: it answers, so the job
+    runs."""
+    agent = await agents()
+    runner = await runners()
+    job = dataclasses.replace(await _new_job(db, 1), host_up=False)
+    runner.submit(job)
+    await _until(lambda: job.job_id in agent.running)
+    await agent.finish(job.job_id, stdout="64 bytes\n")
+    row = await _final(db, job.job_id)
+    assert row.status == 1
 
 
 async def test_a_request_no_agent_takes_before_its_deadline_is_withdrawn(

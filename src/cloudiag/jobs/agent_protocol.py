@@ -113,11 +113,11 @@ class AgentClient:
             log.warning("could not withdraw the request (%s)", exc)
             return False
 
-    async def agent_present(self, host_id: str) -> bool | None:
+    async def agent_present(self, host_id: str, timeout: float = ANSWER_TIMEOUT) -> bool | None:
         """Whether the host's agent is connected now: True, False (nobody answers its
-        subject), or None (the bus cannot tell now)."""
+        subject), or None (it did not answer in time, or the bus cannot tell now)."""
         try:
-            await self.nc.request(subjects.agent_status(host_id), b"", timeout=ANSWER_TIMEOUT)
+            await self.nc.request(subjects.agent_status(host_id), b"", timeout=timeout)
         except NoRespondersError:
             return False
         except (NatsError, TimeoutError):

@@ -21,6 +21,9 @@ class DiagnosticsJob:
     username: str
     account_id: str
     domain_id: str
+    #: Whether its host's heartbeats were fresh when the job was made: a host that went
+    #: silent is asked whether its agent is there before the job waits on it.
+    host_up: bool = True
     #: The job this one is a part of (a run over many VMs), whose status follows its parts'.
     parent_id: str | None = None
 

@@ -55,6 +55,10 @@ ABSENT_SPACING = 1.0
 #: The agent's presence is asked only about a job not ended this long after it was sent:
 #: most jobs end sooner, and asking costs the agent and the bus a round trip per job.
 PRESENCE_DELAY = 0.5
+#: How long the agent of a host whose heartbeats stopped has to answer before its job
+#: fails: a paused or cut-off agent keeps its bus connection for a while, so the bus alone
+#: would not tell it is gone until the request's start deadline.
+SILENT_HOST_ANSWER = 1.0
 
 
 class JobRunner:
@@ -259,6 +263,11 @@ class JobRunner:
     async def _run(self, job: DiagnosticsJob) -> FinalState | None:
         """Send the job and follow it to its end; its final state when this task decides it,
         None when its result was stored."""
+        if not job.host_up and not await self.agents.agent_present(job.host_id, SILENT_HOST_ANSWER):
+            raise JobFailed(
+                f"The agent for host {job.host_name} ({job.host_id}) is not connected: its "
+                "heartbeats stopped and it does not answer"
+            )
         await self.agents.send(job)
         ended = self._ended[job.job_id]
         with contextlib.suppress(TimeoutError):

@@ -24,12 +24,19 @@ MISSED_BEATS = 3
 
 def host_state(host: Host, heartbeat_interval: float, now: datetime | None = None) -> str:
     """Up while the agent is connected and its heartbeats are fresh, else Disconnected."""
+    beat = host.last_heartbeat if host.connected else None
+    return "Up" if heartbeat_fresh(beat, heartbeat_interval, now) else "Disconnected"
+
+
+def heartbeat_fresh(
+    last_heartbeat: datetime | None, heartbeat_interval: float, now: datetime | None = None
+) -> bool:
+    """Whether a connected agent's last heartbeat (None: gone or never seen) is recent
+    enough for its host to be Up."""
+    if last_heartbeat is None:
+        return False
     now = now or utcnow()
-    if not host.connected or host.last_heartbeat is None:
-        return "Disconnected"
-    if now - host.last_heartbeat > timedelta(seconds=heartbeat_interval * MISSED_BEATS):
-        return "Disconnected"
-    return "Up"
+    return now - last_heartbeat <= timedelta(seconds=heartbeat_interval * MISSED_BEATS)
 
 
 async def apply_report(db: AsyncSession, report: AgentReport) -> None:

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select
@@ -27,6 +28,7 @@ from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.runner import JobRunner
 from cloudiag.logs import job_id_var
 from cloudiag.services import quotas, used_signatures
+from cloudiag.services.inventory import heartbeat_fresh
 from cloudiag.services.quotas import Quotas
 from cloudiag.sysvm import errors, policy, registry, validate
 
@@ -48,15 +50,23 @@ class Limits:
     max_output: int = 1 << 20
     #: Seconds a job's request may wait for its agent to take it.
     start_timeout: float = 60.0
+    #: Seconds between agents' heartbeats: a host that missed three is Disconnected.
+    heartbeat_interval: float = 5.0
     quotas: Quotas = field(default_factory=Quotas)
 
 
 @dataclass(frozen=True)
 class Target:
-    """A system VM a run was asked for, as the inventory holds it, and its host's name."""
+    """A system VM a run was asked for, as the inventory holds it, its host's name, and
+    when its host's agent last beat (None: it said goodbye, or never beat)."""
 
     vm: VirtualMachine
     host_name: str
+    last_heartbeat: datetime | None = None
+
+    def host_up(self, heartbeat_interval: float) -> bool:
+        """Whether the host is Up by its heartbeats (as listHosts shows it)."""
+        return heartbeat_fresh(self.last_heartbeat, heartbeat_interval)
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,7 @@ class CreatedRun:
 #: The VMs of some ids and their hosts' names: one query for all of them (a round trip
 #: each costs more than the query), made once (building it costs more than running it).
 _TARGETS = (
-    select(VirtualMachine, Host.name)
+    select(VirtualMachine, Host.name, Host.connected, Host.last_heartbeat)
     .outerjoin(Host, Host.id == VirtualMachine.host_id)
     .where(VirtualMachine.id.in_(bindparam("ids", expanding=True)))
 )
@@ -103,7 +113,10 @@ _TARGETS = (
 async def find_targets(db: AsyncSession, target_ids: Sequence[str]) -> list[Target]:
     """The system VMs of these ids with their hosts' names; NotFound for any other id."""
     rows = await db.execute(_TARGETS, {"ids": sorted(set(target_ids))})
-    found = {vm.id: Target(vm, host_name or vm.host_id or "") for vm, host_name in rows}
+    found = {
+        vm.id: Target(vm, host_name or vm.host_id or "", beat if connected else None)
+        for vm, host_name, connected, beat in rows
+    }
     targets = []
     for target_id in target_ids:
         target = found.get(target_id)
@@ -299,6 +312,7 @@ async def _create_job(
         job_id=job_id,
         host_id=vm.host_id,
         host_name=run.target.host_name,
+        host_up=run.target.host_up(limits.heartbeat_interval),
         vm_name=vm.name,
         vm_type=vm.vm_type,
         request=RunRequest(

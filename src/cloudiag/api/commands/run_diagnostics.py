@@ -31,6 +31,7 @@ async def run_diagnostics(ctx: RequestContext, params: dict[str, Any]) -> dict[s
             denied_networks=settings.denied_networks,
             max_output=settings.max_output,
             start_timeout=settings.start_timeout,
+            heartbeat_interval=settings.heartbeat_interval,
             quotas=Quotas.from_settings(settings),
         ),
         signature=ctx.signature,
