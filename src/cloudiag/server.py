@@ -28,7 +28,8 @@ from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
 from cloudiag.jobs.runner import JobRunner
 from cloudiag.jobs.server_identity import claim_server_id
-from cloudiag.services import accounts, housekeeping, inventory
+from cloudiag.services import accounts, housekeeping
+from cloudiag.services.heartbeats import ReportIntake
 from cloudiag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,18 +53,14 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-async def _consume_reports(nc: Client, state: AppState) -> None:
+async def _consume_reports(nc: Client, intake: ReportIntake) -> None:
     async def on_report(msg: Msg) -> None:
         try:
             report = AgentReport.model_validate_json(msg.data)
         except ValidationError:
             log.warning("malformed agent report ignored")
             return
-        try:
-            async with state.db.begin() as db:
-                await inventory.apply_report(db, report)
-        except Exception:
-            log.exception("could not store the report of host %s", report.host_id)
+        intake.offer(report, msg.data)
 
     # A queue group: with several servers, each report is stored once.
     await nc.subscribe(subjects.AGENT_REPORTS, queue=subjects.SERVERS_QUEUE, cb=on_report)
@@ -79,6 +76,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
     nc: Client | None = None
     runner: JobRunner | None = None
     sweeper: asyncio.Task[None] | None = None
+    reports: asyncio.Task[None] | None = None
     try:
         log.info(
             "management server id %s (from %s) on %s:%s",
@@ -139,11 +137,14 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         state = AppState(
             settings=settings, db=db, runner=runner, nc=nc, secrets=box, js=nc.jetstream()
         )
-        await _consume_reports(nc, state)
+        intake = ReportIntake(db)
+        reports = asyncio.create_task(intake.run())
+        await _consume_reports(nc, intake)
         yield Running(settings, nats_url, state, nc)
     finally:
-        if sweeper is not None:
-            sweeper.cancel()
+        for task in (sweeper, reports):
+            if task is not None:
+                task.cancel()
         if runner is not None:
             await runner.close()
         if nc is not None:

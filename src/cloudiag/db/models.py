@@ -68,6 +68,9 @@ class Host(Base):
     agent_session: Mapped[str] = mapped_column(String(64), default="")
     connected: Mapped[bool] = mapped_column(default=False)
     last_heartbeat: Mapped[datetime | None] = mapped_column(default=None)
+    #: The fingerprint of the agent report this row and its VMs were last made from: a
+    #: heartbeat repeating it only refreshes last_heartbeat (services/heartbeats.py).
+    report_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     created: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -39,8 +39,14 @@ def heartbeat_fresh(
     return now - last_heartbeat <= timedelta(seconds=heartbeat_interval * MISSED_BEATS)
 
 
-async def apply_report(db: AsyncSession, report: AgentReport) -> None:
-    """Upsert the zone, the host and its VMs; VMs the agent no longer reports are Stopped."""
+async def apply_report(
+    db: AsyncSession, report: AgentReport, report_hash: str | None = None
+) -> None:
+    """Upsert the zone, the host and its VMs; VMs the agent no longer reports are Stopped.
+
+    ``report_hash``: the report's fingerprint, kept on the host's row so that a heartbeat
+    repeating it needs no more than a refreshed last_heartbeat.
+    """
     now = utcnow()
     zone = await db.get(Zone, report.zone_id)
     if zone is None:
@@ -58,6 +64,7 @@ async def apply_report(db: AsyncSession, report: AgentReport) -> None:
     host.agent_session = report.session
     host.connected = report.connected
     host.last_heartbeat = now
+    host.report_hash = report_hash
     await db.flush()
     if not report.connected:
         return
