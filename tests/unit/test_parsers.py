@@ -18,6 +18,8 @@ import jc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ripe.atlas.sagan import PingResult, Result, TracerouteResult
+from ripe.atlas.sagan.base import ResultError
 
 from cloudiag import parsers
 from cloudiag.parsers import parse, parse_arping, parse_ping, parse_traceroute
@@ -832,6 +834,78 @@ def test_dst_name_is_the_target_asked_for() -> None:
     # arping's summary has no Atlas format and no dst_name: untouched.
     arping = parse("arping", REAL_LAB_ARPING, target="gw.lab.test")
     assert arping is not None and "dst_name" not in arping
+
+
+# --------------------------------------------------------------------------- RIPE Atlas's reader
+
+#: What Atlas adds around a result: the measurement's bookkeeping (here the job's), and the
+#: probe firmware whose result format the summaries follow (5000 and later).
+ATLAS_ENVELOPE = {"fw": 5080, "msm_id": 1, "prb_id": 1, "timestamp": 1764650000}
+
+
+def atlas_read(summary: dict[str, Any] | None) -> Result:
+    """The summary as ripe.atlas.sagan reads an Atlas result (raising on what it refuses)."""
+    assert summary is not None
+    return Result.get({**summary, **ATLAS_ENVELOPE}, on_error=Result.ACTION_FAIL)
+
+
+def test_atlas_reads_our_ping_summaries() -> None:
+    named = atlas_read(parse("ping", REAL_LAB_PING_NAMED))
+    assert isinstance(named, PingResult) and not named.is_malformed
+    assert (named.af, named.destination_address, named.destination_name) == (
+        4,
+        "198.51.100.10",
+        "web.lab.test",
+    )
+    assert (named.packets_sent, named.packets_received, named.packet_size) == (3, 3, 56)
+    assert (named.rtt_min, named.rtt_average, named.rtt_max, named.rtt_median) == (
+        0.032,
+        0.071,
+        0.093,
+        0.089,
+    )
+    assert [(p.rtt, p.ttl, p.dup) for p in named.packets] == [
+        (0.032, 63, False),
+        (0.093, 63, False),
+        (0.089, 63, False),
+    ]
+    assert named.protocol == "ICMP"
+    broadcast = atlas_read(parse("ping", REAL_LAB_PING_BROADCAST))
+    assert broadcast.duplicates == 2
+    assert [p.dup for p in broadcast.packets] == [False, True, False, True, False]
+    # Nothing came back: Atlas's -1 reads as no RTT, each probe as one without an answer.
+    lost = atlas_read(parse("ping", REAL_LAB_PING_UNREACHABLE))
+    assert (lost.packets_sent, lost.packets_received, lost.rtt_min, lost.rtt_average) == (
+        4,
+        0,
+        None,
+        None,
+    )
+    assert [p.rtt for p in lost.packets] == [None] * 4
+
+
+def test_atlas_reads_our_traceroute_summaries() -> None:
+    partial = atlas_read(parse("traceroute", REAL_LAB_TRACE_PARTIAL, target="web.lab.test"))
+    assert isinstance(partial, TracerouteResult) and not partial.is_malformed
+    assert (partial.af, partial.destination_address, partial.destination_name) == (
+        4,
+        "198.51.100.10",
+        "web.lab.test",
+    )
+    assert partial.total_hops == 7 and partial.destination_ip_responded is True
+    assert partial.ip_path[0] == ["203.0.113.1", None, None]
+    assert partial.ip_path[-1] == [None, "198.51.100.10", "198.51.100.10"]
+    silent = atlas_read(parse("traceroute", REAL_LAB_TRACE_SILENT))
+    assert silent.destination_ip_responded is False
+    assert silent.ip_path == [[None, None]] * 3
+    # traceroute's !H, !N, !X are Atlas's err letters; Atlas's reader calls them errors.
+    for text, message in (
+        (HAND_TRACE_HOST_UNREACHABLE, "Destination unreachable"),
+        (HAND_TRACE_NET_UNREACHABLE, "Network unreachable"),
+        (HAND_TRACE_PROHIBITED, "Administratively prohibited"),
+    ):
+        with pytest.raises(ResultError, match=message):
+            atlas_read(parse("traceroute", text))
 
 
 # --------------------------------------------------------------------------- jc

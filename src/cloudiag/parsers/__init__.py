@@ -13,7 +13,8 @@ and meanings, so that tools that read Atlas results read ours: ``af``, ``dst_add
 ``rtt`` or ``"x": "*"``. The fields the web UI needs beyond Atlas's (``loss``, ``mdev``,
 ``unreachable``, ``seq``, reverse ``name``, ``annotation``, ``reached``…) have names Atlas does
 not use, so Atlas readers ignore them. The measurement's bookkeeping (``msm_id``,
-``prb_id``, ``timestamp``, ``from``) is the job's, in the job's own fields.
+``prb_id``, ``timestamp``, ``fw``, ``from``) is the job's, in the job's own fields: with it
+added, RIPE Atlas's own reader (``ripe.atlas.sagan``) reads the summaries (a test shows it).
 
 Why not jc: ``jc`` (1.26) has ping and traceroute parsers, but it gets real lab output wrong
 (tests/unit/test_parsers.py shows each case): its ping drops iputils' ``From …
