@@ -1079,6 +1079,10 @@ def test_huge_output_is_cut_at_max_lines() -> None:
     assert all(0 < len(h["result"]) < parsers.MAX_LINE_CHARS // 10 for h in t["result"])
     many = parse("traceroute", hop * 1000)
     assert many is not None and len(many["result"]) < 1000
+    # A summary claiming a billion probes lost gets no more timeouts than lines are read.
+    claimed = parse("ping", "999999999 packets transmitted, 0 received, 100% packet loss\n")
+    assert claimed is not None and claimed["sent"] == 999_999_999
+    assert len(claimed["result"]) == parsers.MAX_LINES
     one_line = parse("arping", "x" * 20_000_000)
     assert one_line is not None and one_line["replies"] == []
     assert time.monotonic() - started < 30
@@ -1106,9 +1110,13 @@ def mutated_sample(draw: st.DrawFn) -> str:
 
 
 @settings(deadline=None, max_examples=300)
-@given(kind=st.sampled_from(TYPE_NAMES), text=st.text(max_size=2000))
-def test_any_text_gives_json_or_none(kind: str, text: str) -> None:
-    result = parse(kind, text)
+@given(
+    kind=st.sampled_from(TYPE_NAMES),
+    text=st.text(max_size=2000),
+    target=st.one_of(st.none(), st.sampled_from(["web.lab.test", "::1"]), st.text(max_size=40)),
+)
+def test_any_text_gives_json_or_none(kind: str, text: str, target: str | None) -> None:
+    result = parse(kind, text, target=target)
     if kind.lower() == "nmap":
         assert result is None
     else:

@@ -10,6 +10,7 @@ from cloudiag.parsers.common import (
     ASCII,
     FLOAT,
     INT,
+    MAX_LINES,
     NO_RTT,
     TIMEOUT,
     family,
@@ -200,8 +201,9 @@ def _packets(replies: list[dict[str, Any]], sent: int) -> list[dict[str, Any]]:
         by_seq.setdefault(reply["seq"], []).append(reply)
     first = replies[0]["from"] if replies else None
     packets: list[dict[str, Any]] = []
-    # Sequence numbers past "sent" happen only in odd output; they are kept, in order.
-    for seq in sorted(set(range(1, sent + 1)) | set(by_seq)):
+    # Sequence numbers past "sent" happen only in odd output; they are kept, in order. The
+    # timeouts are bounded as the lines read are: "sent" is whatever the summary claims.
+    for seq in sorted(set(range(1, min(sent, MAX_LINES) + 1)) | set(by_seq)):
         answers = by_seq.get(seq)
         if not answers:
             packets.append({"x": TIMEOUT, "seq": seq})
