@@ -3,9 +3,10 @@
 The REAL_* constants were captured on Debian (iputils-ping 20221126, iputils-arping
 20221126, traceroute 2.1.2, LC_ALL=C): against loopback, and (REAL_LAB_*) in the project's
 lab from the virtual router's namespace, plus two hosts claiming one address on a bridge of
-throw-away namespaces for the duplicates. The HAND_* constants are written from the tools'
-printf formats (iputils ping_common.c/arping.c, traceroute.c print_probe()) for cases the
-lab cannot produce (unicast duplicates, ICMP errors with annotations, IPv6).
+throw-away namespaces for the duplicates; REAL_NS_* between two throw-away namespaces with
+IPv6. The HAND_* constants are written from the tools' printf formats (iputils
+ping_common.c/arping.c, traceroute.c print_probe()) for cases the lab cannot produce
+(unicast duplicates, ICMP errors with annotations, IPv6 through a router).
 """
 
 from __future__ import annotations
@@ -300,6 +301,34 @@ Sent 1 probes (1 broadcast(s))
 Received 1 response(s)
 """
 
+# --------------------------------------------------------------------------- real: IPv6
+
+# Between two throw-away namespaces on 2001:db8:100::/64, the names from an
+# /etc/netns/<ns>/hosts file (until the lab has IPv6 of its own).
+# ping -6 -c 2 web6.lab.test
+REAL_NS_PING6_NAMED = """\
+PING web6.lab.test(web6.lab.test (2001:db8:100::10)) 56 data bytes
+64 bytes from web6.lab.test (2001:db8:100::10): icmp_seq=1 ttl=64 time=0.063 ms
+64 bytes from web6.lab.test (2001:db8:100::10): icmp_seq=2 ttl=64 time=0.048 ms
+
+--- web6.lab.test ping statistics ---
+2 packets transmitted, 2 received, 0% packet loss, time 1015ms
+rtt min/avg/max/mdev = 0.048/0.055/0.063/0.007 ms
+"""
+# ping -6 -c 2 -W 1 2001:db8:100::99 (nobody has it): exit 1
+REAL_NS_PING6_LOST = """\
+PING 2001:db8:100::99(2001:db8:100::99) 56 data bytes
+
+--- 2001:db8:100::99 ping statistics ---
+2 packets transmitted, 0 received, 100% packet loss, time 1011ms
+
+"""
+# traceroute -6 -q 2 web6.lab.test
+REAL_NS_TRACE6_NAMED = """\
+traceroute to web6.lab.test (2001:db8:100::10), 30 hops max, 80 byte packets
+ 1  web6.lab.test (2001:db8:100::10)  0.035 ms  0.003 ms
+"""
+
 # --------------------------------------------------------------------------- by hand: ping
 
 HAND_PING_DUP = """\
@@ -399,6 +428,8 @@ SAMPLES: dict[str, list[str]] = {
         REAL_LAB_PING_TTL,
         REAL_LAB_PING_LOST,
         REAL_LAB_PING_BROADCAST,
+        REAL_NS_PING6_NAMED,
+        REAL_NS_PING6_LOST,
         HAND_PING_DUP,
         HAND_PING_MIXED,
         HAND_PING6_CUT,
@@ -417,6 +448,7 @@ SAMPLES: dict[str, list[str]] = {
         REAL_LAB_TRACE_UNREACHABLE,
         REAL_LAB_TRACE_SILENT,
         REAL_LAB_TRACE_TCP,
+        REAL_NS_TRACE6_NAMED,
         HAND_TRACE_HOST_UNREACHABLE,
         HAND_TRACE_NET_UNREACHABLE,
         HAND_TRACE_PROHIBITED,
@@ -616,6 +648,28 @@ def test_real_lab_broadcast_ping_duplicates_unmarked() -> None:
     assert all("srcaddr" not in r for r in p["result"])
 
 
+def test_real_ping6_to_a_name() -> None:
+    p = parse("ping6", REAL_NS_PING6_NAMED)
+    assert p is not None
+    assert (p["af"], p["dst_addr"], p["dst_name"], p["size"]) == (
+        6,
+        "2001:db8:100::10",
+        "web6.lab.test",
+        56,
+    )
+    assert rtts(p) == [0.063, 0.048] and p["ttl"] == 64
+    assert (p["min"], p["avg"], p["max"], p["mdev"]) == (0.048, 0.055, 0.063, 0.007)
+    lost = parse("ping6", REAL_NS_PING6_LOST, "", "1")
+    assert lost is not None
+    assert (lost["af"], lost["dst_addr"], lost["rcvd"], lost["min"]) == (
+        6,
+        "2001:db8:100::99",
+        0,
+        -1.0,
+    )
+    assert lost["result"] == [{"x": "*", "seq": 1}, {"x": "*", "seq": 2}]
+
+
 def test_ping_duplicates_marked() -> None:
     p = parse_ping(HAND_PING_DUP)
     assert (p["sent"], p["rcvd"], p["dup"], p["loss"]) == (3, 3, 2, 0.0)
@@ -802,6 +856,27 @@ def test_traceroute_first_hop_and_other_annotations() -> None:
         {"from": "203.0.113.10", "rtt": 2.001, "annotation": "!F-1400", "err": 4, "mtu": 1400},
         {"from": "203.0.113.11", "rtt": 2.102, "annotation": "!<10>", "err": 10},
         {"x": "*"},
+    ]
+    assert t["reached"] is True
+
+
+def test_real_traceroute6_to_a_name() -> None:
+    t = parse("traceroute6", REAL_NS_TRACE6_NAMED)
+    assert t is not None
+    assert (t["af"], t["dst_addr"], t["dst_name"], t["size"]) == (
+        6,
+        "2001:db8:100::10",
+        "web6.lab.test",
+        80,
+    )
+    assert t["result"] == [
+        {
+            "hop": 1,
+            "result": [
+                {"from": "2001:db8:100::10", "rtt": rtt, "name": "web6.lab.test"}
+                for rtt in (0.035, 0.003)
+            ],
+        }
     ]
     assert t["reached"] is True
 
