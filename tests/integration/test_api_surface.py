@@ -56,6 +56,9 @@ def test_list_apis_has_the_shape_cloudmonkey_sync_reads(stack: Stack) -> None:
     assert params["targetid"]["required"] and params["targetid"]["type"] == "uuid"
     assert params["ipaddress"]["required"] and params["type"]["required"]
     assert not params["params"]["required"]
+    # CloudStack's three fields, and the summary beside them.
+    assert [f["name"] for f in run["response"]] == ["stdout", "stderr", "exitcode", "parsed"]
+    assert "RIPE Atlas" in run["response"][3]["description"]
 
 
 def test_login_session_needs_cookie_and_key(stack: Stack) -> None:

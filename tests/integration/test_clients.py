@@ -129,11 +129,28 @@ def test_cloudiag_client(
     parsed = diag["parsed"]
     assert parsed["type"] == type_
     if type_ == "ping":
-        assert (parsed["transmitted"], parsed["received"], parsed["loss"]) == (1, 1, 0.0)
+        # RIPE Atlas's ping result, with our loss beside it.
+        assert (parsed["sent"], parsed["rcvd"], parsed["loss"]) == (1, 1, 0.0)
+        assert (parsed["af"], parsed["dst_addr"]) == (4, stack.lab["targets"][target])
+        assert [set(r) >= {"rtt", "ttl"} for r in parsed["result"]] == [True]
     elif type_ == "traceroute":
-        assert parsed["reached"] and len(parsed["hops"]) == 2
+        assert parsed["reached"] and len(parsed["result"]) == 2
+        assert parsed["result"][-1]["result"][0]["from"] == stack.lab["targets"][target]
     else:
         assert parsed["received"] == 1 and parsed["duplicate"] is False and parsed["macs"]
+
+
+def test_the_summary_names_the_host_name_the_run_asked_for(stack: Stack) -> None:
+    targets = stack.lab["targets"]
+    job = stack.run("router", "traceroute", targets["web_name"], "-n -q 1 -w 1 -m 5")
+    diag = _assert_diagnostics(job["jobresult"])
+    parsed = diag["parsed"]
+    # The VM resolves the name and hands traceroute the address it checked against the
+    # denied networks (there are some by default): the output never names the host...
+    assert targets["web_name"] not in diag["stdout"]
+    # ...and the summary names both, the name as the job asked for it.
+    assert (parsed["dst_name"], parsed["dst_addr"]) == (targets["web_name"], targets["web"])
+    assert parsed["reached"] is True
 
 
 def test_event_recorded_for_each_run(stack: Stack) -> None:

@@ -12,8 +12,10 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, expect
 
+from cloudiag.parsers import parse
 from tests.integration.stack import Stack
 from tests.ui.conftest import CHROMIUM_VIEWPORT, log_in, open_vm_tab, run_form
+from tests.unit.test_parsers import REAL_LAB_PING_UNREACHABLE, REAL_LAB_TRACE_PARTIAL
 
 
 def test_history_says_whether_each_run_reached_its_destination(page: Page, ui_stack: Stack) -> None:
@@ -129,10 +131,48 @@ def test_a_type_gets_its_declared_summary_or_the_generic_one(page: Page, ui_stac
     expect(generic.get_by_test_id("generic-summary")).to_contain_text("reachedfalse")
     expect(generic.get_by_test_id("exit-badge")).to_have_class(re.compile(r"\bbadge-bad\b"))
     # A type that declares another type's module (as ping6 could ping's) gets that one.
-    ping = {"type": "ping9", "transmitted": 2, "received": 2, "loss": 0.0, "replies": []}
+    ping = {"type": "ping9", "sent": 2, "rcvd": 2, "loss": 0.0, "result": []}
     page.evaluate(
         SHOW_RESULT_JS, [_job("ping9", ping), [{"name": "ping9", "uisummary": "ping"}], "declared"]
     )
     declared = page.locator("#declared")
     expect(declared.get_by_test_id("ping-summary")).to_contain_text("Received2")
     expect(declared.get_by_test_id("exit-badge")).to_have_class(re.compile(r"\bbadge-ok\b"))
+
+
+def test_summaries_of_real_lab_output_show_timeouts_names_and_no_rtt(
+    page: Page, ui_stack: Stack
+) -> None:
+    log_in(page, ui_stack, ui_stack.admin)
+    # What the server stores for a traceroute the VM ran to the address it pinned the
+    # name to, with probes the routers did not answer (Atlas's {"x": "*"}).
+    trace = parse("traceroute", REAL_LAB_TRACE_PARTIAL, target="web.lab.test")
+    page.evaluate(SHOW_RESULT_JS, [_job("traceroute", trace), [], "trace"])
+    shown = page.locator("#trace")
+    rows = shown.get_by_test_id("hop-table").locator("tbody tr")
+    expect(rows).to_have_count(7)
+    # TTL, Address, RTTs (no Name column: -n).
+    expect(rows.nth(0).locator("td").nth(1)).to_have_text("203.0.113.1")
+    expect(rows.nth(0).locator("td").nth(2)).to_have_text(re.compile(r"^0\.044 ms\s+\*\s+\*$"))
+    expect(rows.nth(1).locator("td").nth(1)).to_have_text("*")
+    expect(rows.nth(6).locator("td").nth(1)).to_have_text("198.51.100.10")
+    expect(shown).to_contain_text("web.lab.test (198.51.100.10)")
+    # A bar for each hop that answered, "*" for the five that did not; a dot per answer.
+    chart = shown.get_by_test_id("hop-chart")
+    expect(chart.locator("rect.bar")).to_have_count(2)
+    expect(chart.locator("text.miss")).to_have_count(5)
+    expect(chart.locator("circle.dot")).to_have_count(3)
+    # A ping nothing answered: Atlas's -1 statistics are shown as no value, each probe
+    # as a miss, and the router's messages.
+    lost = parse("ping", REAL_LAB_PING_UNREACHABLE)
+    page.evaluate(SHOW_RESULT_JS, [_job("ping", lost), [], "lost"])
+    summary = page.locator("#lost").get_by_test_id("ping-summary")
+    expect(summary).to_contain_text("min—")
+    expect(summary).not_to_contain_text("-1")
+    expect(page.locator("#lost").get_by_test_id("rtt-chart").locator("text.miss")).to_have_count(4)
+    expect(page.locator("#lost")).to_contain_text(
+        "icmp_seq 1: Destination Host Unreachable (from 203.0.113.1)"
+    )
+    expect(page.locator("#lost").get_by_test_id("exit-badge")).to_have_class(
+        re.compile(r"\bbadge-bad\b")
+    )

@@ -257,14 +257,14 @@ def test_hostile_text_is_shown_as_text(page: Page, ui_stack: Stack) -> None:
                 "durationms": 10,
                 "parsed": {
                     "type": "traceroute",
-                    "destination": "198.51.100.10",
-                    "destination_name": HOSTILE,
-                    "hops": [
+                    "dst_addr": "198.51.100.10",
+                    "dst_name": HOSTILE,
+                    "result": [
                         {
-                            "ttl": 1,
-                            "probes": [
+                            "hop": 1,
+                            "result": [
                                 {
-                                    "address": "203.0.113.1",
+                                    "from": "203.0.113.1",
                                     "name": HOSTILE,
                                     "rtt": 0.1,
                                     "annotation": HOSTILE,

@@ -99,6 +99,7 @@ async def _new_job(
     server_id: str = "me",
     timelimit: float = 120.0,
     start_timeout: float = 60.0,
+    address: str = "192.0.2.1",
 ) -> DiagnosticsJob:
     """A pending job row owned by `server_id`, and what the runner needs to run it."""
     job_id = f"00000000-0000-0000-0000-{n:012d}"
@@ -112,7 +113,7 @@ async def _new_job(
                 instance_type="DomainRouter",
                 instance_id="vm-1",
                 host_id="host-1",
-                request={"type": "ping", "ipaddress": "192.0.2.1", "timelimit": timelimit},
+                request={"type": "ping", "ipaddress": address, "timelimit": timelimit},
                 server_id=server_id,
             )
         )
@@ -127,7 +128,7 @@ async def _new_job(
             start_by=time.time() + start_timeout,
             vm_id="vm-1",
             type="ping",
-            address="192.0.2.1",
+            address=address,
             params=[],
             time_limit=timelimit,
         ),
@@ -189,6 +190,28 @@ async def test_a_job_runs_on_its_agent_and_its_result_is_stored_with_its_event(
     assert row.result["diagnostics"]["stdout"] == "64 bytes\n"
     assert await _completed(db, job.job_id) == 1
     assert [r.job_id for r in agent.runs] == [job.job_id]
+
+
+async def test_the_stored_summary_names_the_target_the_job_asked_for(
+    db: async_sessionmaker[AsyncSession], runners: Runners, agents: Agents
+) -> None:
+    agent = await agents()
+    runner = await runners()
+    job = await _new_job(db, 1, address="web.lab.test")
+    runner.submit(job)
+    await _until(lambda: job.job_id in agent.running)
+    # With denied networks the VM pins the name to the address it checked: ping never
+    # sees the name, so its output names only the address.
+    await agent.finish(
+        job.job_id,
+        stdout="PING 198.51.100.10 (198.51.100.10) 56(84) bytes of data.\n"
+        "64 bytes from 198.51.100.10: icmp_seq=1 ttl=63 time=0.052 ms\n",
+    )
+    await _until(lambda: not runner._tasks)
+    row = await _job(db, job.job_id)
+    assert row.result is not None
+    parsed = row.result["diagnostics"]["parsed"]
+    assert (parsed["dst_addr"], parsed["dst_name"]) == ("198.51.100.10", "web.lab.test")
 
 
 async def test_a_result_delivered_twice_is_stored_once(

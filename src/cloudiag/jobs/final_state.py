@@ -39,9 +39,12 @@ def failed(errortext: str) -> FinalState:
     )
 
 
-def of_result(type_name: str, result: RunResult, host_name: str) -> FinalState:
+def of_result(
+    type_name: str, result: RunResult, host_name: str, target: str | None = None
+) -> FinalState:
     """A job whose agent sent a result: succeeded, or failed with the output so far; or
-    failed with the agent's reason when it did not run the job."""
+    failed with the agent's reason when it did not run the job. ``target`` is the job's
+    destination as asked for (the parsed summary names it)."""
     if result.refused:
         return failed(f"The agent for host {host_name} refused the job: {result.refused}")
     diagnostics: dict[str, Any] = {
@@ -52,7 +55,7 @@ def of_result(type_name: str, result: RunResult, host_name: str) -> FinalState:
         "truncated": result.truncated,
         "durationms": round(result.duration * 1000),
     }
-    parsed = parsers.parse(type_name, result.stdout, result.stderr, result.exitcode)
+    parsed = parsers.parse(type_name, result.stdout, result.stderr, result.exitcode, target=target)
     if parsed is not None:
         diagnostics["parsed"] = parsed
     if result.cancelled_by or result.error:

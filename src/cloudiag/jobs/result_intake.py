@@ -118,7 +118,7 @@ class ResultIntake:
         if job is None:
             log.warning("result of a job this database does not have; dropped")
             return False, None
-        final = final_state.of_result(job.request.type, result, job.host_name)
+        final = final_state.of_result(job.request.type, result, job.host_name, job.request.address)
         completed = utcnow()
         if not await outcomes.store_once(self.db, job, final, completed=completed):
             return True, None

@@ -316,7 +316,9 @@ class JobRunner:
         if seen.state in ("finished", "withdrawn") and seen.result is not None:
             # Its result waits in the stream (maybe for a database to come back) or was
             # stored elsewhere: store it from the agent's table, once.
-            return final_state.of_result(job.request.type, seen.result, job.host_name)
+            return final_state.of_result(
+                job.request.type, seen.result, job.host_name, job.request.address
+            )
         if seen.state == "queued" and time.time() > job.request.start_by + START_GRACE:
             if await self.agents.withdraw(job, WITHDRAWN):
                 raise JobFailed(

@@ -6,31 +6,51 @@ One parser module per tool: a type's declaration (``sysvm/types/<name>.py``) nam
 are Debian's iputils ``ping`` and ``arping`` and Dmitry Butskoy's ``traceroute`` 2.1.x, run
 with ``LC_ALL=C``.
 
+Where RIPE Atlas defines a result format (ping, traceroute), a summary uses its field names
+and meanings, so that tools that read Atlas results read ours: ``af``, ``dst_addr``,
+``dst_name`` (the target as it was asked for, name or address), ``sent``/``rcvd``,
+``min``/``avg``/``max`` (-1 when nothing came back, as in Atlas), ``result`` entries with
+``rtt`` or ``"x": "*"``. The fields the web UI needs beyond Atlas's (``loss``, ``mdev``,
+``unreachable``, ``seq``, reverse ``name``, ``annotation``, ``reached``…) have names Atlas does
+not use, so Atlas readers ignore them. The measurement's bookkeeping (``msm_id``,
+``prb_id``, ``timestamp``, ``fw``, ``from``) is the job's, in the job's own fields: with it
+added, RIPE Atlas's own reader (``ripe.atlas.sagan``) reads the summaries (a test shows it).
+
+Why not jc: ``jc`` (1.26) has ping and traceroute parsers, but it gets real lab output wrong
+(tests/unit/test_parsers.py shows each case): its ping drops iputils' ``From …
+Destination Host Unreachable`` lines and misreads output cut at the time limit, and its
+traceroute drops the ``*`` of unanswered probes, so Atlas's ``{"x": "*"}`` cannot be made
+from it. It has no arping parser (Atlas has no arping either).
+
 Every summary is JSON-ready (only dict, list, str, int, float, bool and None; floats are
 always finite) and has ``"type"``. Times are float milliseconds. Text taken from the
 tool's output (host names, messages) is returned as plain strings and never interpreted:
 whoever displays it escapes it.
 
-``ping`` / ``ping6``::
+``ping`` / ``ping6`` (Atlas's ping result)::
 
-    {"type": "ping", "destination": "198.51.100.10", "destination_name": "web.lab.test",
-     "transmitted": 4, "received": 4, "duplicates": 0, "corrupted": 0, "errors": 0,
-     "loss": 0.0, "rtt": {"min": .., "avg": .., "max": .., "mdev": ..} | None,
-     "replies": [{"seq": 1, "ttl": 63, "time": 0.607, "from": "198.51.100.10", "dup": False}],
-     "unreachable": [{"seq": 3, "from": "203.0.113.1",
+    {"type": "ping", "af": 4, "dst_addr": "198.51.100.10", "dst_name": "web.lab.test",
+     "src_addr": None, "proto": "ICMP", "size": 56, "ttl": 63,
+     "sent": 3, "rcvd": 2, "dup": 1, "min": 0.512, "avg": 0.59, "max": 0.652,
+     "result": [{"rtt": 0.607, "ttl": 63, "seq": 1}, {"rtt": 0.652, "ttl": 63, "dup": 1,
+                "seq": 1}, {"x": "*", "seq": 2}, {"rtt": 0.512, "ttl": 63, "seq": 3}],
+     "mdev": 0.058, "loss": 33.3333, "corrupted": 0, "errors": 1,
+     "unreachable": [{"seq": 2, "from": "203.0.113.1",
                       "message": "Destination Host Unreachable"}],
      "complete": True}
 
-``traceroute`` / ``traceroute6``::
+``traceroute`` / ``traceroute6`` (Atlas's traceroute result)::
 
-    {"type": "traceroute", "destination": "198.51.100.10", "destination_name": "web.lab.test",
-     "max_hops": 5,
-     "hops": [{"ttl": 1, "probes": [{"address": "203.0.113.1", "name": "gw.lab.test",
-                                     "rtt": 0.512, "annotation": None},
-                                    {"timeout": True}]}],
-     "reached": True}
+    {"type": "traceroute", "af": 4, "dst_addr": "198.51.100.10", "dst_name": "web.lab.test",
+     "size": 60,
+     "result": [{"hop": 1, "result": [{"from": "203.0.113.1", "rtt": 0.512,
+                                       "name": "gw.lab.test"},
+                                      {"x": "*"},
+                                      {"from": "203.0.113.1", "rtt": 0.4, "err": "H",
+                                       "annotation": "!H"}]}],
+     "max_hops": 20, "reached": False}
 
-``arping``::
+``arping`` (no Atlas format)::
 
     {"type": "arping", "destination": "203.0.113.1", "source": "203.0.113.30",
      "interface": "eth2", "sent": 2, "received": 2,
@@ -50,7 +70,9 @@ from cloudiag.parsers.arping import parse_arping
 from cloudiag.parsers.common import MAX_CHARS, MAX_LINE_CHARS, MAX_LINES, Parser, as_text
 from cloudiag.parsers.ping import parse_ping
 from cloudiag.parsers.traceroute import parse_traceroute
+from cloudiag.sysvm.errors import DiagnosticsInputError
 from cloudiag.sysvm.registry import TYPES
+from cloudiag.sysvm.tokens import validate_address
 
 __all__ = [
     "MAX_CHARS",
@@ -83,13 +105,20 @@ PARSERS: Final[Mapping[str, Parser]] = MappingProxyType(
 
 
 def parse(
-    type_name: str, stdout: str, stderr: str = "", exitcode: str = "0"
+    type_name: str,
+    stdout: str,
+    stderr: str = "",
+    exitcode: str = "0",
+    target: str | None = None,
 ) -> dict[str, Any] | None:
     """The structured summary of a finished diagnostic, or None for a type without parser.
 
-    ``type_name`` is matched case-insensitively. Never raises: whatever the output (cut
-    short, garbage, markup, megabytes), the result is a summary of what could be read,
-    or None. Only the first MAX_LINES lines are read.
+    ``type_name`` is matched case-insensitively. ``target`` is the destination as the job
+    asked for it: a summary's ``dst_name`` is that host name or address even when the tool
+    was handed the address it resolves to (the VM pins a name to one checked address when
+    the operator denies networks, and then the tool never sees the name). Never raises:
+    whatever the output (cut short, garbage, markup, megabytes), the result is a summary
+    of what could be read, or None. Only the first MAX_LINES lines are read.
     """
     if not isinstance(type_name, str):
         return None
@@ -97,8 +126,14 @@ def parse(
     if parser is None:
         return None
     try:
-        return parser(as_text(stdout), as_text(stderr), as_text(exitcode))
+        summary = parser(as_text(stdout), as_text(stderr), as_text(exitcode))
     except Exception:
         # A summary is an extra: odd output must never fail the job or the API answer
         # that carries it. The parsers are written not to raise; this is the backstop.
         return None
+    if target is not None and "dst_name" in summary:
+        try:
+            summary["dst_name"] = validate_address(target)
+        except DiagnosticsInputError:
+            pass  # Not a host (a URL, host:port…): the parser's dst_name stands.
+    return summary

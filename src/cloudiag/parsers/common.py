@@ -1,4 +1,5 @@
-"""What the parsers share: bounds on the work, number patterns, small readers of text."""
+"""What the parsers share: bounds on the work, number patterns, small readers of text, and
+the conventions of RIPE Atlas's result format that several summaries follow."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ ASCII: Final = re.ASCII
 # float() below infinity (which is not JSON).
 INT: Final = r"[0-9]{1,9}"
 FLOAT: Final = r"[0-9]{1,9}(?:\.[0-9]{1,9})?"
+
+#: Atlas's ``min``/``avg``/``max`` when no reply came back (Atlas writes -1, not null).
+NO_RTT: Final = -1.0
+#: Atlas's entry for a probe that got no answer.
+TIMEOUT: Final = "*"
 
 
 def as_text(value: object) -> str:
@@ -101,6 +107,16 @@ def is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def family(address: str | None) -> int | None:
+    """Atlas's ``af``: 4 or 6 for an IP address, None for anything else."""
+    if address is None:
+        return None
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).version
+    except ValueError:
+        return None
 
 
 def rtt_from(times: list[float]) -> dict[str, float] | None:

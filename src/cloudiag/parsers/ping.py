@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, Final
 
 from cloudiag.parsers.common import (
     ASCII,
     FLOAT,
     INT,
+    MAX_LINES,
+    NO_RTT,
+    TIMEOUT,
+    family,
     is_ip,
     lines_of,
     rtt_from,
@@ -22,7 +27,9 @@ from cloudiag.parsers.common import (
 # bytes" (IPv6), optionally with "from <source> <interface>: " before the sizes. The group
 # in parentheses may itself contain one level of parentheses (the IPv6 "name (address)").
 _PING_HEADER: Final = re.compile(
-    r"PING (?P<host>[^\s(]+) ?\((?P<inner>(?:[^()]|\([^()]*\))*)\)", ASCII
+    r"PING (?P<host>[^\s(]+) ?\((?P<inner>(?:[^()]|\([^()]*\))*)\)"
+    rf"(?: from (?P<src>\S+) \S+:)?(?: (?P<size>{INT})(?:\({INT}\))?)?",
+    ASCII,
 )
 # ping -D puts "[seconds.micros] " in front of every line (not an allowed option today,
 # but a prefix must never hide a reply).
@@ -58,29 +65,41 @@ _PING_RTT: Final = re.compile(
 
 
 def parse_ping(stdout: str, stderr: str = "", exitcode: str = "0") -> dict[str, Any]:
-    """Summarize iputils ping (or ``ping -6``) output.
+    """Summarize iputils ping (or ``ping -6``) output in RIPE Atlas's ping result format.
 
-    Counts, loss and RTT statistics come from ping's own summary. When the output stops
-    before it (a run killed at its time limit), they are worked out from the replies
-    instead and ``complete`` is False. ``stderr`` and ``exitcode`` are not needed: ping
-    prints everything measurable on stdout.
+    Counts and RTT statistics come from ping's own summary. When the output stops before
+    it (a run killed at its time limit), they are worked out from the replies instead and
+    ``complete`` is False. ``result`` has an entry per sequence number in order: the reply
+    (then its duplicates, ``"dup": 1``) or ``{"x": "*"}``; with ``-q`` ping prints no
+    replies and ``result`` stays empty unless nothing came back. ``stderr`` and
+    ``exitcode`` are not needed: ping prints everything measurable on stdout.
     """
     result: dict[str, Any] = {
         "type": "ping",
-        "destination": None,
-        "destination_name": None,
-        "transmitted": 0,
-        "received": 0,
-        "duplicates": 0,
+        "af": None,
+        "dst_addr": None,
+        "dst_name": None,
+        "src_addr": None,
+        "proto": "ICMP",
+        "size": None,
+        "ttl": None,
+        "sent": 0,
+        "rcvd": 0,
+        "dup": 0,
+        "min": NO_RTT,
+        "avg": NO_RTT,
+        "max": NO_RTT,
+        "result": [],
+        # Beyond Atlas's format (Atlas readers ignore these): what the web UI shows.
+        "mdev": None,
+        "loss": None,
         "corrupted": 0,
         "errors": 0,
-        "loss": None,
-        "rtt": None,
-        "replies": [],
         "unreachable": [],
         "complete": False,
     }
-    replies: list[dict[str, Any]] = result["replies"]
+    replies: list[dict[str, Any]] = []
+    answered: set[int] = set()
     unreachable: list[dict[str, Any]] = result["unreachable"]
     stats: re.Match[str] | None = None
     rtt: re.Match[str] | None = None
@@ -91,13 +110,19 @@ def parse_ping(stdout: str, stderr: str = "", exitcode: str = "0") -> dict[str, 
         if stamp:
             line = line[stamp.end() :]
         if match := _PING_REPLY.match(line):
+            seq = int(match["seq"])
+            # ping marks "(DUP!)" only for unicast targets: a second reply to a broadcast
+            # ping (-b) is unmarked, and a duplicate all the same.
+            dup = "(DUP!)" in match["rest"] or seq in answered
+            if not dup:
+                answered.add(seq)
             replies.append(
                 {
-                    "seq": int(match["seq"]),
+                    "seq": seq,
                     "ttl": to_int(match["ttl"]),
-                    "time": to_float(match["time"]),
+                    "rtt": to_float(match["time"]),
                     "from": split_named(match["from"])[1],
-                    "dup": "(DUP!)" in match["rest"],
+                    "dup": dup,
                 }
             )
         elif match := _PING_ERROR.match(line):
@@ -108,12 +133,12 @@ def parse_ping(stdout: str, stderr: str = "", exitcode: str = "0") -> dict[str, 
                     "message": match["msg"].strip(),
                 }
             )
-        elif (match := _PING_HEADER.match(line)) and result["destination"] is None:
-            name, address = split_named(match["inner"])
-            host = match["host"]
-            result["destination"] = address
-            # A literal target is printed as its own name: that is not a name.
-            result["destination_name"] = host if host != address else name
+        elif (match := _PING_HEADER.match(line)) and result["dst_addr"] is None:
+            result["dst_addr"] = split_named(match["inner"])[1]
+            # Atlas's dst_name is the target as it was asked for, name or address.
+            result["dst_name"] = match["host"]
+            result["src_addr"] = match["src"]
+            result["size"] = to_int(match["size"])
         elif match := _PING_STATS_TITLE.fullmatch(line):
             stats_host = match["host"]
         elif match := _PING_STATS.match(line):
@@ -121,41 +146,78 @@ def parse_ping(stdout: str, stderr: str = "", exitcode: str = "0") -> dict[str, 
         elif match := _PING_RTT.match(line):
             rtt = match
 
-    if result["destination"] is None and stats_host is not None:
+    if result["dst_addr"] is None and stats_host is not None:
         # Output without its first line: the summary title still names the target.
+        result["dst_name"] = stats_host
         if is_ip(stats_host):
-            result["destination"] = stats_host
-        else:
-            result["destination_name"] = stats_host
+            result["dst_addr"] = stats_host
+    result["af"] = family(result["dst_addr"])
 
     if stats is not None:
         result["complete"] = True
-        transmitted, received = int(stats["tx"]), int(stats["rx"])
-        result["transmitted"], result["received"] = transmitted, received
+        sent, rcvd = int(stats["tx"]), int(stats["rx"])
+        counts = {"duplicates": "dup", "corrupted": "corrupted", "errors": "errors"}
         for extra in _PING_STATS_EXTRA.finditer(stats["extra"]):
-            if extra["what"] in ("duplicates", "corrupted", "errors"):
-                result[extra["what"]] = int(extra["n"])
+            if extra["what"] in counts:
+                result[counts[extra["what"]]] = int(extra["n"])
         loss = to_float(stats["loss"])
-        if loss is None and transmitted:
-            loss = (transmitted - received) * 100.0 / transmitted
-        result["loss"] = loss
+        if loss is None and sent:
+            loss = (sent - rcvd) * 100.0 / sent
     else:
         # No summary: count what was printed. Probes after the last printed sequence
         # number are unknown, so the loss is a lower bound (and None if nothing is known).
-        seqs = [r["seq"] for r in replies] + [u["seq"] for u in unreachable]
-        transmitted = max(seqs, default=0)
-        received = len({r["seq"] for r in replies if not r["dup"]})
-        result["transmitted"], result["received"] = transmitted, received
-        result["duplicates"] = sum(1 for r in replies if r["dup"])
+        sent = max([r["seq"] for r in replies] + [u["seq"] for u in unreachable], default=0)
+        rcvd = len(answered)
+        result["dup"] = sum(1 for r in replies if r["dup"])
         result["errors"] = len(unreachable)
-        if transmitted:
-            result["loss"] = max(transmitted - received, 0) * 100.0 / transmitted
+        loss = max(sent - rcvd, 0) * 100.0 / sent if sent else None
+    result["sent"], result["rcvd"], result["loss"] = sent, rcvd, loss
 
+    times: Mapping[str, float | None] | None = None
     if rtt is not None:
-        values = [to_float(rtt[k]) for k in ("min", "avg", "max", "mdev")]
-        if all(v is not None for v in values):
-            result["rtt"] = dict(zip(("min", "avg", "max", "mdev"), values, strict=True))
+        times = {k: to_float(rtt[k]) for k in ("min", "avg", "max", "mdev")}
     elif stats is None:
         # ping's statistics include duplicates' times, so these do too.
-        result["rtt"] = rtt_from([r["time"] for r in replies if r["time"] is not None])
+        times = rtt_from([r["rtt"] for r in replies if r["rtt"] is not None])
+    if times is not None and all(v is not None for v in times.values()):
+        result.update(times)
+
+    # With -q ping prints no replies: which ones came back is unknown, unless none did.
+    printed = bool(replies or unreachable) or (stats is not None and rcvd == 0)
+    result["result"] = _packets(replies, sent if printed else 0)
+    result["ttl"] = next((r["ttl"] for r in replies if r["ttl"] is not None), None)
     return result
+
+
+def _packets(replies: list[dict[str, Any]], sent: int) -> list[dict[str, Any]]:
+    """Atlas's ``result``: per sequence number 1..sent its replies, or ``{"x": "*"}``.
+
+    A reply is ``{"rtt", "ttl", "seq"}`` (``rtt`` left out when ping printed no time, as
+    with ``-s`` below 16), ``"dup": 1`` on a duplicate, and ``srcaddr`` when it came from
+    another address than the first reply (Atlas's rule). ``seq`` is beyond Atlas's format.
+    """
+    by_seq: dict[int, list[dict[str, Any]]] = {}
+    for reply in replies:
+        by_seq.setdefault(reply["seq"], []).append(reply)
+    first = replies[0]["from"] if replies else None
+    packets: list[dict[str, Any]] = []
+    # Sequence numbers past "sent" happen only in odd output; they are kept, in order. The
+    # timeouts are bounded as the lines read are: "sent" is whatever the summary claims.
+    for seq in sorted(set(range(1, min(sent, MAX_LINES) + 1)) | set(by_seq)):
+        answers = by_seq.get(seq)
+        if not answers:
+            packets.append({"x": TIMEOUT, "seq": seq})
+            continue
+        for reply in answers:
+            packet: dict[str, Any] = {}
+            if reply["rtt"] is not None:
+                packet["rtt"] = reply["rtt"]
+            if reply["ttl"] is not None:
+                packet["ttl"] = reply["ttl"]
+            if reply["dup"]:
+                packet["dup"] = 1
+            if reply["from"] != first:
+                packet["srcaddr"] = reply["from"]
+            packet["seq"] = seq
+            packets.append(packet)
+    return packets

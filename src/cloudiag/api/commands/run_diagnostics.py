@@ -79,6 +79,13 @@ REGISTRY.add(
                 "stderr", "string", "the standard error output from the command execution"
             ),
             ResponseField("exitcode", "string", "the command execution return code"),
+            ResponseField(
+                "parsed",
+                "map",
+                "(cloudiag) the output summarised: ping and traceroute in RIPE Atlas's "
+                "result format (af, dst_addr, dst_name, sent, rcvd, min/avg/max, result), "
+                "with the extras the web UI shows; absent for a type without parser",
+            ),
         ),
         roles=frozenset({ADMIN}),
         is_async=True,

@@ -1,30 +1,38 @@
-// The summary of a traceroute (or traceroute6): the hop table and the latency of each hop.
+// The summary of a traceroute (or traceroute6), in RIPE Atlas's traceroute result format:
+// the hop table and the latency of each hop.
 
 import { h } from "../../dom.js";
 import { barChart } from "../charts.js";
 import { tile, verdict as judge } from "../figures.js";
 
-function hopCell(probes) {
+/** A hop's answers, one per address that answered ({from, name}). */
+function answered(replies) {
   const seen = [];
-  for (const probe of probes) {
-    if (probe.address && !seen.some((x) => x.address === probe.address)) seen.push(probe);
+  for (const reply of replies) {
+    if (reply.from && !seen.some((x) => x.from === reply.from)) seen.push(reply);
   }
   return seen;
 }
 
+/** One probe as traceroute prints it: "0.512 ms !H", or "*" for no answer. */
+function probeText(reply) {
+  if (reply.x || typeof reply.rtt !== "number") return "*";
+  return `${reply.rtt} ms${reply.annotation ? ` ${reply.annotation}` : ""}`;
+}
+
 /** Reached when the destination answered; the loss is that of the last hop's probes. */
 export function verdict(t) {
-  const hops = t.hops || [];
-  const probes = hops.length ? hops[hops.length - 1].probes || [] : [];
-  const loss = t.reached && probes.length ? (probes.filter((p) => p.timeout).length * 100) / probes.length : null;
+  const hops = t.result || [];
+  const probes = hops.length ? hops[hops.length - 1].result || [] : [];
+  const loss = t.reached && probes.length ? (probes.filter((p) => p.x).length * 100) / probes.length : null;
   return judge(Boolean(t.reached), loss, `${hops.length} hop${hops.length === 1 ? "" : "s"}`);
 }
 
 /** The nodes of the summary. */
 export function view(t) {
-  const hops = t.hops || [];
+  const hops = t.result || [];
   // With -n (or no reverse names) the Name column would be all dashes: leave it out.
-  const named = hops.some((hop) => hop.probes.some((p) => p.name));
+  const named = hops.some((hop) => (hop.result || []).some((p) => p.name));
   const table = h(
     "table",
     { class: "table hops", "data-testid": "hop-table" },
@@ -33,25 +41,28 @@ export function view(t) {
       "tbody",
       {},
       hops.map((hop) => {
-        const who = hopCell(hop.probes);
+        const replies = hop.result || [];
+        const who = answered(replies);
         return h(
           "tr",
           {},
-          h("td", { class: "num" }, hop.ttl),
-          h("td", { class: "mono" }, who.length ? who.map((p) => p.address).join(", ") : "*"),
+          h("td", { class: "num" }, hop.hop),
+          h("td", { class: "mono" }, who.length ? who.map((p) => p.from).join(", ") : "*"),
           named ? h("td", {}, who.map((p) => p.name).filter(Boolean).join(", ") || "—") : null,
-          h("td", { class: "mono" }, hop.probes.map((p) => (p.timeout ? "*" : `${p.rtt} ms${p.annotation ? ` ${p.annotation}` : ""}`)).join("  ")),
+          h("td", { class: "mono" }, replies.map(probeText).join("  ")),
         );
       }),
     ),
   );
   const groups = hops.map((hop) => {
-    const values = hop.probes.map((p) => (p.timeout ? null : p.rtt));
-    const who = hopCell(hop.probes).map((p) => p.address).join(", ") || "no answer";
-    return { label: String(hop.ttl), values, tip: `hop ${hop.ttl}: ${who}` };
+    const replies = hop.result || [];
+    const values = replies.map((p) => (typeof p.rtt === "number" ? p.rtt : null));
+    const who = answered(replies).map((p) => p.from).join(", ") || "no answer";
+    return { label: String(hop.hop), values, tip: `hop ${hop.hop}: ${who}` };
   });
+  const destination = t.dst_name && t.dst_name !== t.dst_addr ? `${t.dst_name} (${t.dst_addr ?? "?"})` : t.dst_addr || t.dst_name || "—";
   return [
-    h("div", { class: "tiles" }, tile("Hops", hops.length), tile("Destination", t.destination_name ? `${t.destination_name} (${t.destination})` : t.destination || "—"), tile("Reached", t.reached ? "yes" : "no", t.reached ? "ok" : "bad")),
+    h("div", { class: "tiles" }, tile("Hops", hops.length), tile("Destination", destination), tile("Reached", t.reached ? "yes" : "no", t.reached ? "ok" : "bad")),
     h("div", { class: "scroll" }, table),
     hops.length ? h("figure", { class: "figure", "data-testid": "hop-chart" }, barChart(groups, { title: "Latency per hop", xLabel: "hop (TTL)", yLabel: "RTT (ms)" }), h("figcaption", {}, "Latency per hop: bar = average, dots = each probe, * = no answer")) : null,
   ];
