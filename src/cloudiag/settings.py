@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     #: Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed, as addresses or CIDRs:
     #: CLOUDIAG_TRUSTED_PROXIES='["192.0.2.7"]'. None by default: the client is the peer.
     trusted_proxies: list[str] = Field(default_factory=list)
+    #: The bearer token /metrics asks for; unset, /metrics answers loopback clients only.
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
     lab_prefix: str = "cdlab"
     #: How the agent reaches the lab's system VMs: ``netns`` (enter their namespaces) or
     #: ``ssh`` (sshd on their control addresses, as CloudStack does; the demo then runs

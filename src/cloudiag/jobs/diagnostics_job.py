@@ -23,6 +23,8 @@ class DiagnosticsJob:
     domain_id: str
     #: The job this one is a part of (a run over many VMs), whose status follows its parts'.
     parent_id: str | None = None
+    #: When the job was created (Unix time; 0 unknown), for its duration in the metrics.
+    created: float = 0.0
 
 
 class JobFailed(Exception):

@@ -295,6 +295,7 @@ async def _create_job(
         resource_id=vm.id,
         job_id=job_id,
     )
+    now = time.time()
     return DiagnosticsJob(
         job_id=job_id,
         host_id=vm.host_id,
@@ -303,7 +304,7 @@ async def _create_job(
         vm_type=vm.vm_type,
         request=RunRequest(
             job_id=job_id,
-            start_by=time.time() + limits.start_timeout,
+            start_by=now + limits.start_timeout,
             vm_id=vm.id,
             type=run.type,
             address=run.address,
@@ -317,6 +318,7 @@ async def _create_job(
         account_id=caller.account_id,
         domain_id=caller.domain_id,
         parent_id=parent_id,
+        created=now,
     )
 
 
