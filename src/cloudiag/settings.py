@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list)
     #: The bearer token /metrics asks for; unset, /metrics answers loopback clients only.
     metrics_token: SecretStr | None = Field(default=None, min_length=16)
+    #: An agent whose source is a real CloudStack: its management server's base URL
+    #: (the API at /client/api), the API key and secret key it signs with, the SSH key for
+    #: the system VMs (unset: CloudStack's /root/.ssh/id_rsa.cloud) and a CA bundle for
+    #: the management server's TLS certificate (unset: the system's).
+    cloudstack_url: str | None = Field(default=None, pattern=r"^https?://")
+    cloudstack_api_key: str | None = None
+    cloudstack_secret_key: SecretStr | None = None
+    cloudstack_key_file: str | None = None
+    cloudstack_ca_file: str | None = None
     lab_prefix: str = "cdlab"
     #: How the agent reaches the lab's system VMs: ``netns`` (enter their namespaces) or
     #: ``ssh`` (sshd on their control addresses, as CloudStack does; the demo then runs
