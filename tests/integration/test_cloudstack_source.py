@@ -6,7 +6,8 @@ from its lab agent. No real CloudStack runs here; the source only speaks its API
 
 Then an agent whose only source is that "CloudStack" registers the host and its VMs with a
 management server of its own (its own database and NATS): the VMs it finds on its own are
-the ones CloudStack places on the host, reached over SSH on their control addresses.
+the ones CloudStack places on the host, and a diagnostic through that server reaches one
+over SSH on the control address CloudStack gave, with the key it was told.
 """
 
 from __future__ import annotations
@@ -149,6 +150,9 @@ def test_an_agent_on_cloudstack_registers_the_hosts_vms_with_its_own_server(
                 "CLOUDIAG_CLOUDSTACK_API_KEY": stack.admin.apikey,
                 "CLOUDIAG_CLOUDSTACK_SECRET_KEY": stack.admin.secretkey,
                 "CLOUDIAG_CLOUDSTACK_KEY_FILE": stack.lab["ssh"]["key_file"],
+                # The lab's control network is in its hypervisor namespace (a KVM host's
+                # cloud0 is in the host's own).
+                "CLOUDIAG_CLOUDSTACK_NETNS": stack.lab["ssh"]["hypervisor"],
             },
         )  # fmt: skip
         try:
@@ -163,6 +167,13 @@ def test_an_agent_on_cloudstack_registers_the_hosts_vms_with_its_own_server(
             )
             assert {vm["id"]: (vm["name"], vm["linklocalip"]) for vm in found} == expected
             assert {vm["hostid"] for vm in found} == {host["id"]}
+            # Diagnosed through server B, over SSH on the address CloudStack gave.
+            router = stack.vm("router")["uuid"]
+            jobid = server_b.run_diagnostics(router, "ping", stack.lab["targets"]["web"], "-c 1")
+            job = server_b.wait_job(jobid, timeout=60).model_dump(exclude_unset=True)
+            assert job["jobstatus"] == 1, job
+            assert job["jobresult"]["diagnostics"]["exitcode"] == "0"
+            assert "1 received" in job["jobresult"]["diagnostics"]["stdout"]
         finally:
             stop(agent)
             log.close()

@@ -70,6 +70,10 @@ def test_a_report_reaches_the_vm_as_cloudstack_does() -> None:
     )
     assert report({**VM, "linklocalip": None, "privateip": None}, VmType.DOMAIN_ROUTER, "KVM",
                   _config()) is None  # fmt: skip
+    # A control network in another namespace of the host: the connection is opened there.
+    inside = report(VM, VmType.DOMAIN_ROUTER, "KVM", _config(netns="cdlab-host"))
+    assert inside is not None and isinstance(inside.access, SshAccess)
+    assert inside.access.netns == "cdlab-host"
 
 
 async def test_a_failed_refresh_keeps_the_last_good_list_and_waits_its_interval() -> None:

@@ -126,4 +126,6 @@ def _cloudstack(args: argparse.Namespace, settings: Settings) -> CloudStackConfi
         config = dataclasses.replace(config, key_file=settings.cloudstack_key_file)
     if settings.cloudstack_ca_file:
         config = dataclasses.replace(config, ca_file=settings.cloudstack_ca_file)
+    if settings.cloudstack_netns:
+        config = dataclasses.replace(config, netns=settings.cloudstack_netns)
     return config

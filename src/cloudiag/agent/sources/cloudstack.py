@@ -71,6 +71,9 @@ class CloudStackConfig:
     script: Literal["cloudiag", "cloudstack", "auto"] = "auto"
     #: A CA bundle for the management server's TLS certificate; None: the system's.
     ca_file: str | None = None
+    #: Open the SSH connections in this network namespace of the host (where its control
+    #: network is, when not in the agent's own); None: the agent's own.
+    netns: str | None = None
     page_size: int = 500
     refresh_interval: float = 60.0
     timeout: float = 30.0
@@ -171,7 +174,11 @@ def report(
         state="Running" if vm.get("state") == "Running" else "Stopped",
         addresses={**addresses, "control": control},
         access=SshAccess(
-            address=control, port=config.port, key_file=config.key_file, script=config.script
+            address=control,
+            port=config.port,
+            key_file=config.key_file,
+            script=config.script,
+            netns=config.netns,
         ),
     )
 
