@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 from prometheus_client import Counter, Histogram
@@ -20,9 +21,17 @@ DURATION = Histogram(
 )
 
 
+@functools.cache
+def _series(type_name: str, outcome: str) -> tuple[Counter, Histogram]:
+    """The counter and the histogram of one type and outcome, looked up once: the lookup
+    costs more than the count (a few types and four outcomes, so few entries)."""
+    return JOBS.labels(type_name, outcome), DURATION.labels(type_name)
+
+
 def ended(type_name: str, outcome: str, created: float) -> None:
     """Count one job whose outcome was committed; `created` is its Unix creation time
     (0 when unknown: counted, not timed)."""
-    JOBS.labels(type_name, outcome).inc()
+    count, duration = _series(type_name, outcome)
+    count.inc()
     if created > 0:
-        DURATION.labels(type_name).observe(max(0.0, time.time() - created))
+        duration.observe(max(0.0, time.time() - created))
