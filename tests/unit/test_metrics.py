@@ -121,3 +121,7 @@ async def test_database_errors_are_counted_once(tmp_path: Path) -> None:
     transient = _count("cloudiag_database_errors_total", kind="transient")
     database.caught(ConnectionRefusedError(111, "Connect call failed"))
     assert _count("cloudiag_database_errors_total", kind="transient") == transient + 1
+    # What else a caller catches (a bug of its own) is no database error.
+    before = _count("cloudiag_database_errors_total", kind="other")
+    database.caught(KeyError("job_id"))
+    assert _count("cloudiag_database_errors_total", kind="other") == before

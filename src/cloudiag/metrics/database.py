@@ -7,7 +7,7 @@ from __future__ import annotations
 from prometheus_client import Counter
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cloudiag.db.transient import is_transient
@@ -32,6 +32,7 @@ def watch(engine: AsyncEngine) -> None:
 
 
 def caught(exc: BaseException) -> None:
-    """Count a database error a caller caught, unless the driver's was counted already."""
-    if not isinstance(exc, DBAPIError):
+    """Count an error a caller of the database caught, if it is the database's (SQLAlchemy's
+    own, or a connection's OSError) and not the driver's, counted already."""
+    if isinstance(exc, SQLAlchemyError | OSError) and not isinstance(exc, DBAPIError):
         _count(exc)
