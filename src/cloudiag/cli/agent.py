@@ -105,7 +105,7 @@ def _cloudstack(args: argparse.Namespace, settings: Settings) -> CloudStackConfi
     half of it is given."""
     from cloudiag.agent.sources.cloudstack import CloudStackConfig
 
-    url = args.cloudstack_url or settings.cloudstack_url
+    url = settings.cloudstack_url
     if not url:
         return None
     if args.inventory:
