@@ -28,6 +28,8 @@ from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
 from cloudiag.jobs.runner import JobRunner
 from cloudiag.jobs.server_identity import claim_server_id
+from cloudiag.metrics import bus as bus_metrics
+from cloudiag.metrics import database as database_metrics
 from cloudiag.services import accounts, housekeeping
 from cloudiag.services.heartbeats import ReportIntake
 from cloudiag.settings import Settings
@@ -72,11 +74,13 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
     await asyncio.to_thread(datadir.prepare, settings.data_dir, sqlite=not settings.database_url)
     identity = await asyncio.to_thread(claim_server_id, settings.data_dir, settings.server_id)
     engine = create_engine(settings.resolved_database_url())
+    database_metrics.watch(engine)
     embedded: EmbeddedNats | None = None
     nc: Client | None = None
     runner: JobRunner | None = None
     sweeper: asyncio.Task[None] | None = None
     reports: asyncio.Task[None] | None = None
+    prober: asyncio.Task[None] | None = None
     try:
         log.info(
             "management server id %s (from %s) on %s:%s",
@@ -134,6 +138,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         sweeper = asyncio.create_task(
             housekeeping.run_forever(runner, db, settings.session_lifetime)
         )
+        prober = asyncio.create_task(bus_metrics.probe_forever(nc))
         state = AppState(
             settings=settings, db=db, runner=runner, nc=nc, secrets=box, js=nc.jetstream()
         )
@@ -142,7 +147,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         await _consume_reports(nc, intake)
         yield Running(settings, nats_url, state, nc)
     finally:
-        for task in (sweeper, reports):
+        for task in (sweeper, reports, prober):
             if task is not None:
                 task.cancel()
         if runner is not None:

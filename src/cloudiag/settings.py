@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -84,6 +84,21 @@ class Settings(BaseSettings):
     #: Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed, as addresses or CIDRs:
     #: CLOUDIAG_TRUSTED_PROXIES='["192.0.2.7"]'. None by default: the client is the peer.
     trusted_proxies: list[str] = Field(default_factory=list)
+    #: The bearer token /metrics asks for; unset, /metrics answers loopback clients only.
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
+    #: An agent whose source is a real CloudStack: its management server's base URL
+    #: (the API at /client/api), the API key and secret key it signs with, the SSH key for
+    #: the system VMs (unset: CloudStack's /root/.ssh/id_rsa.cloud) and a CA bundle for
+    #: the management server's TLS certificate (unset: the system's), and see
+    #: cloudstack_netns.
+    cloudstack_url: str | None = Field(default=None, pattern=r"^https?://")
+    cloudstack_api_key: str | None = None
+    cloudstack_secret_key: SecretStr | None = None
+    cloudstack_key_file: str | None = None
+    cloudstack_ca_file: str | None = None
+    #: The network namespace of the host the system VMs' control network is in, when the
+    #: agent runs outside it (the lab's hypervisor namespace); unset: the agent's own.
+    cloudstack_netns: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     lab_prefix: str = "cdlab"
     #: How the agent reaches the lab's system VMs: ``netns`` (enter their namespaces) or
     #: ``ssh`` (sshd on their control addresses, as CloudStack does; the demo then runs

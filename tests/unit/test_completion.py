@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -192,3 +193,24 @@ async def test_only_pending_jobs_are_failed(sessions: async_sessionmaker[AsyncSe
         assert await completion.fail_pending(s, {job.job_id: "second", "no-such-job": "x"}) == []
     [event] = await _completed(sessions, job.job_id)
     assert event.description.endswith("failed: first")
+
+
+def _failed_pings() -> tuple[float, float]:
+    """The metrics' count of failed pings, and of timed ones."""
+    count = REGISTRY.get_sample_value("cloudiag_jobs_total", {"type": "ping", "outcome": "failed"})
+    timed = REGISTRY.get_sample_value("cloudiag_job_duration_seconds_count", {"type": "ping"})
+    return count or 0.0, timed or 0.0
+
+
+async def test_the_sweep_counts_every_failed_job_once_in_the_metrics(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await _run(sessions, "me", ["s-2-VM", "v-3-VM"])
+    later = utcnow() + timedelta(seconds=ORPHAN_GRACE + 1)
+    count, timed = _failed_pings()
+    me = _owner(sessions, "me")
+    assert await me.sweep(later) == 2
+    # Counted after the commit, each with its duration from its row's creation time.
+    assert _failed_pings() == (count + 2, timed + 2)
+    assert await me.sweep(later) == 0
+    assert _failed_pings() == (count + 2, timed + 2)

@@ -21,6 +21,7 @@ from cloudiag.agent.executors.netns import NetnsExecutor
 from cloudiag.agent.executors.registry import Executors
 from cloudiag.agent.executors.ssh import SshExecutor
 from cloudiag.agent.sources.base import Source
+from cloudiag.agent.sources.cloudstack import CloudStackConfig, open_source
 from cloudiag.agent.sources.inventory import (
     Inventory,
     InventoryError,
@@ -47,6 +48,8 @@ class AgentOptions:
     heartbeat_interval: float = 5.0
     #: Where the agent keeps what must outlive it (results not yet delivered).
     state_dir: Path | None = None
+    #: A CloudStack management server whose API says which VMs run on this host.
+    cloudstack: CloudStackConfig | None = None
 
 
 def executors(state_dir: Path | None = None) -> Executors:
@@ -58,7 +61,10 @@ def executors(state_dir: Path | None = None) -> Executors:
 
 
 def source(options: AgentOptions) -> Source:
-    """The source the options name; raises InventoryError when it cannot be read."""
+    """The source the options name; raises InventoryError when it cannot be read, and
+    CloudStackError when CloudStack cannot be asked (called before the agent's loop runs)."""
+    if options.cloudstack is not None:
+        return asyncio.run(open_source(options.cloudstack))
     if options.inventory_file is not None:
         return InventorySource(options.inventory_file)
     if options.lab_inventory is None:

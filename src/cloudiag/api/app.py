@@ -23,11 +23,13 @@ from cloudiag.api.auth import (
 )
 from cloudiag.api.context import AppState, RequestContext
 from cloudiag.api.errors import ApiError
+from cloudiag.api.metrics import metrics_endpoint
 from cloudiag.api.registry import REGISTRY, Command
 from cloudiag.api.render import error_payload, render
 from cloudiag.api.stream import stream_endpoint
 from cloudiag.db.transient import is_transient
 from cloudiag.domain import DomainError, InvalidInput
+from cloudiag.metrics import database as database_metrics
 from cloudiag.services.used_signatures import SignatureUsed, Use
 from cloudiag.ui import UiFiles
 
@@ -123,6 +125,7 @@ async def api_endpoint(request: Request) -> Response:
             response.headers[PARAM_HEADER] = err.parameter
         return response
     except (SQLAlchemyError, OSError) as exc:
+        database_metrics.caught(exc)
         if is_transient(exc):
             log.error("database unavailable during %s: %s", name, exc.__class__.__name__)
             down = ApiError.internal(DATABASE_UNAVAILABLE)
@@ -145,6 +148,7 @@ def create_app(state: AppState) -> Starlette:
         routes=[
             Route("/client/api", api_endpoint, methods=["GET", "POST"]),
             Route("/client/stream", stream_endpoint, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
             # The web UI: static files, a client of /client/api like any other.
             Mount("/", app=UiFiles(), name="ui"),
         ]

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cloudiag import logs
 from cloudiag.cli.options import executor_flag, settings_from
+from cloudiag.settings import Settings
+
+if TYPE_CHECKING:
+    from cloudiag.agent.sources.cloudstack import CloudStackConfig
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,7 +24,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the agent of this host (reports its system VMs, runs diagnostics)",
         description="Connect to NATS, register this host and its system VMs, send heartbeats "
         "and run diagnostics the management servers ask for. Inventory: the lab's namespaces, "
-        "or a static inventory file (--inventory).",
+        "a static inventory file (--inventory), or a CloudStack management server's API "
+        "(--cloudstack-url, with CLOUDIAG_CLOUDSTACK_API_KEY and CLOUDIAG_CLOUDSTACK_SECRET_KEY "
+        "in the environment): the system VMs CloudStack runs on this host (--host-id: its "
+        "CloudStack uuid, or --host-name / the hostname: its CloudStack name), over SSH.",
     )
     p.add_argument(
         "--nats-url",
@@ -31,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="a static inventory of the zone, host and VMs (JSON, or TOML if FILE ends in "
         ".toml) instead of the lab",
+    )
+    p.add_argument(
+        "--cloudstack-url",
+        metavar="URL",
+        help="the CloudStack management server whose API lists this host's system VMs, "
+        "e.g. https://cloudstack.example:8443 (env CLOUDIAG_CLOUDSTACK_URL)",
     )
     p.add_argument("--host-id", help="this host's uuid (default: the inventory's)")
     p.add_argument("--host-name", help="this host's name (default: the hostname)")
@@ -46,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _run(args: argparse.Namespace) -> int:
     from cloudiag.agent import wiring
+    from cloudiag.agent.sources.cloudstack import CloudStackError
     from cloudiag.agent.sources.inventory import InventoryError
     from cloudiag.bus.streams import JetStreamUnavailable
     from cloudiag.lab.inventory import inventory as lab_inventory
@@ -56,8 +73,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     logs.setup(settings.log_level, settings.log_format)
     try:
+        cloudstack = _cloudstack(args, settings)
         prefix = args.lab_prefix or settings.lab_prefix
-        lab = None if args.inventory else lab_inventory(prefix, settings.executor)
+        given = args.inventory or cloudstack
+        lab = None if given else lab_inventory(prefix, settings.executor)
         agent = wiring.build(
             wiring.AgentOptions(
                 settings.nats_url,
@@ -67,9 +86,10 @@ def _run(args: argparse.Namespace) -> int:
                 host_name=args.host_name,
                 heartbeat_interval=settings.heartbeat_interval,
                 state_dir=settings.data_dir,
+                cloudstack=cloudstack,
             )
         )
-    except (InventoryError, ValueError) as exc:  # ValueError: a bad lab prefix.
+    except (InventoryError, CloudStackError, ValueError) as exc:  # ValueError: a bad prefix.
         print(f"cloudiag agent: {exc}", file=sys.stderr)
         return 2
     try:
@@ -78,3 +98,34 @@ def _run(args: argparse.Namespace) -> int:
         print(f"cloudiag agent: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _cloudstack(args: argparse.Namespace, settings: Settings) -> CloudStackConfig | None:
+    """The CloudStack source the flags and environment ask for, or None; ValueError when
+    half of it is given."""
+    from cloudiag.agent.sources.cloudstack import CloudStackConfig
+
+    url = settings.cloudstack_url
+    if not url:
+        return None
+    if args.inventory:
+        raise ValueError("give --inventory or --cloudstack-url, not both")
+    secret = settings.cloudstack_secret_key
+    if not settings.cloudstack_api_key or secret is None:
+        raise ValueError(
+            "--cloudstack-url needs CLOUDIAG_CLOUDSTACK_API_KEY and "
+            "CLOUDIAG_CLOUDSTACK_SECRET_KEY in the environment"
+        )
+    config = CloudStackConfig(
+        url=url,
+        api_key=settings.cloudstack_api_key,
+        secret_key=secret.get_secret_value(),
+        host=args.host_id or args.host_name or socket.gethostname(),
+    )
+    if settings.cloudstack_key_file:
+        config = dataclasses.replace(config, key_file=settings.cloudstack_key_file)
+    if settings.cloudstack_ca_file:
+        config = dataclasses.replace(config, ca_file=settings.cloudstack_ca_file)
+    if settings.cloudstack_netns:
+        config = dataclasses.replace(config, netns=settings.cloudstack_netns)
+    return config

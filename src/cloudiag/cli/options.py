@@ -26,6 +26,7 @@ _SETTING_FLAGS = (
     "heartbeat_interval",
     "log_level",
     "diagnostics_timeout",
+    "cloudstack_url",
 )
 #: Exit status of a command given a bad value (argparse's own).
 BAD_USAGE = 2

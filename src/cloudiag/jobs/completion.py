@@ -31,6 +31,9 @@ class FailedJob:
     errortext: str
     #: The host the job ran on, for the log ("" if the host is no longer known).
     host_name: str
+    #: Its diagnostics type and creation time (Unix), for the metrics ("", 0 if unknown).
+    type_name: str = ""
+    created: float = 0.0
 
 
 async def fail_pending(
@@ -66,6 +69,8 @@ async def fail_pending(
     # In job id order: a stable order of log lines. A row the engine could not have made
     # (no host or VM known) is failed all the same, without an event to say on what.
     return [
-        FailedJob(job_id, failed[job_id], jobs[job_id].host_name if job_id in jobs else "")
+        FailedJob(job_id, failed[job_id], known.host_name, known.request.type, known.created)
+        if (known := jobs.get(job_id)) is not None
+        else FailedJob(job_id, failed[job_id], "")
         for job_id in sorted(failed)
     ]

@@ -26,6 +26,8 @@ class DiagnosticsJob:
     host_up: bool = True
     #: The job this one is a part of (a run over many VMs), whose status follows its parts'.
     parent_id: str | None = None
+    #: When the job was created (Unix time; 0 unknown), for its duration in the metrics.
+    created: float = 0.0
 
 
 class JobFailed(Exception):

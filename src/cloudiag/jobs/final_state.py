@@ -28,6 +28,15 @@ class FinalState:
     payload: dict[str, Any]
     summary: str
 
+    @property
+    def outcome(self) -> str:
+        """How the job ended, in one word (the metrics' label): succeeded, timedout,
+        cancelled or failed."""
+        if self.status == JobStatus.SUCCEEDED:
+            timed_out = self.payload.get("diagnostics", {}).get("timedout")
+            return "timedout" if timed_out else "succeeded"
+        return "cancelled" if self.payload.get("cancelled") else "failed"
+
 
 def failed(errortext: str) -> FinalState:
     """A job that ended without a result."""

@@ -64,6 +64,7 @@ async def load_jobs(
                 account_id=job.account_id,
                 domain_id=domain_id,
                 parent_id=job.parent_id,
+                created=job.created.timestamp(),
             )
         )
     return jobs

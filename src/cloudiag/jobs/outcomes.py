@@ -21,6 +21,8 @@ from cloudiag.domain import JobStatus
 from cloudiag.jobs import events, parents
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.final_state import FinalState
+from cloudiag.metrics import database as database_metrics
+from cloudiag.metrics import jobs as job_metrics
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ async def store(
             await store_once(db, job, final)
             return True
         except Exception as exc:
+            database_metrics.caught(exc)
             if not is_transient(exc) or loop.time() + delay > give_up:
                 log.exception(
                     "could not store the job's outcome (%s); it stays pending until a "
@@ -111,4 +114,5 @@ async def store_once(
             return False
         await events.completed(s, job, final)
         await parents.settle(s, [job.parent_id])
+    job_metrics.ended(job.request.type, final.outcome, job.created)
     return True

@@ -25,6 +25,7 @@ from cloudiag.domain import MAX_TIME_LIMIT, JobStatus
 from cloudiag.jobs import completion
 from cloudiag.jobs.agent_protocol import RESULT_GRACE
 from cloudiag.logs import job_id_var
+from cloudiag.metrics import jobs as job_metrics
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +189,10 @@ class Ownership:
 
 
 def _log_failed(failed: list[completion.FailedJob], how: str) -> None:
-    """One line per failed job, under its job id (after the commit: they are failed)."""
+    """One line per failed job, under its job id, and its count in the metrics (after the
+    commit: they are failed)."""
     for job in failed:
+        job_metrics.ended(job.type_name or "unknown", "failed", job.created)
         token = job_id_var.set(job.job_id)
         log.warning("%s: %s (host %s)", how, job.errortext, job.host_name or "unknown")
         job_id_var.reset(token)

@@ -27,6 +27,7 @@ from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.final_waiters import Stored
 from cloudiag.jobs.job_rows import load_jobs
 from cloudiag.logs import job_id_var
+from cloudiag.metrics import database as database_metrics
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class ResultIntake:
             try:
                 handled, stored = await self._store(job_id, result, received)
             except Exception as exc:
+                database_metrics.caught(exc)
                 if not is_transient(exc):
                     raise
                 delay = min(NAK_FIRST * 2 ** (_deliveries(msg) - 1), NAK_MAX)

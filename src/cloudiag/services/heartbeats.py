@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.bus.messages import AgentReport
 from cloudiag.db.models import Host, utcnow
+from cloudiag.metrics import database as database_metrics
 from cloudiag.services import inventory
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ class ReportIntake:
             self._wake.clear()
             try:
                 await self.flush()
-            except Exception:
+            except Exception as exc:
+                database_metrics.caught(exc)
                 log.exception("could not store agent reports; the next heartbeats will")
 
     async def flush(self) -> int:

@@ -308,6 +308,7 @@ async def _create_job(
         resource_id=vm.id,
         job_id=job_id,
     )
+    now = time.time()
     return DiagnosticsJob(
         job_id=job_id,
         host_id=vm.host_id,
@@ -317,7 +318,7 @@ async def _create_job(
         vm_type=vm.vm_type,
         request=RunRequest(
             job_id=job_id,
-            start_by=time.time() + limits.start_timeout,
+            start_by=now + limits.start_timeout,
             vm_id=vm.id,
             type=run.type,
             address=run.address,
@@ -331,6 +332,7 @@ async def _create_job(
         account_id=caller.account_id,
         domain_id=caller.domain_id,
         parent_id=parent_id,
+        created=now,
     )
 
 

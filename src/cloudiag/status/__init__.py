@@ -1,0 +1,1 @@
+"""`cloudiag status`: the fleet in one screen (servers, agents, NATS, database, queues)."""
