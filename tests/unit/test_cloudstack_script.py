@@ -118,3 +118,12 @@ def test_the_command_is_the_script_with_the_validated_words() -> None:
     assert command(req) == "/opt/cloud/bin/diagnostics.py ping 198.51.100.10 -c 1 -W 2"
     req = validate("arping", "203.0.113.1", "-I eth2 -c 1")
     assert command(req) == "/opt/cloud/bin/diagnostics.py arping 203.0.113.1 -I eth2 -c 1"
+
+
+@pytest.mark.parametrize(
+    ("type_", "address"), [("mtr", "198.51.100.10"), ("tracepath", "2001:db8::1")]
+)
+def test_a_type_the_script_does_not_run_is_refused(type_: str, address: str) -> None:
+    # The real script prints nothing for it: refused here, with the reason, before any exec.
+    with pytest.raises(ValueError, match=f"runs only arping, ping, traceroute, not {type_}"):
+        command(validate(type_, address, ""))
