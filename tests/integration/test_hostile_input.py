@@ -146,7 +146,7 @@ CASES: list[tuple[str, dict[str, str], str]] = (
         ("ping6-ipv4", {"type": "ping6", "ipaddress": WEB}, ""),
         ("tracepath-bad-m", {"type": "tracepath", "params": "-m 65"}, "-m"),
         ("tracepath-short-l", {"type": "tracepath", "params": "-l 28"}, "-l"),
-        ("tracepath-forced-b", {"type": "tracepath", "params": "-b"}, "-b"),
+        ("tracepath-both", {"type": "tracepath", "params": "-b"}, "-b"),
         ("tracepath-version", {"type": "tracepath", "params": "-V"}, "-V"),
         ("tracepath-family", {"type": "tracepath", "params": "-6"}, "-6"),
         ("tracepath-address", {"type": "tracepath", "ipaddress": "-n"}, "ddress"),

@@ -31,37 +31,39 @@ def strict_json(summary: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-GW = {"from": "203.0.113.1", "name": "gw.lab.test"}
-WEB = {"from": "198.51.100.10", "name": "web.lab.test"}
+GW = {"from": "203.0.113.1", "name": None}
+WEB = {"from": "198.51.100.10", "name": None}
+GW_NAMED = {"from": "203.0.113.1", "name": "gw.lab.test"}
+WEB_NAMED = {"from": "198.51.100.10", "name": "web.lab.test"}
 
 # ---------------------------------------------------------------------------- tracepath
 
 
 def test_tracepath_ipv4_hops_replies_and_path_mtu() -> None:
-    # tracepath -b -n -m 20 -- 198.51.100.10: the inet segment's MTU is 1400, so the
+    # tracepath -n -m 20 -- 198.51.100.10: the inet segment's MTU is 1400, so the
     # upstream router answers hop 2's first probe with "fragmentation needed".
     assert strict_json(parse_tracepath(real("tracepath_ipv4.txt"))) == {
         "type": "tracepath",
         "af": 4,
         "dst_addr": "198.51.100.10",
-        "dst_name": "web.lab.test",
+        "dst_name": None,
         "pmtu": 1400,
         "forward_hops": 2,
         "return_hops": 2,
         "reached": True,
         "result": [
-            {"hop": 1, "pmtu": 1500, "result": [{**GW, "rtt": 0.068}, {**GW, "rtt": 0.011}]},
+            {"hop": 1, "pmtu": 1500, "result": [{**GW, "rtt": 0.067}, {**GW, "rtt": 0.005}]},
             {
                 "hop": 2,
                 "pmtu": 1400,
-                "result": [{**GW, "rtt": 0.006, "mtu": 1400}, {**WEB, "rtt": 0.12}],
+                "result": [{**GW, "rtt": 0.006, "mtu": 1400}, {**WEB, "rtt": 0.022}],
             },
         ],
     }
 
 
 def test_tracepath_ipv6_with_names_first() -> None:
-    # Without -n, -b prints "name (address)": the address is whichever side is one.
+    # tracepath -b -m 20 -- 2001:db8:0:100::10: "name (address)".
     summary = parse_tracepath(real("tracepath_ipv6_names.txt"))
     assert (summary["af"], summary["dst_addr"], summary["dst_name"]) == (
         6,
@@ -71,7 +73,7 @@ def test_tracepath_ipv6_with_names_first() -> None:
     assert summary["reached"] and summary["pmtu"] == 1400
     assert [(h["hop"], h["pmtu"]) for h in summary["result"]] == [(1, 1500), (2, 1400)]
     first = summary["result"][0]["result"][0]
-    assert first == {"from": "2001:db8:0:113::1", "name": "gw.lab.test", "rtt": 0.053}
+    assert first == {"from": "2001:db8:0:113::1", "name": "gw.lab.test", "rtt": 0.051}
 
 
 def test_tracepath_unreachable_keeps_the_icmp_error() -> None:
@@ -79,17 +81,22 @@ def test_tracepath_unreachable_keeps_the_icmp_error() -> None:
     assert not summary["reached"] and summary["dst_addr"] is None
     assert (summary["pmtu"], summary["forward_hops"], summary["return_hops"]) == (1400, None, None)
     assert summary["result"][1]["result"] == [
-        {**GW, "rtt": 0.009, "mtu": 1400},
+        {**GW, "rtt": 0.008, "mtu": 1400},
         {"x": "*"},
-        {**GW, "rtt": 3075.02, "err": "H"},
+        {**GW, "rtt": 3074.956, "err": "H"},
     ]
 
 
 def test_tracepath_a_silent_hop_is_a_star() -> None:
-    # The upstream router's ICMP time-exceeded dropped by nftables inside the lab.
+    # tracepath -m 5 -b: the upstream router's ICMP time-exceeded dropped by nftables
+    # inside the lab (its "fragmentation needed" still goes out).
     summary = parse_tracepath(real("tracepath_silent_hop.txt"))
-    assert summary["result"][0] == {"hop": 1, "pmtu": 1400, "result": [{"x": "*"}]}
-    assert summary["reached"] and summary["result"][1]["result"] == [{**WEB, "rtt": 0.232}]
+    assert summary["result"][0] == {"hop": 1, "pmtu": 1500, "result": [{"x": "*"}]}
+    assert summary["reached"] and summary["result"][1]["result"] == [
+        {**GW_NAMED, "rtt": 0.105, "mtu": 1400},
+        {**WEB_NAMED, "rtt": 0.027},
+    ]
+    assert (summary["dst_addr"], summary["dst_name"]) == ("198.51.100.10", "web.lab.test")
 
 
 def test_tracepath_cut_short_keeps_its_hops_where_jc_keeps_none() -> None:

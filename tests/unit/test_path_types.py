@@ -25,12 +25,13 @@ def test_both_run_on_every_system_vm_type_and_both_families() -> None:
     assert registry.TYPES["mtr"].parser_name == "mtr"
 
 
-def test_tracepath_argv_always_prints_addresses_and_ends_options() -> None:
+def test_tracepath_argv_prints_addresses_and_ends_options() -> None:
+    # Names with their addresses (-b), or addresses only (-n, where -b would resolve).
     assert argv("tracepath", "198.51.100.10") == [
         *("tracepath", "-b", "-m", "20", "--", "198.51.100.10"),
     ]
     assert argv("tracepath", "2001:db8:0:100::10", "-n -m 5 -l 1400 -p 33434 -6") == [
-        *("tracepath", "-b", "-n", "-m", "5", "-l", "1400", "-p", "33434", "-6"),
+        *("tracepath", "-n", "-m", "5", "-l", "1400", "-p", "33434", "-6"),
         *("--", "2001:db8:0:100::10"),
     ]
 
@@ -76,7 +77,7 @@ def test_an_estimate_over_the_limit_is_refused() -> None:
         ("tracepath", "198.51.100.10", "-m 65", "params", "from 1 to 64"),
         ("tracepath", "198.51.100.10", "-l 28", "params", "from 64 to 65535"),
         ("tracepath", "198.51.100.10", "-p 0", "params", "from 1 to 65535"),
-        ("tracepath", "198.51.100.10", "-b", "params", "tracepath always uses -b"),
+        ("tracepath", "198.51.100.10", "-b", "params", 'Option "-b" is not allowed'),
         ("tracepath", "198.51.100.10", "-6", "params", "does not fit the IPv4 address"),
         ("tracepath", "198.51.100.10", "-4 -6", "params", "cannot be used together"),
         ("tracepath", "198.51.100.10", "-V", "params", 'Option "-V" is not allowed'),

@@ -10,6 +10,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ..validate import Request
+
 #: Seconds one hop may take: up to three probes that each wait a second for an answer,
 #: and a last one whose "!H" waits out the hop's neighbour resolution (3 s).
 SECONDS_PER_HOP = 6.0
@@ -19,6 +21,17 @@ DEFAULT_HOPS = 30
 def estimate(options: Mapping[str, str]) -> float:
     """Seconds tracepath may run with these options."""
     return int_option(options, "-m", DEFAULT_HOPS) * SECONDS_PER_HOP
+
+
+def _argv(req: Request, interface: str | None) -> list[str]:
+    """tracepath's argv: with names, "-b" so that each hop's address is printed beside its
+    name (alone, tracepath prints one or the other); with "-n", addresses only (-b would
+    look the names up all the same)."""
+    both = [] if "-n" in req.params else ["-b"]
+    defaults = [
+        x for flag, value in TYPE.default_options if flag not in req.params for x in (flag, value)
+    ]
+    return [TYPE.tool, *both, *req.params, *defaults, "--", req.address]
 
 
 TYPE = DiagnosticType(
@@ -37,9 +50,7 @@ TYPE = DiagnosticType(
         OptionSpec("-6", "Use IPv6 only"),
     ),
     default_options=(("-m", "20"),),
-    # Both the address and the name of each hop (one of them alone otherwise), so the
-    # summary always has the address.
-    forced_options=("-b",),
+    argv=_argv,
     time_limit=600.0,
     conflicts=(frozenset({"-4", "-6"}),),
     estimate=estimate,
