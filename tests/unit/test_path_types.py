@@ -53,9 +53,9 @@ def test_mtr_argv_is_a_json_report_with_addresses() -> None:
         ("tracepath", "", 120.0),
         ("tracepath", "-m 2", 12.0),
         ("tracepath", "-m 64", 384.0),
-        ("mtr", "", 16.0),
-        ("mtr", "-c 3 -i 0.2", 3 * 0.2 + 6.0),
-        ("mtr", "-c 100 -i 2", 206.0),
+        ("mtr", "", 18.0),
+        ("mtr", "-c 3 -i 0.2", 3 * 0.2 + 8.0),
+        ("mtr", "-c 100 -i 2", 208.0),
     ],
 )
 def test_estimates(type_name: str, params: str, seconds: float) -> None:
@@ -64,7 +64,7 @@ def test_estimates(type_name: str, params: str, seconds: float) -> None:
 
 
 def test_an_estimate_over_the_limit_is_refused() -> None:
-    with pytest.raises(DiagnosticsInputError, match="may take up to 606 s, more than the limit"):
+    with pytest.raises(DiagnosticsInputError, match="may take up to 608 s, more than the limit"):
         validate.validate("mtr", "198.51.100.10", "-c 100 -i 6")
     with pytest.raises(DiagnosticsInputError, match="more than the limit of 100 s"):
         validate.validate("tracepath", "198.51.100.10", "", time_limit=100)
