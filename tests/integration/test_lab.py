@@ -429,6 +429,9 @@ def test_cli_status(lab: LabStatus, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for ns in lab.namespaces:
         assert ns.namespace in out
+    # IPv6 targets as written: ":100:" in them is not an emoji code.
+    assert f"web6={WEB6}" in out and "2001:db8:0:100::53/64" in out
+    assert "\U0001f4af" not in out
     assert cli("lab", "up", "--prefix", lab.prefix, "--json") == 0
     assert json.loads(capsys.readouterr().out) == now
 
