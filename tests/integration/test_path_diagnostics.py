@@ -189,3 +189,10 @@ def test_types_are_offered_per_vm(stack: Stack) -> None:
     cycles = next(o for o in mtr["options"] if o["flag"] == "-c")
     assert (cycles["minimum"], cycles["maximum"]) == (1, 100)
     assert mtr["ui_summary"] == "mtr"
+
+
+def test_list_apis_names_the_new_types(stack: Stack) -> None:
+    run = stack.ok("listApis", name="runDiagnostics")["api"][0]
+    kind = next(p for p in run["params"] if p["name"] == "type")
+    for name in ("ping6", "traceroute6", "tracepath", "mtr"):
+        assert name in kind["description"], kind["description"]
