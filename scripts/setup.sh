@@ -9,7 +9,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # command -> Debian package
 declare -A tools=(
   [ip]=iproute2 [ping]=iputils-ping [traceroute]=traceroute [arping]=iputils-arping
-  [dnsmasq]=dnsmasq-base
+  [tracepath]=iputils-tracepath [mtr]=mtr-tiny [dnsmasq]=dnsmasq-base
 )
 missing=()
 for tool in "${!tools[@]}"; do
@@ -19,6 +19,11 @@ done
 # The UI tests drive Debian's chromium (Playwright's own browser download is not used).
 if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
   missing+=(chromium)
+fi
+
+# The TCP traceroute tests filter ICMP and ports inside a lab namespace with nftables.
+if [ "${1:-}" = "--test" ] && ! command -v nft >/dev/null 2>&1 && ! [ -x /usr/sbin/nft ]; then
+  missing+=(nftables)
 fi
 
 # The SSH executor's tests run a real OpenSSH server in each lab system VM.

@@ -8,6 +8,7 @@ down at the end even on failure. Only lab addresses are ever contacted.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import secrets
@@ -29,11 +30,14 @@ pytestmark = pytest.mark.lab
 SYSTEM_VMS = ("router", "secondarystoragevm", "consoleproxy")
 WEB = "198.51.100.10"
 DNS = "198.51.100.53"
+GATEWAY6 = "2001:db8:0:113::1"
+WEB6 = "2001:db8:0:100::10"
+DNS6 = "2001:db8:0:100::53"
 
 # Runs inside a namespace: one UDP exchange with the lab's DNS server, bytes made by the test.
 _DNS_CLIENT = """
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[2] else socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(3)
 s.sendto(bytes.fromhex(sys.argv[1]), (sys.argv[2], 53))
 print(s.recv(4096).hex())
@@ -116,6 +120,11 @@ def test_status_json_shape(lab: LabStatus) -> None:
         "dns": DNS,
         "unreachable": "198.51.100.99",
         "uservm": "192.0.2.100",
+        "gateway6": GATEWAY6,
+        "web6": WEB6,
+        "dns6": DNS6,
+        "unreachable6": "2001:db8:0:100::99",
+        "uservm6": "2001:db8:0:2::100",
     }
     entries = {e["role"]: e for e in data["namespaces"]}
     assert [e["role"] for e in data["namespaces"]] == [
@@ -144,6 +153,13 @@ def test_status_json_shape(lab: LabStatus) -> None:
         ("eth1", "control", "169.254.0.10", 16),
         ("eth2", "public", "203.0.113.10", 24),
     ]
+    # The IPv6 addresses as the kernel has them (global scope; DAD off, so never tentative).
+    assert [i["address6"] for i in r["interfaces"]] == [
+        "2001:db8:0:2::1/64",
+        None,
+        "2001:db8:0:113::10/64",
+    ]
+    assert [i["address6"] for i in entries["web"]["interfaces"]] == [f"{WEB6}/64"]
     assert (r["controladdress"], r["publicaddress"], r["guestaddress"]) == (
         "169.254.0.10",
         "203.0.113.10",
@@ -223,6 +239,52 @@ def test_user_vm_reaches_the_web_through_the_router(lab: LabStatus) -> None:
 def test_unreachable_target_fails(lab: LabStatus) -> None:
     ping = in_ns(ns_of(lab, "router"), "ping", "-c", "1", "-W", "2", lab.targets["unreachable"])
     assert ping.returncode != 0, ping.stdout
+    ping6 = in_ns(
+        ns_of(lab, "router"), "ping", "-6", "-c", "1", "-W", "2", lab.targets["unreachable6"]
+    )
+    assert ping6.returncode != 0, ping6.stdout
+
+
+def trace_hops(out: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line.split()[1] for line in out.stdout.splitlines()[1:] if line.strip()]
+
+
+@pytest.mark.parametrize("role", SYSTEM_VMS)
+def test_ipv6_from_system_vm(lab: LabStatus, role: str) -> None:
+    ns = ns_of(lab, role)
+    ping = in_ns(ns, "ping", "-6", "-c", "1", "-W", "2", lab.targets["web6"])
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    trace = in_ns(ns, "traceroute", "-6", "-n", "-m", "5", "-w", "1", "-q", "1", WEB6)
+    assert trace.returncode == 0, trace.stderr
+    assert trace_hops(trace) == [GATEWAY6, WEB6], trace.stdout
+
+
+def test_user_vm_reaches_the_web_over_ipv6_through_the_router(lab: LabStatus) -> None:
+    ns = ns_of(lab, "uservm")
+    trace = in_ns(ns, "traceroute", "-6", "-n", "-m", "5", "-w", "1", "-q", "1", WEB6)
+    assert trace_hops(trace) == ["2001:db8:0:2::1", GATEWAY6, WEB6], trace.stdout
+
+
+def test_ipv6_stays_off_the_control_network_and_has_no_way_out(lab: LabStatus) -> None:
+    for role in SYSTEM_VMS:
+        control = "eth1" if role == "router" else "eth0"
+        out = in_ns(ns_of(lab, role), "ip", "-6", "addr", "show", "dev", control)
+        assert out.returncode == 0 and out.stdout.strip() == "", out.stdout
+    for role in ("hypervisor", "switch"):
+        out = in_ns(ns_of(lab, role), "ip", "-6", "addr", "show")
+        assert out.stdout.strip() == "", (role, out.stdout)
+    up = in_ns(ns_of(lab, "upstream"), "ip", "-6", "route", "show", "default")
+    assert up.returncode == 0 and up.stdout.strip() == ""
+    # Addresses outside the lab have no route at all from the upstream router.
+    outside = in_ns(ns_of(lab, "upstream"), "ip", "-6", "route", "get", "2001:4860::1")
+    assert outside.returncode != 0
+
+
+def test_tracepath_finds_the_smaller_mtu_of_the_internet_segment(lab: LabStatus) -> None:
+    for target in (WEB, WEB6):
+        out = in_ns(ns_of(lab, "router"), "tracepath", "-n", "-m", "5", target)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "Resume: pmtu 1400 hops 2 back 2" in out.stdout, out.stdout
 
 
 @pytest.mark.parametrize("role", SYSTEM_VMS)
@@ -234,11 +296,11 @@ def test_http_get_from_system_vm(lab: LabStatus, role: str) -> None:
     assert "cloudiag lab" in body
 
 
-def dns_query(name: str, qid: int) -> bytes:
-    """A standard query, recursion desired, for the A record of ``name``."""
+def dns_query(name: str, qid: int, qtype: int = 1) -> bytes:
+    """A standard query, recursion desired, for the A (or ``qtype``) records of ``name``."""
     header = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
     qname = b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0"
-    return header + qname + struct.pack("!HH", 1, 1)
+    return header + qname + struct.pack("!HH", qtype, 1)
 
 
 def _skip_name(buf: bytes, pos: int) -> int:
@@ -252,7 +314,7 @@ def _skip_name(buf: bytes, pos: int) -> int:
 
 
 def dns_answer(buf: bytes, qid: int) -> tuple[int, list[str]]:
-    """(rcode, A records) of a response."""
+    """(rcode, A and AAAA records) of a response."""
     rid, flags, qdcount, ancount, _, _ = struct.unpack("!HHHHHH", buf[:12])
     assert rid == qid and flags & 0x8000, "not a response to our query"
     pos = 12
@@ -265,13 +327,16 @@ def dns_answer(buf: bytes, qid: int) -> tuple[int, list[str]]:
         pos += 10
         if rtype == 1:
             addresses.append(".".join(str(b) for b in buf[pos : pos + 4]))
+        elif rtype == 28:
+            addresses.append(str(ipaddress.IPv6Address(buf[pos : pos + 16])))
         pos += rdlength
     return flags & 0x000F, addresses
 
 
-def ask(ns: str, name: str) -> tuple[int, list[str]]:
+def ask(ns: str, name: str, qtype: int = 1, server: str = DNS) -> tuple[int, list[str]]:
     qid = secrets.randbelow(0xFFFF)
-    out = in_ns(ns, sys.executable, "-I", "-c", _DNS_CLIENT, dns_query(name, qid).hex(), DNS)
+    query = dns_query(name, qid, qtype).hex()
+    out = in_ns(ns, sys.executable, "-I", "-c", _DNS_CLIENT, query, server)
     assert out.returncode == 0, out.stderr
     return dns_answer(bytes.fromhex(out.stdout.strip()), qid)
 
@@ -287,6 +352,19 @@ def test_dns_lookup_from_system_vm(lab: LabStatus) -> None:
     # ip netns exec mounts the lab's resolv.conf: names resolve through the lab's server.
     ping = in_ns(ns, "ping", "-c", "1", "-W", "2", "web.lab.test")
     assert ping.returncode == 0 and WEB in ping.stdout, ping.stdout + ping.stderr
+
+
+def test_dns_answers_aaaa_over_both_families(lab: LabStatus) -> None:
+    if not lab.by_role("dns").running:
+        pytest.skip("dnsmasq is not installed: the lab has no DNS server")
+    ns = ns_of(lab, "router")
+    for server in (DNS, DNS6):
+        assert ask(ns, "web.lab.test", 28, server) == (0, [WEB6])
+        assert ask(ns, "web.lab.test", 1, server) == (0, [WEB])
+        assert ask(ns, "uservm.lab.test", 28, server) == (0, ["2001:db8:0:2::100"])
+        assert ask(ns, "nope.lab.test", 28, server) == (3, [])
+    ping = in_ns(ns, "ping", "-6", "-c", "1", "-W", "2", "web.lab.test")
+    assert ping.returncode == 0 and WEB6 in ping.stdout, ping.stdout + ping.stderr
 
 
 # --- lifecycle --------------------------------------------------------------------------
@@ -351,6 +429,9 @@ def test_cli_status(lab: LabStatus, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for ns in lab.namespaces:
         assert ns.namespace in out
+    # IPv6 targets as written: ":100:" in them is not an emoji code.
+    assert f"web6={WEB6}" in out and "2001:db8:0:100::53/64" in out
+    assert "\U0001f4af" not in out
     assert cli("lab", "up", "--prefix", lab.prefix, "--json") == 0
     assert json.loads(capsys.readouterr().out) == now
 

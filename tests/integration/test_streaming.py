@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from cloudiag.client import AsyncJob
+from cloudiag.sysvm import registry
 from tests.integration.stack import Stack, cs_signature, tool_pids
 
 
@@ -178,10 +179,19 @@ def test_cancel_stops_the_tool_on_the_vm(stack: Stack) -> None:
 def test_types_per_vm(stack: Stack) -> None:
     router = stack.ok("listDiagnosticsTypes", targetid=stack.vm("router")["uuid"])
     ssvm = stack.ok("listDiagnosticsTypes", targetid=stack.vm("secondarystoragevm")["uuid"])
-    assert {"ping", "traceroute", "arping", "ping6", "traceroute6"} == {
+    # Every type the registry has for the VM's type (tracepath, mtr… as they come), in order.
+    assert [t["name"] for t in router["diagnosticstype"]] == [
+        t.name for t in registry.types_for_vm("domainrouter")
+    ]
+    assert [t["name"] for t in ssvm["diagnosticstype"]] == [
+        t.name for t in registry.types_for_vm("secondarystoragevm")
+    ]
+    assert {"ping", "traceroute", "arping", "ping6", "traceroute6"} <= {
         t["name"] for t in router["diagnosticstype"]
     }
-    assert {"ping", "traceroute", "arping"} == {t["name"] for t in ssvm["diagnosticstype"]}
+    ssvm_names = {t["name"] for t in ssvm["diagnosticstype"]}
+    assert {"ping", "traceroute", "arping"} <= ssvm_names
+    assert not {"ping6", "traceroute6"} & ssvm_names
     ping = next(t for t in ssvm["diagnosticstype"] if t["name"] == "ping")
     count = next(o for o in ping["options"] if o["flag"] == "-c")
     assert (count["minimum"], count["maximum"]) == (1, 100)

@@ -124,8 +124,8 @@ def _job(type_: str, parsed: dict[str, Any]) -> dict[str, Any]:
 def test_a_type_gets_its_declared_summary_or_the_generic_one(page: Page, ui_stack: Stack) -> None:
     log_in(page, ui_stack, ui_stack.admin)
     # A type no module is named for: its fields, plainly; the verdict from reached and loss.
-    parsed = {"type": "mtr", "destination": "198.51.100.10", "reached": False, "loss": 50.0}
-    page.evaluate(SHOW_RESULT_JS, [_job("mtr", parsed), [], "generic"])
+    parsed = {"type": "nmap", "destination": "198.51.100.10", "reached": False, "loss": 50.0}
+    page.evaluate(SHOW_RESULT_JS, [_job("nmap", parsed), [], "generic"])
     generic = page.locator("#generic")
     expect(generic.get_by_test_id("generic-summary")).to_contain_text("destination198.51.100.10")
     expect(generic.get_by_test_id("generic-summary")).to_contain_text("reachedfalse")

@@ -53,7 +53,7 @@ async def test_a_request_runs_on_the_executor_its_vms_access_calls_for() -> None
         (request(vm_id="vm-nowhere"), "VM vm-nowhere is not on host host-1"),
         (request(vm_id=STOPPED.id), "VM v-3-VM is Stopped"),
         (request(vm_id=SSVM.id), "VM s-2-VM has no executor this agent supports"),
-        (request(type="mtr"), "mtr Is not a valid diagnostics command type."),
+        (request(type="nmap"), "nmap Is not a valid diagnostics command type."),
         (request(address="-c"), "must not start with '-'"),
         (request(params=["--flood"]), '"--flood" is not allowed for ping'),
         (request(denied_networks=["198.51.100.0/24"]), "198.51.100.0/24"),

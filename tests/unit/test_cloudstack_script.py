@@ -10,6 +10,8 @@ from cloudiag.agent.executors.cloudstack_script import (
     command,
     parse,
 )
+from cloudiag.sysvm import registry
+from cloudiag.sysvm.policy import script_cannot_run
 from cloudiag.sysvm.validate import validate
 
 
@@ -118,3 +120,15 @@ def test_the_command_is_the_script_with_the_validated_words() -> None:
     assert command(req) == "/opt/cloud/bin/diagnostics.py ping 198.51.100.10 -c 1 -W 2"
     req = validate("arping", "203.0.113.1", "-I eth2 -c 1")
     assert command(req) == "/opt/cloud/bin/diagnostics.py arping 203.0.113.1 -I eth2 -c 1"
+
+
+@pytest.mark.parametrize("type_", sorted(registry.TYPES))
+def test_only_the_scripts_own_types_go_to_it(type_: str) -> None:
+    # The real script prints nothing for another type: the API and the agent refuse it.
+    why = script_cannot_run(type_, "v-3-VM")
+    if type_ in ("ping", "traceroute", "arping"):
+        assert why is None
+    else:
+        assert why == (
+            f"the CloudStack script on v-3-VM runs only arping, ping, traceroute, not {type_}"
+        )

@@ -118,9 +118,14 @@ def _rows(lab: LabStatus) -> list[tuple[str, str, str, str]]:
             rows.append((ns.namespace, ns.role, "running" if ns.running else "stopped", bridges))
             continue
         nics = ", ".join(
-            f"{i.name} {i.network or '?'} {i.address}/{i.prefixlen}"
-            if i.address
-            else f"{i.name} {i.network or '?'}"
+            " ".join(
+                [
+                    i.name,
+                    i.network or "?",
+                    *([f"{i.address}/{i.prefixlen}"] if i.address else []),
+                    *([i.address6] if i.address6 else []),
+                ]
+            )
             for i in ns.interfaces
         )
         if ns.service is not None:
@@ -166,7 +171,8 @@ def print_status(lab: LabStatus) -> None:
         table.add_column(col)
     for row in _rows(lab):
         table.add_row(*row)
-    console = Console()
+    # No emoji codes: "2001:db8:0:100::10" holds ":100:", which rich would draw as one.
+    console = Console(emoji=False)
     console.print(table)
     console.print(targets, highlight=False)
     for w in lab.warnings:

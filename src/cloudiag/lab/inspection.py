@@ -73,13 +73,27 @@ def _v4(link: dict[str, Any]) -> dict[str, Any] | None:
     return next((a for a in link.get("addr_info", []) if a.get("family") == "inet"), None)
 
 
+def _v6(link: dict[str, Any]) -> dict[str, Any] | None:
+    # The global one: a NIC with IPv6 also has its fe80:: address.
+    return next(
+        (
+            a
+            for a in link.get("addr_info", [])
+            if a.get("family") == "inet6" and a.get("scope") == "global"
+        ),
+        None,
+    )
+
+
 def _interface_info(link: dict[str, Any], network: str | None) -> InterfaceInfo:
     addr = _v4(link)
+    addr6 = _v6(link)
     return InterfaceInfo(
         name=str(link.get("ifname", "")),
         network=network,
         address=str(addr["local"]) if addr else None,
         prefixlen=int(addr["prefixlen"]) if addr else None,
+        address6=f"{addr6['local']}/{addr6['prefixlen']}" if addr6 else None,
         mac=link.get("address"),
         state=str(link.get("operstate", "UNKNOWN")),
     )
@@ -89,12 +103,19 @@ def _nics_ok(n: Node, links: dict[str, dict[str, Any]]) -> bool:
     for iface in n.interfaces:
         link = links.get(iface.name)
         addr = _v4(link) if link else None
+        addr6 = _v6(link) if link else None
         if (
             link is None
             or link.get("operstate") != "UP"
             or addr is None
             or addr.get("local") != str(iface.address.ip)
             or addr.get("prefixlen") != iface.address.network.prefixlen
+        ):
+            return False
+        if iface.address6 is not None and (
+            addr6 is None
+            or addr6.get("local") != str(iface.address6.ip)
+            or addr6.get("prefixlen") != iface.address6.network.prefixlen
         ):
             return False
     return True

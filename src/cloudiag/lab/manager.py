@@ -62,6 +62,8 @@ REQUIRED_TOOLS = {
     "ping": "iputils-ping",
     "traceroute": "traceroute",
     "arping": "iputils-arping",
+    "tracepath": "iputils-tracepath",
+    "mtr": "mtr-tiny",
 }
 #: Optional: without it the lab has no DNS server.
 OPTIONAL_TOOLS = {"dnsmasq": "dnsmasq-base"}

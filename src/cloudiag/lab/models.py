@@ -22,6 +22,8 @@ class InterfaceInfo(_Model):
     network: str | None
     address: str | None
     prefixlen: int | None
+    #: Its global IPv6 address with prefix length ("2001:db8:0:113::10/64"), if any.
+    address6: str | None = None
     mac: str | None
     #: The kernel's operstate: "UP", "DOWN", "LOWERLAYERDOWN"…
     state: str

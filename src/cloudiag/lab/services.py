@@ -16,7 +16,17 @@ from pathlib import Path
 
 from cloudiag.lab import system
 from cloudiag.lab.errors import LabError
-from cloudiag.lab.topology import DNS, DNS_DOMAIN, DNS_RECORDS, SEGMENTS, Node, Service, namespace
+from cloudiag.lab.topology import (
+    DNS,
+    DNS6,
+    DNS_DOMAIN,
+    DNS_RECORDS,
+    DNS_RECORDS6,
+    SEGMENTS,
+    Node,
+    Service,
+    namespace,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +70,23 @@ def _dnsmasq_argv(dnsmasq: str) -> list[str]:
         creds = ["--user=nobody", f"--group={grp.getgrgid(user.pw_gid).gr_name}"]
     except KeyError:
         creds = ["--user=root", "--group=root"]
-    # Authoritative for the lab's zone and the reverse zones of its /24s: unknown names get
-    # NXDOMAIN at once. No upstream servers (--no-resolv), so nothing is ever forwarded.
+    # Authoritative for the lab's zone and the reverse zones of its /24s and /64s: unknown
+    # names get NXDOMAIN at once. No upstream servers (--no-resolv), so nothing is ever
+    # forwarded. Each name's A and AAAA come from one --host-record.
     reverse = [
         seg.network.network_address.reverse_pointer.split(".", 1)[1]
         for seg in SEGMENTS
         if seg.network.prefixlen == 24
+    ]
+    # The last 16 nibbles of an ip6.arpa name are the interface identifier of a /64.
+    reverse += [
+        seg.network6.network_address.reverse_pointer.split(".", 16)[16]
+        for seg in SEGMENTS
+        if seg.network6 is not None
+    ]
+    records = [
+        ",".join([name, str(addr), *([str(DNS_RECORDS6[name])] if name in DNS_RECORDS6 else [])])
+        for name, addr in DNS_RECORDS.items()
     ]
     return [
         dnsmasq,
@@ -73,13 +94,13 @@ def _dnsmasq_argv(dnsmasq: str) -> list[str]:
         "--conf-file=/dev/null",
         "--no-resolv",
         "--no-hosts",
-        f"--listen-address={DNS}",
+        f"--listen-address={DNS},{DNS6}",
         "--bind-interfaces",
         *creds,
         "--log-facility=-",
         "--pid-file=",
         *(f"--local=/{zone}/" for zone in (DNS_DOMAIN, *reverse)),
-        *(f"--host-record={name},{addr}" for name, addr in DNS_RECORDS.items()),
+        *(f"--host-record={record}" for record in records),
     ]
 
 

@@ -1,8 +1,9 @@
 """The lab zone, declared once: segments, namespaces, interfaces, routes, targets.
 
 Pure data and pure functions (no root, no subprocess), so the unit tests can check the
-whole declaration. Only documentation ranges (RFC 5737) and link-local addresses are used,
-and every route points at an address of the lab itself: no packet can leave the machine.
+whole declaration. Only documentation ranges (RFC 5737, and RFC 3849's 2001:db8::/32 for
+IPv6) and link-local addresses are used, and every route points at an address of the lab
+itself: no packet can leave the machine.
 
 Layout (``P`` is the prefix, ``cdlab`` by default)::
 
@@ -21,6 +22,14 @@ The management NIC (eth1) of the SSVM and the CPVM is there so the public NIC is
 a real system VM (CloudStack's own tests run ``arping -I eth2``). It only carries a
 link-local address added with ``noprefixroute``: it has no route, so it never competes with
 the control network, which uses the same 169.254.0.0/16 range.
+
+The guest, public and inet segments also carry IPv6, one /64 each from 2001:db8::/32, the
+last group repeating the IPv4 address's last number: public 2001:db8:0:113::/64 (gateway
+::1, router ::10, SSVM ::20, CPVM ::30), inet 2001:db8:0:100::/64 (upstream ::1, web ::10,
+DNS ::53), guest 2001:db8:0:2::/64 (router ::1, user VM ::100). IPv6 routes mirror the IPv4
+ones; the upstream router has no IPv6 default route either. The control and management
+NICs, the hypervisor and the switch have no IPv6 at all. The inet segment's MTU is 1400
+(the rest 1500), so the path MTU from a system VM to the web server is 1400.
 """
 
 from __future__ import annotations
@@ -30,16 +39,28 @@ import ipaddress
 import re
 import uuid
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 
 from cloudiag.domain import VmType
 
-#: Every address of the lab lies in one of these (RFC 5737 TEST-NETs and link-local).
-ALLOWED_NETWORKS: tuple[IPv4Network, ...] = tuple(
-    IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "169.254.0.0/16")
+#: Every address of the lab lies in one of these (RFC 5737 TEST-NETs, RFC 3849's IPv6
+#: documentation prefix and link-local).
+ALLOWED_NETWORKS: tuple[IPv4Network | IPv6Network, ...] = (
+    *(IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")),
+    IPv4Network("169.254.0.0/16"),
+    IPv6Network("2001:db8::/32"),
+    IPv6Network("fe80::/10"),
 )
 
 DEFAULT_ROUTE = IPv4Network("0.0.0.0/0")
+DEFAULT_ROUTE6 = IPv6Network("::/0")
 
 #: A prefix is a plain word: no "-", so "<prefix>-" can never match another lab's names.
 PREFIX_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,15}")
@@ -71,12 +92,34 @@ class Segment:
     name: str
     network: IPv4Network
     description: str
+    #: Its IPv6 /64, or None for a segment without IPv6.
+    network6: IPv6Network | None = None
+    #: The MTU of every NIC on it.
+    mtu: int = 1500
 
 
 SEGMENTS: tuple[Segment, ...] = (
-    Segment("guest", IPv4Network("192.0.2.0/24"), "guest network, behind the virtual router"),
-    Segment("public", IPv4Network("203.0.113.0/24"), "public network; gateway 203.0.113.1"),
-    Segment("inet", IPv4Network("198.51.100.0/24"), "the 'internet': web and DNS servers"),
+    Segment(
+        "guest",
+        IPv4Network("192.0.2.0/24"),
+        "guest network, behind the virtual router",
+        IPv6Network("2001:db8:0:2::/64"),
+    ),
+    Segment(
+        "public",
+        IPv4Network("203.0.113.0/24"),
+        "public network; gateway 203.0.113.1",
+        IPv6Network("2001:db8:0:113::/64"),
+    ),
+    Segment(
+        "inet",
+        IPv4Network("198.51.100.0/24"),
+        "the 'internet': web and DNS servers; MTU 1400",
+        IPv6Network("2001:db8:0:100::/64"),
+        # Smaller than the public network's, so that tracepath finds a path MTU below the
+        # first hop's, as behind a tunnel.
+        mtu=1400,
+    ),
     Segment("control", IPv4Network("169.254.0.0/16"), "link-local control network"),
     Segment("mgmt", IPv4Network("169.254.0.0/16"), "management NICs: link-local, no route"),
 )
@@ -91,14 +134,16 @@ class Interface:
     address: IPv4Interface
     #: False: the address is added with ``noprefixroute`` (present, but routes nothing).
     prefix_route: bool = True
+    #: Its IPv6 address (added without DAD, usable at once), or None: no IPv6 on this NIC.
+    address6: IPv6Interface | None = None
 
 
 @dataclass(frozen=True)
 class Route:
-    """A static route of a node; the default route has destination 0.0.0.0/0."""
+    """A static route of a node; the default route has destination 0.0.0.0/0 (or ::/0)."""
 
-    destination: IPv4Network
-    via: IPv4Address
+    destination: IPv4Network | IPv6Network
+    via: IPv4Address | IPv6Address
 
 
 @dataclass(frozen=True)
@@ -136,18 +181,41 @@ class Node:
         """This node's address on a segment (the first one), or None."""
         return next((i.address.ip for i in self.interfaces if i.segment == segment), None)
 
+    def address6_on(self, segment: str) -> IPv6Address | None:
+        """This node's IPv6 address on a segment, or None."""
+        return next(
+            (i.address6.ip for i in self.interfaces if i.segment == segment and i.address6),
+            None,
+        )
+
     @property
     def gateway(self) -> IPv4Address | None:
         """The next hop of the default route, or None."""
-        return next((r.via for r in self.routes if r.destination == DEFAULT_ROUTE), None)
+        return next(
+            (IPv4Address(r.via) for r in self.routes if r.destination == DEFAULT_ROUTE), None
+        )
+
+    @property
+    def gateway6(self) -> IPv6Address | None:
+        """The next hop of the IPv6 default route, or None."""
+        return next(
+            (IPv6Address(r.via) for r in self.routes if r.destination == DEFAULT_ROUTE6), None
+        )
 
 
-def _if(name: str, segment: str, address: str, *, prefix_route: bool = True) -> Interface:
-    return Interface(name, segment, IPv4Interface(address), prefix_route)
+def _if(
+    name: str, segment: str, address: str, address6: str | None = None, *, prefix_route: bool = True
+) -> Interface:
+    v6 = IPv6Interface(address6) if address6 else None
+    return Interface(name, segment, IPv4Interface(address), prefix_route, v6)
 
 
 def _default(via: str) -> Route:
     return Route(DEFAULT_ROUTE, IPv4Address(via))
+
+
+def _default6(via: IPv6Address) -> Route:
+    return Route(DEFAULT_ROUTE6, via)
 
 
 GATEWAY = IPv4Address("203.0.113.1")
@@ -162,16 +230,29 @@ GUEST_NETWORK = IPv4Network("192.0.2.0/24")
 #: The hypervisor's end of the control network (a KVM host's cloud0 bridge).
 HYPERVISOR_ADDRESS = IPv4Address("169.254.0.1")
 
+GATEWAY6 = IPv6Address("2001:db8:0:113::1")
+UPSTREAM_INET6 = IPv6Address("2001:db8:0:100::1")
+WEB6 = IPv6Address("2001:db8:0:100::10")
+DNS6 = IPv6Address("2001:db8:0:100::53")
+UNREACHABLE6 = IPv6Address("2001:db8:0:100::99")
+ROUTER_GUEST6 = IPv6Address("2001:db8:0:2::1")
+ROUTER_PUBLIC6 = IPv6Address("2001:db8:0:113::10")
+USER_VM6 = IPv6Address("2001:db8:0:2::100")
+GUEST_NETWORK6 = IPv6Network("2001:db8:0:2::/64")
+
 NODES: tuple[Node, ...] = (
     Node(
         "upstream",
         "up",
         "upstream",
         None,
-        (_if("eth0", "public", f"{GATEWAY}/24"), _if("eth1", "inet", f"{UPSTREAM_INET}/24")),
+        (
+            _if("eth0", "public", f"{GATEWAY}/24", f"{GATEWAY6}/64"),
+            _if("eth1", "inet", f"{UPSTREAM_INET}/24", f"{UPSTREAM_INET6}/64"),
+        ),
         # The guest network is reached through the virtual router, as a provider would route
         # a customer's network (the lab has no NAT).
-        routes=(Route(GUEST_NETWORK, ROUTER_PUBLIC),),
+        routes=(Route(GUEST_NETWORK, ROUTER_PUBLIC), Route(GUEST_NETWORK6, ROUTER_PUBLIC6)),
         forwarding=True,
     ),
     Node(
@@ -179,8 +260,8 @@ NODES: tuple[Node, ...] = (
         "web",
         "web",
         None,
-        (_if("eth0", "inet", f"{WEB}/24"),),
-        routes=(_default(str(UPSTREAM_INET)),),
+        (_if("eth0", "inet", f"{WEB}/24", f"{WEB6}/64"),),
+        routes=(_default(str(UPSTREAM_INET)), _default6(UPSTREAM_INET6)),
         service=Service("web", "http.server", "tcp", WEB, 80),
     ),
     Node(
@@ -188,8 +269,8 @@ NODES: tuple[Node, ...] = (
         "dns",
         "dns",
         None,
-        (_if("eth0", "inet", f"{DNS}/24"),),
-        routes=(_default(str(UPSTREAM_INET)),),
+        (_if("eth0", "inet", f"{DNS}/24", f"{DNS6}/64"),),
+        routes=(_default(str(UPSTREAM_INET)), _default6(UPSTREAM_INET6)),
         service=Service("dns", "dnsmasq", "udp", DNS, 53),
     ),
     # Interfaces as on a real CloudStack VR: eth0 guest, eth1 control (link-local), eth2 public.
@@ -199,11 +280,11 @@ NODES: tuple[Node, ...] = (
         "router",
         VmType.DOMAIN_ROUTER,
         (
-            _if("eth0", "guest", f"{ROUTER_GUEST}/24"),
+            _if("eth0", "guest", f"{ROUTER_GUEST}/24", f"{ROUTER_GUEST6}/64"),
             _if("eth1", "control", "169.254.0.10/16"),
-            _if("eth2", "public", f"{ROUTER_PUBLIC}/24"),
+            _if("eth2", "public", f"{ROUTER_PUBLIC}/24", f"{ROUTER_PUBLIC6}/64"),
         ),
-        routes=(_default(str(GATEWAY)),),
+        routes=(_default(str(GATEWAY)), _default6(GATEWAY6)),
         forwarding=True,
     ),
     # SSVM and CPVM: eth0 control, eth1 management, eth2 public, as on real ones.
@@ -215,9 +296,9 @@ NODES: tuple[Node, ...] = (
         (
             _if("eth0", "control", "169.254.0.20/16"),
             _if("eth1", "mgmt", "169.254.1.20/16", prefix_route=False),
-            _if("eth2", "public", "203.0.113.20/24"),
+            _if("eth2", "public", "203.0.113.20/24", "2001:db8:0:113::20/64"),
         ),
-        routes=(_default(str(GATEWAY)),),
+        routes=(_default(str(GATEWAY)), _default6(GATEWAY6)),
     ),
     Node(
         "v-3-VM",
@@ -227,17 +308,17 @@ NODES: tuple[Node, ...] = (
         (
             _if("eth0", "control", "169.254.0.30/16"),
             _if("eth1", "mgmt", "169.254.1.30/16", prefix_route=False),
-            _if("eth2", "public", "203.0.113.30/24"),
+            _if("eth2", "public", "203.0.113.30/24", "2001:db8:0:113::30/64"),
         ),
-        routes=(_default(str(GATEWAY)),),
+        routes=(_default(str(GATEWAY)), _default6(GATEWAY6)),
     ),
     Node(
         "i-4-VM",
         "i4",
         "uservm",
         None,
-        (_if("eth0", "guest", f"{USER_VM}/24"),),
-        routes=(_default(str(ROUTER_GUEST)),),
+        (_if("eth0", "guest", f"{USER_VM}/24", f"{USER_VM6}/64"),),
+        routes=(_default(str(ROUTER_GUEST)), _default6(ROUTER_GUEST6)),
     ),
     # Only the control segment, and no route at all: what it reaches is the link-local
     # control network, so an SSH client in it can talk to the system VMs and nothing else.
@@ -263,6 +344,19 @@ DNS_RECORDS: dict[str, IPv4Address] = {
     f"unreachable.{DNS_DOMAIN}": UNREACHABLE,
 }
 
+#: The IPv6 addresses of those names that have one (AAAA and PTR records).
+DNS_RECORDS6: dict[str, IPv6Address] = {
+    f"web.{DNS_DOMAIN}": WEB6,
+    f"dns.{DNS_DOMAIN}": DNS6,
+    f"gw.{DNS_DOMAIN}": GATEWAY6,
+    f"upstream.{DNS_DOMAIN}": UPSTREAM_INET6,
+    f"router.{DNS_DOMAIN}": ROUTER_PUBLIC6,
+    f"ssvm.{DNS_DOMAIN}": IPv6Address("2001:db8:0:113::20"),
+    f"cpvm.{DNS_DOMAIN}": IPv6Address("2001:db8:0:113::30"),
+    f"uservm.{DNS_DOMAIN}": USER_VM6,
+    f"unreachable.{DNS_DOMAIN}": UNREACHABLE6,
+}
+
 #: Where diagnostics can be pointed at (what `lab status` shows as "targets").
 TARGETS: dict[str, str] = {
     "gateway": str(GATEWAY),
@@ -272,6 +366,12 @@ TARGETS: dict[str, str] = {
     # On the internet segment and routed, but no host answers there.
     "unreachable": str(UNREACHABLE),
     "uservm": str(USER_VM),
+    # The same hosts over IPv6.
+    "gateway6": str(GATEWAY6),
+    "web6": str(WEB6),
+    "dns6": str(DNS6),
+    "unreachable6": str(UNREACHABLE6),
+    "uservm6": str(USER_VM6),
 }
 
 
@@ -353,10 +453,11 @@ def segment(name: str) -> Segment:
     raise KeyError(name)
 
 
-def in_lab(address: IPv4Address | IPv4Network | str) -> bool:
+def in_lab(address: IPv4Address | IPv6Address | IPv4Network | IPv6Network | str) -> bool:
     """True if the address (or the whole network) lies in one of the allowed ranges."""
-    if isinstance(address, IPv4Network):
-        return any(address.subnet_of(n) for n in ALLOWED_NETWORKS)
+    if isinstance(address, IPv4Network | IPv6Network):
+        same = (n for n in ALLOWED_NETWORKS if n.version == address.version)
+        return any(address.subnet_of(n) for n in same)  # type: ignore[arg-type]
     ip = ipaddress.ip_address(str(address))
     return any(ip in n for n in ALLOWED_NETWORKS)
 

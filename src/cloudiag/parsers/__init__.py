@@ -57,6 +57,22 @@ whoever displays it escapes it.
      "replies": [{"address": "203.0.113.1", "mac": "02:C0:C1:16:F1:77", "time": 0.55,
                   "kind": "Unicast"}],
      "macs": ["02:C0:C1:16:F1:77"], "duplicate": False, "dad": False, "complete": True}
+
+``tracepath`` (RIPE Atlas traceroute hops, plus the path MTU)::
+
+    {"type": "tracepath", "af": 4, "dst_addr": "198.51.100.10", "dst_name": "web.lab.test",
+     "pmtu": 1400, "forward_hops": 2, "return_hops": 2, "reached": True,
+     "result": [{"hop": 2, "pmtu": 1400,
+                 "result": [{"from": "203.0.113.1", "name": "gw.lab.test", "rtt": 0.006,
+                             "mtu": 1400}, {"x": "*"}]}]}
+
+``mtr`` (RIPE Atlas traceroute hops, plus mtr's statistics per hop)::
+
+    {"type": "mtr", "af": 4, "dst_addr": "198.51.100.10", "dst_name": None, "cycles": 5,
+     "size": 64, "reached": True,
+     "result": [{"hop": 1, "result": [{"from": "203.0.113.1", "name": "gw.lab.test"}],
+                 "loss": 0.0, "sent": 5, "last": 0.068, "avg": 0.077, "best": 0.068,
+                 "worst": 0.086, "stdev": 0.006}]}
 """
 
 from __future__ import annotations

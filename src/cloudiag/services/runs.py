@@ -169,7 +169,10 @@ def _plan_one(
     if denied:
         raise InvalidInput(denied, param="ipaddress")
     if vm.access.get("script") == "cloudstack":
-        # The agent would refuse it too; say so now, as a bad parameter.
+        # The agent would refuse these too; say so now, as bad parameters.
+        cannot = policy.script_cannot_run(request.type.name, vm.name)
+        if cannot:
+            raise InvalidInput(cannot, param="type")
         host = request.type.target.host(request.address)
         unchecked = policy.unchecked_name(host, vm.name, limits.denied_networks)
         if unchecked:

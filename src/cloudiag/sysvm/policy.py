@@ -99,6 +99,21 @@ def _denied(shown_as: str, addresses: Sequence[str], networks: Sequence[Network]
     return None
 
 
+#: The types CloudStack's own diagnostics.py runs; it prints nothing for any other.
+CLOUDSTACK_SCRIPT_TYPES = ("arping", "ping", "traceroute")
+
+
+def script_cannot_run(type_name: str, vm_name: str) -> str | None:
+    """Why a VM that runs CloudStack's own script cannot run a diagnostic of this type, or
+    None: that script knows only its three types."""
+    if type_name in CLOUDSTACK_SCRIPT_TYPES:
+        return None
+    return (
+        f"the CloudStack script on {vm_name} runs only {', '.join(CLOUDSTACK_SCRIPT_TYPES)}, "
+        f"not {type_name}"
+    )
+
+
 def unchecked_name(host: str, vm_name: str, denied: Sequence[str]) -> str | None:
     """Why a VM that runs CloudStack's own script cannot take the destination ``host``, or
     None: that script hands a host name to the tool unresolved, so where the name points

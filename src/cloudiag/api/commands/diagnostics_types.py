@@ -8,7 +8,7 @@ from typing import Any
 from cloudiag.api.context import RequestContext
 from cloudiag.api.registry import ADMIN, REGISTRY, Command, Param, ResponseField
 from cloudiag.services import inventory
-from cloudiag.sysvm import registry, tokens
+from cloudiag.sysvm import policy, registry, tokens
 
 #: The address rules of sysvm/tokens.py, for a browser to check before the server does.
 ADDRESS_RULES = {
@@ -24,6 +24,9 @@ async def list_diagnostics_types(ctx: RequestContext, params: dict[str, Any]) ->
     if "targetid" in params:
         vm = await inventory.find_system_vm(ctx.app.db, params["targetid"])
         types = registry.types_for_vm(vm.vm_type)
+        if vm.access.get("script") == "cloudstack":
+            # Reached through CloudStack's own script: only the types that script runs.
+            types = [t for t in types if policy.script_cannot_run(t.name, vm.name) is None]
     else:
         types = list(registry.TYPES.values())
     items = [t.to_dict() for t in types]
