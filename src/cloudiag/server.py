@@ -26,6 +26,8 @@ from cloudiag.bus.embedded import EmbeddedNats
 from cloudiag.bus.messages import AgentReport
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
+from cloudiag.jobs import data_archive
+from cloudiag.jobs.data_archive import DataArchives
 from cloudiag.jobs.runner import JobRunner
 from cloudiag.jobs.server_identity import claim_server_id
 from cloudiag.services import accounts, housekeeping, inventory
@@ -79,6 +81,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
     nc: Client | None = None
     runner: JobRunner | None = None
     sweeper: asyncio.Task[None] | None = None
+    collector: asyncio.Task[None] | None = None
     try:
         log.info(
             "management server id %s (from %s) on %s:%s",
@@ -123,26 +126,44 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         nc = await connect(
             nats_url, f"cloudiag-server-{socket.gethostname()}", on_reconnect=restore_streams
         )
+        archives = DataArchives(
+            directory=settings.data_dir / data_archive.FOLDER,
+            key=box.derive("diagnostics-data-url"),
+            max_age=settings.diagnostics_data_max_file_age,
+        )
         runner = JobRunner(
             db,
             nc,
             server_id=identity.id,
             server_label=f"{socket.gethostname()}:{settings.port}",
             start_timeout=settings.start_timeout,
+            archives=archives,
         )
         await runner.start()
         await runner.heartbeat()
         sweeper = asyncio.create_task(
             housekeeping.run_forever(runner, db, settings.session_lifetime)
         )
+        if settings.diagnostics_data_gc_enable:
+            collector = asyncio.create_task(
+                housekeeping.collect_data_garbage(archives, settings.diagnostics_data_gc_interval)
+            )
         state = AppState(
-            settings=settings, db=db, runner=runner, nc=nc, secrets=box, js=nc.jetstream()
+            settings=settings,
+            db=db,
+            runner=runner,
+            nc=nc,
+            secrets=box,
+            js=nc.jetstream(),
+            archives=archives,
         )
         await _consume_reports(nc, state)
         yield Running(settings, nats_url, state, nc)
     finally:
         if sweeper is not None:
             sweeper.cancel()
+        if collector is not None:
+            collector.cancel()
         if runner is not None:
             await runner.close()
         if nc is not None:
