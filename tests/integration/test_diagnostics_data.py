@@ -15,6 +15,7 @@ from cs import CloudStack
 
 from cloudiag.accounts import secret_box
 from cloudiag.jobs.data_archive import DataArchives
+from cloudiag.lab.topology import CLOUDSTACK_SCRIPT_VM
 from tests.integration.stack import Account, Stack, cs_signature
 
 ROLES = ["router", "secondarystoragevm", "consoleproxy"]
@@ -56,6 +57,8 @@ def _address(stack: Stack, role: str) -> str:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_cs_gets_the_default_files_as_a_zip(stack: Stack, role: str) -> None:
+    if _runs_cloudstack_script(stack, role):
+        pytest.skip("over SSH this VM runs CloudStack's script (see the test of its refusal)")
     result = _cs(stack).getDiagnosticsData(targetid=stack.vm(role)["uuid"])
     assert set(result) == {"diagnostics"} and set(result["diagnostics"]) == {"url"}
     url = result["diagnostics"]["url"]
@@ -69,6 +72,18 @@ def test_cs_gets_the_default_files_as_a_zip(stack: Stack, role: str) -> None:
     # Every default item is accounted for, found or missing.
     assert "/var/log/cloud.log: " in info and "iptables: " in info
     assert info.count("\n") >= 10
+
+
+def _runs_cloudstack_script(stack: Stack, role: str) -> bool:
+    return stack.executor == "ssh" and stack.vm(role)["name"] == CLOUDSTACK_SCRIPT_VM
+
+
+@pytest.mark.executor("ssh")
+def test_a_vm_with_cloudstacks_script_is_refused_plainly(stack: Stack) -> None:
+    vm = next(v for v in stack.lab["namespaces"] if v["name"] == CLOUDSTACK_SCRIPT_VM)
+    response = stack.call("getDiagnosticsData", targetid=vm["uuid"])
+    assert response.status_code == 431
+    assert "CloudStack's own script" in response.json()["getdiagnosticsdataresponse"]["errortext"]
 
 
 def test_a_chosen_list_holds_only_what_was_asked(stack: Stack) -> None:
