@@ -72,6 +72,18 @@ def test_cs_gets_the_default_files_as_a_zip(stack: Stack, role: str) -> None:
     # Every default item is accounted for, found or missing.
     assert "/var/log/cloud.log: " in info and "iptables: " in info
     assert info.count("\n") >= 10
+    if stack.lab.get("ssh") is None:
+        return  # Without sshd the lab's VMs have no mount namespace: no files of their own.
+    # The VM's own files, from its mount namespace (lab/vm_files.py), on either executor.
+    name = stack.vm(role)["name"]
+    own = ["var/log/cloud.log", "var/log/daemon.log"]
+    if role == "router":
+        own += ["etc/dnsmasq.conf", "etc/dnsmasq.d/cloud.conf", "etc/haproxy/haproxy.cfg"]
+    else:
+        own += ["usr/local/cloud/systemvm/conf/agent.properties"]
+    for member in own:
+        assert f"# {name}: a cloudiag lab system VM" in archive.read(member).decode(), member
+    assert archive.read("etc/cloudstack-release").decode().startswith("Cloudstack Release")
 
 
 def _runs_cloudstack_script(stack: Stack, role: str) -> bool:

@@ -28,6 +28,10 @@ class NetnsAccess(Message):
 
     kind: Literal["netns"] = "netns"
     namespace: str
+    #: The file of the VM's persistent mount namespace on the agent's host (the lab's
+    #: mountns.py), entered with its network namespace so that the VM's own files are seen;
+    #: None, or while it is not there: `ip netns exec`'s view of the host's files.
+    mount: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9_.+/-]{1,1000}$")
 
 
 #: A command name or an absolute path, plain words only: it is a word of the remote command.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cloudiag.lab import diagnostics_script, mountns, sshd
+from cloudiag.lab import diagnostics_script, mountns, sshd, vm_files
 from cloudiag.lab.errors import LabError
 from cloudiag.lab.models import LabSshInfo, ScriptInfo, SshdInfo
 from cloudiag.lab.topology import (
@@ -22,15 +22,16 @@ from cloudiag.lab.topology import (
     system_vm_nodes,
 )
 
-#: The VM paths backed by each system VM's own tree (issue 12 adds /etc files, logs…):
-#: /opt/cloud holds the CloudStack-style script; /var/lib/cloudiag is where the SSH
-#: executor installs the zipapp, which must land in the VM, not on the lab's machine.
-VM_PATHS = ("/opt/cloud", "/var/lib/cloudiag")
-#: Files of the VM's own, made empty: root's ~/.bashrc, which bash reads for every command
-#: over SSH. The machine's runs `pyenv init` here, whose rehash lock, left by a login killed
-#: mid-way (a test kills sshd under a job), stalled every later login for 60 s; a real
-#: VM's root has a shell start-up of its own too.
-VM_FILES = ("/root/.bashrc",)
+#: The VM paths backed by each system VM's own tree: /opt/cloud holds the CloudStack-style
+#: script; /var/lib/cloudiag is where the SSH executor installs the zipapp, which must land
+#: in the VM, not on the lab's machine; the rest is where getDiagnosticsData's defaults
+#: point (vm_files.py: logs, dnsmasq, haproxy, the SSVM's and CPVM's properties).
+VM_PATHS = ("/opt/cloud", "/var/lib/cloudiag", *vm_files.DIRECTORIES)
+#: Files of the VM's own, made empty (vm_files.py fills the /etc ones): root's ~/.bashrc,
+#: which bash reads for every command over SSH. The machine's runs `pyenv init` here,
+#: whose rehash lock, left by a login killed mid-way (a test kills sshd under a job),
+#: stalled every later login for 60 s; a real VM's root has a shell start-up of its own too.
+VM_FILES = ("/root/.bashrc", *vm_files.ETC_FILES)
 
 
 def enabled(state: Path) -> bool:
@@ -59,6 +60,7 @@ def setup(state: Path) -> None:
             own = mountns.vm_root(state, n) / path.lstrip("/")
             own.parent.mkdir(parents=True, exist_ok=True)
             own.touch()
+        vm_files.write(state, n)
         if diagnostics_script.read(script_path(state, n)) is None:
             diagnostics_script.write(script_path(state, n), "python3")
 

@@ -133,12 +133,18 @@ def _make_mount_point(
     while not Path(parent).exists():
         parent = parent.parent
     mounts = _mount_points(_in_vm(prefix, n, state, "cat", "/proc/self/mountinfo"))
+    layers = state / "vms" / n.name / "overlay" / str(parent).strip("/").replace("/", "_")
+    if str(parent) in mounts and (layers / "upper").is_dir():
+        # The overlay made for an earlier path is there: the point is made through it
+        # (in its upper layer), as a second overlay on one work dir cannot be mounted.
+        made = ("mkdir", "-p", str(target)) if is_dir else ("touch", str(target))
+        _in_vm(prefix, n, state, *made)
+        return
     if parent == PurePosixPath("/") or _below(parent, mounts):
         raise LabError(
             f"cannot give {n.name} its own {target}: {parent} does not have it and an "
             "overlay there would hide the mounts below it"
         )
-    layers = state / "vms" / n.name / "overlay" / str(parent).strip("/").replace("/", "_")
     upper, work = layers / "upper", layers / "work"
     point = upper / target.relative_to(parent)
     (point if is_dir else point.parent).mkdir(parents=True, exist_ok=True)

@@ -171,12 +171,23 @@ async def close_sessions() -> None:
     await _sessions.pool().close()
 
 
-def _opener(namespace: str, python: str, zipapp: str) -> Callable[[], Awaitable[Channel]]:
+def enter_argv(namespace: str, mount: str | None) -> list[str]:
+    """The argv prefix that runs a program in the VM: its network namespace, and its own
+    mount namespace when it has one (else `ip netns exec`'s, made from the host's files)."""
+    # One stat, once per session opened (as namespace_exists).
+    if mount is not None and os.path.ismount(mount):
+        return ["nsenter", f"--mount={mount}", f"--net={os.path.join(NETNS_DIR, namespace)}", "--"]
+    return ["ip", "netns", "exec", namespace]
+
+
+def _opener(
+    namespace: str, mount: str | None, python: str, zipapp: str
+) -> Callable[[], Awaitable[Channel]]:
     async def open_channel() -> Channel:
         return await ProcessChannel.start(
             [
-                *("ip", "netns", "exec", namespace, python, "-I", "-S", zipapp),
-                *("serve", "--max-jobs", str(SESSION_MAX_JOBS)),
+                *enter_argv(namespace, mount),
+                *(python, "-I", "-S", zipapp, "serve", "--max-jobs", str(SESSION_MAX_JOBS)),
             ]
         )
 
@@ -231,8 +242,10 @@ async def run_in_netns(
     denied_networks: Sequence[str] = (),
     vm_name: str | None = None,
     job_id: str = "job",
+    mount: str | None = None,
 ) -> ExecResult:
-    """Run one diagnostic in ``namespace`` and return its output.
+    """Run one diagnostic in ``namespace`` (with the mount namespace ``mount`` when it has
+    one, see enter_argv) and return its output.
 
     Raises DiagnosticsInputError for refused input (nothing is spawned then). The time
     limit covers the whole run: on expiry the tool's process group is killed and the partial
@@ -272,6 +285,7 @@ async def run_in_netns(
         stop=stop,
         vm_name=vm_name,
         job_id=job_id,
+        mount=mount,
     )
 
 
@@ -282,9 +296,11 @@ async def collect_in_netns(
     python: str | None = None,
     stop: asyncio.Event | None = None,
     vm_name: str | None = None,
+    mount: str | None = None,
 ) -> ExecResult:
-    """Run a getDiagnosticsData collection in ``namespace``: the result's ``archive`` is
-    the zip. Raises DiagnosticsInputError for refused items (nothing is spawned then)."""
+    """Run a getDiagnosticsData collection in ``namespace`` (and ``mount``, whose files are
+    the VM's own): the result's ``archive`` is the zip. Raises DiagnosticsInputError for
+    refused items (nothing is spawned then)."""
     words = collection_words(request)
     assert request.collect is not None  # collection_words refused a job without it
     sink = Collector(request.max_output, None, max_archive=request.collect.max_zip)
@@ -301,6 +317,7 @@ async def collect_in_netns(
         stop=stop,
         vm_name=vm_name,
         job_id=request.job_id,
+        mount=mount,
     )
 
 
@@ -315,19 +332,20 @@ async def _run_words(
     stop: asyncio.Event | None,
     vm_name: str | None,
     job_id: str,
+    mount: str | None,
 ) -> ExecResult:
     """Run the script's ``words`` over the namespace's warm session into ``sink``."""
     started = time.monotonic()
     zipapp = await zipapp_path()
     python = python or sys.executable
-    key = f"{namespace} {python}"
+    key = f"{namespace} {python} {mount or ''}"
     await _sessions.current(key, namespace)
     watcher = asyncio.ensure_future(_watch_vm(namespace, key))
 
     def job(on_record: OnSessionRecord, halt: asyncio.Event) -> Awaitable[int]:
         return _sessions.pool().run(
             key,
-            _opener(namespace, python, zipapp),
+            _opener(namespace, mount, python, zipapp),
             vm_name or namespace,
             _stamp_of(zipapp),
             f"{job_id}.{next(_job_numbers)}",
@@ -364,7 +382,9 @@ class NetnsExecutor:
         namespace = vm.access.namespace
         try:
             if request.collect is not None:
-                res = await collect_in_netns(namespace, request, stop=stop, vm_name=vm.name)
+                res = await collect_in_netns(
+                    namespace, request, stop=stop, vm_name=vm.name, mount=vm.access.mount
+                )
             else:
                 res = await self._diagnostic(namespace, vm, request, on_record, stop)
         except DiagnosticsInputError as exc:
@@ -388,6 +408,7 @@ class NetnsExecutor:
     async def _diagnostic(
         namespace: str, vm: VmReport, request: RunRequest, on_record: OnRecord, stop: asyncio.Event
     ) -> ExecResult:
+        assert isinstance(vm.access, NetnsAccess)
         return await run_in_netns(
             namespace,
             request.type,
@@ -400,6 +421,7 @@ class NetnsExecutor:
             denied_networks=request.denied_networks,
             vm_name=vm.name,
             job_id=request.job_id,
+            mount=vm.access.mount,
         )
 
     def spawned(self) -> int:
