@@ -74,3 +74,21 @@ def test_the_download_link_is_refused_to_another_user(page: Page, ui_stack: Stac
         assert theirs.request.get(href).status == 401
     finally:
         other.close()
+
+
+def test_the_history_reopens_a_collection_with_its_link(page: Page, ui_stack: Stack) -> None:
+    jobid = ui_stack.ok(
+        "getDiagnosticsData", targetid=ui_stack.vm("router")["uuid"], files="iprule"
+    )["jobid"]
+    assert ui_stack.wait_job(jobid)["jobstatus"] == 1
+    log_in(page, ui_stack, ui_stack.admin)
+    view = open_vm_tab(page, ui_stack, "router", "history")
+    row = view.locator(f'tr[data-jobid="{jobid}"]')
+    expect(row).to_contain_text("iprule")
+    row.get_by_role("button", name="Open").click()
+    result = view.get_by_test_id("result")
+    expect(result.get_by_test_id("exit-badge")).to_have_text("zip ready")
+    with page.expect_download() as waited:
+        result.get_by_test_id("data-download").click()
+    archive = zipfile.ZipFile(io.BytesIO(Path(waited.value.path()).read_bytes()))
+    assert set(archive.namelist()) == {"iprule.txt", "fileinfo.txt"}
