@@ -24,14 +24,15 @@ from cloudiag.lab.topology import (
 
 #: The VM paths backed by each system VM's own tree: /opt/cloud holds the CloudStack-style
 #: script; /var/lib/cloudiag is where the SSH executor installs the zipapp, which must land
-#: in the VM, not on the lab's machine; the rest is where getDiagnosticsData's defaults
-#: point (vm_files.py: logs, dnsmasq, haproxy, the SSVM's and CPVM's properties).
-VM_PATHS = ("/opt/cloud", "/var/lib/cloudiag", *vm_files.DIRECTORIES)
-#: Files of the VM's own, made empty (vm_files.py fills the /etc ones): root's ~/.bashrc,
-#: which bash reads for every command over SSH. The machine's runs `pyenv init` here,
-#: whose rehash lock, left by a login killed mid-way (a test kills sshd under a job),
-#: stalled every later login for 60 s; a real VM's root has a shell start-up of its own too.
-VM_FILES = ("/root/.bashrc", *vm_files.ETC_FILES)
+#: in the VM, not on the lab's machine. Where getDiagnosticsData's defaults point comes
+#: from vm_files.py (logs, dnsmasq, haproxy, the SSVM's and CPVM's properties), as far as
+#: the host allows (vm_files.PATHS are optional).
+VM_PATHS = ("/opt/cloud", "/var/lib/cloudiag")
+#: Files of the VM's own, made empty: root's ~/.bashrc, which bash reads for every command
+#: over SSH. The machine's runs `pyenv init` here, whose rehash lock, left by a login killed
+#: mid-way (a test kills sshd under a job), stalled every later login for 60 s; a real
+#: VM's root has a shell start-up of its own too.
+VM_FILES = ("/root/.bashrc",)
 
 
 def enabled(state: Path) -> bool:
@@ -69,7 +70,7 @@ def start_vm(prefix: str, state: Path, n: Node) -> None:
     """Give a running system VM its mount namespace and its sshd (both made again)."""
     ns = namespace(prefix, n)
     sshd.stop(ns, state, n)
-    mountns.create(prefix, n, state, (*VM_PATHS, *VM_FILES))
+    mountns.create(prefix, n, state, (*VM_PATHS, *VM_FILES), optional=vm_files.PATHS)
     sshd.start(prefix, ns, state, n)
 
 

@@ -19,6 +19,7 @@ Binds of a directory show a change made in the state dir at once (no remount).
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
@@ -27,6 +28,8 @@ from cloudiag.lab import system
 from cloudiag.lab.errors import LabError
 from cloudiag.lab.resolv import ETC_NETNS
 from cloudiag.lab.topology import Node, namespace
+
+log = logging.getLogger(__name__)
 
 #: Where `ip netns` keeps its namespace files.
 NETNS_RUN = Path("/run/netns")
@@ -171,11 +174,15 @@ def release(prefix: str, n: Node, state: Path, path: str) -> None:
     _in_vm(prefix, n, state, *_umount(path))
 
 
-def create(prefix: str, n: Node, state: Path, paths: Sequence[str]) -> None:
+def create(
+    prefix: str, n: Node, state: Path, paths: Sequence[str], optional: Sequence[str] = ()
+) -> None:
     """Make the VM's mount namespace (its network namespace must exist) with its own paths.
 
     ``paths`` are absolute paths in the VM, each backed by the same path under
-    `vm_root` (which must exist). Idempotent: an existing namespace is made again.
+    `vm_root` (which must exist); so are ``optional`` ones, but one that cannot be given
+    (say, a host whose /etc has mounts below it, as in a container) is logged and left
+    out. Idempotent: an existing namespace is made again.
     """
     remove(state, n)
     _private_dir(ns_dir(state))
@@ -191,6 +198,11 @@ def create(prefix: str, n: Node, state: Path, paths: Sequence[str]) -> None:
         # The VM's own paths first: an overlay made for one then lies below the binds of /etc.
         for path in paths:
             add(prefix, n, state, path)
+        for path in optional:
+            try:
+                add(prefix, n, state, path)
+            except (LabError, system.CommandError) as exc:
+                log.warning("%s does not get its own %s: %s", n.name, path, exc)
         etc = ETC_NETNS / namespace(prefix, n)
         for item in sorted(etc.iterdir()) if etc.is_dir() else []:
             if Path("/etc", item.name).exists():

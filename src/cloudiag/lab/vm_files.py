@@ -22,6 +22,8 @@ ETC_FILES = (
     "/etc/dhcphosts.txt",
     "/etc/dhcpopts.txt",
 )
+#: Every path of the VM's own here, as the mount namespace gets them.
+PATHS = (*DIRECTORIES, *ETC_FILES)
 RELEASE = "Cloudstack Release 4.14.0 (cloudiag lab)"
 
 
