@@ -27,6 +27,7 @@ import subprocess
 
 from . import vm_types
 from .errors import DiagnosticsInputError
+from .frozen import Frozen, set_fields
 from .process import tool_env
 
 TYPE_CHECKING = False
@@ -113,25 +114,23 @@ INFO_NAME = "fileinfo.txt"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class Item:
+class Item(Frozen):
     """One checked item: ``kind`` is "keyword", "script" or "file"; ``member`` is its name
     in the zip."""
 
     __slots__ = ("kind", "member", "text")
+    kind: str
+    text: str
+    member: str
 
     def __init__(self, kind: str, text: str, member: str) -> None:
-        self.kind = kind
-        self.text = text
-        self.member = member
+        set_fields(self, kind=kind, text=text, member=member)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Item) and (self.kind, self.text) == (other.kind, other.text)
 
     def __hash__(self) -> int:
         return hash((self.kind, self.text))
-
-    def __repr__(self) -> str:
-        return f"Item({self.kind!r}, {self.text!r})"
 
 
 def _refuse(message: str) -> DiagnosticsInputError:
@@ -226,16 +225,19 @@ def collect_arguments(
     return [*words, "--max-file", str(max_file), "--max-zip", str(max_zip), "--", *items]
 
 
-class Request:
+class Request(Frozen):
     """A checked collection: its items, roots and caps."""
 
     __slots__ = ("items", "max_file", "max_zip", "roots")
+    items: list[Item]
+    roots: tuple[str, ...]
+    max_file: int
+    max_zip: int
 
-    def __init__(self, items: list[Item], roots: tuple[str, ...], max_file: int, max_zip: int):
-        self.items = items
-        self.roots = roots
-        self.max_file = max_file
-        self.max_zip = max_zip
+    def __init__(
+        self, items: list[Item], roots: tuple[str, ...], max_file: int, max_zip: int
+    ) -> None:
+        set_fields(self, items=items, roots=roots, max_file=max_file, max_zip=max_zip)
 
 
 def parse_arguments(args: Sequence[str]) -> Request:
