@@ -202,3 +202,17 @@ def test_a_stopped_collection_notes_what_it_left_out(root: Path) -> None:
     req = collect.parse_arguments(_words(root, f"{root}/dnsmasq.conf"))
     archive = zipfile.ZipFile(io.BytesIO(collect.build_zip(req, stop)))
     assert "MISSING (cancelled)" in archive.read(collect.INFO_NAME).decode()
+
+
+def test_a_directory_swapped_for_a_symlink_after_the_check_is_caught_at_the_open(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if a directory of the path became a symlink out of the roots right after
+    # realpath looked: lstat and open both follow it, the opened file's real path does not lie.
+    (root / "swapped").symlink_to(root.parent)
+    monkeypatch.setattr(collect.os.path, "realpath", lambda path: str(path))
+    _, records = _run(_words(root, f"{root}/swapped/secret"))
+    archive = _zip_of(records)
+    assert archive.namelist() == [collect.INFO_NAME]
+    info = archive.read(collect.INFO_NAME).decode()
+    assert f"refused: it was opened as {root.parent}/secret, outside the allowed roots" in info

@@ -11,8 +11,8 @@ absolute file path under one of the allowed roots. The zip holds what was found 
 The management server checks the same items with ``check_items`` (its wall); here they are
 checked again, and a file is read only once its resolved path is found under a resolved
 root and it is a regular file (no device, FIFO or socket is even opened), opened with
-O_NOFOLLOW and found to be the same inode: a symlink out of the roots, or one swapped in
-meanwhile, is refused. At most max-file bytes are kept of each item, max-zip in all.
+O_NOFOLLOW, found to be the same inode, and opened (as the kernel says) under a root: a
+symlink out of the roots, or one swapped in meanwhile, is refused. At most max-file bytes are kept of each item, max-zip in all.
 """
 
 from __future__ import annotations
@@ -292,11 +292,24 @@ def _read_file(path: str, real_roots: Sequence[str], cap: int) -> tuple[bytes | 
             after.st_mode
         ):
             return None, "refused: it changed while it was opened"
+        # Where the open really led (a directory of the path swapped for a symlink after
+        # realpath would lead lstat and open alike out of the roots).
+        opened = _opened_path(fd)
+        if opened is not None and not _under(opened, real_roots):
+            return None, f"refused: it was opened as {opened}, outside the allowed roots"
         with os.fdopen(os.dup(fd), "rb") as fh:
             data = fh.read(cap + 1)
     finally:
         os.close(fd)
     return _capped(data, cap)
+
+
+def _opened_path(fd: int) -> str | None:
+    """The path the kernel holds for an open file (Linux's /proc), or None where unknown."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
 
 
 def _capped(data: bytes, cap: int) -> tuple[bytes, str]:
