@@ -12,7 +12,8 @@ The management server checks the same items with ``check_items`` (its wall); her
 checked again, and a file is read only once its resolved path is found under a resolved
 root and it is a regular file (no device, FIFO or socket is even opened), opened with
 O_NOFOLLOW, found to be the same inode, and opened (as the kernel says) under a root: a
-symlink out of the roots, or one swapped in meanwhile, is refused. At most max-file bytes are kept of each item, max-zip in all.
+symlink out of the roots, or one swapped in meanwhile, is refused. At most max-file bytes
+are kept of each item, max-zip in all.
 """
 
 from __future__ import annotations
