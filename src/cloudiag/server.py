@@ -26,6 +26,8 @@ from cloudiag.bus.embedded import EmbeddedNats
 from cloudiag.bus.messages import AgentReport
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
+from cloudiag.jobs import data_archive
+from cloudiag.jobs.data_archive import DataArchives
 from cloudiag.jobs.runner import JobRunner
 from cloudiag.jobs.server_identity import claim_server_id
 from cloudiag.metrics import bus as bus_metrics
@@ -81,6 +83,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
     sweeper: asyncio.Task[None] | None = None
     reports: asyncio.Task[None] | None = None
     prober: asyncio.Task[None] | None = None
+    collector: asyncio.Task[None] | None = None
     try:
         log.info(
             "management server id %s (from %s) on %s:%s",
@@ -125,6 +128,11 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         nc = await connect(
             nats_url, f"cloudiag-server-{socket.gethostname()}", on_reconnect=restore_streams
         )
+        archives = DataArchives(
+            directory=settings.data_dir / data_archive.FOLDER,
+            key=box.derive("diagnostics-data-url"),
+            max_age=settings.diagnostics_data_max_file_age,
+        )
         runner = JobRunner(
             db,
             nc,
@@ -132,6 +140,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
             server_label=f"{socket.gethostname()}:{settings.port}",
             start_timeout=settings.start_timeout,
             sweep_interval=settings.sweep_interval,
+            archives=archives,
         )
         await runner.start()
         await runner.heartbeat()
@@ -139,15 +148,25 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
             housekeeping.run_forever(runner, db, settings.session_lifetime)
         )
         prober = asyncio.create_task(bus_metrics.probe_forever(nc))
+        if settings.diagnostics_data_gc_enable:
+            collector = asyncio.create_task(
+                housekeeping.collect_data_garbage(archives, settings.diagnostics_data_gc_interval)
+            )
         state = AppState(
-            settings=settings, db=db, runner=runner, nc=nc, secrets=box, js=nc.jetstream()
+            settings=settings,
+            db=db,
+            runner=runner,
+            nc=nc,
+            secrets=box,
+            js=nc.jetstream(),
+            archives=archives,
         )
         intake = ReportIntake(db)
         reports = asyncio.create_task(intake.run())
         await _consume_reports(nc, intake)
         yield Running(settings, nats_url, state, nc)
     finally:
-        for task in (sweeper, reports, prober):
+        for task in (sweeper, reports, prober, collector):
             if task is not None:
                 task.cancel()
         if runner is not None:

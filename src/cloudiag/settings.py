@@ -25,6 +25,13 @@ def default_denied_networks() -> list[str]:
     return list(DEFAULT_DENIED_NETWORKS)
 
 
+def default_data_roots() -> list[str]:
+    """The system-VM package's allowed roots of getDiagnosticsData."""
+    from cloudiag.sysvm.collect import DEFAULT_ROOTS
+
+    return list(DEFAULT_ROOTS)
+
+
 class Settings(BaseSettings):
     """Every knob of the server and the agent; one place, one name each."""
 
@@ -99,6 +106,22 @@ class Settings(BaseSettings):
     #: The network namespace of the host the system VMs' control network is in, when the
     #: agent runs outside it (the lab's hypervisor namespace); unset: the agent's own.
     cloudstack_netns: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    #: getDiagnosticsData, under CloudStack's setting names (a dot is an underscore here:
+    #: diagnostics.data.max.file.age is CLOUDIAG_DIAGNOSTICS_DATA_MAX_FILE_AGE).
+    #: How long the collection on the VM may take, in seconds.
+    diagnostics_data_retrieval_timeout: int = Field(default=1800, ge=10, le=3600)
+    #: How long a zip is kept, and its download URL valid, in seconds.
+    diagnostics_data_max_file_age: int = Field(default=86400, ge=60, le=365 * 86400)
+    #: Whether zips older than max_file_age are deleted, every gc_interval seconds.
+    diagnostics_data_gc_enable: bool = True
+    diagnostics_data_gc_interval: int = Field(default=86400, ge=60, le=365 * 86400)
+    #: Above this share of the data directory's disk in use, collections are refused.
+    diagnostics_data_disable_threshold: float = Field(default=0.9, gt=0, le=1)
+    #: The directories whose files may be collected (checked again on the VM).
+    diagnostics_data_roots: list[str] = Field(default_factory=default_data_roots)
+    #: Bytes kept of one collected item, and of one zip.
+    diagnostics_data_max_file: int = Field(default=4 << 20, ge=1024, le=64 << 20)
+    diagnostics_data_max_zip: int = Field(default=16 << 20, ge=4096, le=64 << 20)
     lab_prefix: str = "cdlab"
     #: How the agent reaches the lab's system VMs: ``netns`` (enter their namespaces) or
     #: ``ssh`` (sshd on their control addresses, as CloudStack does; the demo then runs
@@ -125,6 +148,17 @@ class Settings(BaseSettings):
         from cloudiag.sysvm.policy import parse_networks
 
         return [str(n) for n in parse_networks(value)]
+
+    @field_validator("diagnostics_data_roots")
+    @classmethod
+    def _roots(cls, value: list[str]) -> list[str]:
+        from cloudiag.sysvm.collect import check_roots
+        from cloudiag.sysvm.errors import DiagnosticsInputError
+
+        try:
+            return list(check_roots(value))
+        except DiagnosticsInputError as exc:
+            raise ValueError(exc.message) from None
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -86,3 +86,18 @@ def test_list_with_password_login(stack: Stack, tmp_path: Path) -> None:
     out = _cloudmonkey(stack, tmp_path, "list", "routers", password_login=True)
     routers = json.loads(out)["router"]
     assert routers[0]["name"] == stack.vm("router")["name"]
+
+
+def test_get_diagnostics_data_with_api_keys(stack: Stack, tmp_path: Path) -> None:
+    _cloudmonkey(stack, tmp_path, "sync")
+    out = _cloudmonkey(
+        stack,
+        tmp_path,
+        "get",
+        "diagnosticsdata",
+        f"targetid={stack.vm('router')['uuid']}",
+        "files=ipaddr,/etc/hosts",
+    )
+    result = json.loads(out[out.index("{") :])
+    diag = result["diagnostics"] if "diagnostics" in result else result["jobresult"]["diagnostics"]
+    assert diag["url"].startswith(stack.url + "/client/diagnosticsdata/")

@@ -445,24 +445,25 @@ def test_demo_with_the_ssh_executor(tmp_path: Path) -> None:
 
 def test_a_running_vm_gets_more_files_of_its_own(lab: dict[str, Any]) -> None:
     """The mechanism is general: a file the host has (bound over it) and one it has not
-    (its mount point from an overlay of /var/log), added while the VM runs."""
+    (its mount point from an overlay of /var/lib/misc), added while the VM runs."""
     prefix = lab["prefix"]
     state = manager.default_state_dir(prefix)
     ssvm = topology.node("s-2-VM")
     root = mountns.vm_root(state, ssvm)
     (root / "etc").mkdir(parents=True, exist_ok=True)
     (root / "etc/hostname").write_text("s-2-VM\n")
-    (root / "var/log").mkdir(parents=True, exist_ok=True)
-    (root / "var/log/cloud.log").write_text("cloud log of s-2-VM\n")
+    (root / "var/lib/misc").mkdir(parents=True, exist_ok=True)
+    (root / "var/lib/misc/dnsmasq.leases").write_text("leases of s-2-VM\n")
     host_name = Path("/etc/hostname").read_text()
     mountns.add(prefix, ssvm, state, "/etc/hostname")
-    mountns.add(prefix, ssvm, state, "/var/log/cloud.log")
-    out = ssh(lab, "s-2-VM", "cat", "/etc/hostname", "/var/log/cloud.log")
-    assert (out.returncode, out.stdout) == (0, "s-2-VM\ncloud log of s-2-VM\n"), out.stderr
-    # The host's are untouched, the rest of /var/log is still there, the other VMs see theirs.
+    mountns.add(prefix, ssvm, state, "/var/lib/misc/dnsmasq.leases")
+    out = ssh(lab, "s-2-VM", "cat", "/etc/hostname", "/var/lib/misc/dnsmasq.leases")
+    assert (out.returncode, out.stdout) == (0, "s-2-VM\nleases of s-2-VM\n"), out.stderr
+    # The host's are untouched, the rest of /var/lib/misc is still there, the other VMs
+    # see theirs.
     assert Path("/etc/hostname").read_text() == host_name
-    assert not Path("/var/log/cloud.log").exists()
-    listing = ssh(lab, "s-2-VM", "ls", "/var/log")
-    assert set(os.listdir("/var/log")) | {"cloud.log"} == set(listing.stdout.split())
+    assert not Path("/var/lib/misc/dnsmasq.leases").exists()
+    listing = ssh(lab, "s-2-VM", "ls", "/var/lib/misc")
+    assert set(os.listdir("/var/lib/misc")) | {"dnsmasq.leases"} == set(listing.stdout.split())
     other = ssh(lab, "r-1-VM", "cat", "/etc/hostname")
     assert other.stdout == host_name

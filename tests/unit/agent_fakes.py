@@ -77,12 +77,17 @@ class FakeBus:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes]] = []
         self._results: dict[str, asyncio.Future[RunResult]] = {}
+        #: getDiagnosticsData zips put on the bus, by job id.
+        self.archives: dict[str, bytes] = {}
 
     async def publish(self, subject: str, payload: bytes) -> None:
         self.sent.append((subject, payload))
 
     async def deliver(self, result: RunResult) -> None:
         self._future(result.job_id).set_result(result)
+
+    async def store_archive(self, job_id: str, data: bytes) -> None:
+        self.archives[job_id] = data
 
     def _future(self, job_id: str) -> asyncio.Future[RunResult]:
         return self._results.setdefault(job_id, asyncio.get_running_loop().create_future())

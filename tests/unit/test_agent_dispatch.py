@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 
 from cloudiag.agent.dispatch import AGENT_STOPPED, Dispatcher
 from cloudiag.agent.executors.base import Outcome
 from cloudiag.agent.executors.registry import Executors
-from cloudiag.bus.messages import NetnsAccess, RunRequest, RunResult, SshAccess
+from cloudiag.bus.messages import CollectRequest, NetnsAccess, RunRequest, RunResult, SshAccess
+from cloudiag.sysvm import collect
 from tests.unit.agent_fakes import ROUTER, SSVM, STOPPED, FakeBus, FakeExecutor, request
 
 
@@ -154,3 +156,31 @@ async def test_closing_the_executors_closes_every_one_even_when_one_fails() -> N
     broken, fine = Broken(), FakeExecutor()
     await Executors({NetnsAccess: broken, SshAccess: fine}).close()
     assert fine.closed
+
+
+def _collection(items: list[str], job_id: str = "d1") -> RunRequest:
+    spec = CollectRequest(items=items, roots=["/etc", "/var/log"], max_file=4096, max_zip=8192)
+    return request(job_id, type=collect.TYPE_NAME, address="", params=[], collect=spec)
+
+
+@pytest.mark.parametrize(
+    "items", [["/etc/../root/.ssh/id_rsa"], ["/dev/sda"], ["[a/b]"], ["/opt/x"], []]
+)
+async def test_the_agent_refuses_a_hostile_collection_and_runs_nothing(items: list[str]) -> None:
+    netns = FakeExecutor()
+    d, bus = dispatcher(netns), FakeBus()
+    assert d.start(_collection(items), bus) != ""
+    await asyncio.sleep(0)
+    assert netns.runs == [] and bus.archives == {}
+
+
+async def test_a_collections_zip_goes_on_the_bus_before_its_result() -> None:
+    zipped = b"PK\x03\x04 a zip"
+    netns = FakeExecutor(Outcome(stdout="", stderr="", exitcode="0", duration=0.1, archive=zipped))
+    d, bus = dispatcher(netns), FakeBus()
+    assert d.start(_collection(["ipaddr", "/etc/hosts"]), bus) == ""
+    result = await bus.result("d1")
+    assert bus.archives == {"d1": zipped}
+    assert result.archive_size == len(zipped)
+    assert result.archive_sha256 == hashlib.sha256(zipped).hexdigest()
+    assert result.stdout == ""

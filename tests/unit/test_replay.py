@@ -115,7 +115,7 @@ def test_the_settings_default_to_one_hour_and_no_requirement(
 
 def test_exactly_the_commands_that_change_something_are_once_only() -> None:
     once = {c.name for c in REGISTRY.commands.values() if c.changes_state}
-    assert once == {"runDiagnostics", "cancelDiagnostics"}
+    assert once == {"runDiagnostics", "cancelDiagnostics", "getDiagnosticsData"}
     # Every other command reads (a new one that does not is caught here) or is the
     # session's own (a signed logout has no session to end).
     others = {c.name for c in REGISTRY.commands.values() if not c.changes_state}

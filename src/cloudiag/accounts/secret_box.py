@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -39,6 +41,12 @@ class SecretBox:
         if len(key) != _KEY_BYTES:
             raise SecretBoxError(f"a secrets key is {_KEY_BYTES} bytes, not {len(key)}")
         self._aead = AESGCM(key)
+        self._key = key
+
+    def derive(self, purpose: str) -> bytes:
+        """A key of its own for `purpose` (e.g. signing download URLs), the same on every
+        server with this key file; it tells nothing of the key that seals secrets."""
+        return hmac.new(self._key, f"cloudiag:{purpose}".encode(), hashlib.sha256).digest()
 
     @classmethod
     def generate(cls) -> SecretBox:

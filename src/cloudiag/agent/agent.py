@@ -309,3 +309,7 @@ class _Bus:
 
     async def deliver(self, result: RunResult) -> None:
         await self._agent.results.send(result)
+
+    async def store_archive(self, job_id: str, data: bytes) -> None:
+        store = await self._agent._jetstream().object_store(subjects.DATA_BUCKET)
+        await store.put(job_id, data)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from cloudiag.agent.executors.base import Executor, Outcome, Stream
+from cloudiag.agent.executors.collect import collection_words
 from cloudiag.agent.executors.registry import Executors
 from cloudiag.bus import subjects
 from cloudiag.bus.messages import OutputLine, RunRequest, RunResult, VmReport
@@ -39,6 +41,10 @@ class JobBus(Protocol):
 
     async def deliver(self, result: RunResult) -> None:
         """Deliver a job's result durably (returns once the results stream has it)."""
+        ...
+
+    async def store_archive(self, job_id: str, data: bytes) -> None:
+        """Put a getDiagnosticsData job's zip where the server takes it (before its result)."""
         ...
 
 
@@ -160,7 +166,9 @@ class Dispatcher:
         try:
             outcome = await executor.execute(vm, req, on_record=on_record, stop=control.stop)
             control.tool_ended = True
-            result = _result(req.job_id, outcome, control.cancelled_by)
+            result = await _with_archive(
+                _result(req.job_id, outcome, control.cancelled_by), outcome.archive, bus
+            )
         except asyncio.CancelledError:
             # The agent is stopping: tell the server now rather than let it wait for a timeout.
             stopped = RunResult(
@@ -187,8 +195,27 @@ class Dispatcher:
         await bus.deliver(result)
 
 
+async def _with_archive(result: RunResult, archive: bytes, bus: JobBus) -> RunResult:
+    """The result of a job that sent a zip, once the zip is on the bus for the server."""
+    if not archive:
+        return result
+    try:
+        await bus.store_archive(result.job_id, archive)
+    except Exception as exc:
+        log.exception("could not put the zip on the bus")
+        return result.model_copy(update={"error": f"The agent could not pass the zip on: {exc}"})
+    digest = hashlib.sha256(archive).hexdigest()
+    return result.model_copy(update={"archive_size": len(archive), "archive_sha256": digest})
+
+
 def _invalid(req: RunRequest, vm: VmReport) -> str:
     """Why the request itself is refused for this VM by the system-VM rules, or ''."""
+    if req.collect is not None:
+        try:
+            collection_words(req)
+        except errors.DiagnosticsInputError as exc:
+            return exc.message
+        return ""
     try:
         dtype = registry.get_type(req.type)
         if vm.vm_type not in dtype.vm_types:

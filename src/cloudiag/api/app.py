@@ -22,6 +22,7 @@ from cloudiag.api.auth import (
     used_text,
 )
 from cloudiag.api.context import AppState, RequestContext
+from cloudiag.api.download import download_endpoint
 from cloudiag.api.errors import ApiError
 from cloudiag.api.metrics import metrics_endpoint
 from cloudiag.api.registry import REGISTRY, Command
@@ -29,6 +30,7 @@ from cloudiag.api.render import error_payload, render
 from cloudiag.api.stream import stream_endpoint
 from cloudiag.db.transient import is_transient
 from cloudiag.domain import DomainError, InvalidInput
+from cloudiag.jobs.data_archive import URL_PATH
 from cloudiag.metrics import database as database_metrics
 from cloudiag.services.used_signatures import SignatureUsed, Use
 from cloudiag.ui import UiFiles
@@ -65,7 +67,10 @@ async def api_endpoint(request: Request) -> Response:
     command: Command | None = REGISTRY.get(name) if name else None
     envelope = command.name if command else None
     ctx = RequestContext(
-        app=state, caller=None, client_ip=request.client.host if request.client else ""
+        app=state,
+        caller=None,
+        client_ip=request.client.host if request.client else "",
+        base_url=str(request.base_url).rstrip("/"),
     )
     signed: SignedUse | None = None  # The signature the caller came with, if any.
     try:
@@ -149,6 +154,7 @@ def create_app(state: AppState) -> Starlette:
             Route("/client/api", api_endpoint, methods=["GET", "POST"]),
             Route("/client/stream", stream_endpoint, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Route(f"{URL_PATH}/{{name}}", download_endpoint, methods=["GET"]),
             # The web UI: static files, a client of /client/api like any other.
             Mount("/", app=UiFiles(), name="ui"),
         ]

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.accounts.secret_box import SecretBox
 from cloudiag.domain import Caller
+from cloudiag.jobs.data_archive import DataArchives
 from cloudiag.services.used_signatures import Use
 from cloudiag.settings import Settings
 
@@ -30,6 +31,8 @@ class AppState:
     secrets: SecretBox
     #: None when the NATS server has no JetStream (then output streams live only).
     js: JetStreamContext | None = None
+    #: getDiagnosticsData's zips (None: this server keeps none, as in some tests).
+    archives: DataArchives | None = None
 
 
 @dataclass
@@ -45,6 +48,8 @@ class RequestContext:
     session_cookie: str = ""
     #: The once-only signature a `spends_signature` command's handler spends.
     signature: Use | None = None
+    #: The server's root as the client reached it (download URLs are made absolute on it).
+    base_url: str = ""
 
     @property
     def user(self) -> Caller:

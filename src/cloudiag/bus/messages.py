@@ -28,6 +28,10 @@ class NetnsAccess(Message):
 
     kind: Literal["netns"] = "netns"
     namespace: str
+    #: The file of the VM's persistent mount namespace on the agent's host (the lab's
+    #: mountns.py), entered with its network namespace so that the VM's own files are seen;
+    #: None, or while it is not there: `ip netns exec`'s view of the host's files.
+    mount: str | None = Field(default=None, pattern=r"^/[A-Za-z0-9_.+/-]{1,1000}$")
 
 
 #: A command name or an absolute path, plain words only: it is a word of the remote command.
@@ -97,6 +101,18 @@ class AgentReport(Message):
     vms: list[VmReport] = Field(default_factory=list)
 
 
+class CollectRequest(Message):
+    """What a getDiagnosticsData job gathers on the VM (sysvm/collect.py checks it again)."""
+
+    #: Keywords, [script] names and file paths, as checked by the server.
+    items: list[str]
+    #: The directories file paths must be under.
+    roots: list[str]
+    #: Bytes kept of one item, and of the whole zip.
+    max_file: int
+    max_zip: int
+
+
 class RunRequest(Message):
     """Run one diagnostic in a VM of this host; the agent validates it again."""
 
@@ -112,6 +128,8 @@ class RunRequest(Message):
     max_output: int = 1 << 20
     #: The operator's forbidden destination networks (CIDRs), checked again on the VM.
     denied_networks: list[str] = Field(default_factory=list)
+    #: Set for a getDiagnosticsData job (type "diagnosticsdata", no address nor params).
+    collect: CollectRequest | None = None
 
 
 class OutputLine(Message):
@@ -139,6 +157,10 @@ class RunResult(Message):
     error: str = ""
     #: Why the agent did not run the job at all (invalid here, VM stopped, request stale…).
     refused: str = ""
+    #: A getDiagnosticsData job's zip, put in the DATA_BUCKET object store under the job's
+    #: id: its size and SHA-256 (hex); 0 and "" for every other job.
+    archive_size: int = 0
+    archive_sha256: str = ""
 
     @classmethod
     def refusal(cls, job_id: str, why: str) -> RunResult:

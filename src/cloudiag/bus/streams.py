@@ -16,11 +16,17 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
     KeyValueConfig,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import (
+    BadRequestError,
+    BucketNotFoundError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from nats.js.kv import KeyValue
 
 from cloudiag.bus import subjects
@@ -39,6 +45,8 @@ DUPLICATE_WINDOW = 600.0
 #: How long an agent remembers a job: past any replay of its request (whose deadline is at
 #: most minutes) and any server's question about it.
 JOBS_TTL = 86400.0
+#: A getDiagnosticsData zip waits as long as its result for a server to take it.
+DATA_TTL = RESULTS_MAX_AGE
 
 
 #: JetStream's header naming a message: a stream drops a second message of the same id
@@ -104,8 +112,14 @@ def jobs_bucket_config(replicas: int = 1) -> KeyValueConfig:
     )
 
 
+def data_bucket_config(replicas: int = 1) -> ObjectStoreConfig:
+    """The object store of getDiagnosticsData's zips on their way to a management server."""
+    return ObjectStoreConfig(ttl=DATA_TTL, storage=StorageType.FILE, replicas=replicas)
+
+
 async def ensure_jetstream(nc: Client) -> tuple[JetStreamContext, KeyValue]:
-    """Create or update every stream and the job table; raises JetStreamUnavailable.
+    """Create or update every stream, the job table and the zips' object store; raises
+    JetStreamUnavailable.
 
     Servers and agents both call it, at start and after each reconnect (a replaced
     nats-server may have lost its store): whoever comes first makes them. On a cluster they
@@ -128,6 +142,12 @@ async def ensure_jetstream(nc: Client) -> tuple[JetStreamContext, KeyValue]:
             kv = await js.create_key_value(jobs_bucket_config(count))
         else:
             await _scale(js, f"KV_{subjects.JOBS_BUCKET}", count)
+        try:
+            await js.object_store(subjects.DATA_BUCKET)
+        except BucketNotFoundError:
+            await js.create_object_store(subjects.DATA_BUCKET, data_bucket_config(count))
+        else:
+            await _scale(js, f"OBJ_{subjects.DATA_BUCKET}", count)
     except (ServiceUnavailableError, BadRequestError) as exc:
         raise JetStreamUnavailable(
             f"the NATS server has no JetStream ({exc}): cloudiag needs it for durable "

@@ -21,6 +21,9 @@ RESULTS_CONSUMER = "cloudiag-servers"
 
 #: JetStream key-value bucket: each agent's table of its recent jobs, key <host>.<job>.
 JOBS_BUCKET = "CLOUDIAG_AGENT_JOBS"
+#: The object store where an agent puts a getDiagnosticsData zip (named by its job id) for
+#: the management server that stores the job's result to take.
+DATA_BUCKET = "CLOUDIAG_DIAGNOSTICS_DATA"
 
 #: JetStream stream that keeps every job's output lines for a while, for late viewers.
 OUTPUT_STREAM = "CLOUDIAG_OUTPUT"

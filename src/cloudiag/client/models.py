@@ -130,6 +130,8 @@ class SystemVm(_Response):
     linklocalip: str | None = None
     #: The diagnostics types the VM offers, comma-separated.
     diagnosticstypes: str = ""
+    #: What getDiagnosticsData collects on it by default, comma-separated.
+    diagnosticsdatafiles: str = ""
 
 
 class DiagnosticsOption(_Response):

@@ -82,3 +82,22 @@ def of_result(
         return FinalState(JobStatus.FAILED, INTERNAL_ERROR_CODE, payload, f"failed: {error}")
     summary = f"exit code {result.exitcode}" + (" (timed out)" if result.timed_out else "")
     return FinalState(JobStatus.SUCCEEDED, 0, {"diagnostics": diagnostics}, summary)
+
+
+def of_data_result(result: RunResult, host_name: str, url: str) -> FinalState:
+    """A getDiagnosticsData job whose agent sent a result: its zip's download URL (`url`,
+    '' when there is no zip to offer), or why it failed."""
+    if result.refused:
+        return failed(f"The agent for host {host_name} refused the job: {result.refused}")
+    if not url:
+        why = result.error or _STOPPED_TEXT.get(result.cancelled_by, "")
+        if not why and result.cancelled_by:
+            why = f"Cancelled by {result.cancelled_by}"
+        detail = result.stderr.strip()
+        return failed(why or f"The VM sent no diagnostics data{': ' + detail if detail else ''}")
+    return FinalState(
+        JobStatus.SUCCEEDED,
+        0,
+        {"diagnostics": {"url": url}},
+        f"diagnostics data, {result.archive_size} bytes",
+    )

@@ -22,7 +22,8 @@ from cloudiag.bus import pull, subjects
 from cloudiag.bus.messages import RunResult
 from cloudiag.db.models import utcnow
 from cloudiag.db.transient import is_transient
-from cloudiag.jobs import final_state, outcomes
+from cloudiag.jobs import data_archive, outcomes
+from cloudiag.jobs.data_archive import DataArchives
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.final_waiters import Stored
 from cloudiag.jobs.job_rows import load_jobs
@@ -51,9 +52,12 @@ class ResultIntake:
         start_timeout: float,
         held: Callable[[str], DiagnosticsJob | None],
         on_stored: Callable[[str, Stored | None], None],
+        archives: DataArchives | None = None,
     ) -> None:
         self.db = db
         self._js = js
+        #: Where getDiagnosticsData zips go (None: this server keeps none).
+        self.archives = archives
         self.start_timeout = start_timeout
         #: The job as this server's runner holds it, if it does (no need to read its row).
         self._held = held
@@ -120,7 +124,7 @@ class ResultIntake:
         if job is None:
             log.warning("result of a job this database does not have; dropped")
             return False, None
-        final = final_state.of_result(job.request.type, result, job.host_name, job.request.address)
+        final = await data_archive.final_of(job, result, self._js(), self.archives)
         completed = utcnow()
         if not await outcomes.store_once(self.db, job, final, completed=completed):
             return True, None

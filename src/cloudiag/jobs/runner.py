@@ -24,8 +24,9 @@ from nats.js.kv import KeyValue
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.bus.streams import ensure_jetstream
-from cloudiag.jobs import final_state, outcomes
+from cloudiag.jobs import data_archive, final_state, outcomes
 from cloudiag.jobs.agent_protocol import ANSWER_TIMEOUT, RESULT_GRACE, WITHDRAWN, AgentClient
+from cloudiag.jobs.data_archive import DataArchives
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob, JobFailed
 from cloudiag.jobs.final_state import RESTART_BY, RESTARTED, SHUTDOWN_BY, SHUTDOWN_TEXT, FinalState
 from cloudiag.jobs.final_waiters import FinalWaiters, Stored
@@ -73,6 +74,7 @@ class JobRunner:
         server_label: str = "",
         start_timeout: float = 60.0,
         sweep_interval: float = SWEEP_INTERVAL,
+        archives: DataArchives | None = None,
     ) -> None:
         self.db = db
         self.nc = nc
@@ -109,6 +111,7 @@ class JobRunner:
             start_timeout=start_timeout,
             held=self._held.get,
             on_stored=self._stored,
+            archives=archives,
         )
 
     def _tasks_hold(self, job_id: str) -> bool:
@@ -316,8 +319,8 @@ class JobRunner:
         if seen.state in ("finished", "withdrawn") and seen.result is not None:
             # Its result waits in the stream (maybe for a database to come back) or was
             # stored elsewhere: store it from the agent's table, once.
-            return final_state.of_result(
-                job.request.type, seen.result, job.host_name, job.request.address
+            return await data_archive.final_of(
+                job, seen.result, self._jetstream(), self.intake.archives
             )
         if seen.state == "queued" and time.time() > job.request.start_by + START_GRACE:
             if await self.agents.withdraw(job, WITHDRAWN):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cloudiag.lab import diagnostics_script, mountns, sshd
+from cloudiag.lab import diagnostics_script, mountns, sshd, vm_files
 from cloudiag.lab.errors import LabError
 from cloudiag.lab.models import LabSshInfo, ScriptInfo, SshdInfo
 from cloudiag.lab.topology import (
@@ -22,9 +22,11 @@ from cloudiag.lab.topology import (
     system_vm_nodes,
 )
 
-#: The VM paths backed by each system VM's own tree (issue 12 adds /etc files, logs…):
-#: /opt/cloud holds the CloudStack-style script; /var/lib/cloudiag is where the SSH
-#: executor installs the zipapp, which must land in the VM, not on the lab's machine.
+#: The VM paths backed by each system VM's own tree: /opt/cloud holds the CloudStack-style
+#: script; /var/lib/cloudiag is where the SSH executor installs the zipapp, which must land
+#: in the VM, not on the lab's machine. Where getDiagnosticsData's defaults point comes
+#: from vm_files.py (logs, dnsmasq, haproxy, the SSVM's and CPVM's properties), as far as
+#: the host allows (vm_files.PATHS are optional).
 VM_PATHS = ("/opt/cloud", "/var/lib/cloudiag")
 #: Files of the VM's own, made empty: root's ~/.bashrc, which bash reads for every command
 #: over SSH. The machine's runs `pyenv init` here, whose rehash lock, left by a login killed
@@ -59,6 +61,7 @@ def setup(state: Path) -> None:
             own = mountns.vm_root(state, n) / path.lstrip("/")
             own.parent.mkdir(parents=True, exist_ok=True)
             own.touch()
+        vm_files.write(state, n)
         if diagnostics_script.read(script_path(state, n)) is None:
             diagnostics_script.write(script_path(state, n), "python3")
 
@@ -67,7 +70,7 @@ def start_vm(prefix: str, state: Path, n: Node) -> None:
     """Give a running system VM its mount namespace and its sshd (both made again)."""
     ns = namespace(prefix, n)
     sshd.stop(ns, state, n)
-    mountns.create(prefix, n, state, (*VM_PATHS, *VM_FILES))
+    mountns.create(prefix, n, state, (*VM_PATHS, *VM_FILES), optional=vm_files.PATHS)
     sshd.start(prefix, ns, state, n)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from cloudiag.lab import sshd
+from cloudiag.lab import access, mountns, sshd
 from cloudiag.lab.manager import default_state_dir
 from cloudiag.lab.topology import (
     CLOUDSTACK_SCRIPT_VM,
@@ -57,6 +57,14 @@ def _ssh_access(prefix: str, n: Node, state: Path) -> dict[str, Any]:
     }
 
 
+def _netns_access(prefix: str, n: Node, state: Path) -> dict[str, Any]:
+    found: dict[str, Any] = {"kind": "netns", "namespace": namespace(prefix, n)}
+    if n.role in SYSTEM_VM_ROLES and access.enabled(state):
+        # A lab with SSH gives each system VM its own files in a mount namespace.
+        found["mount"] = str(mountns.ns_file(state, n))
+    return found
+
+
 def inventory(
     prefix: str, executor: Executor = "netns", state_dir: Path | None = None
 ) -> dict[str, Any]:
@@ -84,7 +92,7 @@ def inventory(
                 "addresses": {k: str(v) for k, v in addresses.items() if v is not None},
                 "access": _ssh_access(prefix, n, state)
                 if over_ssh
-                else {"kind": "netns", "namespace": namespace(prefix, n)},
+                else _netns_access(prefix, n, state),
             }
         )
     return {

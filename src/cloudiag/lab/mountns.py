@@ -19,6 +19,7 @@ Binds of a directory show a change made in the state dir at once (no remount).
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
@@ -27,6 +28,8 @@ from cloudiag.lab import system
 from cloudiag.lab.errors import LabError
 from cloudiag.lab.resolv import ETC_NETNS
 from cloudiag.lab.topology import Node, namespace
+
+log = logging.getLogger(__name__)
 
 #: Where `ip netns` keeps its namespace files.
 NETNS_RUN = Path("/run/netns")
@@ -133,12 +136,18 @@ def _make_mount_point(
     while not Path(parent).exists():
         parent = parent.parent
     mounts = _mount_points(_in_vm(prefix, n, state, "cat", "/proc/self/mountinfo"))
+    layers = state / "vms" / n.name / "overlay" / str(parent).strip("/").replace("/", "_")
+    if str(parent) in mounts and (layers / "upper").is_dir():
+        # The overlay made for an earlier path is there: the point is made through it
+        # (in its upper layer), as a second overlay on one work dir cannot be mounted.
+        made = ("mkdir", "-p", str(target)) if is_dir else ("touch", str(target))
+        _in_vm(prefix, n, state, *made)
+        return
     if parent == PurePosixPath("/") or _below(parent, mounts):
         raise LabError(
             f"cannot give {n.name} its own {target}: {parent} does not have it and an "
             "overlay there would hide the mounts below it"
         )
-    layers = state / "vms" / n.name / "overlay" / str(parent).strip("/").replace("/", "_")
     upper, work = layers / "upper", layers / "work"
     point = upper / target.relative_to(parent)
     (point if is_dir else point.parent).mkdir(parents=True, exist_ok=True)
@@ -165,11 +174,15 @@ def release(prefix: str, n: Node, state: Path, path: str) -> None:
     _in_vm(prefix, n, state, *_umount(path))
 
 
-def create(prefix: str, n: Node, state: Path, paths: Sequence[str]) -> None:
+def create(
+    prefix: str, n: Node, state: Path, paths: Sequence[str], optional: Sequence[str] = ()
+) -> None:
     """Make the VM's mount namespace (its network namespace must exist) with its own paths.
 
     ``paths`` are absolute paths in the VM, each backed by the same path under
-    `vm_root` (which must exist). Idempotent: an existing namespace is made again.
+    `vm_root` (which must exist); so are ``optional`` ones, but one that cannot be given
+    (say, a host whose /etc has mounts below it, as in a container) is logged and left
+    out. Idempotent: an existing namespace is made again.
     """
     remove(state, n)
     _private_dir(ns_dir(state))
@@ -185,6 +198,11 @@ def create(prefix: str, n: Node, state: Path, paths: Sequence[str]) -> None:
         # The VM's own paths first: an overlay made for one then lies below the binds of /etc.
         for path in paths:
             add(prefix, n, state, path)
+        for path in optional:
+            try:
+                add(prefix, n, state, path)
+            except (LabError, system.CommandError) as exc:
+                log.warning("%s does not get its own %s: %s", n.name, path, exc)
         etc = ETC_NETNS / namespace(prefix, n)
         for item in sorted(etc.iterdir()) if etc.is_dir() else []:
             if Path("/etc", item.name).exists():

@@ -1,5 +1,6 @@
 """What every management server does periodically: stamp its heartbeat, fail the jobs no
-server will finish, and delete the login records and used signatures that no longer count."""
+server will finish, delete the login records and used signatures that no longer count,
+and (on its own interval) the getDiagnosticsData zips past their age."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import and_, delete, or_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.db.models import LoginFailure, Session, utcnow
+from cloudiag.jobs.data_archive import DataArchives
 from cloudiag.jobs.runner import JobRunner
 from cloudiag.services import throttle, used_signatures
 
@@ -95,3 +97,18 @@ async def run_forever(
     while True:
         await asyncio.sleep(runner.ownership.sweep_interval)
         await run_once(runner, sessions, session_lifetime)
+
+
+async def collect_data_garbage(archives: DataArchives, interval: float) -> None:
+    """Delete the zips older than diagnostics.data.max.file.age now and every `interval`
+    seconds (diagnostics.data.gc.interval) until cancelled."""
+    while True:
+        try:
+            removed = await asyncio.to_thread(archives.collect_garbage)
+            if removed:
+                log.info(
+                    "deleted %d diagnostics data zips older than %d s", removed, archives.max_age
+                )
+        except OSError as exc:
+            log.warning("could not delete old diagnostics data zips: %s", exc)
+        await asyncio.sleep(interval)

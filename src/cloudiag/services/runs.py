@@ -200,7 +200,7 @@ async def create_jobs(
     parent_id: str | None = None
     if len(plan.runs) > 1:
         first = plan.runs[0]
-        parent_id = await _insert_job(
+        parent_id = await insert_job(
             db,
             caller,
             server_id,
@@ -234,7 +234,7 @@ async def create_jobs(
 _INSERT_JOB = insert(cast(Table, AsyncJob.__table__))
 
 
-async def _insert_job(
+async def insert_job(
     db: AsyncSession,
     caller: Caller,
     server_id: str,
@@ -244,8 +244,10 @@ async def _insert_job(
     request: dict[str, Any],
     host_id: str | None = None,
     parent_id: str | None = None,
+    cmd: str = RUN_DIAGNOSTICS_CMD,
 ) -> str:
-    """Write a pending runDiagnostics job; its id (chosen here, not by the database)."""
+    """Write a pending job (runDiagnostics', or `cmd`'s); its id (chosen here, not by the
+    database)."""
     job_id = new_uuid()
     await db.execute(
         _INSERT_JOB,
@@ -253,7 +255,7 @@ async def _insert_job(
             "id": job_id,
             "user_id": caller.id,
             "account_id": caller.account_id,
-            "cmd": RUN_DIAGNOSTICS_CMD,
+            "cmd": cmd,
             "status": JobStatus.PENDING,
             "result_code": 0,
             "instance_type": instance_type,
@@ -288,7 +290,7 @@ async def _create_job(
 ) -> DiagnosticsJob:
     vm = run.target.vm
     assert vm.host_id is not None  # plan_run refused a VM without a host
-    job_id = await _insert_job(
+    job_id = await insert_job(
         db,
         caller,
         server_id,

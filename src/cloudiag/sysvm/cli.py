@@ -7,6 +7,8 @@ Limits and policy come as arguments, never from the environment (SSH does not pa
 forbidden network (repeatable; without any, the default list of policy.py applies) and
 ``--no-deny`` allows every destination. ``--version`` prints the build's content hash.
 
+``cloudiag-sysvm.pyz collect …`` gathers getDiagnosticsData's zip instead (collect.py).
+
 ``cloudiag-sysvm.pyz serve [--max-jobs N]`` is the warm session instead (session.py): one
 process that runs many requests, each given these same words.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 
+from . import collect
 from .command import build_argv
 from .errors import DiagnosticsInputError
 from .framing import RecordWriter
@@ -122,6 +125,10 @@ def main(argv: Sequence[str] | None = None, *, stamp: str = "source") -> int:
     if args == ["--version"]:
         sys.stdout.write(f"cloudiag-sysvm {stamp}\n")
         return 0
+    if args[:1] == [collect.COMMAND]:
+        code = collect.run(args[1:], writer)
+        release_stdout()
+        return code
     planned = prepare(args, writer)
     if planned is None:
         return 2

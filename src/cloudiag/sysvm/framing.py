@@ -5,6 +5,7 @@
     {"s": "out", "d": "<a line of the tool's stdout, incl. newline>"}
     {"s": "err", "d": "<a line of the tool's stderr>"}
     {"s": "refused", "d": "<why the VM refused the request; no tool ran>"}
+    {"s": "zip", "d": "<base64 of a piece of a collection's zip (collect.py)>"}
     {"s": "exit", "code": <int>}
 
 A warm session (session.py) runs several jobs over one stdout: each record then carries the
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
 
 class Record(Frozen):
     """One framed record: "out"/"err" with text ``data``, "refused" with the reason in
-    ``data``, "exit" with ``code``, or "started" with the tool's pid in ``code``; ``job`` is
-    the job's id in a session's records, else None."""
+    ``data``, "zip" with a base64 piece of a collection's zip in ``data``, "exit" with
+    ``code``, or "started" with the tool's pid in ``code``; ``job`` is the job's id in a
+    session's records, else None."""
 
     __slots__ = ("code", "data", "job", "stream")
     stream: str
@@ -58,6 +60,10 @@ class Record(Frozen):
         return hash(self._key())
 
 
+#: The records whose ``d`` is a string.
+_DATA_STREAMS = ("out", "err", "refused", "zip")
+
+
 def encode_line(obj: dict[str, Any]) -> bytes:
     """One JSON object as a single line of ASCII (newline-terminated)."""
     # ensure_ascii escapes every newline, U+2028 and other oddity inside the strings,
@@ -74,7 +80,7 @@ def encode_record(
         obj.update(s="exit", code=int(code if code is not None else -1))
     elif stream == "started":
         obj.update(s="started", pid=int(code if code is not None else -1))
-    elif stream in ("out", "err", "refused"):
+    elif stream in _DATA_STREAMS:
         obj.update(s=stream, d=data)
     else:
         raise ValueError(f"unknown stream {stream!r}")
@@ -92,7 +98,7 @@ def record_of(obj: dict[str, Any]) -> Record | None:
     if job is not None and not isinstance(job, str):
         return None
     stream = obj.get("s")
-    if stream in ("out", "err", "refused"):
+    if stream in _DATA_STREAMS:
         data = obj.get("d")
         return Record(stream, data, None, job) if isinstance(data, str) else None
     number = obj.get("code" if stream == "exit" else "pid")

@@ -5,16 +5,18 @@ Requests come on stdin (protocol.py), records go to stdout tagged with their job
 
     {"s": "ready", "version": "<build stamp>", "max_jobs": N}      first, once
     {"j": …, "s": "started", "pid": <pid>}                          the tool's process exists
-    {"j": …, "s": "out" | "err" | "refused", "d": …}
+    {"j": …, "s": "out" | "err" | "refused" | "zip", "d": …}
     {"j": …, "s": "exit", "code": <int>}                            always a job's last one
     {"s": "pong", "n": <int>}                                       the answer to a ping
     {"s": "error", "d": <why>[, "j": …]}                            a malformed request line
 
 Each run is validated again exactly as the one-shot script validates its arguments (cli's
 ``prepare``) and its tool runs in a process group of its own, in a thread of its own, so a
-cancel kills that group alone. When stdin closes, or stdout's reader has gone, or the
-process is asked to stop (SIGTERM, SIGHUP, SIGINT), every running tool is stopped, their
-exit records are written if stdout still works, and the process exits 0.
+cancel kills that group alone. A run whose first word is ``collect`` is a
+getDiagnosticsData collection instead (collect.py), checked by its own rules. When stdin
+closes, or stdout's reader has gone, or the process is asked to stop (SIGTERM, SIGHUP,
+SIGINT), every running tool is stopped, their exit records are written if stdout still
+works, and the process exits 0.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import signal
 import sys
 import threading
 
+from . import collect
 from .cli import USAGE, prepare, release_stdout
 from .framing import RecordWriter
 from .orphans import die_with_parent
@@ -132,6 +135,9 @@ class Session:
 
     def _run(self, job: str, args: list[str], writer: RecordWriter, stop: threading.Event) -> None:
         try:
+            if args[:1] == [collect.COMMAND]:
+                collect.run(args[1:], writer, stop)
+                return
             planned = prepare(args, writer)
             if planned is not None:
                 argv, hard_limit = planned

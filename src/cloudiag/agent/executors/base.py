@@ -37,6 +37,8 @@ class Outcome:
     refused: str = ""
     #: Why the run failed as a whole (e.g. the VM stopped under it); the output is partial.
     error: str = ""
+    #: A getDiagnosticsData job's zip (empty for every other job).
+    archive: bytes = b""
 
 
 class Executor(Protocol):

@@ -3,19 +3,25 @@
 Every executor that runs our system-VM package collects the records of one job here: the
 tool's output is kept up to ``max_output`` bytes per stream (the rest is read and dropped,
 so a tool never blocks on a full pipe) and forwarded live; cloudiag's own ``[cloudiag]``
-notes are always kept. ``run_limited`` runs a job over a warm session within the agent's
-wall clock: at the time limit or on a stop, the job is cancelled on the VM.
+notes are always kept; a getDiagnosticsData zip's pieces ("zip" records) are put together
+apart from the output, up to their cap. ``run_limited`` runs a job over a warm session
+within the agent's wall clock: at the time limit or on a stop, the job is cancelled on the VM.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from cloudiag.agent.executors.base import OnRecord, Stream
 from cloudiag.agent.executors.session import OnSessionRecord, SessionError
+from cloudiag.bus.messages import RunRequest
+from cloudiag.sysvm import collect
+from cloudiag.sysvm.errors import DiagnosticsInputError
 from cloudiag.sysvm.framing import Record
 
 #: Runs one job over a session: called with where its records go and the event that
@@ -26,8 +32,13 @@ SessionJob = Callable[[OnSessionRecord, asyncio.Event], Awaitable[int]]
 class Collector:
     """Accumulates both streams up to a byte limit each and forwards kept text live."""
 
-    def __init__(self, max_output: int, on_line: OnRecord | None) -> None:
+    def __init__(self, max_output: int, on_line: OnRecord | None, max_archive: int = 0) -> None:
         self.max_output = max_output
+        #: The most zip bytes taken (0: a job that sends no zip).
+        self.max_archive = max_archive
+        self._archive = bytearray()
+        #: Why the zip is unusable (too big, not base64), else "".
+        self.archive_error = ""
         self._on_line = on_line
         self._parts: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self._size = {"stdout": 0, "stderr": 0}
@@ -66,6 +77,27 @@ class Collector:
             await self.note(f"[cloudiag] refused on the VM: {record.data}\n")
         elif record.stream in ("out", "err"):
             await self.add("stdout" if record.stream == "out" else "stderr", record.data)
+        elif record.stream == "zip":
+            self._take_piece(record.data)
+
+    def _take_piece(self, data: str) -> None:
+        if self.archive_error:
+            return
+        try:
+            piece = base64.b64decode(data, validate=True)
+        except binascii.Error:
+            self.archive_error = "the VM sent a zip piece that is not base64"
+            return
+        if len(self._archive) + len(piece) > self.max_archive:
+            self.archive_error = f"the VM sent more than {self.max_archive} bytes of zip"
+            self._archive.clear()
+            return
+        self._archive += piece
+
+    @property
+    def archive(self) -> bytes:
+        """The zip the VM sent (empty when none, or when it was unusable)."""
+        return b"" if self.archive_error else bytes(self._archive)
 
     async def finish(self) -> None:
         """The run is over: say so if the output was cut."""
@@ -77,6 +109,17 @@ class Collector:
     def text(self, stream: Stream) -> str:
         """What was kept of one stream."""
         return "".join(self._parts[stream])
+
+
+def collection_words(request: RunRequest) -> list[str]:
+    """The script's words of a getDiagnosticsData job, checked by the VM's own rules (the
+    agent's wall); DiagnosticsInputError when they refuse it."""
+    spec = request.collect
+    if spec is None:
+        raise DiagnosticsInputError(collect.FIELD, "the job has no items to collect")
+    words = collect.collect_arguments(spec.items, spec.roots, spec.max_file, spec.max_zip)
+    collect.parse_arguments(words[1:])
+    return words
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloudiag.agent.executors.base import OnRecord, Outcome
-from cloudiag.agent.executors.collect import Collector, run_limited
+from cloudiag.agent.executors.collect import Collector, collection_words, run_limited
 from cloudiag.agent.executors.process_channel import ProcessChannel
 from cloudiag.agent.executors.session import SESSION_MAX_JOBS, Channel, OnSessionRecord
 from cloudiag.agent.executors.session_pool import SessionPool
@@ -71,6 +71,8 @@ class ExecResult:
     refused: str = ""
     #: Why the run failed as a whole (its session ended under it), else "".
     error: str = ""
+    #: A collection's zip (collect_in_netns), else empty.
+    archive: bytes = b""
 
 
 def namespace_exists(namespace: str) -> bool:
@@ -169,12 +171,23 @@ async def close_sessions() -> None:
     await _sessions.pool().close()
 
 
-def _opener(namespace: str, python: str, zipapp: str) -> Callable[[], Awaitable[Channel]]:
+def enter_argv(namespace: str, mount: str | None) -> list[str]:
+    """The argv prefix that runs a program in the VM: its network namespace, and its own
+    mount namespace when it has one (else `ip netns exec`'s, made from the host's files)."""
+    # One stat, once per session opened (as namespace_exists).
+    if mount is not None and os.path.ismount(mount):
+        return ["nsenter", f"--mount={mount}", f"--net={os.path.join(NETNS_DIR, namespace)}", "--"]
+    return ["ip", "netns", "exec", namespace]
+
+
+def _opener(
+    namespace: str, mount: str | None, python: str, zipapp: str
+) -> Callable[[], Awaitable[Channel]]:
     async def open_channel() -> Channel:
         return await ProcessChannel.start(
             [
-                *("ip", "netns", "exec", namespace, python, "-I", "-S", zipapp),
-                *("serve", "--max-jobs", str(SESSION_MAX_JOBS)),
+                *enter_argv(namespace, mount),
+                *(python, "-I", "-S", zipapp, "serve", "--max-jobs", str(SESSION_MAX_JOBS)),
             ]
         )
 
@@ -210,7 +223,8 @@ def _result(
         truncated=sink.truncated,
         duration=time.monotonic() - started,
         argv=argv,
-        error=error,
+        error=error or sink.archive_error,
+        archive=sink.archive,
     )
 
 
@@ -228,8 +242,10 @@ async def run_in_netns(
     denied_networks: Sequence[str] = (),
     vm_name: str | None = None,
     job_id: str = "job",
+    mount: str | None = None,
 ) -> ExecResult:
-    """Run one diagnostic in ``namespace`` and return its output.
+    """Run one diagnostic in ``namespace`` (with the mount namespace ``mount`` when it has
+    one, see enter_argv) and return its output.
 
     Raises DiagnosticsInputError for refused input (nothing is spawned then). The time
     limit covers the whole run: on expiry the tool's process group is killed and the partial
@@ -251,23 +267,89 @@ async def run_in_netns(
         await sink.note(f'[cloudiag] network namespace "{namespace}" does not exist\n')
         return _result(sink, "-1", started=started, argv=tool_argv)
 
-    zipapp = await zipapp_path()
-    python = python or sys.executable
-    key = f"{namespace} {python}"
-    await _sessions.current(key, namespace)
     # The script checks the options against the same limit (its second wall), and names
     # resolve on the VM: the script checks the address and aims the tool at it.
-    args = [*script_arguments(check_limit, denied_networks), req.type.name, req.address]
+    words = [
+        *script_arguments(check_limit, denied_networks),
+        req.type.name,
+        req.address,
+        *req.params,
+    ]
+    return await _run_words(
+        namespace,
+        words,
+        sink,
+        argv=tool_argv,
+        time_limit=time_limit,
+        python=python,
+        stop=stop,
+        vm_name=vm_name,
+        job_id=job_id,
+        mount=mount,
+    )
+
+
+async def collect_in_netns(
+    namespace: str,
+    request: RunRequest,
+    *,
+    python: str | None = None,
+    stop: asyncio.Event | None = None,
+    vm_name: str | None = None,
+    mount: str | None = None,
+) -> ExecResult:
+    """Run a getDiagnosticsData collection in ``namespace`` (and ``mount``, whose files are
+    the VM's own): the result's ``archive`` is the zip. Raises DiagnosticsInputError for
+    refused items (nothing is spawned then)."""
+    words = collection_words(request)
+    assert request.collect is not None  # collection_words refused a job without it
+    sink = Collector(request.max_output, None, max_archive=request.collect.max_zip)
+    if not namespace_exists(namespace):
+        await sink.note(f'[cloudiag] network namespace "{namespace}" does not exist\n')
+        return _result(sink, "-1", started=time.monotonic(), argv=words)
+    return await _run_words(
+        namespace,
+        words,
+        sink,
+        argv=words,
+        time_limit=request.time_limit,
+        python=python,
+        stop=stop,
+        vm_name=vm_name,
+        job_id=request.job_id,
+        mount=mount,
+    )
+
+
+async def _run_words(
+    namespace: str,
+    words: list[str],
+    sink: Collector,
+    *,
+    argv: list[str],
+    time_limit: float,
+    python: str | None,
+    stop: asyncio.Event | None,
+    vm_name: str | None,
+    job_id: str,
+    mount: str | None,
+) -> ExecResult:
+    """Run the script's ``words`` over the namespace's warm session into ``sink``."""
+    started = time.monotonic()
+    zipapp = await zipapp_path()
+    python = python or sys.executable
+    key = f"{namespace} {python} {mount or ''}"
+    await _sessions.current(key, namespace)
     watcher = asyncio.ensure_future(_watch_vm(namespace, key))
 
     def job(on_record: OnSessionRecord, halt: asyncio.Event) -> Awaitable[int]:
         return _sessions.pool().run(
             key,
-            _opener(namespace, python, zipapp),
+            _opener(namespace, mount, python, zipapp),
             vm_name or namespace,
             _stamp_of(zipapp),
             f"{job_id}.{next(_job_numbers)}",
-            [*args, *req.params],
+            words,
             on_record=on_record,
             stop=halt,
             open_timeout=time_limit,
@@ -281,7 +363,7 @@ async def run_in_netns(
         sink,
         str(ended.code),
         started=started,
-        argv=tool_argv,
+        argv=argv,
         timed_out=ended.timed_out,
         cancelled=ended.cancelled,
         error=ended.error,
@@ -299,19 +381,12 @@ class NetnsExecutor:
             raise TypeError(f"the netns executor cannot reach {vm.name} ({vm.access.kind})")
         namespace = vm.access.namespace
         try:
-            res = await run_in_netns(
-                namespace,
-                request.type,
-                request.address,
-                request.params,
-                time_limit=request.time_limit,
-                max_output=request.max_output,
-                on_line=on_record,
-                stop=stop,
-                denied_networks=request.denied_networks,
-                vm_name=vm.name,
-                job_id=request.job_id,
-            )
+            if request.collect is not None:
+                res = await collect_in_netns(
+                    namespace, request, stop=stop, vm_name=vm.name, mount=vm.access.mount
+                )
+            else:
+                res = await self._diagnostic(namespace, vm, request, on_record, stop)
         except DiagnosticsInputError as exc:
             # Nothing ran; the reason is also what the job's stderr shows.
             reason = exc.message
@@ -326,6 +401,27 @@ class NetnsExecutor:
             cancelled=res.cancelled,
             refused=res.refused,
             error="" if res.refused else await _vm_gone(vm.name, namespace, res) or res.error,
+            archive=res.archive,
+        )
+
+    @staticmethod
+    async def _diagnostic(
+        namespace: str, vm: VmReport, request: RunRequest, on_record: OnRecord, stop: asyncio.Event
+    ) -> ExecResult:
+        assert isinstance(vm.access, NetnsAccess)
+        return await run_in_netns(
+            namespace,
+            request.type,
+            request.address,
+            request.params,
+            time_limit=request.time_limit,
+            max_output=request.max_output,
+            on_line=on_record,
+            stop=stop,
+            denied_networks=request.denied_networks,
+            vm_name=vm.name,
+            job_id=request.job_id,
+            mount=vm.access.mount,
         )
 
     def spawned(self) -> int:

@@ -24,7 +24,7 @@ import asyncssh
 
 from cloudiag.agent.executors import cloudstack_script, remote_install
 from cloudiag.agent.executors.base import OnRecord, Outcome
-from cloudiag.agent.executors.collect import Collector, run_limited
+from cloudiag.agent.executors.collect import Collector, collection_words, run_limited
 from cloudiag.agent.executors.host_keys import HostKeys
 from cloudiag.agent.executors.netns import script_arguments, zipapp_path
 from cloudiag.agent.executors.session import (
@@ -88,21 +88,41 @@ class SshExecutor:
         access = vm.access
         if not isinstance(access, SshAccess):
             raise TypeError(f"the SSH executor cannot reach {vm.name} ({access.kind})")
+        req: validate.Request | None = None
         try:
-            # The operator's limit may exceed the type's own (the API allowed it).
-            check_limit = max(request.time_limit, registry.get_type(request.type).time_limit)
-            req = validate.validate(
-                request.type, request.address, request.params, time_limit=check_limit
-            )
+            if request.collect is not None:
+                words = collection_words(request)
+            else:
+                # The operator's limit may exceed the type's own (the API allowed it).
+                check_limit = max(request.time_limit, registry.get_type(request.type).time_limit)
+                req = validate.validate(
+                    request.type, request.address, request.params, time_limit=check_limit
+                )
+                words = [
+                    *script_arguments(check_limit, request.denied_networks),
+                    req.type.name,
+                    req.address,
+                    *req.params,
+                ]
         except DiagnosticsInputError as exc:
             reason = exc.message
             return Outcome(stdout="", stderr=reason, exitcode="-1", duration=0.0, refused=reason)
         started = time.monotonic()
-        sink = Collector(request.max_output, on_record)
+        spec = request.collect
+        sink = Collector(
+            request.max_output,
+            on_record if spec is None else None,
+            max_archive=spec.max_zip if spec is not None else 0,
+        )
         try:
             if await self._uses_cloudstack(access, vm.name, started + request.time_limit):
+                if req is None:
+                    reason = f"{vm.name} runs CloudStack's own script: it cannot collect files"
+                    return Outcome(
+                        stdout="", stderr=reason, exitcode="-1", duration=0.0, refused=reason
+                    )
                 return await self._cloudstack(vm.name, access, req, request, sink, stop, started)
-            return await self._cloudiag(vm.name, access, req, request, sink, stop, started)
+            return await self._cloudiag(vm.name, access, words, request, sink, stop, started)
         except (SshError, SessionError, remote_install.InstallError) as exc:
             error = str(exc)
             await sink.note(f"[cloudiag] {error}\n")
@@ -143,22 +163,16 @@ class SshExecutor:
         self,
         vm_name: str,
         access: SshAccess,
-        req: validate.Request,
+        args: list[str],
         request: RunRequest,
         sink: Collector,
         stop: asyncio.Event,
         started: float,
     ) -> Outcome:
+        """Run the script's ``args`` over the VM's warm session."""
         zipapp = Path(await zipapp_path())
         stamp = zipapp.stem.removeprefix("cloudiag-sysvm-")
         key = " ".join(str(part) for part in (*connection_key(access), access.python))
-        check_limit = max(request.time_limit, req.type.time_limit)
-        args = [
-            *script_arguments(check_limit, request.denied_networks),
-            req.type.name,
-            req.address,
-            *req.params,
-        ]
 
         async def job(on_record: OnSessionRecord, halt: asyncio.Event) -> int:
             async def run() -> int:
@@ -382,5 +396,6 @@ def _outcome(
         truncated=sink.truncated,
         cancelled=cancelled,
         refused=sink.refused,
-        error=error,
+        error=error or sink.archive_error,
+        archive=sink.archive,
     )

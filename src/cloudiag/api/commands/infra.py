@@ -18,7 +18,7 @@ from cloudiag.api.registry import (
 from cloudiag.db.models import VirtualMachine
 from cloudiag.domain import VmType
 from cloudiag.services import inventory
-from cloudiag.sysvm import registry
+from cloudiag.sysvm import collect, registry
 
 ZONEID = Param("zoneid", "uuid", "the ID of the availability zone", related="listZones")
 HOSTID = Param("hostid", "uuid", "the host ID", related="listHosts")
@@ -116,6 +116,7 @@ def _vm_common(vm: VirtualMachine, found: inventory.VmPage) -> dict[str, Any]:
         "privateip": addresses.get("control"),
         "created": cs_date(vm.created),
         "diagnosticstypes": ",".join(t.name for t in registry.types_for_vm(vm.vm_type)),
+        "diagnosticsdatafiles": ",".join(collect.DEFAULTS.get(vm.vm_type, ())),
     }
 
 
@@ -153,6 +154,9 @@ _VM_RESPONSE = (
     ResponseField("publicip", "string", "the public address"),
     ResponseField("linklocalip", "string", "the control (link-local) address"),
     ResponseField("diagnosticstypes", "string", "diagnostics types runDiagnostics offers here"),
+    ResponseField(
+        "diagnosticsdatafiles", "string", "the items getDiagnosticsData collects here by default"
+    ),
     ResponseField("created", "date", "when the VM was first reported"),
 )
 

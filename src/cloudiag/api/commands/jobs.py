@@ -16,8 +16,9 @@ from cloudiag.services import jobs_query
 JOBID = Param("jobid", "uuid", "the ID of the asynchronous job", required=True)
 
 
-def job_view(job: AsyncJob) -> dict[str, Any]:
-    """A job as CloudStack's AsyncJobResponse shows it."""
+def job_view(job: AsyncJob, base_url: str = "") -> dict[str, Any]:
+    """A job as CloudStack's AsyncJobResponse shows it; a download URL in its result (a
+    getDiagnosticsData job's, kept from the server's root) made absolute on `base_url`."""
     view: dict[str, Any] = {
         "jobid": job.id,
         "accountid": job.account_id,
@@ -32,13 +33,23 @@ def job_view(job: AsyncJob) -> dict[str, Any]:
         "created": cs_date(job.created),
     }
     if job.result is not None:
-        view["jobresult"] = job.result
+        view["jobresult"] = _absolute(job.result, base_url)
     if job.completed is not None:
         view["completed"] = cs_date(job.completed)
     if job.request:
         # What was asked (type, ipaddress, params): a cloudiag extension for history views.
         view["request"] = job.request
     return view
+
+
+def _absolute(result: dict[str, Any], base_url: str) -> dict[str, Any]:
+    diagnostics = result.get("diagnostics")
+    if not base_url or not isinstance(diagnostics, dict):
+        return result
+    url = diagnostics.get("url")
+    if not isinstance(url, str) or not url.startswith("/"):
+        return result
+    return {**result, "diagnostics": {**diagnostics, "url": base_url + url}}
 
 
 #: The longest a queryAsyncJobResult may wait for its job to be final (cloudiag's `wait`).
@@ -50,13 +61,14 @@ async def query_async_job_result(ctx: RequestContext, params: dict[str, Any]) ->
     job is final (or when the wait is over), so a client need not poll."""
     wait = params.get("wait") or 0
     if not wait:
-        return job_view(await jobs_query.get_job(ctx.app.db, ctx.user, params["jobid"]))
+        job = await jobs_query.get_job(ctx.app.db, ctx.user, params["jobid"])
+        return job_view(job, ctx.base_url)
     runner = ctx.app.runner
     # (Some tests serve the API without a job engine: nobody wakes the reader then, and it
     # reads the job's row again every RECHECK seconds.)
     finals = runner.finals if runner is not None else FinalWaiters()
     job = await jobs_query.wait_final(ctx.app.db, finals, ctx.user, params["jobid"], wait)
-    return job_view(job)
+    return job_view(job, ctx.base_url)
 
 
 async def list_async_jobs(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +81,7 @@ async def list_async_jobs(ctx: RequestContext, params: dict[str, Any]) -> dict[s
         instance_id=params.get("instanceid"),
         keyword=params.get("keyword"),
     )
-    views = [{**job_view(job), "username": username} for job, username in jobs]
+    views = [{**job_view(job, ctx.base_url), "username": username} for job, username in jobs]
     return list_payload("asyncjobs", views, total)
 
 

@@ -52,7 +52,7 @@ export function historyPanel(vm, { onRerun } = {}) {
     replace(
       detail,
       h("h3", {}, `${request.type || "diagnostic"} ${request.ipaddress || ""} · started ${when(job.created)} by ${job.username || "?"}`),
-      resultView(job, onRerun ? { onAgain: () => onRerun(request) } : {}),
+      resultView(job, onRerun && !request.files ? { onAgain: () => onRerun(request) } : {}),
     );
     detail.scrollIntoView({ block: "nearest" });
   }
@@ -77,7 +77,8 @@ export function historyPanel(vm, { onRerun } = {}) {
             h("td", {}, job.username || "—"),
             h("td", {}, request.type || "—"),
             h("td", { class: "mono" }, request.ipaddress || "—"),
-            h("td", { class: "mono" }, (request.params || []).join(" ") || "—"),
+            // A getDiagnosticsData job has its items where a diagnostic has its options.
+            h("td", { class: "mono" }, (request.params || request.files || []).join(" ") || "—"),
             h("td", {}, badge(label, tone)),
             h("td", { "data-testid": "verdict" }, found ? badge(found.text, found.tone) : "—"),
             h("td", { class: "num" }, job.jobstatus === 0 ? "…" : duration(ms)),

@@ -2,6 +2,7 @@
 // the parsed summary, copy to clipboard and Run again.
 
 import { duration, h, parseStamp, prose, when } from "../dom.js";
+import { downloadHref } from "./data.js";
 import { summaryVerdict, summaryView } from "./summary.js";
 
 /**
@@ -19,6 +20,9 @@ export function outcome(job, found = null) {
   } else if (job.jobstatus === 2) {
     label = result.cancelled ? "Cancelled" : "Failed";
     tone = result.cancelled ? "off" : "bad";
+  } else if (typeof diag?.url === "string") {
+    label = "zip ready";
+    tone = "ok";
   } else if (diag?.timedout) {
     label = `Timed out · exit ${diag.exitcode}`;
     tone = "bad";
@@ -48,6 +52,17 @@ async function copy(text, button) {
   }, 1500);
 }
 
+// A getDiagnosticsData job: what it collected and the link of its zip.
+function dataResult(job, exitBadge, url) {
+  const files = (job.request?.files || []).join(", ");
+  return h(
+    "div",
+    { class: "result", "data-testid": "result" },
+    h("div", { class: "result-head" }, h("div", { class: "result-facts" }, exitBadge, h("span", { class: "muted mono" }, files), job.completed ? h("span", { class: "muted" }, `finished ${when(job.completed)}`) : null)),
+    h("p", {}, h("a", { href: downloadHref(url), download: "", "data-testid": "data-download" }, "Download the zip")),
+  );
+}
+
 /**
  * The view of a finished job. onAgain: () => void for "Run again" (omitted in history).
  */
@@ -55,6 +70,7 @@ export function resultView(job, { onAgain } = {}) {
   const { label, tone, diag, error, ms } = outcome(job);
   const request = job.request || {};
   const exitBadge = h("span", { class: `badge badge-${tone} badge-big`, "data-testid": "exit-badge" }, label);
+  if (typeof diag?.url === "string") return dataResult(job, exitBadge, diag.url);
   // Recoloured once the summary's module says what the run found (and titled with it); a
   // module that cannot load leaves the exit code's colour.
   summaryVerdict(diag?.parsed, request.type)

@@ -1,14 +1,17 @@
-// The detail view of one system VM or router: tabs Details, Diagnostics, History.
+// The detail view of one system VM or router: tabs Details, Diagnostics, History and
+// Diagnostics data (getDiagnosticsData).
 
 import { allowed, call } from "../api.js";
 import { badge, empty, failure, h, loading, name, replace, when } from "../dom.js";
 import { historyPanel } from "../diag/history.js";
+import { dataPanel } from "../diag/data.js";
 import { diagnosticsPanel } from "../diag/panel.js";
 
 const TABS = [
   ["details", "Details"],
   ["diagnostics", "Diagnostics"],
   ["history", "History"],
+  ["data", "Diagnostics data"],
 ];
 
 const KIND = { secondarystoragevm: "Secondary storage VM", consoleproxy: "Console proxy VM" };
@@ -63,6 +66,7 @@ export function vmView(id, tab = "details") {
     const show = (key, initial) => {
       if (key === "details") replace(panel, details(vm));
       else if (key === "diagnostics") replace(panel, diagnosticsPanel(vm, { initial }));
+      else if (key === "data") replace(panel, allowed("getDiagnosticsData") ? dataPanel(vm) : empty("Only root admins may get a VM's diagnostics data."));
       else replace(panel, historyPanel(vm, { onRerun: (request) => show("diagnostics", { type: request.type, ipaddress: request.ipaddress, params: (request.params || []).join(" ") }) }));
       tabButtons.forEach((button, i) => button.setAttribute("aria-selected", String(TABS[i][0] === key)));
     };
