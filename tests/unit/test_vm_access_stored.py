@@ -28,7 +28,7 @@ async def test_the_access_is_stored_as_reported(db: async_sessionmaker[AsyncSess
     async with db() as s:
         row = await s.get(VirtualMachine, "vm-r")
         assert row is not None
-        assert row.access == {"kind": "netns", "namespace": "lab-r-1-VM"}
+        assert row.access == {"kind": "netns", "namespace": "lab-r-1-VM", "mount": None}
 
     ssh = SshAccess(address="169.254.0.10", key_file="/etc/cloudiag/id_ed25519")
     async with db.begin() as s:
