@@ -1,4 +1,5 @@
-"""PostgreSQL's pool: a connection that rested is tested before use, one in steady use is not.
+"""PostgreSQL's pool and reads: a connection that rested is tested before use, one in steady
+use is not; a read runs without a transaction.
 
 The local PostgreSQL (tests/databases.py); a cut connection is a real one, its backend
 terminated by the server.
@@ -13,10 +14,10 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from cloudiag.db import engine as engine_module
-from cloudiag.db.engine import create_engine
+from cloudiag.db.engine import create_engine, reading, session_factory
 from tests.databases import PG_ADMIN_URL, create_pg_database, drop_pg_database
 
 #: Seconds a connection must rest here before it is tested (the real bound is longer).
@@ -88,3 +89,27 @@ async def test_a_rested_connection_that_was_cut_is_replaced_before_use(
     # That one is new: not tested at its first checkout.
     assert await _backend(engine) == second
     assert pings == ["ping"]
+
+
+async def _two_clock_readings(db: AsyncSession) -> tuple[Any, Any]:
+    """now() twice, apart: the same inside one transaction, not in autocommit."""
+    first = (await db.execute(text("SELECT now()"))).scalar_one()
+    await asyncio.sleep(0.05)
+    return first, (await db.execute(text("SELECT now()"))).scalar_one()
+
+
+async def test_a_read_runs_without_a_transaction_on_postgresql(
+    pg: tuple[AsyncEngine, list[str]],
+) -> None:
+    engine, _ = pg
+    sessions = session_factory(engine)
+    async with sessions() as db:
+        first, second = await _two_clock_readings(db)
+    assert first == second  # One transaction (BEGIN … ROLLBACK) around them.
+    async with reading(sessions) as db:
+        first, second = await _two_clock_readings(db)
+    assert first != second  # Each statement on its own: no BEGIN, no ROLLBACK.
+    # The connection went back to the pool as it was: in transactions again.
+    async with sessions() as db:
+        first, second = await _two_clock_readings(db)
+    assert first == second

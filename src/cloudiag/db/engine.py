@@ -121,3 +121,16 @@ async def locked_transaction(
     sqlite = bind is not None and bind.dialect.name == "sqlite"
     async with _sqlite_writers if sqlite else contextlib.nullcontext(), sessions.begin() as db:
         yield db
+
+
+@contextlib.asynccontextmanager
+async def reading(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for a read that needs no transaction around it (one statement).
+
+    On PostgreSQL its statements run in autocommit: no BEGIN and no ROLLBACK, two round
+    trips fewer for one SELECT. SQLite opens no transaction for a read anyway.
+    """
+    async with sessions() as db:
+        if not is_sqlite(db):
+            await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield db

@@ -7,6 +7,7 @@ import asyncio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cloudiag.db.engine import reading
 from cloudiag.db.models import AsyncJob, User
 from cloudiag.domain import Caller, JobStatus, NotFound
 from cloudiag.jobs.final_waiters import FinalWaiters
@@ -26,7 +27,7 @@ async def get_job(
     sessions: async_sessionmaker[AsyncSession], caller: Caller, job_id: str
 ) -> AsyncJob:
     """The job of that id, or NotFound when there is none the caller may see."""
-    async with sessions() as db:
+    async with reading(sessions) as db:
         job = await db.get(AsyncJob, job_id)
     if job is None or not may_see(caller, job):
         raise NotFound(f"Unable to find a job with id {job_id}")
