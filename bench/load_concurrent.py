@@ -4,7 +4,8 @@ Brings up its own lab and stack (nats-server, `cloudiag serve`, `cloudiag agent`
 default, `--backend postgresql` for the local PostgreSQL), with the per-VM/user limits lifted
 so that all N are admitted. Prints throughput, p50/p95/p99 time from the call to a final
 job state, how long until all were final, how many jobs were lost or run twice (the
-agent's log of each start), the server's peak RSS and the CPU per job. Needs root.
+agent's log of each start), the server's peak RSS and the CPU per job (the server's, the
+agent's and the bench's own clients'). Needs root.
 
     .venv/bin/python bench/load_concurrent.py [--jobs 500] [--backend sqlite|postgresql]
         [--executor netns|ssh]
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import resource
 import secrets
 import sys
 import tempfile
@@ -45,6 +48,8 @@ LIFTED = {
     "CLOUDIAG_LIMIT_PER_USER": "0",
     "CLOUDIAG_RATE_LIMIT": "0",
 }
+#: How many calls are in flight at once (each lane makes its calls one after another).
+LANES = 100
 
 
 @dataclass
@@ -74,24 +79,33 @@ async def fire(stack: Stack, jobs: int, roles: list[str]) -> Fired:
     vms = [stack.vm(r)["uuid"] for r in roles]
     web = stack.lab["targets"]["web"]
     fired = Fired()
-    # A fresh connection per call while firing: a kept-alive one the server closes while the
-    # request waits in the pool would fail it (and runDiagnostics must not be retried blindly).
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
+    # LANES calls in flight, each lane a client of its own making a fresh connection per call
+    # (a kept-alive one the server closes while the request waits would fail it, and
+    # runDiagnostics must not be retried blindly). One shared pool with every call queued in
+    # it would cost the bench more CPU than the server: httpcore matches each queued request
+    # against each connection whenever one frees.
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=0)
+    lanes = [httpx.AsyncClient(timeout=120, limits=limits) for _ in range(min(LANES, jobs))]
     async with (
-        httpx.AsyncClient(timeout=120, limits=limits) as http,
-        AsyncClient(stack.url, stack.admin.key, http=http) as client,
+        contextlib.AsyncExitStack() as opened,
         httpx.AsyncClient(timeout=120) as watch_http,
         AsyncClient(stack.url, stack.admin.key, http=watch_http) as watcher,
     ):
+        for http in lanes:
+            await opened.enter_async_context(http)
+        clients = [AsyncClient(stack.url, stack.admin.key, http=http) for http in lanes]
 
-        async def one(i: int) -> None:
-            t = time.perf_counter()
-            try:
-                jobid = await client.run_diagnostics(vms[i % len(vms)], "ping", web, "-c 1")
-            except ApiCallError:
-                fired.refused += 1
-                return
-            fired.submitted[jobid] = t
+        async def lane(first: int) -> None:
+            for i in range(first, jobs, len(clients)):
+                t = time.perf_counter()
+                try:
+                    jobid = await clients[first].run_diagnostics(
+                        vms[i % len(vms)], "ping", web, "-c 1"
+                    )
+                except ApiCallError:
+                    fired.refused += 1
+                    continue
+                fired.submitted[jobid] = t
 
         async def watch() -> None:
             # Seen final from the first call on, every 100 ms, by a client of its own.
@@ -108,7 +122,7 @@ async def fire(stack: Stack, jobs: int, roles: list[str]) -> Fired:
 
         fired.started = time.perf_counter()
         watching = asyncio.create_task(watch())
-        await asyncio.gather(*(one(i) for i in range(jobs)))
+        await asyncio.gather(*(lane(n) for n in range(len(clients))))
         fired.answered = time.perf_counter()
         await watching
     fired.finished = {j: t for j, t in fired.finished.items() if j in fired.submitted}
@@ -119,6 +133,12 @@ def cpu_seconds(pid: int) -> float:
     """The user + system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """The user + system CPU time this bench (the clients) has used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -163,8 +183,10 @@ def main() -> int:
             assert stack.server is not None and stack.agent is not None
             before = stack.agent_status().spawned
             cpu = cpu_seconds(stack.server.pid), cpu_seconds(stack.agent.pid)
+            own = own_cpu_seconds()
             fired = asyncio.run(fire(stack, args.jobs, roles))
             cpu = cpu_seconds(stack.server.pid) - cpu[0], cpu_seconds(stack.agent.pid) - cpu[1]
+            own = own_cpu_seconds() - own
             ran = stack.agent_status().spawned - before
             jobs = stack.ok("listAsyncJobs", listall="true", pagesize=5000)["asyncjobs"]
             rss = peak_rss_mib(stack.server.pid)
@@ -210,9 +232,10 @@ def main() -> int:
         f"  time to result p50 {pct(0.5):.0f} ms  p95 {pct(0.95):.0f} ms  p99 {pct(0.99):.0f} ms"
         f"  (seen by listAsyncJobs every 100 ms)"
     )
+    per_job = [seconds / args.jobs * 1000 for seconds in (*cpu, own)]
     print(
-        f"  server peak RSS {rss:.0f} MiB; CPU per job: server {cpu[0] / args.jobs * 1000:.1f} ms,"
-        f" agent {cpu[1] / args.jobs * 1000:.1f} ms"
+        f"  server peak RSS {rss:.0f} MiB; CPU per job: server {per_job[0]:.1f} ms,"
+        f" agent {per_job[1]:.1f} ms, the bench's clients {per_job[2]:.1f} ms"
     )
     for j in odd[:3]:
         print(f"  not exit 0: {json.dumps(j['jobresult'])[:400]}")

@@ -216,6 +216,8 @@ async def serve_http(
         log_config=None,
         access_log=False,
         lifespan="off",
+        # httptools' C parser: a request costs the server a fraction of h11's pure Python.
+        http="httptools",
         # X-Forwarded-For names the client only when a proxy the operator trusts sent it;
         # uvicorn's default trusts loopback, and any local user can connect from there.
         proxy_headers=bool(proxies),

@@ -38,6 +38,7 @@ from cloudiag.agent.executors.ssh import SshExecutor
 from cloudiag.bus.messages import NetnsAccess, RunRequest, VmReport
 from cloudiag.lab import manager, mountns, topology
 from cloudiag.lab.inventory import Executor, inventory
+from cloudiag.sysvm import orphans
 from cloudiag.sysvm.errors import DiagnosticsInputError
 from tests.conftest import ssh_missing
 from tests.sysvm_zipapp import zipapp
@@ -77,16 +78,22 @@ def _argv(pid: int) -> list[bytes]:
 
 
 def _session_zipapp(pid: int) -> bytes | None:
-    """The zipapp a warm session runs (``… <zipapp> serve [--max-jobs N]``), else None."""
+    """The zipapp a warm session runs (``… <zipapp> serve [--max-jobs N]``), else None
+    (also for its guardian, which has the session's command line)."""
     argv = [word for word in _argv(pid) if word]
-    if b"serve" not in argv[1:]:
+    if b"serve" not in argv[1:] or _comm(pid) == orphans.NAME:
         return None
     return argv[argv.index(b"serve") - 1]
 
 
 def tools_in(namespace: str) -> list[int]:
-    """The processes in the namespace but its warm session: the tools left running."""
-    return [pid for pid in pids_in(namespace) if _session_zipapp(pid) is None]
+    """The processes in the namespace but its warm session and guardian: the tools left
+    running."""
+    return [
+        pid
+        for pid in pids_in(namespace)
+        if _session_zipapp(pid) is None and _comm(pid) != orphans.NAME
+    ]
 
 
 def sessions_in(namespace: str) -> list[int]:
@@ -225,11 +232,12 @@ class Target:
         return found
 
     def tools(self) -> list[int]:
-        """The processes in the VM but sessions and sshd: the tools left running."""
+        """The processes in the VM but sessions, their guardians and sshd: the tools left
+        running."""
         return [
             pid
             for pid in pids_in(self.namespace)
-            if _session_zipapp(pid) is None and _comm(pid) != "sshd"
+            if _session_zipapp(pid) is None and _comm(pid) not in ("sshd", orphans.NAME)
         ]
 
 

@@ -70,3 +70,33 @@ async def test_a_statement_is_one_trip(
         await conn.execute(text("SELECT 1"))
         await conn.execute(text("SELECT 2"))
     assert trips == ["SELECT 1", "SELECT 2"]
+
+
+async def test_reads_end_without_a_trip_writes_end_with_one(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every trip goes through aiosqlite's queue to the connection's thread.
+    trips: list[str] = []
+    execute = sqlite_driver.OneTripConnection._execute
+
+    async def counted(self: sqlite_driver.OneTripConnection, fn: Any, *args: Any) -> Any:
+        trips.append(getattr(fn, "__name__", "statement"))
+        return await execute(self, fn, *args)
+
+    monkeypatch.setattr(sqlite_driver.OneTripConnection, "_execute", counted)
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        trips.clear()
+    # The pool's rollback of a connection that only read: no transaction, no trip.
+    assert trips == []
+    async with engine.connect() as conn:
+        await conn.execute(text("INSERT INTO t (name) VALUES ('x')"))
+        trips.clear()
+    assert trips == ["rollback"]
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO t (name) VALUES ('y')"))
+        trips.clear()
+    assert trips == ["commit"]
+    async with engine.connect() as conn:
+        names = (await conn.execute(text("SELECT name FROM t"))).scalars().all()
+    assert names == ["y"]

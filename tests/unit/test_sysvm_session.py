@@ -23,12 +23,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cloudiag.sysvm import build, protocol
+from cloudiag.sysvm import build, orphans, protocol
 from tests.sysvm_zipapp import zipapp
 
 pytestmark = pytest.mark.skipif(shutil.which("ping") is None, reason="ping is not installed")
 
 LONG_PING = ["--no-deny", "ping", "127.0.0.1", "-c", "100", "-i", "0.5"]
+#: Prints nothing until its end: no write of its fails (SIGPIPE) when its reader dies.
+QUIET_PING = ["--no-deny", "ping", "127.0.0.1", "-q", "-c", "100", "-i", "0.5"]
 
 
 class Serve:
@@ -108,6 +110,20 @@ def gone(pid: int) -> bool:
     # A zombie is gone too: its parent (the session) has not reaped it yet.
     status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     return status == "Z"
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return found
 
 
 def wait_gone(pid: int, timeout: float = 5) -> bool:
@@ -277,13 +293,67 @@ def test_eof_kills_what_runs_and_exits_cleanly(serve: Serve) -> None:
     assert serve.next() is None
 
 
-def test_a_killed_session_takes_its_tools_along(serve: Serve) -> None:
+@pytest.mark.parametrize("ping", [LONG_PING, QUIET_PING], ids=["chatty", "quiet"])
+def test_a_killed_session_takes_its_tools_along(serve: Serve, ping: list[str]) -> None:
     serve.next()
-    serve.run("long", *LONG_PING)
-    pid = serve.until(lambda line: line.get("s") == "started")["pid"]
-    # SIGKILL gives the session no chance to stop its tools: the kernel does it.
+    serve.run("long", *ping)
+    serve.run("other", *ping)
+    pids = [serve.until(lambda line: line.get("s") == "started")["pid"] for _ in range(2)]
+    # SIGKILL gives the session no chance to stop its tools: its guardian does it.
     os.kill(serve.proc.pid, signal.SIGKILL)
-    assert wait_gone(pid)
+    assert all(wait_gone(pid) for pid in pids)
+
+
+#: A process that starts a guardian and two sleepers, tells it both started and the second
+#: ended, prints their pids and dies at once (no cleanup of its own).
+GUARDED = """
+import os, subprocess, sys
+from cloudiag.sysvm.orphans import Guardian
+guardian = Guardian.start()
+quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+kept, ended = (
+    subprocess.Popen(["sleep", "30"], start_new_session=True, **quiet) for _ in range(2)
+)
+guardian.started(kept.pid)
+guardian.started(ended.pid)
+guardian.ended(ended.pid)
+print(kept.pid, ended.pid, flush=True)
+os._exit(0)
+"""
+
+
+def test_the_guardian_kills_the_groups_still_running_and_only_those() -> None:
+    # A reaped tool's pid (its group's id) may be another process's by then: the guardian,
+    # told it ended, must leave that group alone.
+    out = subprocess.run(
+        [sys.executable, "-c", GUARDED], capture_output=True, text=True, check=True, timeout=30
+    )
+    kept, ended = (int(pid) for pid in out.stdout.split())
+    try:
+        assert wait_gone(kept)
+        assert not gone(ended)
+    finally:
+        for pid in (kept, ended):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_a_session_has_one_guardian_in_a_group_of_its_own(serve: Serve) -> None:
+    serve.next()
+    (guardian,) = children_of(serve.proc.pid)
+    assert os.getpgid(guardian) == guardian != os.getpgid(serve.proc.pid)
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{guardian}/comm").read_text().strip() != orphans.NAME:
+        assert time.monotonic() < deadline, "the guardian did not take its name"
+        time.sleep(0.01)
+    # It holds nothing of the session's stdio: the session's end is seen as it ends.
+    assert serve.proc.stdin is not None
+    serve.proc.stdin.close()
+    assert serve.proc.wait(timeout=5) == 0
+    assert serve.next() is None
+    assert wait_gone(guardian)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
@@ -427,13 +497,14 @@ def test_a_job_that_trips_a_bug_still_ends_with_its_exit_record(
 ) -> None:
     from cloudiag.sysvm import session as serve_mode
     from cloudiag.sysvm.framing import RecordWriter
+    from cloudiag.sysvm.orphans import Guardian
 
     def broken(args: list[str], writer: RecordWriter) -> None:
         raise KeyError("a bug")
 
     monkeypatch.setattr(serve_mode, "prepare", broken)
     out = io.BytesIO()
-    session = serve_mode.Session(RecordWriter(out), max_jobs=2)
+    session = serve_mode.Session(RecordWriter(out), max_jobs=2, guardian=Guardian())
     session.handle(json.dumps({"op": "run", "j": "x", "args": ["ping", "x"]}).encode())
     deadline = time.monotonic() + 5
     while b'"exit"' not in out.getvalue() and time.monotonic() < deadline:

@@ -18,6 +18,7 @@ from cloudiag.api.context import AppState
 from cloudiag.api.errors import PARAM_ERROR, ApiError
 from cloudiag.api.registry import REGISTRY
 from cloudiag.api.render import render_error
+from cloudiag.db.engine import reading
 from cloudiag.domain import Caller
 from cloudiag.services import accounts, used_signatures
 
@@ -168,7 +169,7 @@ async def authenticate(
         )
         if expiry_error:
             raise ApiError.unauthorized(expiry_error)
-        async with state.db() as db:
+        async with reading(state.db) as db:
             user = await accounts.user_by_api_key(db, api_key)
         secret = accounts.signing_secret(user, state.secrets) if user is not None else None
         if (

@@ -4,7 +4,8 @@ SQLAlchemy's aiosqlite adapter makes four trips to the connection's thread for e
 statement (open a cursor, execute, fetch, close), and each trip is a thread wake-up and a
 wake-up of the event loop: on a small machine they cost more than the statements. Here a
 statement is executed, fetched and closed in one trip; the cursor SQLAlchemy holds is only
-the result. The connection is aiosqlite's own (its thread, commit, rollback, close).
+the result. Commit and rollback make no trip when no transaction is open. The connection is
+otherwise aiosqlite's own (its thread, close).
 """
 
 from __future__ import annotations
@@ -96,6 +97,17 @@ class OneTripConnection(aiosqlite.Connection):
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         """A cursor; unlike aiosqlite's, making one costs no trip."""
         return OneTripCursor(self)
+
+    async def commit(self) -> None:
+        """Commit the transaction, if one is open (else there is nothing to make a trip for)."""
+        if self._conn.in_transaction:
+            await super().commit()
+
+    async def rollback(self) -> None:
+        """Roll back the transaction, if one is open: sqlite3 opens one only before a write,
+        and the pool rolls back every connection it gets back, after reads too."""
+        if self._conn.in_transaction:
+            await super().rollback()
 
     async def run(self, function: Callable[..., _T], *args: Any) -> _T:
         """`function(sqlite3 connection, *args)` on the connection's thread."""

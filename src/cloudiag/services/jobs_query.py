@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Row, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cloudiag.db.engine import reading
 from cloudiag.db.models import AsyncJob, User
 from cloudiag.domain import Caller, JobStatus, NotFound
 from cloudiag.jobs.final_waiters import FinalWaiters
@@ -26,7 +28,7 @@ async def get_job(
     sessions: async_sessionmaker[AsyncSession], caller: Caller, job_id: str
 ) -> AsyncJob:
     """The job of that id, or NotFound when there is none the caller may see."""
-    async with sessions() as db:
+    async with reading(sessions) as db:
         job = await db.get(AsyncJob, job_id)
     if job is None or not may_see(caller, job):
         raise NotFound(f"Unable to find a job with id {job_id}")
@@ -63,6 +65,15 @@ async def wait_final(
                 return job
 
 
+#: A job's columns and its user's name: listAsyncJobs' rows, read as rows (building an ORM
+#: object per job cost more than the rest of the listing), with the name joined in.
+_LISTED = (
+    select(*cast(Table, AsyncJob.__table__).c, User.username)
+    .outerjoin(User, User.id == AsyncJob.user_id)
+    .order_by(AsyncJob.created.desc(), AsyncJob.id)
+)
+
+
 async def list_jobs(
     sessions: async_sessionmaker[AsyncSession],
     caller: Caller,
@@ -71,12 +82,13 @@ async def list_jobs(
     listall: bool = False,
     instance_id: str | None = None,
     keyword: str | None = None,
-) -> tuple[list[tuple[AsyncJob, str]], int]:
-    """One page of jobs, newest first, each with its user's name, and how many in all.
+) -> tuple[list[Row[Any]], int]:
+    """One page of jobs, newest first, each a row of the job's columns and its user's
+    ``username``, and how many in all.
 
     The caller's own jobs; an admin's listall, everyone's.
     """
-    query = select(AsyncJob).order_by(AsyncJob.created.desc(), AsyncJob.id)
+    query = _LISTED
     if not (caller.is_admin and listall):
         query = query.where(AsyncJob.user_id == caller.id)
     if instance_id is not None:
@@ -84,8 +96,4 @@ async def list_jobs(
     if keyword:
         query = query.where(AsyncJob.cmd.ilike(f"%{keyword}%"))
     async with sessions() as db:
-        jobs, total = await page(db, query, paging)
-        ids = {j.user_id for j in jobs}
-        rows = await db.execute(select(User.id, User.username).where(User.id.in_(ids)))
-        names = {user_id: username for user_id, username in rows}
-    return [(j, names.get(j.user_id, "")) for j in jobs], total
+        return await page(db, query, paging, rows=True)

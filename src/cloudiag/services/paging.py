@@ -44,11 +44,14 @@ class Paging:
         return rows[start : start + self.size]
 
 
-async def page(db: AsyncSession, query: Select[Any], paging: Paging) -> tuple[list[Any], int]:
-    """One page of a query's rows and the total count of its rows."""
+async def page(
+    db: AsyncSession, query: Select[Any], paging: Paging, *, rows: bool = False
+) -> tuple[list[Any], int]:
+    """One page of a query's results and the total count of its rows: its first column's
+    values (the entities of an ORM query), or with `rows` its whole rows."""
     paging.check()
     total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
     if paging.size != UNLIMITED:
         query = query.limit(paging.size).offset(((paging.number or 1) - 1) * paging.size)
-    rows = list((await db.execute(query)).scalars())
-    return rows, total
+    result = await db.execute(query)
+    return list(result.all() if rows else result.scalars()), total

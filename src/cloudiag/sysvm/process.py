@@ -44,7 +44,6 @@ def run_tool(
     writer: RecordWriter | None = None,
     stop: threading.Event | None = None,
     on_start: Callable[[int], None] | None = None,
-    preexec: Callable[[], None] | None = None,
 ) -> int:
     """Run ``argv`` (no shell) and stream its output as framed records to ``out``.
 
@@ -56,7 +55,7 @@ def run_tool(
     A session's job passes its own ``writer`` (records tagged with the job) and a ``stop``
     event: the tool then runs in a process group of its own, which setting ``stop``
     terminates (SIGKILL after a grace period). ``on_start(pid)`` is called once the tool's
-    process exists; ``preexec`` runs in the child before the tool is executed.
+    process exists.
     """
     if writer is None:
         writer = RecordWriter(out if out is not None else sys.stdout.buffer)
@@ -88,7 +87,6 @@ def run_tool(
                 close_fds=True,
                 # A session's tool: its own group, so that a cancel reaches all it started.
                 start_new_session=state["group"],
-                preexec_fn=preexec,
             )
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

@@ -12,11 +12,12 @@ Requests come on stdin (protocol.py), records go to stdout tagged with their job
 
 Each run is validated again exactly as the one-shot script validates its arguments (cli's
 ``prepare``) and its tool runs in a process group of its own, in a thread of its own, so a
-cancel kills that group alone. A run whose first word is ``collect`` is a
-getDiagnosticsData collection instead (collect.py), checked by its own rules. When stdin
-closes, or stdout's reader has gone, or the process is asked to stop (SIGTERM, SIGHUP,
-SIGINT), every running tool is stopped, their exit records are written if stdout still
-works, and the process exits 0.
+cancel kills that group alone; a guardian process (orphans.py) kills the groups left if the
+session itself is killed. A run whose first word is ``collect`` is a getDiagnosticsData
+collection instead (collect.py), checked by its own rules. When stdin closes, or stdout's
+reader has gone, or the process is asked to stop (SIGTERM, SIGHUP, SIGINT), every running
+tool is stopped, their exit records are written if stdout still works, and the process
+exits 0.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import threading
 from . import collect
 from .cli import USAGE, prepare, release_stdout
 from .framing import RecordWriter
-from .orphans import die_with_parent
+from .orphans import Guardian
 from .process import run_tool
 from .protocol import MAX_LINE, ProtocolError, parse_request
 from .tokens import INT_RE
@@ -79,12 +80,12 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes | None]:
 class Session:
     """The jobs of one session; ``handle()`` is called with each request line."""
 
-    def __init__(self, out: RecordWriter, max_jobs: int) -> None:
+    def __init__(self, out: RecordWriter, max_jobs: int, guardian: Guardian) -> None:
         self._out = out
         self._max_jobs = max_jobs
+        self._guardian = guardian
         self._lock = threading.Lock()
         self._jobs: dict[str, tuple[threading.Event, threading.Thread]] = {}
-        self._preexec = die_with_parent()
 
     def handle(self, line: bytes | None) -> None:
         """Act on one request line (None: one that was too long)."""
@@ -134,6 +135,13 @@ class Session:
         thread.start()
 
     def _run(self, job: str, args: list[str], writer: RecordWriter, stop: threading.Event) -> None:
+        tools: list[int] = []
+
+        def on_start(pid: int) -> None:
+            self._guardian.started(pid)
+            tools.append(pid)
+            writer.write("started", code=pid)
+
         try:
             if args[:1] == [collect.COMMAND]:
                 collect.run(args[1:], writer, stop)
@@ -141,14 +149,10 @@ class Session:
             planned = prepare(args, writer)
             if planned is not None:
                 argv, hard_limit = planned
-                run_tool(
-                    argv,
-                    writer=writer,
-                    hard_limit=hard_limit,
-                    stop=stop,
-                    on_start=lambda pid: writer.write("started", code=pid),
-                    preexec=self._preexec,
-                )
+                run_tool(argv, writer=writer, hard_limit=hard_limit, stop=stop, on_start=on_start)
+                # Returned: the tool was reaped (on a failure it may run on, still guarded).
+                for pid in tools:
+                    self._guardian.ended(pid)
         except Exception as exc:
             # A bug must not leave the job without its exit record: the agent would wait
             # for it, then take the whole session for hung.
@@ -206,7 +210,8 @@ def serve(args: Sequence[str], *, stamp: str) -> int:
         sys.stderr.write(f"{exc}\n{USAGE}")
         return 2
     out = RecordWriter(sys.stdout.buffer)
-    session = Session(out, max_jobs)
+    # Forked first, while this process has one thread.
+    session = Session(out, max_jobs, Guardian.start())
     for signum in _ENDING_SIGNALS:
         signal.signal(signum, _on_signal)
     try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Row
+
 from cloudiag.api.context import RequestContext
 from cloudiag.api.listing import cs_date, list_payload, paging
 from cloudiag.api.registry import LIST_PARAMS, LISTALL, REGISTRY, Command, Param, ResponseField
@@ -16,9 +18,10 @@ from cloudiag.services import jobs_query
 JOBID = Param("jobid", "uuid", "the ID of the asynchronous job", required=True)
 
 
-def job_view(job: AsyncJob, base_url: str = "") -> dict[str, Any]:
-    """A job as CloudStack's AsyncJobResponse shows it; a download URL in its result (a
-    getDiagnosticsData job's, kept from the server's root) made absolute on `base_url`."""
+def job_view(job: AsyncJob | Row[Any], base_url: str = "") -> dict[str, Any]:
+    """A job (its object, or a row of its columns) as CloudStack's AsyncJobResponse shows it;
+    a download URL in its result (a getDiagnosticsData job's, kept from the server's root)
+    made absolute on `base_url`."""
     view: dict[str, Any] = {
         "jobid": job.id,
         "accountid": job.account_id,
@@ -81,7 +84,7 @@ async def list_async_jobs(ctx: RequestContext, params: dict[str, Any]) -> dict[s
         instance_id=params.get("instanceid"),
         keyword=params.get("keyword"),
     )
-    views = [{**job_view(job, ctx.base_url), "username": username} for job, username in jobs]
+    views = [{**job_view(job, ctx.base_url), "username": job.username or ""} for job in jobs]
     return list_payload("asyncjobs", views, total)
 
 
