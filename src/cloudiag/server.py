@@ -20,15 +20,17 @@ from cloudiag import datadir
 from cloudiag.accounts import secret_box
 from cloudiag.api.app import create_app
 from cloudiag.api.context import AppState
-from cloudiag.bus import subjects
+from cloudiag.bus import streams, subjects
+from cloudiag.bus.access import BusAccess
 from cloudiag.bus.connect import connect
-from cloudiag.bus.embedded import EmbeddedNats
+from cloudiag.bus.embedded import AUTHORIZATION_FILE, EmbeddedNats
 from cloudiag.bus.messages import AgentReport
+from cloudiag.bus.nkey_files import load_or_create_seed, public_key
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
 from cloudiag.jobs.runner import JobRunner
 from cloudiag.jobs.server_identity import claim_server_id
-from cloudiag.services import accounts, housekeeping, inventory
+from cloudiag.services import accounts, agent_keys, housekeeping, inventory
 from cloudiag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ class Running:
 
     settings: Settings
     nats_url: str
+    #: The management servers' credentials on that bus.
+    access: BusAccess
     state: AppState
     nc: Client
 
@@ -52,13 +56,29 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-async def _consume_reports(nc: Client, state: AppState) -> None:
+async def _consume_reports(nc: Client, state: AppState, consumers: set[str]) -> None:
+    """Store the agents' reports; the first from a host (since the last reconnect: a
+    replaced nats-server may have lost them) makes its request consumer, which the agent
+    may not make itself. `consumers`: the hosts whose consumer is made."""
+
     async def on_report(msg: Msg) -> None:
+        host_id = subjects.host_of(msg.subject)
         try:
             report = AgentReport.model_validate_json(msg.data)
         except ValidationError:
-            log.warning("malformed agent report ignored")
+            log.warning("malformed agent report of host %s ignored", host_id)
             return
+        if report.host_id != host_id:
+            # The bus let this agent publish as its own host only: it spoke for another.
+            log.error("report for host %s sent as host %s refused", report.host_id, host_id)
+            return
+        if host_id not in consumers:
+            try:
+                await streams.ensure_agent_consumer(nc.jetstream(), host_id)
+            except Exception:
+                log.exception("could not make the request consumer of host %s", host_id)
+            else:
+                consumers.add(host_id)
         try:
             async with state.db.begin() as db:
                 await inventory.apply_report(db, report)
@@ -111,17 +131,30 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
                     datadir.save_credentials, settings.data_dir, admin_credentials(admin)
                 )
         nats_url = settings.nats_url
+        access = settings.bus_access()
         if not nats_url:
-            embedded = EmbeddedNats(settings.data_dir / "nats")
+            seed = await asyncio.to_thread(load_or_create_seed, settings.resolved_nkey_seed_file())
+            manager = public_key(seed)
+            async with db() as session:
+                await agent_keys.publish_authorization(
+                    session, settings.data_dir / AUTHORIZATION_FILE, [manager]
+                )
+            embedded = EmbeddedNats(settings.data_dir / "nats", manager)
             nats_url = await embedded.start()
+            access = BusAccess(nkey_seed=seed)
+        consumers: set[str] = set()
 
         async def restore_streams() -> None:
             # A replaced nats-server may have lost the streams: make them again.
+            consumers.clear()
             if runner is not None:
                 await runner.ensure_streams()
 
         nc = await connect(
-            nats_url, f"cloudiag-server-{socket.gethostname()}", on_reconnect=restore_streams
+            nats_url,
+            f"cloudiag-server-{socket.gethostname()}",
+            on_reconnect=restore_streams,
+            access=access,
         )
         runner = JobRunner(
             db,
@@ -138,8 +171,8 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         state = AppState(
             settings=settings, db=db, runner=runner, nc=nc, secrets=box, js=nc.jetstream()
         )
-        await _consume_reports(nc, state)
-        yield Running(settings, nats_url, state, nc)
+        await _consume_reports(nc, state, consumers)
+        yield Running(settings, nats_url, access, state, nc)
     finally:
         if sweeper is not None:
             sweeper.cancel()

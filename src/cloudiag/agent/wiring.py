@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from cloudiag.agent.sources.inventory import (
     describe,
 )
 from cloudiag.agent.sources.lab import LabSource
+from cloudiag.bus.access import BusAccess
 from cloudiag.bus.messages import NetnsAccess, SshAccess
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class AgentOptions:
     heartbeat_interval: float = 5.0
     #: Where the agent keeps what must outlive it (results not yet delivered).
     state_dir: Path | None = None
+    #: Its credentials and TLS on the bus.
+    access: BusAccess = field(default_factory=BusAccess)
 
 
 def executors(state_dir: Path | None = None) -> Executors:
@@ -79,6 +82,7 @@ def build(options: AgentOptions) -> Agent:
         host_name=options.host_name,
         heartbeat_interval=options.heartbeat_interval,
         state_dir=options.state_dir,
+        access=options.access,
     )
 
 

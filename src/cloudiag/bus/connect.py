@@ -8,13 +8,24 @@ from collections.abc import Awaitable, Callable
 import nats
 from nats.aio.client import Client
 
+from cloudiag.bus.access import BusAccess
+
 log = logging.getLogger(__name__)
 
 
 async def connect(
-    url: str, name: str, on_reconnect: Callable[[], Awaitable[None]] | None = None
+    url: str,
+    name: str,
+    on_reconnect: Callable[[], Awaitable[None]] | None = None,
+    *,
+    access: BusAccess | None = None,
+    inbox_prefix: str | None = None,
 ) -> Client:
-    """A NATS client that keeps reconnecting and logs its state changes."""
+    """A NATS client that keeps reconnecting and logs its state changes.
+
+    `url` may list several servers, comma-separated (a cluster); `inbox_prefix` is where
+    its replies come (an agent's own, which no other agent may read).
+    """
 
     async def on_disconnected() -> None:
         log.warning("nats disconnected name=%s", name)
@@ -30,8 +41,11 @@ async def connect(
     async def on_error(exc: Exception) -> None:
         log.warning("nats error name=%s error=%s", name, exc)
 
+    extra = (access or BusAccess()).options()
+    if inbox_prefix is not None:
+        extra["inbox_prefix"] = inbox_prefix
     client: Client = await nats.connect(
-        url,
+        [u.strip() for u in url.split(",") if u.strip()],
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
@@ -39,5 +53,6 @@ async def connect(
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
         error_cb=on_error,
+        **extra,
     )
     return client

@@ -7,21 +7,28 @@ re-opening it soon after (the job's row keeps the complete output): memory is en
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import (
+    ConsumerConfig,
     DiscardPolicy,
     KeyValueConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import (
+    BadRequestError,
+    KeyNotFoundError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from nats.js.kv import KeyValue
 
-from cloudiag.bus import subjects
+from cloudiag.bus import pull, subjects
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,12 @@ DUPLICATE_WINDOW = 600.0
 #: How long an agent remembers a job: past any replay of its request (whose deadline is at
 #: most minutes) and any server's question about it.
 JOBS_TTL = 86400.0
+
+
+#: A request an agent has fetched but not acknowledged comes back after this long.
+REQUEST_ACK_WAIT = 30.0
+#: Most requests an agent holds unacknowledged (it takes no more than it can start).
+AGENT_MAX_JOBS = 200
 
 
 #: JetStream's header naming a message: a stream drops a second message of the same id
@@ -80,15 +93,64 @@ def _work_queue(name: str, subject: str, max_age: float) -> StreamConfig:
 def jobs_bucket_config() -> KeyValueConfig:
     """The agents' job table."""
     return KeyValueConfig(
-        bucket=subjects.JOBS_BUCKET, history=1, ttl=JOBS_TTL, storage=StorageType.FILE
+        bucket=subjects.JOBS_BUCKET,
+        history=1,
+        ttl=JOBS_TTL,
+        storage=StorageType.FILE,
+        # Reads by key in the API subject, which the agents' permissions can hold to their
+        # own host's keys (a plain get names its key in the body).
+        direct=True,
     )
+
+
+async def _allow_direct(js: JetStreamContext) -> None:
+    """An older job table, made without direct gets, gets them (agents read only so)."""
+    info = await js.stream_info(f"KV_{subjects.JOBS_BUCKET}")
+    if not info.config.allow_direct:
+        info.config.allow_direct = True
+        await js.update_stream(info.config)
+
+
+def agent_consumer_config(host_id: str) -> ConsumerConfig:
+    """The durable consumer of one host's requests: the server makes it (agents may not
+    make or change consumers), the host's agent binds to it."""
+    return pull.durable_config(
+        subjects.agent_consumer(host_id),
+        subjects.agent_requests(host_id),
+        ack_wait=REQUEST_ACK_WAIT,
+        max_ack_pending=AGENT_MAX_JOBS,
+    )
+
+
+async def ensure_agent_consumer(js: JetStreamContext, host_id: str) -> None:
+    """Create (or update) the durable consumer of a host's requests."""
+    await js.add_consumer(subjects.REQUESTS_STREAM, agent_consumer_config(host_id))
+
+
+async def jobs_bucket(nc: Client, host_id: str) -> tuple[JetStreamContext, KeyValue]:
+    """An agent's view of the job table the servers made (an error until they have).
+
+    Its permissions allow it no stream of its own, and no look at the bucket's stream
+    (which would list every host's keys): reads are direct gets of its own keys.
+    """
+    js = nc.jetstream()
+    kv = KeyValue(
+        name=subjects.JOBS_BUCKET,
+        stream=f"KV_{subjects.JOBS_BUCKET}",
+        pre=f"$KV.{subjects.JOBS_BUCKET}.",
+        js=js,
+        direct=True,
+    )
+    with contextlib.suppress(KeyNotFoundError):  # The bucket answers: it is there.
+        await kv.get(subjects.job_key(host_id, "-"))
+    return js, kv
 
 
 async def ensure_jetstream(nc: Client) -> tuple[JetStreamContext, KeyValue]:
     """Create or update every stream and the job table; raises JetStreamUnavailable.
 
-    Servers and agents both call it, at start and after each reconnect (a replaced
-    nats-server may have lost its store): whoever comes first makes them.
+    Servers call it at start and after each reconnect (a replaced nats-server may have
+    lost its store). An update moves an older store's streams to today's subjects.
     """
     js = nc.jetstream()
     try:
@@ -104,6 +166,8 @@ async def ensure_jetstream(nc: Client) -> tuple[JetStreamContext, KeyValue]:
             kv = await js.key_value(subjects.JOBS_BUCKET)
         except NotFoundError:
             kv = await js.create_key_value(jobs_bucket_config())
+        else:
+            await _allow_direct(js)
     except (ServiceUnavailableError, BadRequestError) as exc:
         raise JetStreamUnavailable(
             f"the NATS server has no JetStream ({exc}): cloudiag needs it for durable "
