@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add.add_argument("--host-id", help="its id (default: a new uuid), e.g. the inventory's")
     add.add_argument(
         "--nats-url",
+        # Not the setting of the same name: the agent's URL says nothing of which NATS
+        # (private or external) this command writes the authorization for.
+        dest="agent_nats_url",
         help="the NATS URL(s) the agent connects to, comma-separated (default: CLOUDIAG_NATS_URL)",
     )
     add.add_argument("--out", type=Path, help="the agent's config file (default NAME.toml)")
@@ -108,7 +111,7 @@ def _add(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     out: Path = args.out or Path(f"{args.name}.toml")
-    nats_url = args.nats_url or settings.nats_url
+    nats_url = args.agent_nats_url or settings.nats_url
     if not nats_url:
         print("cloudiag host add: give --nats-url (the agent's) or set CLOUDIAG_NATS_URL")
         return 2
