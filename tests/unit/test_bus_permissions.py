@@ -192,11 +192,25 @@ async def test_an_agent_cannot_read_another_hosts_requests_or_replies(tmp_path: 
         await b.nc.subscribe(subjects.agent_requests(A))
         await b.nc.subscribe(f"{subjects.agent_inbox_prefix(A)}.>")
         await b.nc.subscribe(subjects.AGENT_REPORTS)
-        # A's durable consumer of requests: fetching from it is a publish B may not make.
-        await b.nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.CLOUDIAG_REQUESTS.agent-{A}", b"1")
-        found = await b.violations(5)
+        # Reading through JetStream is publishing to its API: A's consumer of requests, a
+        # consumer of its own on A's requests or A's job records, A's records by key.
+        kv = f"KV_{subjects.JOBS_BUCKET}"
+        keys = f"$KV.{subjects.JOBS_BUCKET}.{subjects.job_key(A, '>')}"
+        api = [
+            f"$JS.API.CONSUMER.MSG.NEXT.CLOUDIAG_REQUESTS.agent-{A}",
+            f"$JS.API.CONSUMER.CREATE.CLOUDIAG_REQUESTS.spy.{subjects.agent_requests(A)}",
+            f"$JS.API.CONSUMER.CREATE.{kv}.spy.{keys}",
+            f"$JS.API.CONSUMER.CREATE.{kv}",
+            f"$JS.API.DIRECT.GET.{kv}.$KV.{subjects.JOBS_BUCKET}.{subjects.job_key(A, 'j1')}",
+            f"$JS.API.STREAM.MSG.GET.{kv}",
+            f"$JS.API.STREAM.INFO.{kv}",
+        ]
+        for subject in api:
+            await b.nc.publish(subject, b"{}")
+        found = await b.violations(4 + len(api))
         assert len([v for v in found if "subscription" in v]) == 4, found
-        assert any("msg.next.cloudiag_requests.agent-host-a" in v for v in found), found
+        for subject in api:
+            assert any(f'publish to "{subject.lower()}"' in v for v in found), (subject, found)
 
 
 @pytest.mark.parametrize(
