@@ -109,12 +109,16 @@ def test_an_external_nats_gets_a_file_to_install(tmp_path: Path) -> None:
         str(tmp_path / "a.toml"),
         "--authorization",
         str(auth),
+        "--tls-ca",
+        "ca.pem",
         env={"CLOUDIAG_NATS_URL": "tls://198.51.100.4:4222"},
     )
     assert done.returncode == 0, done.stderr
     assert f"install {auth}" in done.stdout
     assert len(_users(auth)) == 2
-    assert config_file.load(tmp_path / "a.toml").nats_url == "tls://198.51.100.4:4222"
+    config = config_file.load(tmp_path / "a.toml")
+    assert config.nats_url == "tls://198.51.100.4:4222"
+    assert config.tls_ca is not None and config.tls_ca.is_absolute()
 
 
 def test_the_config_file_gives_what_neither_flags_nor_environment_give(

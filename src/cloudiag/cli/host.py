@@ -126,7 +126,8 @@ def _add(args: argparse.Namespace) -> int:
             host_id=args.host_id,
             authorization=args.authorization,
             agent={
-                name: getattr(args, name)
+                # Files as absolute paths: the agent may start from another directory.
+                name: value.resolve() if isinstance(value := getattr(args, name), Path) else value
                 for name in ("inventory", "lab_prefix", "executor", "tls_ca", "tls_cert", "tls_key")
             },
         )
