@@ -102,6 +102,7 @@ async def local_agent(
     settings: Settings,
     out: Path,
     *,
+    name: str,
     host_id: str,
     nats_url: str,
     agent: Mapping[str, object] | None = None,
@@ -109,7 +110,6 @@ async def local_agent(
     """The config of the demo's own agent (the lab's host): registered as any host, once;
     its file kept in `out` and pointed at today's `nats_url` (the private NATS's port
     changes from one start to the next). Registered again when the file is gone."""
-    name = f"local-{host_id}"
     try:
         kept: config_file.AgentConfig | None = await asyncio.to_thread(config_file.load, out)
     except config_file.ConfigFileError:
@@ -118,7 +118,7 @@ async def local_agent(
         keys = {user.host_id: user.public_key for user in await agent_keys.agent_users(db)}
     if (
         kept is not None
-        and kept.host_id == host_id
+        and (kept.host_id, kept.host_name) == (host_id, name)
         and keys.get(host_id) == public_key(kept.nkey_seed)
     ):
         config = kept.model_copy(update={"nats_url": nats_url})

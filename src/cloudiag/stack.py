@@ -50,6 +50,7 @@ async def start_local_agent(run: Running) -> Supervisor:
         run.state.db,
         settings,
         config,
+        name=f"lab-{settings.lab_prefix}",
         host_id=lab_host_id(settings.lab_prefix),
         nats_url=run.nats_url,
         agent={
