@@ -1,15 +1,16 @@
 """A three-node NATS cluster with JetStream on loopback ports, of a test's own.
 
 Each node has its own store, client port, cluster port and monitoring port (to tell when
-the cluster is ready); all share one token. A node can be killed and started
-again with the same ports and store, as a crashed and restarted cluster member would be.
+the cluster is ready); all include one authorization file (bus/authorization.py: the
+managers' and agents' nkeys), which the stack writes before the cluster starts. A node can
+be killed and started again with the same ports and store, as a crashed and restarted
+cluster member would be.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -63,11 +64,16 @@ class Cluster:
     """The nodes and the URL setting naming all of them."""
 
     nodes: list[Node]
-    token: str
     url: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.url = ",".join(f"nats://{self.token}@127.0.0.1:{n.port}" for n in self.nodes)
+        self.url = ",".join(f"nats://127.0.0.1:{n.port}" for n in self.nodes)
+
+    def start(self) -> None:
+        """Start every node and wait until the cluster has a JetStream leader."""
+        for node in self.nodes:
+            node.start()
+        self.wait_ready()
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Until every node is up and the cluster has a JetStream meta leader."""
@@ -83,7 +89,7 @@ class Cluster:
             time.sleep(0.2)
 
 
-def _config(node: Node, peers: list[Node], store: Path, token: str) -> str:
+def _config(node: Node, peers: list[Node], store: Path, authorization: Path) -> str:
     routes = [f"nats-route://127.0.0.1:{p.cluster_port}" for p in peers if p is not node]
     return (
         f"server_name: {json.dumps(node.name)}\n"
@@ -91,7 +97,7 @@ def _config(node: Node, peers: list[Node], store: Path, token: str) -> str:
         f"http: {json.dumps(f'127.0.0.1:{node.monitor_port}')}\n"
         f"max_payload: {MAX_PAYLOAD}\n"
         f"jetstream {{ store_dir: {json.dumps(str(store))} }}\n"
-        f"authorization {{ token: {json.dumps(token)} }}\n"
+        f"include {json.dumps(str(authorization))}\n"
         "cluster {\n"
         '  name: "cloudiag-test"\n'
         f"  listen: {json.dumps(f'127.0.0.1:{node.cluster_port}')}\n"
@@ -101,21 +107,18 @@ def _config(node: Node, peers: list[Node], store: Path, token: str) -> str:
 
 
 @contextlib.contextmanager
-def nats_cluster(folder: Path, size: int = 3) -> Iterator[Cluster]:
-    """A running cluster of ``size`` nodes with JetStream; every node stopped at the end."""
-    token = secrets.token_urlsafe(16)
+def nats_cluster(folder: Path, authorization: Path, size: int = 3) -> Iterator[Cluster]:
+    """A cluster of ``size`` nodes with JetStream whose configs include ``authorization``,
+    not started yet (Cluster.start); every node stopped at the end."""
     nodes = [
         Node(f"n{i}", free_port(), free_port(), free_port(), folder / f"n{i}.conf")
         for i in range(1, size + 1)
     ]
     for node in nodes:
-        node.config.write_text(_config(node, nodes, folder / f"{node.name}-store", token))
+        node.config.write_text(_config(node, nodes, folder / f"{node.name}-store", authorization))
         node.config.chmod(0o600)
-    cluster = Cluster(nodes, token)
+    cluster = Cluster(nodes)
     try:
-        for node in nodes:
-            node.start()
-        cluster.wait_ready()
         yield cluster
     finally:
         for node in nodes:

@@ -20,10 +20,12 @@ from cloudiag import datadir
 from cloudiag.accounts import secret_box
 from cloudiag.api.app import create_app
 from cloudiag.api.context import AppState
-from cloudiag.bus import subjects
+from cloudiag.bus import streams, subjects
+from cloudiag.bus.access import BusAccess
 from cloudiag.bus.connect import connect
-from cloudiag.bus.embedded import EmbeddedNats
+from cloudiag.bus.embedded import AUTHORIZATION_FILE, EmbeddedNats
 from cloudiag.bus.messages import AgentReport
+from cloudiag.bus.nkey_files import load_or_create_seed, public_key
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
 from cloudiag.jobs import data_archive
@@ -32,7 +34,7 @@ from cloudiag.jobs.runner import JobRunner
 from cloudiag.jobs.server_identity import claim_server_id
 from cloudiag.metrics import bus as bus_metrics
 from cloudiag.metrics import database as database_metrics
-from cloudiag.services import accounts, housekeeping
+from cloudiag.services import accounts, agent_keys, housekeeping
 from cloudiag.services.heartbeats import ReportIntake
 from cloudiag.settings import Settings
 
@@ -45,6 +47,8 @@ class Running:
 
     settings: Settings
     nats_url: str
+    #: The management servers' credentials on that bus.
+    access: BusAccess
     state: AppState
     nc: Client
 
@@ -58,11 +62,18 @@ class _Uvicorn(uvicorn.Server):
 
 
 async def _consume_reports(nc: Client, intake: ReportIntake) -> None:
+    """Hand the agents' reports to the intake, each checked against its subject's host."""
+
     async def on_report(msg: Msg) -> None:
+        host_id = subjects.host_of(msg.subject)
         try:
             report = AgentReport.model_validate_json(msg.data)
         except ValidationError:
-            log.warning("malformed agent report ignored")
+            log.warning("malformed agent report of host %s ignored", host_id)
+            return
+        if report.host_id != host_id:
+            # The bus let this agent publish as its own host only: it spoke for another.
+            log.error("report for host %s sent as host %s refused", report.host_id, host_id)
             return
         intake.offer(report, msg.data)
 
@@ -116,17 +127,32 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
                     datadir.save_credentials, settings.data_dir, admin_credentials(admin)
                 )
         nats_url = settings.nats_url
+        access = settings.bus_access()
         if not nats_url:
-            embedded = EmbeddedNats(settings.data_dir / "nats")
+            seed = await asyncio.to_thread(load_or_create_seed, settings.resolved_nkey_seed_file())
+            manager = public_key(seed)
+            async with db() as session:
+                await agent_keys.publish_authorization(
+                    session, settings.data_dir / AUTHORIZATION_FILE, [manager]
+                )
+            embedded = EmbeddedNats(settings.data_dir / "nats", manager)
             nats_url = await embedded.start()
+            access = BusAccess(nkey_seed=seed)
+        intake: ReportIntake | None = None
 
         async def restore_streams() -> None:
-            # A replaced nats-server may have lost the streams: make them again.
+            # A replaced nats-server may have lost the streams and the agents' consumers:
+            # make them again.
+            if intake is not None:
+                intake.forget_consumers()
             if runner is not None:
                 await runner.ensure_streams()
 
         nc = await connect(
-            nats_url, f"cloudiag-server-{socket.gethostname()}", on_reconnect=restore_streams
+            nats_url,
+            f"cloudiag-server-{socket.gethostname()}",
+            on_reconnect=restore_streams,
+            access=access,
         )
         archives = DataArchives(
             directory=settings.data_dir / data_archive.FOLDER,
@@ -161,10 +187,11 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
             js=nc.jetstream(),
             archives=archives,
         )
-        intake = ReportIntake(db)
+        js = nc.jetstream()
+        intake = ReportIntake(db, consumer=lambda host: streams.ensure_agent_consumer(js, host))
         reports = asyncio.create_task(intake.run())
         await _consume_reports(nc, intake)
-        yield Running(settings, nats_url, state, nc)
+        yield Running(settings, nats_url, access, state, nc)
     finally:
         for task in (sweeper, reports, prober, collector):
             if task is not None:

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cloudiag.bus.access import BusAccess
+
 
 def default_data_dir() -> Path:
     """Where the SQLite file, the private NATS store and credentials go by default.
@@ -45,8 +47,17 @@ class Settings(BaseSettings):
     #: Kept apart from the database: every server of one database needs the same file.
     secrets_key_file: Path | None = None
     #: An external NATS (no private one is started): one URL, or a cluster's servers
-    #: comma-separated, e.g. nats://n1:4222,nats://n2:4222,nats://n3:4222.
+    #: comma-separated (nats://n1:4222,nats://n2:4222,nats://n3:4222; tls:// for TLS).
+    #: See docs/nats-security.md.
     nats_url: str | None = None
+    #: This process's nkey seed on the bus (an agent's from `cloudiag host add`, the
+    #: management servers' shared one); unset, serve keeps one in <data_dir>/nats-server.nk.
+    nats_nkey_seed_file: Path | None = None
+    #: The CA that signed the NATS servers' certificates (TLS), and this client's own
+    #: certificate and key when the servers verify clients.
+    nats_tls_ca: Path | None = None
+    nats_tls_cert: Path | None = None
+    nats_tls_key: Path | None = None
     #: Time limit of every diagnostic (seconds); unset, each type has its own (ping 120 s…).
     diagnostics_timeout: float | None = Field(default=None, gt=0, le=3600)
     #: Time limit per type, e.g. CLOUDIAG_TYPE_TIME_LIMITS='{"traceroute": 900}'; wins over
@@ -164,6 +175,20 @@ class Settings(BaseSettings):
     @classmethod
     def _proxies(cls, value: list[str]) -> list[str]:
         return [str(ipaddress.ip_network(v.strip(), strict=False)) for v in value]
+
+    def bus_access(self) -> BusAccess:
+        """This process's credentials and TLS on the bus (the server's seed: see
+        resolved_nkey_seed_file)."""
+        return BusAccess(
+            nkey_seed_file=self.nats_nkey_seed_file,
+            tls_ca=self.nats_tls_ca,
+            tls_cert=self.nats_tls_cert,
+            tls_key=self.nats_tls_key,
+        )
+
+    def resolved_nkey_seed_file(self) -> Path:
+        """The configured nkey seed, else the management servers' in the data directory."""
+        return self.nats_nkey_seed_file or self.data_dir / "nats-server.nk"
 
     def resolved_secrets_key_file(self) -> Path:
         """The configured secrets key file, else one in the data directory."""

@@ -10,7 +10,7 @@ import sys
 
 from sqlalchemy import select
 
-from cloudiag import datadir
+from cloudiag import datadir, host_registry
 from cloudiag.accounts.secret_box import SecretBoxError
 from cloudiag.bus.streams import JetStreamUnavailable
 from cloudiag.child_process import die_with_parent
@@ -18,6 +18,7 @@ from cloudiag.console import say
 from cloudiag.db.models import Host
 from cloudiag.jobs.server_identity import ServerIdError
 from cloudiag.lab import manager as lab
+from cloudiag.lab.inventory import host_id as lab_host_id
 from cloudiag.server import (
     Running,
     admin_banner,
@@ -35,26 +36,42 @@ from cloudiag.supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 
-async def start_local_agent(settings: Settings, nats_url: str) -> Supervisor:
+#: The demo's own agent's config file (its nkey seed) in the data directory.
+LOCAL_AGENT_CONFIG = "local-agent.toml"
+
+
+async def start_local_agent(run: Running) -> Supervisor:
     """`cloudiag agent` as a child process, restarted when it dies: it talks to the server
-    over NATS like any agent. Stop it with the returned supervisor's `stop`."""
+    over NATS like any agent, with credentials of its own (`cloudiag host add`'s). Stop it
+    with the returned supervisor's `stop`."""
+    settings = run.settings
+    config = settings.data_dir / LOCAL_AGENT_CONFIG
+    await host_registry.local_agent(
+        run.state.db,
+        settings,
+        config,
+        name=f"lab-{settings.lab_prefix}",
+        host_id=lab_host_id(settings.lab_prefix),
+        nats_url=run.nats_url,
+        agent={
+            "lab_prefix": settings.lab_prefix,
+            "executor": settings.executor,
+            # Results not yet delivered wait in the demo's data directory.
+            "data_dir": settings.data_dir,
+        },
+    )
     argv = [
         sys.executable,
         "-m",
         "cloudiag",
         "agent",
-        "--lab-prefix",
-        settings.lab_prefix,
-        "--executor",
-        settings.executor,
+        "--config",
+        str(config),
         "--heartbeat-interval",
         str(settings.heartbeat_interval),
-        # Results not yet delivered wait in the demo's data directory.
-        "--data-dir",
-        str(settings.data_dir),
     ]
-    # The URL carries the bus token: through the environment, never argv (`ps` shows argv).
-    env = {**os.environ, "CLOUDIAG_NATS_URL": nats_url}
+    # Its settings are the file's: the serve process's own must not win over them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDIAG_NATS")}
 
     async def spawn() -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
@@ -207,7 +224,7 @@ async def _serve(
             agent: Supervisor | None = None
             try:
                 if local_agent:
-                    agent = await start_local_agent(settings, run.nats_url)
+                    agent = await start_local_agent(run)
                     if not await wait_for_host(run):
                         say("warning: the local agent has not reported yet", err=True)
                 await _serve_until_stopped(run, sock, stop, demo)

@@ -172,7 +172,9 @@ def agent_status(st: Stack, timeout: float = 10) -> StatusReply:
     async def ask() -> StatusReply:
         import nats
 
-        nc = await nats.connect(st.nats_url, connect_timeout=5, max_reconnect_attempts=0)
+        nc = await nats.connect(
+            st.nats_url, connect_timeout=5, max_reconnect_attempts=0, **st.bus_options()
+        )
         try:
             reply = await nc.request(subjects.agent_status(host), b"", timeout=timeout)
         finally:
@@ -190,7 +192,9 @@ def publish_request(st: Stack, req: RunRequest, msg_id: str) -> bool:
     async def publish() -> bool:
         import nats
 
-        nc = await nats.connect(st.nats_url, connect_timeout=5, max_reconnect_attempts=0)
+        nc = await nats.connect(
+            st.nats_url, connect_timeout=5, max_reconnect_attempts=0, **st.bus_options()
+        )
         try:
             ack = await nc.jetstream().publish(
                 subjects.agent_request(host, req.job_id),
@@ -222,7 +226,9 @@ def streams_created(st: Stack) -> dict[str, Any]:
         import nats
 
         # A nats-server just started may need a moment before JetStream answers.
-        nc = await nats.connect(st.nats_url, connect_timeout=5, max_reconnect_attempts=0)
+        nc = await nats.connect(
+            st.nats_url, connect_timeout=5, max_reconnect_attempts=0, **st.bus_options()
+        )
         try:
             js = nc.jetstream(timeout=10)
             names = (

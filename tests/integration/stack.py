@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -17,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,11 @@ import httpx
 import nats
 
 from cloudiag.bus import subjects
-from cloudiag.bus.embedded import find_nats_server, free_port, write_config
+from cloudiag.bus.embedded import AUTHORIZATION_FILE, find_nats_server, free_port, write_config
 from cloudiag.bus.messages import StatusReply
 from cloudiag.client import ApiKey, Client, signature
 from cloudiag.lab.inventory import Executor
+from cloudiag.lab.inventory import host_id as lab_host_id
 from tests.databases import create_pg_database, drop_pg_database, sqlite_url
 
 
@@ -152,6 +152,8 @@ class Stack:
     nats_argv: list[str] = field(default_factory=list)
     #: Added to the agent's environment at every start_agent (e.g. JSON logs).
     agent_env: dict[str, str] = field(default_factory=dict)
+    #: The lab agent's config file, from `cloudiag host add` (its own nkey on the bus).
+    agent_config: Path = Path()
     #: The first server's data directory (its identity): a restart with it is "the same server".
     server_dir: Path | None = None
     #: Seconds between agent heartbeats: short in tests (fast state changes), 5 in benches.
@@ -215,13 +217,17 @@ class Stack:
         """The body of a successful call, under its envelope key (ApiCallError otherwise)."""
         return self.client(account).call(command, **params)
 
+    def bus_options(self) -> dict[str, Any]:
+        """nats.connect's credentials of a management server on this stack's bus."""
+        return {"nkeys_seed": str(manager_seed_file(self.data_dir))}
+
     def agent_status(self) -> StatusReply:
         """The agent's own answer over the bus: its running jobs and the processes it has
         started on VMs (sessions, tools, script execs)."""
 
         async def ask() -> StatusReply:
             host_id = self.ok("listHosts")["host"][0]["id"]
-            nc = await nats.connect(self.nats_url)
+            nc = await nats.connect(self.nats_url, **self.bus_options())
             try:
                 reply = await nc.request(subjects.agent_status(host_id), b"", timeout=10)
             finally:
@@ -252,8 +258,8 @@ class Stack:
                 "-m",
                 "cloudiag",
                 "agent",
-                "--lab-prefix",
-                self.prefix,
+                "--config",
+                str(self.agent_config),
                 "--heartbeat-interval",
                 str(self.heartbeat),
                 *args,
@@ -261,10 +267,8 @@ class Stack:
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
-            # The URL holds the bus token: environment, not argv, as the demo does.
             env={
                 **os.environ,
-                "CLOUDIAG_NATS_URL": self.nats_url,
                 # Its state (results not yet delivered) in this stack's folder: not the
                 # user's, and not shared with another stack's agent of the same lab host.
                 "CLOUDIAG_DATA_DIR": str(self.data_dir),
@@ -359,6 +363,41 @@ def database(backend: str, data_dir: Path) -> Iterator[str]:
         asyncio.run(drop_pg_database(url))
 
 
+def manager_seed_file(data_dir: Path) -> Path:
+    """The nkey seed every management server of a stack shares (made by the first use)."""
+    return data_dir / "manager.nk"
+
+
+def register_lab_host(db_url: str, data_dir: Path, nats_url: str, prefix: str) -> Path:
+    """`cloudiag host add` for the lab's host, as an operator of an external NATS does it:
+    the agent's config file, and the bus's authorization beside the stack's nats.conf."""
+    config = data_dir / "agent.toml"
+    out = cloudiag(
+        "host",
+        "add",
+        f"lab-{prefix}",
+        "--host-id",
+        lab_host_id(prefix),
+        "--lab-prefix",
+        prefix,
+        "--out",
+        str(config),
+        "--authorization",
+        str(data_dir / AUTHORIZATION_FILE),
+        "--database-url",
+        db_url,
+        "--data-dir",
+        str(data_dir),
+        env={
+            **os.environ,
+            "CLOUDIAG_NATS_URL": nats_url,
+            "CLOUDIAG_NATS_NKEY_SEED_FILE": str(manager_seed_file(data_dir)),
+        },
+    )
+    assert out.returncode == 0, out.stderr
+    return config
+
+
 def start_server(
     db_url: str,
     nats_url: str,
@@ -397,6 +436,7 @@ def start_server(
             **os.environ,
             "CLOUDIAG_HEARTBEAT_INTERVAL": "1",
             "CLOUDIAG_NATS_URL": nats_url,
+            "CLOUDIAG_NATS_NKEY_SEED_FILE": str(manager_seed_file(data_dir)),
             # The key `user create --data-dir data_dir` sealed the accounts' secrets with.
             "CLOUDIAG_SECRETS_KEY_FILE": str(data_dir / "secrets.key"),
             **(env or {}),
@@ -417,6 +457,7 @@ def launch(
     agent_env: dict[str, str] | None = None,
     executor: Executor = "netns",
     nats_url: str | None = None,
+    start_nats: Callable[[Path], None] | None = None,
 ) -> Iterator[Stack]:
     """nats-server + `cloudiag serve` + `cloudiag agent` on the lab, on one database backend.
 
@@ -424,23 +465,31 @@ def launch(
     one of `backend`; `server_env`, `agent_env`: added to the first server's and every
     agent's environment; `executor`: how the agent reaches the system VMs ("ssh" needs a
     lab up with `--ssh`); `nats_url`: an external NATS (a cluster's URLs) rather than a
-    nats-server of the stack's own.
+    nats-server of the stack's own, and `start_nats` starts it once the bus's authorization
+    file (its argument, which its config includes) is written.
     """
+    own_nats = nats_url is None
+    nats_port = free_port()
+    nats_url = nats_url or f"nats://127.0.0.1:{nats_port}"
     nats: subprocess.Popen[bytes] | None = None
     nats_argv: list[str] = []
-    if nats_url is None:
-        nats_port = free_port()
-        token = secrets.token_urlsafe(16)
-        config = write_config(
-            data_dir / "nats.conf", "127.0.0.1", nats_port, data_dir / "nats", token
-        )
-        nats_argv = [find_nats_server(), "-c", str(config)]
-        nats_url = f"nats://{token}@127.0.0.1:{nats_port}"
-        nats = subprocess.Popen(nats_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server: subprocess.Popen[str] | None = None
     st: Stack | None = None
     try:
         with _database(backend, data_dir, database_url) as db_url:
+            # Authorization first: the nats-server admits the managers' and the lab agent's
+            # nkeys only (the file `host add` writes, included by the config beside it).
+            agent_config = register_lab_host(db_url, data_dir, nats_url, str(lab["prefix"]))
+            if own_nats:
+                config = write_config(
+                    data_dir / "nats.conf", "127.0.0.1", nats_port, data_dir / "nats"
+                )
+                nats_argv = [find_nats_server(), "-c", str(config)]
+                nats = subprocess.Popen(
+                    nats_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+            elif start_nats is not None:
+                start_nats(data_dir / AUTHORIZATION_FILE)
             admin = _create_account(db_url, data_dir, "tester", "admin")
             user = _create_account(db_url, data_dir, "plainuser", "user")
             server_dir = data_dir / "server"
@@ -465,6 +514,7 @@ def launch(
                 executor=executor,
                 agent_env=dict(agent_env or {}),
                 server_dir=server_dir,
+                agent_config=agent_config,
             )
             st.nats, st.nats_argv = nats, nats_argv
             st.wait_for(lambda: httpx.get(st.api, timeout=2).status_code == 401, "the API")

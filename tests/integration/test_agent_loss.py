@@ -90,6 +90,8 @@ def test_an_agent_on_a_static_inventory_serves_its_vms(stack: Stack, tmp_path: P
             "-m",
             "cloudiag",
             "agent",
+            "--config",
+            str(stack.agent_config),
             "--inventory",
             str(path),
             "--heartbeat-interval",
@@ -97,7 +99,7 @@ def test_an_agent_on_a_static_inventory_serves_its_vms(stack: Stack, tmp_path: P
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "CLOUDIAG_NATS_URL": stack.nats_url},
+        env=dict(os.environ),
     )
     try:
         stack.wait_for(lambda: stack.host_state() == "Up", "the host to be Up")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from urllib.parse import urlsplit
+from typing import Any
 
 import httpx
 import nats
 import pytest
 
+from cloudiag.bus.nkey_files import new_seed
 from tests.integration.stack import Stack, _create_account
 
 
@@ -83,18 +84,16 @@ def test_no_secret_reaches_the_logs_or_events(stack: Stack) -> None:
         assert secret not in events
 
 
-async def _connect(url: str) -> None:
-    nc = await nats.connect(url, allow_reconnect=False, connect_timeout=3)
+async def _connect(url: str, **options: Any) -> None:
+    nc = await nats.connect(url, allow_reconnect=False, connect_timeout=3, **options)
     await nc.close()
 
 
-def test_the_bus_needs_its_token(stack: Stack) -> None:
-    """Without the token no local user can talk to the agents behind the API's back."""
-    parts = urlsplit(stack.nats_url)
-    assert parts.username, "the stack's bus should run with a token"
-    bare = f"nats://{parts.hostname}:{parts.port}"
+def test_the_bus_needs_a_registered_key(stack: Stack) -> None:
+    """Without a key the bus knows no local user can talk to the agents behind the API's
+    back (what a registered agent may do is tests/unit/test_bus_permissions.py's)."""
     with pytest.raises(Exception, match=r"(?i)authorization"):
-        asyncio.run(_connect(bare))
+        asyncio.run(_connect(stack.nats_url))
     with pytest.raises(Exception, match=r"(?i)authorization"):
-        asyncio.run(_connect(f"nats://wrong-token@{parts.hostname}:{parts.port}"))
-    asyncio.run(_connect(stack.nats_url))
+        asyncio.run(_connect(stack.nats_url, nkeys_seed_str=new_seed()))
+    asyncio.run(_connect(stack.nats_url, **stack.bus_options()))

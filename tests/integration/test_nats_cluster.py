@@ -12,7 +12,7 @@ import nats
 import pytest
 
 from cloudiag.bus import subjects
-from cloudiag.bus.embedded import server_urls
+from cloudiag.bus.embedded import AUTHORIZATION_FILE, server_urls
 from tests.integration.stack import Stack, launch
 from tests.nats_cluster import Cluster, nats_cluster
 
@@ -31,16 +31,23 @@ def clustered(
 ) -> Iterator[tuple[Stack, Cluster]]:
     """A stack whose server and agent use a NATS cluster of three nodes."""
     folder = tmp_path_factory.mktemp("nats-cluster")
-    with nats_cluster(folder) as cluster:
-        with launch("sqlite", lab, folder, server_env=LIMITS, nats_url=cluster.url) as st:
+    with nats_cluster(folder, folder / AUTHORIZATION_FILE) as cluster:
+        with launch(
+            "sqlite",
+            lab,
+            folder,
+            server_env=LIMITS,
+            nats_url=cluster.url,
+            start_nats=lambda _: cluster.start(),
+        ) as st:
             yield st, cluster
 
 
-def _leader(url: str, stream: str) -> str:
+def _leader(st: Stack, stream: str) -> str:
     """The name of the node that leads a stream."""
 
     async def ask() -> str:
-        nc = await nats.connect(server_urls(url))
+        nc = await nats.connect(server_urls(st.nats_url), **st.bus_options())
         try:
             cluster = (await nc.jetstream().stream_info(stream)).cluster
             assert cluster is not None and cluster.leader
@@ -51,9 +58,9 @@ def _leader(url: str, stream: str) -> str:
     return asyncio.run(ask())
 
 
-def _replicas(url: str) -> dict[str, int]:
+def _replicas(st: Stack) -> dict[str, int]:
     async def ask() -> dict[str, int]:
-        nc = await nats.connect(server_urls(url))
+        nc = await nats.connect(server_urls(st.nats_url), **st.bus_options())
         try:
             js = nc.jetstream()
             names = [
@@ -70,8 +77,8 @@ def _replicas(url: str) -> dict[str, int]:
 
 
 def test_streams_and_bucket_have_three_replicas(clustered: tuple[Stack, Cluster]) -> None:
-    _, cluster = clustered
-    assert set(_replicas(cluster.url).values()) == {3}
+    st, _ = clustered
+    assert set(_replicas(st).values()) == {3}
 
 
 def test_a_node_killed_during_a_run_of_jobs_loses_none(clustered: tuple[Stack, Cluster]) -> None:
@@ -93,7 +100,7 @@ def test_a_node_killed_during_a_run_of_jobs_loses_none(clustered: tuple[Stack, C
         t.join()
     # The node that leads the requests stream goes, with jobs queued and running (with one
     # replica their requests would go with it).
-    leader = _leader(cluster.url, subjects.REQUESTS_STREAM)
+    leader = _leader(st, subjects.REQUESTS_STREAM)
     victim = next(node for node in cluster.nodes if node.name == leader)
     victim.kill()
     # More jobs while the cluster has two nodes left (a quorum for R3).

@@ -99,7 +99,7 @@ class FakeBus:
         return [
             OutputLine.model_validate_json(p)
             for s, p in self.sent
-            if s == subjects.job_output(job_id)
+            if s == subjects.job_output(subjects.host_of(s), job_id)
         ]
 
 

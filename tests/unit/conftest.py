@@ -13,11 +13,12 @@ from nats.js.errors import NotFoundError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cloudiag.bus import subjects
-from cloudiag.bus.embedded import EmbeddedNats, NatsServerError
+from cloudiag.bus.embedded import MAX_PAYLOAD
 from cloudiag.bus.streams import ensure_jetstream, stream_configs
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.migrate import upgrade
 from tests.databases import sqlite_url
+from tests.unit.nats_servers import nats_process
 
 
 @pytest.fixture
@@ -31,16 +32,11 @@ async def db(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
 
 @pytest.fixture(scope="module")
 async def nats_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    """A nats-server with JetStream of this test module's own (the private one `serve` runs)."""
-    server = EmbeddedNats(tmp_path_factory.mktemp("nats") / "store")
-    try:
-        url = await server.start()
-    except NatsServerError as exc:
-        pytest.skip(str(exc))
-    try:
+    """A nats-server with JetStream of this test module's own, with the private one's
+    message limit but without authorization (the tests of the bus's permissions make
+    servers of their own, with it)."""
+    async with nats_process(tmp_path_factory.mktemp("nats"), f"max_payload: {MAX_PAYLOAD}") as url:
         yield url
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

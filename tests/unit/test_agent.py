@@ -41,6 +41,7 @@ from cloudiag.bus.messages import (
     StatusReply,
     VmReport,
 )
+from cloudiag.bus.streams import ensure_agent_consumer
 from tests.unit.agent_fakes import ROUTER, FakeExecutor, request
 from tests.unit.nats_servers import nats_server
 
@@ -89,7 +90,9 @@ async def _stored_result(js: JetStreamContext, job_id: str, timeout: float = 5) 
     async with asyncio.timeout(timeout):
         while True:
             try:
-                msg = await js.get_msg(subjects.RESULTS_STREAM, subject=subjects.job_result(job_id))
+                msg = await js.get_msg(
+                    subjects.RESULTS_STREAM, subject=subjects.job_result(HOST, job_id)
+                )
             except NotFoundError:
                 await asyncio.sleep(0.02)
                 continue
@@ -150,7 +153,7 @@ async def test_a_result_the_stream_does_not_take_is_sent_again_until_it_does(
     await sender.send(result)
     assert flaky.failures == 0
     assert await _stored_result(bus.jetstream(), "j1") == result  # Whole, not an error.
-    assert await _results_by_subject(bus.jetstream()) == {subjects.job_result("j1"): 1}
+    assert await _results_by_subject(bus.jetstream()) == {subjects.job_result(HOST, "j1"): 1}
     record = await table.get("j1")
     assert record is not None and record.published is True
 
@@ -192,7 +195,13 @@ class OneVmSource:
 
 @contextlib.asynccontextmanager
 async def running_agent(url: str, executor: FakeExecutor, **options: Any) -> AsyncIterator[Agent]:
-    """The agent of host h-bus serving its requests until the block ends."""
+    """The agent of host h-bus serving its requests until the block ends (its consumer
+    made first, as a server does when the host reports)."""
+    nc = await nats.connect(url)
+    try:
+        await ensure_agent_consumer(nc.jetstream(), HOST)
+    finally:
+        await nc.close()
     agent = Agent(url, OneVmSource(), Executors({NetnsAccess: executor}), **options)
     task = asyncio.create_task(agent.run())
     try:
@@ -247,7 +256,7 @@ async def test_a_request_delivered_again_never_runs_twice(bus: Client, nats_url:
         await asyncio.sleep(0.2)  # Time to run it, were it to.
     assert [r.job_id for _, r in executor.runs] == ["j1"]
     assert first.cancelled_by == "admin"
-    assert await _results_by_subject(js) == {subjects.job_result("j1"): 1}
+    assert await _results_by_subject(js) == {subjects.job_result(HOST, "j1"): 1}
 
 
 async def test_a_request_past_its_deadline_is_refused_and_never_runs(
@@ -319,8 +328,8 @@ async def test_at_start_the_agent_ends_what_an_earlier_process_left(
         died = await _stored_result(js, "j-running")
         assert await _stored_result(js, "j-unsent") == unsent
         assert await _results_by_subject(js) == {
-            subjects.job_result("j-running"): 1,
-            subjects.job_result("j-unsent"): 1,
+            subjects.job_result(HOST, "j-running"): 1,
+            subjects.job_result(HOST, "j-unsent"): 1,
         }
         for job_id in ("j-running", "j-unsent"):
             found = await agent.table.get(job_id)
@@ -340,7 +349,7 @@ class FlakyReports:
         return getattr(self._nc, name)
 
     async def publish(self, subject: str, payload: bytes = b"", **kwargs: Any) -> None:
-        if subject == subjects.AGENT_REPORTS and self.failures:
+        if subject == subjects.agent_report(HOST) and self.failures:
             self.failures -= 1
             raise OutboundBufferLimitError
         await self._nc.publish(subject, payload, **kwargs)
@@ -351,12 +360,12 @@ async def test_the_agent_keeps_beating_through_failed_heartbeats(
 ) -> None:
     flaky: list[FlakyReports] = []
 
-    async def connect(url: str, name: str, on_reconnect: Any = None) -> FlakyReports:
+    async def connect(url: str, name: str, on_reconnect: Any = None, **_: Any) -> FlakyReports:
         flaky.append(FlakyReports(await nats.connect(url), failures=3))
         return flaky[0]
 
     monkeypatch.setattr(agent_module, "connect", connect)
-    reports = await bus.subscribe(subjects.AGENT_REPORTS)
+    reports = await bus.subscribe(subjects.agent_report(HOST))
     async with running_agent(nats_url, FakeExecutor(), heartbeat_interval=0.01):
         # The first report and two beats fail; the agent is still there for the next ones.
         for _ in range(3):
@@ -378,8 +387,8 @@ async def test_the_agent_serves_runs_refusals_cancels_and_status_over_nats(
     executor; status says it runs; a cancel stops it and its result says who asked."""
     js = bus.jetstream()
     executor = FakeExecutor(block=True, lines=[("stdout", "64 bytes\n")])
-    reports = await bus.subscribe(subjects.AGENT_REPORTS)
-    output = await bus.subscribe(subjects.job_output("j1"))
+    reports = await bus.subscribe(subjects.agent_report(HOST))
+    output = await bus.subscribe(subjects.job_output(HOST, "j1"))
     async with running_agent(nats_url, executor, heartbeat_interval=30):
         report = AgentReport.model_validate_json((await reports.next_msg(timeout=5)).data)
         assert (report.host_id, report.host_name, report.zone_id) == (HOST, "kvm-1", "z1")

@@ -22,7 +22,7 @@ def dispatcher(netns: FakeExecutor | None = None, ssh: FakeExecutor | None = Non
         by_access[NetnsAccess] = netns
     if ssh is not None:
         by_access[SshAccess] = ssh
-    d = Dispatcher(Executors(by_access), "host-1")
+    d = Dispatcher(Executors(by_access), "host-1", "h-1")
     d.set_vms([ROUTER, SSVM, STOPPED])
     return d
 

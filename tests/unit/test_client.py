@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cloudiag.accounts.secret_box import SecretBox
 from cloudiag.api.app import create_app
 from cloudiag.api.context import AppState
+from cloudiag.bus import subjects
 from cloudiag.bus.messages import OutputLine as BusLine
 from cloudiag.client import (
     ApiCallError,
@@ -64,8 +65,10 @@ class _Subscription:
 class _Bus:
     def __init__(self) -> None:
         self.lines: list[BusLine] = []
+        self.subjects: list[str] = []
 
     async def subscribe(self, subject: str) -> _Subscription:
+        self.subjects.append(subject)
         return _Subscription(self.lines)
 
 
@@ -233,7 +236,7 @@ async def test_wait_job_gives_up_at_its_deadline(api: Api) -> None:
 
 
 async def test_stream_yields_the_lines_then_the_final_job(api: Api) -> None:
-    jobid = await api.add_job()
+    jobid = await api.add_job(host_id="host-1")  # Its output comes from its host's agent.
     api.bus.lines = [
         BusLine(job_id=jobid, seq=1, stream="stdout", text="PING 198.51.100.10\n"),
         BusLine(job_id=jobid, seq=2, stream="stdout", text="1 received\n"),
@@ -246,6 +249,7 @@ async def test_stream_yields_the_lines_then_the_final_job(api: Api) -> None:
         (2, "1 received\n"),
     ]
     assert isinstance(items[-1], AsyncJob) and items[-1].jobstatus is JobStatus.SUCCEEDED
+    assert api.bus.subjects == [subjects.job_output("host-1", jobid)]
 
 
 async def test_stream_of_a_job_the_caller_cannot_see_is_refused(api: Api) -> None:

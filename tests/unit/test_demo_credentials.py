@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cloudiag import datadir
 from cloudiag.accounts.secret_box import SecretBox
 from cloudiag.api.context import AppState
+from cloudiag.bus.access import BusAccess
 from cloudiag.server import Running, admin_credentials
 from cloudiag.services import accounts
 from cloudiag.settings import Settings
@@ -26,7 +27,7 @@ async def _first_start(
     creds = admin_credentials(admin)
     datadir.save_credentials(tmp_path, creds)
     state: Any = AppState(Settings(), db, runner=None, nc=None, secrets=box)  # type: ignore[arg-type]
-    return Running(Settings(data_dir=tmp_path), "", state, None), creds  # type: ignore[arg-type]
+    return Running(Settings(data_dir=tmp_path), "", BusAccess(), state, None), creds  # type: ignore[arg-type]
 
 
 async def test_a_password_changed_elsewhere_keeps_the_saved_keys(

@@ -16,6 +16,7 @@ import pytest
 from nats.js.api import StorageType
 
 from cloudiag.bus.embedded import EmbeddedNats, NatsServerError, find_nats_server
+from cloudiag.bus.nkey_files import new_seed, public_key
 from cloudiag.supervisor import Backoff
 from tests.processes import alive
 
@@ -36,10 +37,13 @@ def _wait_gone(pid: int, timeout: float = 20) -> bool:
 
 
 async def test_a_killed_server_is_restarted_on_its_port_with_its_streams(tmp_path: Path) -> None:
-    server = EmbeddedNats(tmp_path / "nats", backoff=Backoff(first=0.05))
+    seed = new_seed()
+    server = EmbeddedNats(tmp_path / "nats", public_key(seed), backoff=Backoff(first=0.05))
     url = await server.start()
     try:
-        nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.1)
+        nc = await nats.connect(
+            url, max_reconnect_attempts=-1, reconnect_time_wait=0.1, nkeys_seed_str=seed
+        )
         try:
             js = nc.jetstream()
             await js.add_stream(name="KEPT", subjects=["kept.>"], storage=StorageType.FILE)
@@ -51,7 +55,7 @@ async def test_a_killed_server_is_restarted_on_its_port_with_its_streams(tmp_pat
                 while server.pid == first or not nc.is_connected:
                     await asyncio.sleep(0.05)
                 info = await js.stream_info("KEPT")
-            assert server.url == url  # Same port, same token.
+            assert server.url == url  # Same port.
             assert info.state.messages == 1
             assert (await js.get_msg("KEPT", 1)).data == b"survives"
         finally:
@@ -65,9 +69,10 @@ _PARENT = """
 import asyncio, sys
 from pathlib import Path
 from cloudiag.bus.embedded import EmbeddedNats
+from cloudiag.bus.nkey_files import new_seed, public_key
 
 async def main() -> None:
-    server = EmbeddedNats(Path(sys.argv[1]))
+    server = EmbeddedNats(Path(sys.argv[1]), public_key(new_seed()))
     await server.start()
     print(server.pid, flush=True)
     await asyncio.sleep(120)

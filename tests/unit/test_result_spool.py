@@ -49,5 +49,7 @@ async def test_the_sender_keeps_the_result_until_the_stream_has_it(
     sender = ResultSender(bus.jetstream, table, lambda: bus.max_payload, spool)
     await sender.send(_result("j1"))
     assert await spool.left() == []  # Delivered: nothing kept.
-    msg = await bus.jetstream().get_msg(subjects.RESULTS_STREAM, subject=subjects.job_result("j1"))
+    msg = await bus.jetstream().get_msg(
+        subjects.RESULTS_STREAM, subject=subjects.job_result("h1", "j1")
+    )
     assert RunResult.model_validate_json(msg.data or b"") == _result("j1")

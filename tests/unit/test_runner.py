@@ -227,7 +227,7 @@ async def test_a_result_delivered_twice_is_stored_once(
     # its duplicate window, and different, to see which one the row keeps.
     again = RunResult(job_id=job.job_id, stdout="second\n", stderr="", exitcode="1")
     await bus.jetstream().publish(
-        subjects.job_result(job.job_id), again.encode(), stream=subjects.RESULTS_STREAM
+        subjects.job_result(job.host_id, job.job_id), again.encode(), stream=subjects.RESULTS_STREAM
     )
     await _until(lambda: not runner._tasks)
     async with asyncio.timeout(5):

@@ -31,7 +31,8 @@ from cloudiag.agent.result_spool import ResultSpool
 from cloudiag.agent.results import ResultSender
 from cloudiag.agent.sources.base import Source
 from cloudiag.backoff import Backoff
-from cloudiag.bus import pull, subjects
+from cloudiag.bus import archives, pull, streams, subjects
+from cloudiag.bus.access import BusAccess
 from cloudiag.bus.connect import connect
 from cloudiag.bus.embedded import redact
 from cloudiag.bus.messages import (
@@ -41,16 +42,13 @@ from cloudiag.bus.messages import (
     RunResult,
     StatusReply,
 )
-from cloudiag.bus.streams import ensure_jetstream
 from cloudiag.logs import job_id_var
 
 log = logging.getLogger(__name__)
 
 
-#: A request the agent has fetched but not acknowledged comes back after this long.
-REQUEST_ACK_WAIT = 30.0
 #: Most jobs an agent runs at once; more requests wait in the stream, in order.
-MAX_JOBS = 200
+MAX_JOBS = streams.AGENT_MAX_JOBS
 #: At a stop, how long the running jobs get to end and hand over their results.
 STOP_JOBS_LIMIT = 5.0
 #: Then how long the executors get to close their sessions and connections.
@@ -71,8 +69,11 @@ class Agent:
         heartbeat_interval: float = 5.0,
         max_jobs: int = MAX_JOBS,
         state_dir: Path | None = None,
+        access: BusAccess | None = None,
     ) -> None:
         self.nats_url = nats_url
+        #: Its credentials and TLS on the bus (None: none, as in unit tests).
+        self.access = access or BusAccess()
         self.source = source
         self.host_id = host_id or source.host.id
         self.host_name = host_name or source.host.name or socket.gethostname()
@@ -80,7 +81,7 @@ class Agent:
         self.heartbeat_interval = heartbeat_interval
         self.max_jobs = max_jobs
         self.session = secrets.token_hex(8)
-        self.jobs = Dispatcher(executors, self.host_name)
+        self.jobs = Dispatcher(executors, self.host_name, self.host_id)
         self.jobs.on_end = self._job_ended
         self.table = JobTable(self._bucket, self.host_id, self.session)
         #: Results not yet delivered, on disk (None: memory only, as in unit tests).
@@ -102,7 +103,11 @@ class Agent:
         """Serve until stop() is called; then cancel running jobs and say goodbye."""
         self._addresses = await host_addresses()
         self._nc = await connect(
-            self.nats_url, f"cloudiag-agent-{self.host_name}", on_reconnect=self._streams
+            self.nats_url,
+            f"cloudiag-agent-{self.host_name}",
+            on_reconnect=self._streams,
+            access=self.access,
+            inbox_prefix=subjects.agent_inbox_prefix(self.host_id),
         )
         await self._nc.subscribe(subjects.agent_status(self.host_id), cb=self._on_status)
         await self._nc.subscribe(subjects.agent_cancel(self.host_id), cb=self._on_cancel)
@@ -118,19 +123,15 @@ class Agent:
             await self._streams()
             await self._finish_leftovers()
             taker = RequestTaker(self.jobs, self.table, _Bus(self), self.results.send)
-            config = pull.durable_config(
-                subjects.agent_consumer(self.host_id),
-                subjects.agent_requests(self.host_id),
-                ack_wait=REQUEST_ACK_WAIT,
-                max_ack_pending=self.max_jobs,
-            )
             consumer = asyncio.create_task(
                 pull.consume(
                     self._jetstream,
                     subjects.REQUESTS_STREAM,
-                    config,
+                    streams.agent_consumer_config(self.host_id),
                     taker.handle,
                     room=self._wait_for_room,
+                    # The servers make it when they hear of the host (its report).
+                    manage=False,
                 )
             )
             self.ready.set()
@@ -164,12 +165,12 @@ class Agent:
         return self._nc.max_payload if self._nc is not None else 1 << 20
 
     async def _streams(self) -> None:
-        """Make (or find) the streams and the job table; at start and after each reconnect."""
+        """Find the job table the servers made; at start and after each reconnect."""
         assert self._nc is not None
         backoff = Backoff(first=0.2, longest=5.0)
         while True:
             try:
-                self._js, self._kv = await ensure_jetstream(self._nc)
+                self._js, self._kv = await streams.jobs_bucket(self._nc, self.host_id)
                 return
             except (NatsError, TimeoutError, OSError) as exc:  # Not JetStreamUnavailable.
                 delay = backoff.delay()
@@ -187,7 +188,8 @@ class Agent:
                 await self.results.send(kept)
             finally:
                 job_id_var.reset(token)
-        for left in await self.table.leftovers():
+        assert self._nc is not None
+        for left in await self.table.leftovers(self._nc):
             token = job_id_var.set(left.job_id)
             try:
                 if left.record.state == "running" or left.record.result is None:
@@ -257,7 +259,7 @@ class Agent:
             connected=connected,
             vms=self.jobs.vms,
         )
-        await nc.publish(subjects.AGENT_REPORTS, report.encode())
+        await nc.publish(subjects.agent_report(self.host_id), report.encode())
 
     async def _on_status(self, msg: Msg) -> None:
         reply = StatusReply(
@@ -311,5 +313,4 @@ class _Bus:
         await self._agent.results.send(result)
 
     async def store_archive(self, job_id: str, data: bytes) -> None:
-        store = await self._agent._jetstream().object_store(subjects.DATA_BUCKET)
-        await store.put(job_id, data)
+        await archives.put(self._agent._jetstream(), self._agent.host_id, job_id, data)

@@ -63,9 +63,10 @@ class _Control:
 class Dispatcher:
     """Runs the requests for the VMs of one host, one task per job."""
 
-    def __init__(self, executors: Executors, host_name: str) -> None:
+    def __init__(self, executors: Executors, host_name: str, host_id: str) -> None:
         self.executors = executors
         self.host_name = host_name
+        self.host_id = host_id
         self._vms: dict[str, VmReport] = {}
         self._jobs: dict[str, tuple[asyncio.Task[None], _Control]] = {}
         #: Called each time a job has ended (the agent may then take another request).
@@ -153,7 +154,7 @@ class Dispatcher:
             nonlocal seq
             seq += 1
             line = OutputLine(job_id=req.job_id, seq=seq, stream=stream, text=text)
-            await bus.publish(subjects.job_output(req.job_id), line.encode())
+            await bus.publish(subjects.job_output(self.host_id, req.job_id), line.encode())
 
         # The times in these two lines are stages of bench/rundiagnostics_latency.py.
         log.info(

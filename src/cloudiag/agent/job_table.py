@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from nats.aio.client import Client
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
@@ -62,29 +63,19 @@ class JobTable:
         bucket = await self._bucket()
         await bucket.put(subjects.job_key(self.host_id, result.job_id), record.encode())
 
-    async def leftovers(self) -> list[Leftover]:
+    async def leftovers(self, nc: Client) -> list[Leftover]:
         """Jobs an earlier agent process left running, and results it may not have sent."""
-        bucket = await self._bucket()
-        prefix = subjects.job_key(self.host_id, "")
-        # A watch on this host's keys only: the bucket holds every host's jobs.
-        watcher = await bucket.watch(f"{prefix}*", ignore_deletes=True)
         found = []
-        try:
-            async for entry in watcher:
-                if entry is None:  # The end of what is stored now.
-                    break
-                if not entry.value:
-                    continue
-                try:
-                    record = JobRecord.model_validate_json(entry.value)
-                except ValidationError:
-                    continue
-                # Its own, or a server's record of a request it withdrew (no agent ran it).
-                if record.session in (self.session, ""):
-                    continue
-                unsent = record.result is not None and not record.published
-                if record.state == "running" or unsent:
-                    found.append(Leftover(entry.key[len(prefix) :], record))
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+        # This host's keys only: the bucket holds every host's jobs.
+        for job_id, value in await job_records.host_records(nc, self.host_id):
+            try:
+                record = JobRecord.model_validate_json(value)
+            except ValidationError:
+                continue
+            # Its own, or a server's record of a request it withdrew (no agent ran it).
+            if record.session in (self.session, ""):
+                continue
+            unsent = record.result is not None and not record.published
+            if record.state == "running" or unsent:
+                found.append(Leftover(job_id, record))
         return found

@@ -111,7 +111,7 @@ class ResultSender:
 
     async def _publish(self, result: RunResult) -> None:
         await self._js().publish(
-            subjects.job_result(result.job_id),
+            subjects.job_result(self._table.host_id, result.job_id),
             result.encode(),
             timeout=PUBLISH_TIMEOUT,
             stream=subjects.RESULTS_STREAM,

@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from cloudiag.agent.sources.inventory import (
     describe,
 )
 from cloudiag.agent.sources.lab import LabSource
+from cloudiag.bus.access import BusAccess
 from cloudiag.bus.messages import NetnsAccess, SshAccess
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class AgentOptions:
     state_dir: Path | None = None
     #: A CloudStack management server whose API says which VMs run on this host.
     cloudstack: CloudStackConfig | None = None
+    #: Its credentials and TLS on the bus.
+    access: BusAccess = field(default_factory=BusAccess)
 
 
 def executors(state_dir: Path | None = None) -> Executors:
@@ -85,6 +88,7 @@ def build(options: AgentOptions) -> Agent:
         host_name=options.host_name,
         heartbeat_interval=options.heartbeat_interval,
         state_dir=options.state_dir,
+        access=options.access,
     )
 
 

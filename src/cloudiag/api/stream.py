@@ -63,9 +63,10 @@ class _Followed:
     final_since: float | None = None
 
 
-async def _subscribe(state: AppState, job_id: str) -> Any:
-    """Every output line of the job, from the first when JetStream keeps them."""
-    subject = subjects.job_output(job_id)
+async def _subscribe(state: AppState, job_id: str, host_id: str) -> Any:
+    """Every output line of the job from its host's agent, from the first when JetStream
+    keeps them (another host's agent cannot publish there)."""
+    subject = subjects.job_output(host_id, job_id)
     if state.js is not None:
         return await state.js.subscribe(
             subject,
@@ -118,16 +119,21 @@ async def _load_job(state: AppState, job_id: str) -> AsyncJob | None:
         return await db.get(AsyncJob, job_id)
 
 
-async def _events(state: AppState, job_ids: list[str], tagged: bool) -> AsyncIterator[bytes]:
+async def _events(
+    state: AppState, job_hosts: dict[str, str | None], tagged: bool
+) -> AsyncIterator[bytes]:
+    """The stream of the jobs (id: host, None for a parent job, which has no output)."""
+    job_ids = list(job_hosts)
     inbox: Inbox = asyncio.Queue()
     subs: list[Any] = []
     pumps: list[asyncio.Task[None]] = []
     loop = asyncio.get_running_loop()
     followed = {job_id: _Followed() for job_id in job_ids}
     try:
-        for job_id in job_ids:
-            subs.append(sub := await _subscribe(state, job_id))
-            pumps.append(asyncio.create_task(_pump(sub, job_id, inbox)))
+        for job_id, host_id in job_hosts.items():
+            if host_id is not None:
+                subs.append(sub := await _subscribe(state, job_id, host_id))
+                pumps.append(asyncio.create_task(_pump(sub, job_id, inbox)))
             pumps.append(asyncio.create_task(_wake_when_final(state, job_id, inbox)))
         yield b": stream open\n\n"
         last_sent = next_check = loop.time()
@@ -197,16 +203,17 @@ async def stream_endpoint(request: Request) -> Response:
     fmt = "json" if values.get("response", "json").lower() == "json" else "xml"
     try:
         caller = (await authenticate(state, request, params, values)).caller
-        job_ids = _job_ids(params)
-        for job_id in job_ids:
+        job_hosts: dict[str, str | None] = {}
+        for job_id in _job_ids(params):
             job = await _load_job(state, job_id)
             if job is None or not _may_see(caller, job):
                 raise ApiError.param(f"Unable to find a job with id {job_id}")
+            job_hosts[job_id] = job.host_id
     except ApiError as err:
         body, ctype = render("stream", error_payload(err), fmt)
         return Response(body, status_code=err.errorcode, headers={"content-type": ctype})
     return StreamingResponse(
-        _events(state, job_ids, tagged=len(job_ids) > 1),
+        _events(state, job_hosts, tagged=len(job_hosts) > 1),
         media_type="text/event-stream",
         headers={"cache-control": "no-store", "x-accel-buffering": "no"},
     )

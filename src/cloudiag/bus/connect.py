@@ -8,18 +8,25 @@ from collections.abc import Awaitable, Callable
 import nats
 from nats.aio.client import Client
 
+from cloudiag.bus.access import BusAccess
 from cloudiag.bus.embedded import server_urls
 
 log = logging.getLogger(__name__)
 
 
 async def connect(
-    url: str, name: str, on_reconnect: Callable[[], Awaitable[None]] | None = None
+    url: str,
+    name: str,
+    on_reconnect: Callable[[], Awaitable[None]] | None = None,
+    *,
+    access: BusAccess | None = None,
+    inbox_prefix: str | None = None,
 ) -> Client:
     """A NATS client that keeps reconnecting and logs its state changes.
 
     ``url`` may list a cluster's servers, comma-separated: the client fails over among
-    them (and those the cluster announces).
+    them (and those the cluster announces). ``inbox_prefix`` is where its replies come (an
+    agent's own, which no other agent may read).
     """
 
     async def on_disconnected() -> None:
@@ -36,6 +43,9 @@ async def connect(
     async def on_error(exc: Exception) -> None:
         log.warning("nats error name=%s error=%s", name, exc)
 
+    extra = (access or BusAccess()).options()
+    if inbox_prefix is not None:
+        extra["inbox_prefix"] = inbox_prefix
     client: Client = await nats.connect(
         server_urls(url),
         name=name,
@@ -45,5 +55,6 @@ async def connect(
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
         error_cb=on_error,
+        **extra,
     )
     return client

@@ -7,14 +7,15 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import shutil
+import signal
 import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from cloudiag.backoff import Backoff
+from cloudiag.bus.authorization import write_authorization
 from cloudiag.child_process import die_with_parent, stop_process
 from cloudiag.supervisor import Supervisor
 
@@ -44,17 +45,25 @@ def find_nats_server() -> str:
 MAX_PAYLOAD = 8 << 20
 
 
-def write_config(path: Path, host: str, port: int, store_dir: Path, token: str) -> Path:
-    """A nats-server config readable only by its owner: loopback, JetStream, a token.
+#: The file beside nats-server's config that holds its `authorization` block (made from
+#: the registered hosts, bus/authorization.py), and the file it writes its pid in.
+AUTHORIZATION_FILE = "nats-authorization.conf"
+PID_FILE = "nats.pid"
 
-    A file rather than flags, because flags (and the token) would show in `ps`.
+
+def write_config(
+    path: Path, host: str, port: int, store_dir: Path, *, pid_file: Path | None = None
+) -> Path:
+    """A nats-server config readable only by its owner: loopback, JetStream, and the
+    authorization in AUTHORIZATION_FILE beside it (nats-server includes relative paths).
     """
     text = (
         f"listen: {json.dumps(f'{host}:{port}')}\n"
         f"max_payload: {MAX_PAYLOAD}\n"
         # JetStream keeps job output for late viewers (see bus/streams.py).
         f"jetstream {{ store_dir: {json.dumps(str(store_dir))} }}\n"
-        f"authorization {{ token: {json.dumps(token)} }}\n"
+        f"include {json.dumps(AUTHORIZATION_FILE)}\n"
+        + (f"pid_file: {json.dumps(str(pid_file))}\n" if pid_file is not None else "")
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -89,16 +98,37 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def reload_private(data_dir: Path) -> bool:
+    """Make the private nats-server of a data directory read its authorization again
+    (`cloudiag host add|remove` while `serve` runs); False when none runs."""
+    try:
+        pid = int((data_dir / PID_FILE).read_text().strip())
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except (OSError, ValueError):
+        return False
+    if comm != "nats-server":  # A pid left by a server long gone, now another process's.
+        return False
+    try:
+        os.kill(pid, signal.SIGHUP)  # nats-server's reload; connections it no longer
+    except ProcessLookupError:  # allows are closed.
+        return False
+    return True
+
+
 class EmbeddedNats:
     """A nats-server child process on loopback, restarted when it dies, stopped with the server.
 
-    A restart keeps the port, the token and the JetStream store: clients reconnect to the
-    same URL and find the streams (file storage) as they were.
+    Only nkey users get in: the management servers' (`manager_key`) and the registered
+    hosts' agents, from the authorization file beside its config, which the caller keeps
+    up to date (see reload_private); until there is one it admits the managers only. A
+    restart keeps the port and the JetStream store: clients reconnect to the same URL and
+    find the streams (file storage) as they were.
     """
 
     def __init__(
         self,
         store_dir: Path,
+        manager_key: str,
         host: str = "127.0.0.1",
         port: int | None = None,
         backoff: Backoff | None = None,
@@ -108,14 +138,19 @@ class EmbeddedNats:
         self.store_dir = store_dir
         # Without it any local user could talk to the agents directly and skip the API's
         # authentication, roles and audit trail.
-        self.token = secrets.token_urlsafe(32)
+        self.manager_key = manager_key
         self._ready_timeout = 10.0
         self._supervisor = Supervisor("private nats-server", self._spawn, backoff)
 
     @property
     def url(self) -> str:
-        """The client URL of this server, with its token: keep it out of argv and logs."""
-        return f"nats://{self.token}@{self.host}:{self.port}"
+        """The client URL of this server (credentials are nkeys, apart from it)."""
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def authorization_file(self) -> Path:
+        """Where its authorization block is read from."""
+        return self.store_dir.parent / AUTHORIZATION_FILE
 
     @property
     def pid(self) -> int | None:
@@ -157,8 +192,11 @@ class EmbeddedNats:
 
     def _write_config(self) -> Path:
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        if not self.authorization_file.exists():
+            write_authorization(self.authorization_file, [self.manager_key], [])
         path = self.store_dir.parent / "nats.conf"
-        return write_config(path, self.host, self.port, self.store_dir, self.token)
+        pid_file = self.store_dir.parent / PID_FILE
+        return write_config(path, self.host, self.port, self.store_dir, pid_file=pid_file)
 
     async def _until_listening(self, proc: asyncio.subprocess.Process) -> None:
         loop = asyncio.get_running_loop()

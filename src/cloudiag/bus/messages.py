@@ -157,8 +157,8 @@ class RunResult(Message):
     error: str = ""
     #: Why the agent did not run the job at all (invalid here, VM stopped, request stale…).
     refused: str = ""
-    #: A getDiagnosticsData job's zip, put in the DATA_BUCKET object store under the job's
-    #: id: its size and SHA-256 (hex); 0 and "" for every other job.
+    #: A getDiagnosticsData job's zip, published in chunks before the result
+    #: (bus/archives.py): its size and SHA-256 (hex); 0 and "" for every other job.
     archive_size: int = 0
     archive_sha256: str = ""
 

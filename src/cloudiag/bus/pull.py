@@ -51,8 +51,13 @@ async def consume(
     handle: Callable[[Msg], Awaitable[None]],
     *,
     room: Callable[[], Awaitable[None]] | None = None,
+    manage: bool = True,
 ) -> None:
     """Serve the consumer until cancelled.
+
+    `manage`: make the consumer, or bring an older one's config (its filter) up to date;
+    without it (agents, who may not) bind to the consumer the servers made, trying again
+    until it is there.
 
     `room()`, when given, waits until there is room for a message (the agent fetches no
     more than it can start); each fetched message is handled in a task of its own, at once.
@@ -68,9 +73,9 @@ async def consume(
     pending: set[asyncio.Task[None]] = set()
     while True:
         try:
-            sub = await js().pull_subscribe(
-                config.filter_subject, durable=config.durable_name, stream=stream, config=config
-            )
+            if manage:
+                await js().add_consumer(stream, config)
+            sub = await js().pull_subscribe_bind(durable=config.durable_name, stream=stream)
         except (NatsError, TimeoutError, OSError) as exc:
             delay = backoff.delay()
             log.warning(

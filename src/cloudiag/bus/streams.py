@@ -9,27 +9,28 @@ node loses nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import (
+    ConsumerConfig,
     DiscardPolicy,
     KeyValueConfig,
-    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
 from nats.js.errors import (
     BadRequestError,
-    BucketNotFoundError,
+    KeyNotFoundError,
     NotFoundError,
     ServiceUnavailableError,
 )
 from nats.js.kv import KeyValue
 
-from cloudiag.bus import subjects
+from cloudiag.bus import pull, subjects
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,12 @@ DUPLICATE_WINDOW = 600.0
 JOBS_TTL = 86400.0
 #: A getDiagnosticsData zip waits as long as its result for a server to take it.
 DATA_TTL = RESULTS_MAX_AGE
+
+
+#: A request an agent has fetched but not acknowledged comes back after this long.
+REQUEST_ACK_WAIT = 30.0
+#: Most requests an agent holds unacknowledged (it takes no more than it can start).
+AGENT_MAX_JOBS = 200
 
 
 #: JetStream's header naming a message: a stream drops a second message of the same id
@@ -82,6 +89,15 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
         ),
         _work_queue(subjects.REQUESTS_STREAM, subjects.REQUESTS_SUBJECTS, REQUESTS_MAX_AGE),
         _work_queue(subjects.RESULTS_STREAM, subjects.RESULTS_SUBJECTS, RESULTS_MAX_AGE),
+        # getDiagnosticsData zips in chunks, each read by its subject and purged once taken.
+        StreamConfig(
+            name=subjects.DATA_STREAM,
+            subjects=[subjects.DATA_SUBJECTS],
+            storage=StorageType.FILE,
+            max_age=DATA_TTL,
+            duplicate_window=DUPLICATE_WINDOW,
+            allow_direct=True,
+        ),
     ]
     for config in configs:
         config.num_replicas = replicas
@@ -109,21 +125,63 @@ def jobs_bucket_config(replicas: int = 1) -> KeyValueConfig:
         ttl=JOBS_TTL,
         storage=StorageType.FILE,
         replicas=replicas,
+        # Reads by key in the API subject, which the agents' permissions can hold to their
+        # own host's keys (a plain get names its key in the body).
+        direct=True,
     )
 
 
-def data_bucket_config(replicas: int = 1) -> ObjectStoreConfig:
-    """The object store of getDiagnosticsData's zips on their way to a management server."""
-    return ObjectStoreConfig(ttl=DATA_TTL, storage=StorageType.FILE, replicas=replicas)
+async def _update_bucket(js: JetStreamContext, replicas: int) -> None:
+    """An existing job table with that many replicas and direct gets (an older one was made
+    without them, and agents read only so)."""
+    config = (await js.stream_info(f"KV_{subjects.JOBS_BUCKET}")).config
+    if not config.allow_direct or config.num_replicas != replicas:
+        config.allow_direct, config.num_replicas = True, replicas
+        await js.update_stream(config)
+
+
+def agent_consumer_config(host_id: str) -> ConsumerConfig:
+    """The durable consumer of one host's requests: the server makes it (agents may not
+    make or change consumers), the host's agent binds to it."""
+    return pull.durable_config(
+        subjects.agent_consumer(host_id),
+        subjects.agent_requests(host_id),
+        ack_wait=REQUEST_ACK_WAIT,
+        max_ack_pending=AGENT_MAX_JOBS,
+    )
+
+
+async def ensure_agent_consumer(js: JetStreamContext, host_id: str) -> None:
+    """Create (or update) the durable consumer of a host's requests."""
+    await js.add_consumer(subjects.REQUESTS_STREAM, agent_consumer_config(host_id))
+
+
+async def jobs_bucket(nc: Client, host_id: str) -> tuple[JetStreamContext, KeyValue]:
+    """An agent's view of the job table the servers made (an error until they have).
+
+    Its permissions allow it no stream of its own, and no look at the bucket's stream
+    (which would list every host's keys): reads are direct gets of its own keys.
+    """
+    js = nc.jetstream()
+    kv = KeyValue(
+        name=subjects.JOBS_BUCKET,
+        stream=f"KV_{subjects.JOBS_BUCKET}",
+        pre=f"$KV.{subjects.JOBS_BUCKET}.",
+        js=js,
+        direct=True,
+    )
+    with contextlib.suppress(KeyNotFoundError):  # The bucket answers: it is there.
+        await kv.get(subjects.job_key(host_id, "-"))
+    return js, kv
 
 
 async def ensure_jetstream(nc: Client) -> tuple[JetStreamContext, KeyValue]:
-    """Create or update every stream, the job table and the zips' object store; raises
+    """Create or update every stream (the zips' chunks' too) and the job table; raises
     JetStreamUnavailable.
 
-    Servers and agents both call it, at start and after each reconnect (a replaced
-    nats-server may have lost its store): whoever comes first makes them. On a cluster they
-    get three replicas (replicas_for); an existing stream is scaled to that.
+    Servers call it at start and after each reconnect (a replaced nats-server may have
+    lost its store). An update moves an older store's streams to today's subjects. On a
+    cluster they get three replicas (replicas_for); an existing stream is scaled to that.
     """
     js = nc.jetstream()
     count = replicas_for(nc)
@@ -141,13 +199,7 @@ async def ensure_jetstream(nc: Client) -> tuple[JetStreamContext, KeyValue]:
         except NotFoundError:
             kv = await js.create_key_value(jobs_bucket_config(count))
         else:
-            await _scale(js, f"KV_{subjects.JOBS_BUCKET}", count)
-        try:
-            await js.object_store(subjects.DATA_BUCKET)
-        except BucketNotFoundError:
-            await js.create_object_store(subjects.DATA_BUCKET, data_bucket_config(count))
-        else:
-            await _scale(js, f"OBJ_{subjects.DATA_BUCKET}", count)
+            await _update_bucket(js, count)
     except (ServiceUnavailableError, BadRequestError) as exc:
         raise JetStreamUnavailable(
             f"the NATS server has no JetStream ({exc}): cloudiag needs it for durable "

@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Sequence
 
 from cloudiag import __version__
-from cloudiag.cli import agent, demo, lab, serve, status, user
+from cloudiag.cli import agent, demo, host, lab, serve, status, user
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cloudiag {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (demo, serve, agent, lab, user, status):
+    for command in (demo, serve, agent, host, lab, user, status):
         command.register(sub)
     return parser
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cloudiag import logs
+from cloudiag.bus.access import BusAccess
 from cloudiag.cli.options import executor_flag, settings_from
 from cloudiag.settings import Settings
 
 if TYPE_CHECKING:
+    from cloudiag.agent.config_file import AgentConfig
     from cloudiag.agent.sources.cloudstack import CloudStackConfig
 
 
@@ -28,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(--cloudstack-url, with CLOUDIAG_CLOUDSTACK_API_KEY and CLOUDIAG_CLOUDSTACK_SECRET_KEY "
         "in the environment): the system VMs CloudStack runs on this host (--host-id: its "
         "CloudStack uuid, or --host-name / the hostname: its CloudStack name), over SSH.",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="the agent's config file that `cloudiag host add` wrote (its bus, credentials, "
+        "host id…); flags and CLOUDIAG_* variables win over it",
     )
     p.add_argument(
         "--nats-url",
@@ -60,13 +70,48 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_run)
 
 
+#: Settings the config file may give, when neither a flag nor the environment does.
+_FROM_FILE = ("nats_url", "lab_prefix", "executor", "heartbeat_interval", "data_dir")
+
+
+def _apply_file(args: argparse.Namespace, config: AgentConfig) -> None:
+    """Fill the flags not given from the config file, unless the environment sets them."""
+    for name in (*_FROM_FILE, "inventory", "host_id", "host_name"):
+        value = getattr(config, name, None)
+        unset = getattr(args, name, None) is None and f"CLOUDIAG_{name.upper()}" not in os.environ
+        if value is not None and unset:
+            setattr(args, name, value)
+
+
+def _access(settings: Settings, config: AgentConfig | None) -> BusAccess:
+    """The agent's credentials and TLS: the environment's, else the config file's."""
+    access = settings.bus_access()
+    if config is None:
+        return access
+    return BusAccess(
+        nkey_seed_file=access.nkey_seed_file,
+        nkey_seed=None if access.nkey_seed_file else config.nkey_seed,
+        tls_ca=access.tls_ca or config.tls_ca,
+        tls_cert=access.tls_cert or config.tls_cert,
+        tls_key=access.tls_key or config.tls_key,
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
-    from cloudiag.agent import wiring
+    from cloudiag.agent import config_file, wiring
     from cloudiag.agent.sources.cloudstack import CloudStackError
     from cloudiag.agent.sources.inventory import InventoryError
     from cloudiag.bus.streams import JetStreamUnavailable
     from cloudiag.lab.inventory import inventory as lab_inventory
 
+    config = None
+    if args.config is not None:
+        try:
+            config = config_file.load(args.config)
+        except config_file.ConfigFileError as exc:
+            print(f"cloudiag agent: {exc}", file=sys.stderr)
+            return 2
+        _apply_file(args, config)
     settings = settings_from(args)
     if not settings.nats_url:
         print("cloudiag agent: give --nats-url or set CLOUDIAG_NATS_URL")
@@ -87,6 +132,7 @@ def _run(args: argparse.Namespace) -> int:
                 heartbeat_interval=settings.heartbeat_interval,
                 state_dir=settings.data_dir,
                 cloudstack=cloudstack,
+                access=_access(settings, config),
             )
         )
     except (InventoryError, CloudStackError, ValueError) as exc:  # ValueError: a bad prefix.

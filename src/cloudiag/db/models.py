@@ -213,3 +213,18 @@ class UsedSignature(Base):
     #: When the signature stops being accepted anyway, so the row can go; None: never (a
     #: request without signatureVersion=3 and expires is valid for good).
     expires: Mapped[datetime | None] = mapped_column(default=None, index=True)
+
+
+class AgentKey(Base):
+    """A host registered with `cloudiag host add`: its agent's nkey on the bus.
+
+    The bus's authorization is made from these rows (bus/authorization.py); removing one
+    revokes the agent. The host's row in `hosts` comes with its agent's first report.
+    """
+
+    __tablename__ = "agent_keys"
+    host_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    #: The public half of the agent's nkey (U…); the seed is only in the agent's config.
+    public_key: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(default=utcnow)

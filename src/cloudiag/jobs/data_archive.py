@@ -1,7 +1,7 @@
 """getDiagnosticsData's zips on the management server.
 
-The agent puts a job's zip in the bus's object store (bus/subjects.DATA_BUCKET, named by
-the job's id) before its result; the server that stores the result takes the zip into its
+The agent puts a job's zip on the bus in chunks (bus/archives.py) before its result; the
+server that stores the result takes the zip into its
 data directory (checked against the result's size and SHA-256), deletes it from the bus and
 stores the job's download URL. The URL is signed (HMAC-SHA256 with a key derived from the
 server's secrets key, the same on every server of one key file), expires with the file
@@ -25,9 +25,8 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError, ObjectNotFoundError
 
-from cloudiag.bus import subjects
+from cloudiag.bus import archives as bus_archives
 from cloudiag.bus.messages import RunResult
 from cloudiag.jobs import final_state
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
@@ -83,26 +82,25 @@ class DataArchives:
             return "The download link has expired"
         return ""
 
-    async def take(self, js: JetStreamContext, job_id: str, result: RunResult) -> None:
+    async def take(
+        self, js: JetStreamContext, host_id: str, job_id: str, result: RunResult
+    ) -> None:
         """Move the job's zip from the bus into the data directory; ArchiveMissing if the
         bus does not have it as the result describes it (and this server has no copy)."""
         path = self.path(job_id)
-        try:
-            store = await js.object_store(subjects.DATA_BUCKET)
-            found = await store.get(job_id)
-        except (ObjectNotFoundError, NotFoundError):
+        data = await bus_archives.take(js, host_id, job_id, result.archive_size)
+        if data is None:
             # A second copy of the result, after this server took the zip already.
             if await asyncio.to_thread(_matches, path, result.archive_sha256):
                 return
-            raise ArchiveMissing("the zip is not on the message bus any more") from None
-        data = found.data or b""
+            raise ArchiveMissing("the zip is not on the message bus any more")
         if len(data) != result.archive_size or (
             hashlib.sha256(data).hexdigest() != result.archive_sha256
         ):
             raise ArchiveMissing("the zip on the message bus is not the one the agent sent")
         await asyncio.to_thread(_write, path, data)
         with contextlib.suppress(Exception):
-            await store.delete(job_id)
+            await bus_archives.drop(js, host_id, job_id)
         log.info("diagnostics data stored: %s, %d bytes", path.name, len(data))
 
     def collect_garbage(self, now: float | None = None) -> int:
@@ -150,7 +148,7 @@ async def final_of(
     if archives is None:
         return final_state.failed("This management server keeps no diagnostics data")
     try:
-        await archives.take(js, job.job_id, result)
+        await archives.take(js, job.host_id, job.job_id, result)
     except ArchiveMissing as exc:
         return final_state.failed(f"The diagnostics data was lost: {exc}")
     return final_state.of_data_result(result, job.host_name, archives.url(job.job_id, job.user_id))

@@ -85,7 +85,7 @@ class ResultIntake:
     async def handle(self, msg: Msg) -> None:
         """Store one result; ack it once stored, nak it on a database error."""
         received = time.perf_counter()
-        job_id = msg.subject.split(".")[2]
+        host_id, job_id = subjects.host_of(msg.subject), subjects.job_of(msg.subject)
         token = job_id_var.set(job_id)
         try:
             try:
@@ -94,8 +94,12 @@ class ResultIntake:
                 log.error("malformed result dropped")
                 await msg.term()
                 return
+            if result.job_id != job_id:
+                log.error("result of job %s sent as this job's refused", result.job_id)
+                await msg.term()
+                return
             try:
-                handled, stored = await self._store(job_id, result, received)
+                handled, stored = await self._store(host_id, job_id, result, received)
             except Exception as exc:
                 database_metrics.caught(exc)
                 if not is_transient(exc):
@@ -116,13 +120,17 @@ class ResultIntake:
             job_id_var.reset(token)
 
     async def _store(
-        self, job_id: str, result: RunResult, received: float
+        self, host_id: str, job_id: str, result: RunResult, received: float
     ) -> tuple[bool, Stored | None]:
-        """Whether the result was dealt with (stored, or its job final already), and what
-        was stored if it was."""
+        """Whether the result was dealt with (stored, or its job final already, or refused),
+        and what was stored if it was."""
         job = self._held(job_id) or await self._load(job_id)
         if job is None:
             log.warning("result of a job this database does not have; dropped")
+            return False, None
+        if job.host_id != host_id:
+            # The bus let that agent publish as its own host only: not this job's agent.
+            log.error("result sent by host %s for a job of host %s refused", host_id, job.host_id)
             return False, None
         final = await data_archive.final_of(job, result, self._js(), self.archives)
         completed = utcnow()

@@ -1,5 +1,7 @@
 """Agent reports in batches: a heartbeat that repeats its host's last report only refreshes
-``last_heartbeat``, in one UPDATE for every such host of the batch.
+``last_heartbeat``, in one UPDATE for every such host of the batch; a host seen for the
+first time (since the bus last came back) gets its request consumer, which its agent may
+not make itself.
 
 A fleet's agents beat every few seconds each (2,000 hosts at 5 s are 400 reports a second)
 and their reports rarely change; one transaction per report, reading each VM's row, would
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,6 +30,8 @@ log = logging.getLogger(__name__)
 #: How long reports gather before they are stored together: a small share of the heartbeat
 #: interval, so a host's state lags its agent by no more than that.
 FLUSH_INTERVAL = 0.25
+#: Consumers made at once for new hosts (a fleet's agents all come at a server's start).
+CONSUMERS_AT_ONCE = 32
 
 
 def fingerprint(raw: bytes) -> str:
@@ -38,10 +43,18 @@ class ReportIntake:
     """Gathers the latest report of each host and stores them every FLUSH_INTERVAL."""
 
     def __init__(
-        self, db: async_sessionmaker[AsyncSession], flush_interval: float = FLUSH_INTERVAL
+        self,
+        db: async_sessionmaker[AsyncSession],
+        *,
+        consumer: Callable[[str], Awaitable[None]] | None = None,
+        flush_interval: float = FLUSH_INTERVAL,
     ) -> None:
         self.db = db
         self.flush_interval = flush_interval
+        #: Makes (or updates) a host's request consumer; None: nobody needs one (tests).
+        self._consumer = consumer
+        #: The hosts whose consumer is made since the bus last came back.
+        self._consumers: set[str] = set()
         #: The newest report of each host since the last flush, with its fingerprint.
         self._pending: dict[str, tuple[AgentReport, str]] = {}
         self._wake = asyncio.Event()
@@ -50,6 +63,10 @@ class ReportIntake:
         """Keep a report for the next flush; a newer one of the same host replaces it."""
         self._pending[report.host_id] = (report, fingerprint(raw))
         self._wake.set()
+
+    def forget_consumers(self) -> None:
+        """The bus came back (maybe a new nats-server without them): make them again."""
+        self._consumers.clear()
 
     async def run(self) -> None:
         """Flush gathered reports until cancelled; a failed flush is logged (the next
@@ -70,6 +87,7 @@ class ReportIntake:
         batch, self._pending = self._pending, {}
         if not batch:
             return 0
+        await self._make_consumers([h for h, (r, _) in batch.items() if r.connected])
         now = utcnow()
         beats = [(host_id, digest) for host_id, (r, digest) in batch.items() if r.connected]
         async with self.db.begin() as db:
@@ -87,3 +105,23 @@ class ReportIntake:
             for report, digest in whole:
                 await inventory.apply_report(db, report, digest)
         return len(whole)
+
+    async def _make_consumers(self, hosts: list[str]) -> None:
+        """Make the consumers of hosts that have none yet, a bounded number at once; one that
+        fails is logged and tried again at its host's next report."""
+        if self._consumer is None:
+            return
+        make = self._consumer
+        todo = [host for host in hosts if host not in self._consumers]
+        limit = asyncio.Semaphore(CONSUMERS_AT_ONCE)
+
+        async def one(host: str) -> None:
+            async with limit:
+                try:
+                    await make(host)
+                except Exception:
+                    log.exception("could not make the request consumer of host %s", host)
+                else:
+                    self._consumers.add(host)
+
+        await asyncio.gather(*(one(host) for host in todo))
