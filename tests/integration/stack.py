@@ -217,6 +217,40 @@ class Stack:
         """The body of a successful call, under its envelope key (ApiCallError otherwise)."""
         return self.client(account).call(command, **params)
 
+    def add_host(self, name: str, host_id: str, inventory: Path) -> Path:
+        """`cloudiag host add` for one more host of this stack whose agent reads `inventory`
+        (once: an added host keeps its config): the agent's config file; the stack's
+        nats-server reloads the new authorization."""
+        config = self.data_dir / f"agent-{name}.toml"
+        if config.exists():  # Added by an earlier test of this stack.
+            return config
+        out = cloudiag(
+            "host",
+            "add",
+            name,
+            "--host-id",
+            host_id,
+            "--inventory",
+            str(inventory),
+            "--out",
+            str(config),
+            "--authorization",
+            str(self.data_dir / AUTHORIZATION_FILE),
+            "--database-url",
+            self.database_url,
+            "--data-dir",
+            str(self.data_dir),
+            env={
+                **os.environ,
+                "CLOUDIAG_NATS_URL": self.nats_url,
+                "CLOUDIAG_NATS_NKEY_SEED_FILE": str(manager_seed_file(self.data_dir)),
+            },
+        )
+        assert out.returncode == 0, out.stderr
+        assert self.nats is not None, "the stack's own nats-server reloads it"
+        self.nats.send_signal(signal.SIGHUP)
+        return config
+
     def bus_options(self) -> dict[str, Any]:
         """nats.connect's credentials of a management server on this stack's bus."""
         return {"nkeys_seed": str(manager_seed_file(self.data_dir))}

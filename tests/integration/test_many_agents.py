@@ -39,6 +39,12 @@ class Agent:
         self.inventory = self.dir / "inventory.json"
         self.base = lab_inventory(st.prefix, "netns")
         self.set_vms(vms)
+        # Its own key on the bus: the lab host's from the stack, another host's from
+        # `cloudiag host add`.
+        if host_id == self.base["host"]["id"]:
+            config = st.agent_config
+        else:
+            config = st.add_host(name, host_id, self.inventory)
         self.log_path = self.dir / "agent.log"
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen(
@@ -47,6 +53,8 @@ class Agent:
                     "-m",
                     "cloudiag",
                     "agent",
+                    "--config",
+                    str(config),
                     "--inventory",
                     str(self.inventory),
                     "--host-name",
@@ -58,7 +66,6 @@ class Agent:
                 stderr=subprocess.STDOUT,
                 env={
                     **os.environ,
-                    "CLOUDIAG_NATS_URL": st.nats_url,
                     "CLOUDIAG_DATA_DIR": str(self.dir),
                     "CLOUDIAG_LOG_FORMAT": "json",
                 },
@@ -109,6 +116,12 @@ def agents(fleet: Stack) -> Iterator[tuple[Agent, Agent]]:
         for agent in started:
             agent.proc.send_signal(signal.SIGCONT)
             stop(agent.proc)
+        # Their goodbyes stored (reports are stored in batches), so that the next test's
+        # agents are seen Up by their own hellos, not by these agents' last beats.
+        names = [agent.name for agent in started]
+        fleet.wait_for(
+            lambda: all(_host_states(fleet).get(n) == "Disconnected" for n in names), "goodbyes"
+        )
 
 
 def _host_states(st: Stack) -> dict[str, str]:
