@@ -155,6 +155,9 @@ def _plan_one(
         raise InvalidInput(denied, param="ipaddress")
     if vm.access.get("script") == "cloudstack":
         # The agent would refuse it too; say so now, as a bad parameter.
+        cannot = policy.script_cannot_run(request, vm.name)
+        if cannot:
+            raise InvalidInput(cannot, param="type")
         host = request.type.target.host(request.address)
         unchecked = policy.unchecked_name(host, vm.name, limits.denied_networks)
         if unchecked:

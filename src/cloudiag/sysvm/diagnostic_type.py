@@ -45,6 +45,8 @@ class DiagnosticType(Frozen):
       rule of the type's own on the target's IP and the options.
     - ``auto_interface``: the tool needs "-I <interface>" from the routing table when absent;
       ``end_of_options``: the tool accepts "--" before the target.
+    - ``cloudstack_script``: CloudStack's own diagnostics.py on a VM can run it (that script
+      runs the type's name as a program; the package's own checks are no program there).
     - ``destination_option``: the flag whose value (an IP literal) is where packets go,
       when that is not the target (dns queries a name at the server ``-s``); the
       operator's denied networks judge it instead of the target, and nothing when absent.
@@ -57,6 +59,7 @@ class DiagnosticType(Frozen):
     __slots__ = (
         "argv",
         "auto_interface",
+        "cloudstack_script",
         "conflicts",
         "default_options",
         "description",
@@ -88,6 +91,7 @@ class DiagnosticType(Frozen):
     time_limit: float
     conflicts: tuple[frozenset[str], ...]
     auto_interface: bool
+    cloudstack_script: bool
     end_of_options: bool
     destination_option: str
     estimate: Callable[[Mapping[str, str]], float]
@@ -112,6 +116,7 @@ class DiagnosticType(Frozen):
         time_limit: float = 120.0,
         conflicts: tuple[frozenset[str], ...] = (),
         auto_interface: bool = False,
+        cloudstack_script: bool = True,
         end_of_options: bool = True,
         destination_option: str = "",
         estimate: Callable[[Mapping[str, str]], float] = _no_estimate,
@@ -135,6 +140,7 @@ class DiagnosticType(Frozen):
             time_limit=time_limit,
             conflicts=conflicts,
             auto_interface=auto_interface,
+            cloudstack_script=cloudstack_script,
             end_of_options=end_of_options,
             destination_option=destination_option,
             estimate=estimate,

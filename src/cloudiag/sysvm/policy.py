@@ -111,6 +111,16 @@ def unchecked_name(host: str, vm_name: str, denied: Sequence[str]) -> str | None
     )
 
 
+def script_cannot_run(req: Request, vm_name: str) -> str | None:
+    """Why CloudStack's own script on a VM cannot run this request's type, or None."""
+    if req.type.cloudstack_script:
+        return None
+    return (
+        f"{req.type.name} is done by the cloudiag system-VM package, which {vm_name} does not "
+        "run (it has CloudStack's own diagnostics script)"
+    )
+
+
 def denied_destination(address: str, networks: Sequence[Network]) -> str | None:
     """Why the operator's policy forbids this IP literal, or None (also for a host name)."""
     if not networks or parse_ip(address) is None:

@@ -114,7 +114,9 @@ class Target(Frozen):
         cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
         netloc, rest = rest[:cut], rest[cut:]
         if netloc.startswith("["):
-            host, _, port = netloc[1:].partition("]")
+            host, closed, port = netloc[1:].partition("]")
+            if not closed:
+                raise ValueError(url)  # "[::1" without its "]"
             port = port[1:] if port.startswith(":") else port
         else:
             host, _, port = netloc.partition(":")

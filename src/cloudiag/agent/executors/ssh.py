@@ -262,7 +262,9 @@ class SshExecutor:
         try:
             # Our session resolves a name once, checks it and pins the tool to it; the
             # CloudStack script would hand the name to the tool unchecked.
-            unchecked = policy.unchecked_name(host, vm_name, request.denied_networks)
+            unchecked = policy.script_cannot_run(req, vm_name) or policy.unchecked_name(
+                host, vm_name, request.denied_networks
+            )
             if unchecked:
                 raise ValueError(unchecked)
             line = cloudstack_script.command(req)

@@ -75,11 +75,12 @@ def context(verify: bool, extra_dir: str = EXTRA_CA_DIR) -> ssl.SSLContext:
     return ctx
 
 
+_SHORT_NAMES = {"commonName": "CN", "organizationName": "O", "countryName": "C"}
+
+
 def _name_of(parts: Any) -> str:
-    """ "CN=web.lab.test, O=cloudiag lab" from getpeercert()'s form of a name."""
-    return ", ".join(
-        f"{'CN' if k == 'commonName' else k}={v}" for rdn in parts or () for k, v in rdn
-    )
+    """ "O=cloudiag lab, CN=web.lab.test" from getpeercert()'s form of a name."""
+    return ", ".join(f"{_SHORT_NAMES.get(k, k)}={v}" for rdn in parts or () for k, v in rdn)
 
 
 def certificate(sock: ssl.SSLSocket) -> dict[str, Any]:
@@ -173,7 +174,8 @@ def _fetch(
                 say(f"expires: {tls['not_after']} ({tls['days_left']} days left)")
             else:
                 say("certificate: not verified (-k)")
-        conn = http.client.HTTPConnection(host, port, timeout=_remaining(deadline))
+        conn = http.client.HTTPConnection(host, port)
+        sock.settimeout(_remaining(deadline))
         conn.sock = sock
         conn.putrequest(result["method"], path, skip_accept_encoding=True)
         conn.putheader("User-Agent", _USER_AGENT)
@@ -195,7 +197,9 @@ def _fetch(
             say(f"  {shown(key)}: {shown(value)}")
         size = 0
         while True:
-            sock.settimeout(_remaining(deadline))
+            # http.client may have closed its end already (Connection: close): the
+            # response reads on through its own reference, under the timeout set last.
+            _remaining(deadline)
             chunk = resp.read(min(_CHUNK, MAX_BODY - size))
             if not chunk:
                 break

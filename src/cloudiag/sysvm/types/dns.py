@@ -53,6 +53,7 @@ TYPE = DiagnosticType(
     time_limit=120.0,
     destination_option="-s",
     estimate=estimate,
+    cloudstack_script=False,
     argv=probe_argv,
     ui_summary="dns",
 )

@@ -59,6 +59,7 @@ TYPE = DiagnosticType(
     conflicts=(frozenset({"-4", "-6"}),),
     estimate=estimate,
     extra_check=check_family_flags,
+    cloudstack_script=False,
     argv=argv,
     ui_summary="http",
 )

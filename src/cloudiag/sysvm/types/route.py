@@ -24,6 +24,7 @@ TYPE = DiagnosticType(
     time_limit=60.0,
     # Seven ip commands of at most ROUTE_COMMAND_TIMEOUT seconds each (probes/route.py).
     estimate=lambda options: 35.0,
+    cloudstack_script=False,
     argv=probe_argv,
     ui_summary="route",
 )

@@ -38,6 +38,7 @@ TYPE = DiagnosticType(
     conflicts=(frozenset({"-4", "-6"}),),
     estimate=estimate,
     extra_check=check_family_flags,
+    cloudstack_script=False,
     argv=probe_argv,
     ui_summary="tcp",
 )
