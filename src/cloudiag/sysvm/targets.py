@@ -143,7 +143,10 @@ class Target(Frozen):
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready description (for the API and the UI)."""
-        return {"kind": self.kind, "families": sorted(self.families)}
+        described: dict[str, object] = {"kind": self.kind, "families": sorted(self.families)}
+        if self.kind == TARGET_URL:
+            described["schemes"] = list(self.schemes)
+        return described
 
 
 class Positional(Frozen):
