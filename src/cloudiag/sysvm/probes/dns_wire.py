@@ -137,7 +137,17 @@ def is_truncated(data: bytes) -> bool:
 
 
 def read_answer(data: bytes) -> dict[str, Any]:
-    """The fields of an answer, named as RIPE Atlas names them where it does."""
+    """The fields of an answer, named as RIPE Atlas names them where it does; WireError
+    for one that cannot be read (whatever a server sends)."""
+    try:
+        return _read(data)
+    except (struct.error, IndexError, ValueError) as exc:
+        if isinstance(exc, WireError):
+            raise
+        raise WireError(f"the answer cannot be read: {exc}") from None
+
+
+def _read(data: bytes) -> dict[str, Any]:
     qid, flags, qdcount, ancount, nscount, arcount = header(data)
     if not flags & _FLAG_QR:
         raise WireError("the message is not an answer")
