@@ -5,6 +5,8 @@ blackholed address, and the VM's routes; hostile input refused with 431 before a
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +25,22 @@ def diag(stack: Stack, role: str, type_: str, target: str, params: str = "") -> 
     assert job["jobstatus"] == 1, job
     result: dict[str, Any] = job["jobresult"]["diagnostics"]
     return result
+
+
+def probe_pids(namespace: str, type_: str) -> list[str]:
+    """The probes of that type running in a VM's network namespace."""
+    listed = subprocess.run(
+        ["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False
+    )
+    found = []
+    for pid in listed.stdout.split():
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"probe" in argv and argv[argv.index(b"probe") + 1 :][:1] == [type_.encode()]:
+            found.append(pid)
+    return found
 
 
 def test_tcp_open_refused_and_timed_out(stack: Stack) -> None:
@@ -93,6 +111,16 @@ def test_route_of_the_router(stack: Stack) -> None:
     assert parsed["neighbours"] is not None and parsed["rules"]
     guest = diag(stack, "router", "route", "192.0.2.100")["parsed"]
     assert (guest["dev"], guest["gateway"]) == ("eth0", None)
+
+
+def test_a_cancelled_probe_is_killed(stack: Stack) -> None:
+    vm = stack.vm("secondarystoragevm")
+    jobid = stack.start_job("secondarystoragevm", "tcp", f"{BLACKHOLE}:80", "-w 60")
+    stack.wait_for(lambda: bool(probe_pids(vm["namespace"], "tcp")), "the tcp probe to run")
+    assert stack.call("cancelDiagnostics", jobid=jobid).status_code == 200
+    job = stack.wait_job(jobid, timeout=20)
+    assert job["jobstatus"] == 2 and job["jobresult"]["cancelled"] is True
+    stack.wait_for(lambda: not probe_pids(vm["namespace"], "tcp"), "the probe to be gone")
 
 
 @pytest.mark.parametrize(
