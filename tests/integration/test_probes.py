@@ -88,6 +88,13 @@ def test_http_and_https_with_the_lab_ca(stack: Stack) -> None:
     assert parsed["tls"]["days_left"] > 300 and parsed["tls_time"] > 0
 
 
+def test_a_long_url_is_fetched(stack: Stack) -> None:
+    # Longer than a host name may be (253): a URL has a bound of its own.
+    url = f"http://{WEB}/?q=" + "a" * 400
+    long = diag(stack, "router", "http", url)
+    assert long["parsed"]["res"] == 200 and long["parsed"]["url"] == url
+
+
 def test_http_tls_failures_and_redirect(stack: Stack) -> None:
     expired = diag(stack, "router", "http", f"https://{WEB}:9443/")
     assert expired["exitcode"] == "1"
