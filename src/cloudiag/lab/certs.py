@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import ipaddress
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,10 @@ def _certificate(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), False
+        )
     )
     if ca:
         builder = builder.add_extension(
@@ -121,7 +126,9 @@ def make(state: Path) -> None:
     now = datetime.datetime.now(datetime.UTC)
     day = datetime.timedelta(days=1)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("cloudiag lab CA")
+    # A name of its own: several labs' CAs sit side by side where the VMs look, and a
+    # verifier that finds another one of the same name would take it for the issuer.
+    ca_name = _name(f"cloudiag lab CA {secrets.token_hex(4)}")
     ca = _certificate(
         ca_name, ca_key, ca_name, ca_key, not_before=now - day, not_after=now + 3650 * day, ca=True
     )

@@ -59,15 +59,16 @@ def split_url(url: str) -> tuple[str, str, int, str]:
     return scheme, host, int(port) if port else default, path
 
 
-def context(verify: bool, extra_dir: str = EXTRA_CA_DIR) -> ssl.SSLContext:
-    """The TLS context: the system's trust store and the extra CAs, or no checks at all."""
+def context(verify: bool, extra_dir: str | None = None) -> ssl.SSLContext:
+    """The TLS context: the system's trust store and the extra CAs (of ``extra_dir``, by
+    default EXTRA_CA_DIR), or no checks at all."""
     if not verify:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         return ctx
     ctx = ssl.create_default_context()
-    for path in sorted(glob.glob(os.path.join(extra_dir, "*.pem"))):
+    for path in sorted(glob.glob(os.path.join(extra_dir or EXTRA_CA_DIR, "*.pem"))):
         try:
             ctx.load_verify_locations(cafile=path)
         except (OSError, ssl.SSLError) as exc:
