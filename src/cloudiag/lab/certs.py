@@ -161,9 +161,10 @@ def install_ca(prefix: str, state: Path) -> None:
 
 
 def remove_ca(prefix: str) -> None:
-    """Take the lab's CA away again (and the folder, once no lab's CA is left)."""
+    """Take the lab's CA away again (and the folders, once empty: no lab's CA is left)."""
     target = trusted_ca_file(prefix)
     with contextlib.suppress(OSError):
         target.unlink()
-    with contextlib.suppress(OSError):
-        target.parent.rmdir()
+    for folder in (target.parent, target.parent.parent):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
