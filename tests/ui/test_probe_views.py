@@ -22,6 +22,8 @@ def test_tcp_dns_http_and_route_summaries(page: Page, ui_stack: Stack, shots: Pa
     expect(view.get_by_test_id("exit-badge")).to_have_text("exit 0", timeout=30_000)
     expect(view.get_by_test_id("tcp-summary")).to_contain_text("Stateopen")
 
+    view.get_by_test_id("diag-type").select_option("dns")
+    expect(view.locator("#f-params-hint")).to_contain_text("-t A|AAAA|MX|TXT|PTR|NS|SOA")
     run_form(view, "dns", "lab.test", "-t MX")
     expect(view.get_by_test_id("dns-summary")).to_contain_text("StatusNOERROR", timeout=30_000)
     expect(view.get_by_test_id("dns-answers")).to_contain_text("10 web.lab.test.")

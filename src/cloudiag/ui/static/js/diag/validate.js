@@ -157,6 +157,7 @@ export function optionsHint(dtype) {
   return dtype.options.map((option) => {
     let text = option.flag;
     if (option.kind === "int" || option.kind === "float") text += ` ${option.minimum ?? ""}–${option.maximum ?? ""}`;
+    else if (option.kind === "enum") text += ` ${option.choices.join("|")}`;
     else if (option.takes_value) text += ` ${option.kind.replace(/_/g, " ")}`;
     return { text, title: option.value ? `${option.description}: ${option.value}` : option.description };
   });
