@@ -52,6 +52,9 @@ def test_tcp_open_refused_and_timed_out(stack: Stack) -> None:
     assert "connection refused" in refused["stderr"]
     silent = diag(stack, "secondarystoragevm", "tcp", f"{BLACKHOLE}:80", "-w 0.5")
     assert silent["parsed"]["state"] == "timeout" and silent["exitcode"] == "1"
+    # Waited long enough, the gateway gives up on ARP and says the host is unreachable.
+    gone = diag(stack, "router", "tcp", f"{BLACKHOLE}:80", "-w 10")["parsed"]
+    assert gone["state"] == "unreachable" and gone["error"] == "No route to host"
 
 
 def test_dns_answers_from_the_lab_server(stack: Stack) -> None:

@@ -3,9 +3,9 @@
 RIPE Atlas has no TCP connect result; the names follow its others (``af``, ``dst_addr``)::
 
     {"type": "tcp", "dst_name": "web.lab.test", "dst_addr": "198.51.100.10",
-     "dst_port": 80, "af": 4, "state": "open" | "refused" | "timeout" | "unresolved" |
-     "error", "connect_time": 0.21, "resolve_time": None, "timeout": 5.0, "error": "",
-     "reached": True, "complete": True}
+     "dst_port": 80, "af": 4, "state": "open" | "refused" | "timeout" | "unreachable" |
+     "unresolved" | "error", "connect_time": 0.21, "resolve_time": None, "timeout": 5.0,
+     "error": "", "reached": True, "complete": True}
 
 Times are milliseconds; ``complete`` is False when the output was cut before the result.
 """

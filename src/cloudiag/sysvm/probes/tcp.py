@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from ..validate import Request
 
 
+_UNREACHABLE = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH})
+
+
 def family_of(options: Mapping[str, str]) -> int:
     """The address family the -4/-6 options ask for (0: either)."""
     if "-4" in options:
@@ -35,7 +38,8 @@ def resolve(host: str, port: int, family: int) -> tuple[list[tuple[int, tuple[st
 
 
 def connect(family: int, sockaddr: tuple[str, int], wait: float) -> tuple[str, float, str]:
-    """(state, seconds, error) of one connect: state open, refused, timeout or error."""
+    """(state, seconds, error) of one connect: state open, refused, timeout, unreachable
+    (an ICMP unreachable, or no route) or error."""
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(wait)
     started = time.monotonic()
@@ -48,7 +52,8 @@ def connect(family: int, sockaddr: tuple[str, int], wait: float) -> tuple[str, f
         return "refused", time.monotonic() - started, "connection refused"
     except OSError as exc:
         why = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
-        return "error", time.monotonic() - started, why
+        state = "unreachable" if exc.errno in _UNREACHABLE else "error"
+        return state, time.monotonic() - started, why
     finally:
         sock.close()
 

@@ -3,8 +3,8 @@
 import { h } from "../../dom.js";
 import { ms, tile } from "../figures.js";
 
-const TONES = { open: "ok", refused: "bad", timeout: "bad", unresolved: "bad", error: "bad" };
-const WORDS = { open: "open", refused: "refused", timeout: "timed out", unresolved: "name not resolved", error: "error" };
+const TONES = { open: "ok", refused: "bad", timeout: "bad", unreachable: "bad", unresolved: "bad", error: "bad" };
+const WORDS = { open: "open", refused: "refused", timeout: "timed out", unreachable: "unreachable", unresolved: "name not resolved", error: "error" };
 
 /** Open is good; anything else is not. */
 export function verdict(t) {
