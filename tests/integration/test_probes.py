@@ -47,6 +47,9 @@ def test_tcp_open_refused_and_timed_out(stack: Stack) -> None:
     opened = diag(stack, "router", "tcp", f"{WEB}:80", "-w 2")
     assert opened["exitcode"] == "0" and "open: connected" in opened["stdout"]
     assert opened["parsed"]["state"] == "open" and opened["parsed"]["connect_time"] > 0
+    # By name: resolved and checked on the VM, connected to that address, reported by name.
+    named = diag(stack, "router", "tcp", "web.lab.test:80", "-w 2")["parsed"]
+    assert (named["state"], named["dst_name"], named["dst_addr"]) == ("open", "web.lab.test", WEB)
     refused = diag(stack, "secondarystoragevm", "tcp", f"{WEB}:81", "-w 2")
     assert refused["exitcode"] == "1" and refused["parsed"]["state"] == "refused"
     assert "connection refused" in refused["stderr"]
@@ -119,6 +122,8 @@ def test_route_of_the_router(stack: Stack) -> None:
     assert parsed["src_addr"] == "203.0.113.10"
     assert {i["name"] for i in parsed["interfaces"]} >= {"eth0", "eth1", "eth2"}
     assert parsed["neighbours"] is not None and parsed["rules"]
+    named = diag(stack, "router", "route", "web.lab.test")["parsed"]
+    assert (named["dst_name"], named["dst_addr"], named["dev"]) == ("web.lab.test", WEB, "eth2")
     guest = diag(stack, "router", "route", "192.0.2.100")["parsed"]
     assert (guest["dev"], guest["gateway"]) == ("eth0", None)
 

@@ -72,6 +72,9 @@ def test_the_probe_itself_refuses_them(url: str, capsys: pytest.CaptureFixture[s
         ["route", "-i", "-eth0", "--", "192.0.2.1"],
         ["ping", "--", "192.0.2.1"],
         ["tcp", "192.0.2.1:80"],
+        ["tcp", "-w", "1", "--", "web.lab.test:80", "web.lab.test"],
+        ["tcp", "-w", "1", "--", "web.lab.test:80", "192.0.2.1", "192.0.2.2"],
+        ["http", "-X", "GET", "--", "http://web.lab.test/", "-1"],
         [],
     ],
 )
@@ -100,11 +103,20 @@ def test_a_probe_type_runs_the_package_with_its_options_and_defaults() -> None:
     ]
 
 
-def test_a_pinned_url_keeps_its_name_and_gets_the_address() -> None:
-    req = validate("http", "https://web.lab.test/x", "")
+@pytest.mark.parametrize(
+    ("type_", "target", "pinned_target"),
+    [
+        ("http", "https://web.lab.test/x", "https://198.51.100.10/x"),
+        ("tcp", "web.lab.test:443", "198.51.100.10:443"),
+        ("route", "web.lab.test", "198.51.100.10"),
+    ],
+)
+def test_a_pinned_name_goes_with_its_address(type_: str, target: str, pinned_target: str) -> None:
+    req = validate(type_, target, "")
     pinned = req.aimed_at(req.type.target.with_host(req.address, "198.51.100.10"))
-    argv = command.build_argv(pinned)
-    assert argv[-3:] == ["--", "https://web.lab.test/x", "198.51.100.10"]
+    assert pinned.address == pinned_target
+    assert command.build_argv(pinned)[-3:] == ["--", target, "198.51.100.10"]
+    assert command.build_argv(req)[-2:] == ["--", target]
 
 
 DENY = policy.parse_networks(["192.0.2.0/24", "127.0.0.0/8"])

@@ -11,8 +11,6 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from ..validate import Request
 
 #: The ``tool`` of the types the package does itself: no program to install on the VM.
@@ -34,18 +32,18 @@ def self_command() -> list[str]:
     return [sys.executable, "-m", _PACKAGE]
 
 
-def probe_argv(
-    req: Request,
-    interface: str | None = None,
-    *,
-    target: str | None = None,
-    extra: Sequence[str] = (),
-) -> list[str]:
-    """``<self> probe <type> <options and defaults> -- <target> [extra ...]``; the target
-    is the request's unless another is given."""
+def probe_argv(req: Request, interface: str | None = None) -> list[str]:
+    """``<self> probe <type> <options and defaults> -- <target> [address]``.
+
+    A target whose name the VM resolved and checked (pin_destination) goes as it was given,
+    followed by the address it was pinned to: the probe goes to that very address, and
+    still has the name to report, and for an URL's Host header and TLS server name.
+    """
     dtype = req.type
     argv = [*self_command(), "probe", dtype.name, *dtype.forced_options, *req.params]
     for flag, value in dtype.default_options:
         if flag not in req.params:
             argv.extend((flag, value))
-    return [*argv, "--", req.address if target is None else target, *extra]
+    if req.given == req.address:
+        return [*argv, "--", req.address]
+    return [*argv, "--", req.given, dtype.target.host(req.address)]

@@ -19,7 +19,7 @@ from .report import finish, ms, say, shown
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
     from typing import Any
 
     from ..validate import Request
@@ -118,8 +118,9 @@ def _report(name: str, qtype: str, answer: dict[str, Any]) -> None:
             say(f"  {shown(rec['NAME'])} {rec['TTL']} IN {rec['TYPE']} {shown(rec['RDATA'])}")
 
 
-def probe(req: Request, options: Mapping[str, str], extra: Sequence[str]) -> int:
-    """Ask the question, print the answer and the machine line; the exit code."""
+def probe(req: Request, options: Mapping[str, str], pinned: str | None) -> int:
+    """Ask the question, print the answer and the machine line; the exit code (``pinned``
+    is always None: the name is asked about, never pinned)."""
     name, qtype = question(req.address, options)
     server = options.get("-s") or system_server()
     port = int_option(options, "-p", 53)

@@ -24,7 +24,7 @@ from .tcp import family_of, resolve
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
     from typing import Any
 
     from ..validate import Request
@@ -224,15 +224,9 @@ def _fetch(
         sock.close()
 
 
-def probe(req: Request, options: Mapping[str, str], extra: Sequence[str]) -> int:
-    """Fetch the URL, print the report and the machine line; the exit code."""
-    pinned = None
-    if extra:
-        ip = parse_ip(extra[0])
-        if ip is None or len(extra) > 1:
-            say(f"error: the words after the URL must be one IP address, got {list(extra)!r}")
-            return finish({"error": "bad probe arguments"}, False, "bad probe arguments")
-        pinned = str(ip)
+def probe(req: Request, options: Mapping[str, str], pinned: str | None) -> int:
+    """Fetch the URL (at ``pinned``, the address its name was pinned to, if it was), print
+    the report and the machine line; the exit code."""
     method = options.get("-X", "GET")
     result: dict[str, Any] = {
         "url": req.address,

@@ -88,13 +88,16 @@ def _report(result: dict[str, Any]) -> None:
         say(f"  neighbour {n.get('dst')} dev {n.get('dev')} lladdr {n.get('lladdr', '-')} {state}")
 
 
-def probe(req: Request, options: Mapping[str, str], extra: Sequence[str]) -> int:
-    """Look the route up, gather the state, print both and the machine line; the exit code."""
+def probe(req: Request, options: Mapping[str, str], pinned: str | None) -> int:
+    """Look the route up (for ``pinned``, the address a name was pinned to, if it was),
+    gather the state, print both and the machine line; the exit code."""
     host = req.address
     result: dict[str, Any] = {"dst_name": host, "dst_addr": None, "af": None, "route": None}
     result.update({field: None for field, _ in STATE})
     result["errors"] = []
-    if parse_ip(host) is None:
+    if pinned is not None:
+        address = pinned
+    elif parse_ip(host) is None:
         try:
             addresses, _ = resolve(host, 0, 0)
         except (OSError, UnicodeError) as exc:

@@ -12,7 +12,7 @@ from .report import finish, ms, say
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
 
     from ..validate import Request
 
@@ -58,8 +58,9 @@ def connect(family: int, sockaddr: tuple[str, int], wait: float) -> tuple[str, f
         sock.close()
 
 
-def probe(req: Request, options: Mapping[str, str], extra: Sequence[str]) -> int:
-    """Connect once to the target, print the report and the machine line; the exit code."""
+def probe(req: Request, options: Mapping[str, str], pinned: str | None) -> int:
+    """Connect once to the target (at ``pinned``, the address its name was pinned to, if it
+    was), print the report and the machine line; the exit code."""
     host, port_text = req.type.target.host(req.address), req.address.rpartition(":")[2]
     port = int(port_text)
     wait = float_option(options, "-w", 5.0)
@@ -74,15 +75,15 @@ def probe(req: Request, options: Mapping[str, str], extra: Sequence[str]) -> int
         "timeout": wait,
         "error": "",
     }
-    ip = parse_ip(host)
+    ip = parse_ip(pinned or host)
     try:
-        addresses, took = resolve(host, port, family_of(options))
+        addresses, took = resolve(pinned or host, port, family_of(options))
     except (OSError, UnicodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         result.update(state="unresolved", error=f"{host} cannot be resolved ({why})")
         say(f"TCP {host} port {port}: {result['error']}")
         return finish(result, False, str(result["error"]))
-    if ip is None:
+    if ip is None:  # Resolved here, not pinned before.
         result["resolve_time"] = ms(took)
     family, sockaddr = addresses[0]
     result["dst_addr"], result["af"] = sockaddr[0], 6 if family == socket.AF_INET6 else 4

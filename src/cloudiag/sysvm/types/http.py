@@ -19,8 +19,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ..validate import Request
-
 #: Seconds the whole fetch may take when -w is not given.
 DEFAULT_WAIT = 10.0
 
@@ -28,16 +26,6 @@ DEFAULT_WAIT = 10.0
 def estimate(options: Mapping[str, str]) -> float:
     """Seconds the fetch may take: -w bounds it all (connect, TLS, response, body)."""
     return float_option(options, "-w", DEFAULT_WAIT)
-
-
-def argv(req: Request, interface: str | None) -> list[str]:
-    """The probe's argv: the URL as given, and the address its name was pinned to, if it
-    was (the name still goes in the Host header, the TLS server name and the check of the
-    certificate)."""
-    if req.given == req.address:
-        return probe_argv(req, interface)
-    pinned = req.type.target.host(req.address)
-    return probe_argv(req, interface, target=req.given, extra=(pinned,))
 
 
 TYPE = DiagnosticType(
@@ -60,6 +48,6 @@ TYPE = DiagnosticType(
     estimate=estimate,
     extra_check=check_family_flags,
     cloudstack_script=False,
-    argv=argv,
+    argv=probe_argv,
     ui_summary="http",
 )
