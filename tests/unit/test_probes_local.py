@@ -133,16 +133,29 @@ def test_https_trusts_the_extra_ca_and_checks_the_name(
         assert (code, unchecked["res"], unchecked["tls"]["verified"]) == (0, 200, False)
 
 
+def _udp_and_tcp_port() -> tuple[socket.socket, socket.socket, int]:
+    """A UDP socket and a listening TCP one on the same free port of 127.0.0.1."""
+    for _ in range(50):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        port = udp.getsockname()[1]
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            tcp.bind(("127.0.0.1", port))
+        except OSError:  # Someone's TCP port: try another.
+            udp.close()
+            tcp.close()
+            continue
+        tcp.listen()
+        return udp, tcp, port
+    raise RuntimeError("no port free for both UDP and TCP")
+
+
 @contextlib.contextmanager
 def dns_server(records: bytes, count: int) -> Iterator[int]:
     """A DNS server on 127.0.0.1: over UDP a stranger's answer, then a truncated one;
     over TCP (same port) the whole answer with ``records``."""
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
-    port = udp.getsockname()[1]
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    tcp.bind(("127.0.0.1", port))
-    tcp.listen()
+    udp, tcp, port = _udp_and_tcp_port()
 
     def reply(query: bytes, flags: int, body: bytes, n: int) -> bytes:
         qid = query[:2]
@@ -161,9 +174,9 @@ def dns_server(records: bytes, count: int) -> Iterator[int]:
         with contextlib.suppress(OSError):
             while True:
                 conn, _ = tcp.accept()
-                with conn:
-                    (length,) = struct.unpack("!H", conn.recv(2))
-                    answer = reply(conn.recv(length), 0x8580, records, count)
+                with conn, conn.makefile("rb") as stream:
+                    (length,) = struct.unpack("!H", stream.read(2))
+                    answer = reply(stream.read(length), 0x8580, records, count)
                     conn.sendall(struct.pack("!H", len(answer)) + answer)
 
     for target in (serve_udp, serve_tcp):
