@@ -234,3 +234,34 @@ def test_the_system_resolver_is_the_first_nameserver(tmp_path: Path) -> None:
     assert dns.question("192.0.2.1", {}) == ("1.2.0.192.in-addr.arpa.", "PTR")
     assert dns.question("192.0.2.1", {"-t": "A"}) == ("192.0.2.1.", "A")
     assert dns_wire.TYPE_CODES["SOA"] == 6
+
+
+def test_the_request_is_what_the_url_says(capsys: pytest.CaptureFixture[str]) -> None:
+    seen: list[bytes] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def answer() -> None:
+            conn, _ = listener.accept()
+            with conn, conn.makefile("rb") as stream:
+                seen.append(b"".join(iter(stream.readline, b"\r\n")))
+                conn.sendall(b"HTTP/1.1 204 No Content\r\nX-A: \x1b[31mred\r\n\r\n")
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        # A name pinned to the address: the name goes in the Host header.
+        url = f"http://web.lab.test:{port}/p?q=1#frag"
+        code = run.main(["http", "-X", "HEAD", "--", url, "127.0.0.1"])
+        thread.join(10)
+    out = capsys.readouterr().out
+    done = parsers.parse("http", out)
+    assert done is not None
+    assert (code, done["res"], done["ver"], done["dst_addr"]) == (0, 204, "1.1", "127.0.0.1")
+    request = seen[0].decode().split("\r\n")
+    assert request[0] == "HEAD /p?q=1 HTTP/1.1"
+    assert f"Host: web.lab.test:{port}" in request and "Connection: close" in request
+    # The header's escape character reaches the summary as it came, the report escaped.
+    assert done["headers"] == [["X-A", "\x1b[31mred"]]
+    assert "  X-A: \\x1b[31mred\n" in out and "\x1b" not in out.split("@cloudiag-probe")[0]

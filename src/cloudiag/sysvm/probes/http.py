@@ -117,27 +117,111 @@ def _header_bytes(resp: http.client.HTTPResponse) -> int:
     return status + sum(len(k) + len(v) + 4 for k, v in resp.getheaders()) + 2
 
 
-def _fetch(
-    result: dict[str, Any], url: str, options: Mapping[str, str], pinned: str | None
-) -> tuple[bool, str]:
-    """Do the fetch, filling ``result``: (success, why not)."""
+def _address(
+    result: dict[str, Any], host: str, port: int, options: Mapping[str, str], pinned: str | None
+) -> tuple[int, tuple[str, int]] | str:
+    """(family, sockaddr) to connect to, or why there is none; the lookup's time in
+    ``result`` when a name was resolved here."""
+    if pinned is not None:
+        # The name was resolved (and checked) before the probe started.
+        return int(socket.AF_INET6 if ":" in pinned else socket.AF_INET), (pinned, port)
+    try:
+        addresses, took = resolve(host, port, family_of(options))
+    except (OSError, UnicodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return f"{host} cannot be resolved ({why})"
+    if parse_ip(host) is None:
+        result["ttr"] = ms(took)
+    return addresses[0]
+
+
+def _handshake(
+    result: dict[str, Any], sock: socket.socket, host: str, verify: bool, deadline: float
+) -> tuple[socket.socket, str]:
+    """The TLS socket over ``sock`` and "", or ``sock`` and why the handshake failed."""
+    mark = time.monotonic()
+    try:
+        sock.settimeout(_remaining(deadline))
+        tls_sock = context(verify).wrap_socket(sock, server_hostname=host)
+    except ssl.SSLCertVerificationError as exc:
+        why = exc.verify_message or str(exc)
+        result["tls"] = {"verified": False, "error": why}
+        return sock, f"TLS: the certificate is not trusted: {why}"
+    except (ssl.SSLError, OSError) as exc:
+        result["tls"] = {"verified": False, "error": str(exc)}
+        return sock, f"TLS: {exc}"
+    result["tls_time"] = ms(time.monotonic() - mark)
+    tls = result["tls"] = certificate(tls_sock)
+    say(f"TLS {tls['version']} {tls['cipher']} in {result['tls_time']} ms")
+    if tls["verified"]:
+        subject, issuer = shown(tls["subject"] or ""), shown(tls["issuer"] or "")
+        say(f"certificate: {subject}, issuer {issuer}")
+        say(f"expires: {tls['not_after']} ({tls['days_left']} days left)")
+    else:
+        say("certificate: not verified (-k)")
+    return tls_sock, ""
+
+
+def _exchange(
+    result: dict[str, Any],
+    sock: socket.socket,
+    netloc: str,
+    path: str,
+    started: float,
+    deadline: float,
+) -> str:
+    """Send the request, read the response to its end (bounded); why it failed, or ""."""
+    conn = http.client.HTTPConnection("cloudiag-probe")
+    sock.settimeout(_remaining(deadline))
+    conn.sock = sock
+    conn.putrequest(result["method"], path, skip_host=True, skip_accept_encoding=True)
+    conn.putheader("Host", netloc)
+    conn.putheader("User-Agent", _USER_AGENT)
+    conn.putheader("Accept", "*/*")
+    conn.putheader("Connection", "close")
+    conn.endheaders()
+    resp = conn.getresponse()
+    result["ttfb"] = ms(time.monotonic() - started)
+    result["res"], result["reason"] = resp.status, resp.reason
+    result["ver"] = "1.1" if resp.version == 11 else "1.0"
+    headers = resp.getheaders()
+    result["headers"] = [[k, v] for k, v in headers[:MAX_HEADERS]]
+    result["hsize"] = _header_bytes(resp)
+    result["location"] = resp.getheader("Location")
+    say(f"HTTP/{result['ver']} {resp.status} {shown(resp.reason)}")
+    say(f"first byte after {result['ttfb']} ms")
+    for key, value in headers:
+        say(f"  {shown(key)}: {shown(value)}")
+    size = 0
+    while True:
+        # http.client may have closed its end already (Connection: close): the response
+        # reads on through its own reference, under the timeout set last.
+        _remaining(deadline)
+        chunk = resp.read(min(_CHUNK, MAX_BODY - size))
+        if not chunk:
+            break
+        size += len(chunk)
+        if size >= MAX_BODY:
+            result["body_truncated"] = True
+            break
+    result["bsize"] = size
+    result["rt"] = ms(time.monotonic() - started)
+    say(f"body: {size} bytes, total {result['rt']} ms")
+    if result["location"]:
+        say(f"redirect to: {shown(result['location'])}")
+    return f"HTTP {resp.status} {resp.reason}" if resp.status >= 400 else ""
+
+
+def _fetch(result: dict[str, Any], url: str, options: Mapping[str, str], pinned: str | None) -> str:
+    """Do the fetch, filling ``result``: why it failed, or ""."""
     scheme, host, port, path = split_url(url)
     wait = float_option(options, "-w", 10.0)
     started = time.monotonic()
     deadline = started + wait
-    if pinned is not None:
-        # The name was resolved (and checked) before the probe started.
-        family = int(socket.AF_INET6 if ":" in pinned else socket.AF_INET)
-        sockaddr: tuple[str, int] = (pinned, port)
-    else:
-        try:
-            addresses, took = resolve(host, port, family_of(options))
-        except (OSError, UnicodeError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            return False, f"{host} cannot be resolved ({why})"
-        if parse_ip(host) is None:
-            result["ttr"] = ms(took)
-        family, sockaddr = addresses[0]
+    found = _address(result, host, port, options, pinned)
+    if isinstance(found, str):
+        return found
+    family, sockaddr = found
     result["dst_addr"], result["af"] = sockaddr[0], 6 if family == socket.AF_INET6 else 4
     say(f"{result['method']} {url} ({sockaddr[0]} port {port})")
     mark = time.monotonic()
@@ -147,79 +231,24 @@ def _fetch(
         try:
             sock.connect(sockaddr)
         except TimeoutError:
-            return False, f"connect: no answer in {wait:g} s"
+            return f"connect: no answer in {wait:g} s"
         except OSError as exc:
-            return False, f"connect: {exc.strerror or exc}"
+            return f"connect: {exc.strerror or exc}"
         result["ttc"] = ms(time.monotonic() - mark)
         say(f"connected in {result['ttc']} ms")
         if scheme == "https":
-            mark = time.monotonic()
-            ctx = context("-k" not in options)
-            try:
-                sock.settimeout(_remaining(deadline))
-                sock = ctx.wrap_socket(sock, server_hostname=host)
-            except ssl.SSLCertVerificationError as exc:
-                why = exc.verify_message or str(exc)
-                result["tls"] = {"verified": False, "error": why}
-                return False, f"TLS: the certificate is not trusted: {why}"
-            except (ssl.SSLError, OSError) as exc:
-                result["tls"] = {"verified": False, "error": str(exc)}
-                return False, f"TLS: {exc}"
-            result["tls_time"] = ms(time.monotonic() - mark)
-            result["tls"] = certificate(sock)
-            tls = result["tls"]
-            say(f"TLS {tls['version']} {tls['cipher']} in {result['tls_time']} ms")
-            if tls["verified"]:
-                subject, issuer = shown(tls["subject"] or ""), shown(tls["issuer"] or "")
-                say(f"certificate: {subject}, issuer {issuer}")
-                say(f"expires: {tls['not_after']} ({tls['days_left']} days left)")
-            else:
-                say("certificate: not verified (-k)")
-        conn = http.client.HTTPConnection(host, port)
-        sock.settimeout(_remaining(deadline))
-        conn.sock = sock
-        conn.putrequest(result["method"], path, skip_accept_encoding=True)
-        conn.putheader("User-Agent", _USER_AGENT)
-        conn.putheader("Accept", "*/*")
-        conn.putheader("Connection", "close")
-        conn.endheaders()
-        resp = conn.getresponse()
-        result["ttfb"] = ms(time.monotonic() - started)
-        result["res"], result["reason"] = resp.status, resp.reason
-        result["ver"] = "1.1" if resp.version == 11 else "1.0"
-        headers = resp.getheaders()
-        result["headers"] = [[k, v] for k, v in headers[:MAX_HEADERS]]
-        result["hsize"] = _header_bytes(resp)
-        location = resp.getheader("Location")
-        result["location"] = location
-        say(f"HTTP/{result['ver']} {resp.status} {shown(resp.reason)}")
-        say(f"first byte after {result['ttfb']} ms")
-        for key, value in headers:
-            say(f"  {shown(key)}: {shown(value)}")
-        size = 0
-        while True:
-            # http.client may have closed its end already (Connection: close): the
-            # response reads on through its own reference, under the timeout set last.
-            _remaining(deadline)
-            chunk = resp.read(min(_CHUNK, MAX_BODY - size))
-            if not chunk:
-                break
-            size += len(chunk)
-            if size >= MAX_BODY:
-                result["body_truncated"] = True
-                break
-        result["bsize"] = size
-        result["rt"] = ms(time.monotonic() - started)
-        say(f"body: {size} bytes, total {result['rt']} ms")
-        if location:
-            say(f"redirect to: {shown(location)}")
-        if resp.status >= 400:
-            return False, f"HTTP {resp.status} {resp.reason}"
-        return True, ""
+            sock, why = _handshake(result, sock, host, "-k" not in options, deadline)
+            if why:
+                return why
+        # The Host header as the URL has it: the port only when it is not the default.
+        netloc = f"[{host}]" if ":" in host else host
+        if port != (443 if scheme == "https" else 80):
+            netloc += f":{port}"
+        return _exchange(result, sock, netloc, path, started, deadline)
     except (TimeoutError, _Expired):
-        return False, f"no complete response in {wait:g} s"
+        return f"no complete response in {wait:g} s"
     except (http.client.HTTPException, OSError) as exc:
-        return False, f"HTTP: {exc!r}" if not str(exc) else f"HTTP: {exc}"
+        return f"HTTP: {exc}" if str(exc) else f"HTTP: {exc!r}"
     finally:
         sock.close()
 
@@ -249,8 +278,8 @@ def probe(req: Request, options: Mapping[str, str], pinned: str | None) -> int:
         "body_truncated": False,
         "err": "",
     }
-    ok, why = _fetch(result, req.address, options, pinned)
+    why = _fetch(result, req.address, options, pinned)
     result["err"] = why
     if why:
         say(f"error: {why}")
-    return finish(result, ok, why)
+    return finish(result, not why, why)
