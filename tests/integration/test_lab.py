@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from cloudiag.cli import lab as command
-from cloudiag.lab import manager, system
+from cloudiag.lab import certs, manager, system
 from cloudiag.lab.models import LabStatus
 
 pytestmark = pytest.mark.lab
@@ -450,6 +450,8 @@ def test_partial_lab_is_rebuilt_and_down_removes_everything(
         pids = [ns.service.pid for ns in built.namespaces if ns.service and ns.service.pid]
         assert pids and all(system.alive(p) for p in pids)
         assert (state / "web.pid").exists()
+        # The VMs find the lab's CA where the http check looks.
+        assert certs.trusted_ca_file(prefix).read_bytes() == certs.ca_file(state).read_bytes()
         assert cli("lab", "down", "--prefix", prefix, "--state-dir", str(state)) == 0
         assert "is down" in capsys.readouterr().out
         assert lab_namespaces(prefix) == []
@@ -459,6 +461,7 @@ def test_partial_lab_is_rebuilt_and_down_removes_everything(
                 assert str(state) not in " ".join(system.cmdline(int(pid)))
         assert not state.exists()
         assert not any(Path("/etc/netns").glob(f"{prefix}-*"))
+        assert not certs.trusted_ca_file(prefix).exists()
         after = manager.status(prefix, state)
         assert not after.up and not any(ns.running for ns in after.namespaces)
         manager.down(prefix, state)  # nothing up: a no-op

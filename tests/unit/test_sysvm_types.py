@@ -13,6 +13,7 @@ from cloudiag.lab import manager
 from cloudiag.sysvm import cli, command, options, registry, types, vm_types
 from cloudiag.sysvm.diagnostic_type import DiagnosticType
 from cloudiag.sysvm.errors import DiagnosticsInputError
+from cloudiag.sysvm.probes.argv import PROBE_TOOL, self_command
 from cloudiag.sysvm.targets import TARGET_HOST_PORT, TARGET_URL, Positional, Target
 from cloudiag.sysvm.tokens import validate_address
 from cloudiag.sysvm.validate import Request, validate_for
@@ -71,9 +72,18 @@ def _setup_tools() -> set[str]:
     return set(re.findall(r"\[([\w.-]+)\]=", block.group(1)))
 
 
+#: A target of each type the package does itself (its argv runs the package again).
+PROBE_TARGETS = {"tcp": "192.0.2.1:80", "dns": "web.lab.test", "http": "http://192.0.2.1/"}
+
+
 @pytest.mark.parametrize("name", ALL_TYPES)
 def test_every_types_tool_is_installed_by_setup_and_required_by_the_lab(name: str) -> None:
     tool = registry.TYPES[name].tool
+    if tool == PROBE_TOOL:
+        argv = command.build_argv(validate_for(registry.TYPES[name], PROBE_TARGETS[name], ""))
+        assert argv[argv.index("probe") + 1] == name
+        assert argv[: argv.index("probe")] == self_command()
+        return
     assert tool in _setup_tools()
     assert tool in manager.REQUIRED_TOOLS
 

@@ -222,9 +222,7 @@ def _invalid(req: RunRequest, vm: VmReport) -> str:
         if vm.vm_type not in dtype.vm_types:
             return f"{req.type} is not available on a {vm.vm_type}"
         checked = validate.validate(req.type, req.address, req.params, time_limit=req.time_limit)
-        denied = policy.denied_destination(
-            checked.address, policy.parse_networks(req.denied_networks)
-        )
+        denied = policy.denied_request(checked, policy.parse_networks(req.denied_networks))
     except errors.DiagnosticsInputError as exc:
         return exc.message
     except ValueError as exc:  # A malformed denied network.

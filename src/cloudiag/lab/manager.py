@@ -18,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from cloudiag.lab import access, mountns, sshd, system
+from cloudiag.lab import access, certs, mountns, sshd, system
 from cloudiag.lab.building import build, create_node
 from cloudiag.lab.errors import LabError, as_lab_error, need_root
 from cloudiag.lab.inspection import inspect, lab_namespaces, service_info
@@ -195,6 +195,7 @@ def down(prefix: str = DEFAULT_PREFIX, state_dir: Path | None = None) -> None:
     if not existing and not state.exists():
         for ns in all_namespaces(prefix):
             remove_resolv(ns)
+        certs.remove_ca(prefix)
         return
     need_root("down")
     pids = {p for n in NODES if (p := pid_file_service(state, n)) is not None}
@@ -213,6 +214,7 @@ def down(prefix: str = DEFAULT_PREFIX, state_dir: Path | None = None) -> None:
             errors.append(str(exc))
     for ns in all_namespaces(prefix):
         remove_resolv(ns)
+    certs.remove_ca(prefix)
     shutil.rmtree(state, ignore_errors=True)
     if state_dir is None:
         with contextlib.suppress(OSError):

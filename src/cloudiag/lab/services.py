@@ -1,4 +1,4 @@
-"""The lab's servers: the upstream web server (http.server) and DNS server (dnsmasq).
+"""The lab's servers: the upstream web server (webserver.py) and DNS server (dnsmasq).
 
 Their argv, starting them detached inside their namespace, and their pid and log files in
 the lab's state directory. A pid is only trusted once its command line shows the server.
@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from cloudiag.lab import system
+from cloudiag.lab import certs, system
 from cloudiag.lab.errors import LabError
 from cloudiag.lab.topology import (
     DNS,
@@ -43,7 +43,7 @@ def is_service(pid: int, svc: Service) -> bool:
     """Whether process `pid` runs the program of `svc` (http.server or dnsmasq)."""
     argv = system.cmdline(pid)
     if svc.kind == "web":
-        return "http.server" in argv
+        return "cloudiag.lab.webserver" in argv
     return bool(argv) and os.path.basename(argv[0]) == "dnsmasq"
 
 
@@ -62,6 +62,29 @@ def pid_file_service(state: Path, n: Node) -> int | None:
         return None
     # The pid may have been reused by an unrelated process since: check what it runs.
     return pid if system.alive(pid) and is_service(pid, n.service) else None
+
+
+#: A TXT record longer than a plain UDP answer (512 bytes) holds: the dns check's answer
+#: comes truncated and is asked again over TCP.
+BIG_TXT_NAME = f"big.{DNS_DOMAIN}"
+_BIG_TXT = ",".join(["x" * 200] * 3)
+
+
+def _zone_records() -> list[str]:
+    """The lab zone's records besides A and PTR: SOA and NS (dnsmasq answers them as the
+    zone's authoritative server), MX, and TXT records."""
+    subnets = ",".join(
+        [str(seg.network) for seg in SEGMENTS if seg.network.prefixlen == 24]
+        + [str(seg.network6) for seg in SEGMENTS if seg.network6 is not None]
+    )
+    return [
+        f"--auth-server=dns.{DNS_DOMAIN},{DNS}",
+        f"--auth-zone={DNS_DOMAIN},{subnets}",
+        f"--auth-soa=2026120201,hostmaster.{DNS_DOMAIN}",
+        f"--mx-host={DNS_DOMAIN},web.{DNS_DOMAIN},10",
+        f"--txt-record={DNS_DOMAIN},v=spf1 -all",
+        f"--txt-record={BIG_TXT_NAME},{_BIG_TXT}",
+    ]
 
 
 def _dnsmasq_argv(dnsmasq: str) -> list[str]:
@@ -101,21 +124,25 @@ def _dnsmasq_argv(dnsmasq: str) -> list[str]:
         "--pid-file=",
         *(f"--local=/{zone}/" for zone in (DNS_DOMAIN, *reverse)),
         *(f"--host-record={record}" for record in records),
+        *_zone_records(),
     ]
 
 
 def _service_argv(svc: Service, state: Path) -> list[str] | None:
     if svc.kind == "web":
+        tls = [f"{port}:{c.cert}:{c.key}" for port, c in certs.server_certs(state).items()]
         return [
             sys.executable,
             "-I",
             "-m",
-            "http.server",
+            "cloudiag.lab.webserver",
             "--bind",
             str(svc.address),
             "--directory",
             str(state / "www"),
+            "--http-port",
             str(svc.port),
+            *(f"--tls={spec}" for spec in tls),
         ]
     dnsmasq = system.which("dnsmasq")
     return _dnsmasq_argv(dnsmasq) if dnsmasq else None
@@ -137,6 +164,9 @@ def start_services(prefix: str, state: Path, nodes: list[Node]) -> None:
     www = state / "www"
     www.mkdir(parents=True, exist_ok=True)
     (www / "index.html").write_text(_INDEX_HTML.format(prefix=prefix))
+    if any(n.service and n.service.kind == "web" for n in nodes):
+        certs.make(state)
+        certs.install_ca(prefix, state)
     started: list[tuple[Service, int]] = []
     for n in nodes:
         svc = n.service

@@ -158,9 +158,7 @@ def _plan_one(
             limits.type_time_limits.get(dtype.name) or limits.time_limit or dtype.time_limit
         )
         request = validate.validate(dtype.name, address, params, time_limit=time_limit)
-        denied = policy.denied_destination(
-            request.address, policy.parse_networks(limits.denied_networks)
-        )
+        denied = policy.denied_request(request, policy.parse_networks(limits.denied_networks))
     except errors.DiagnosticsInputError as exc:
         text = exc.message
         if exc.field == "type":

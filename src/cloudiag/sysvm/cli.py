@@ -10,7 +10,8 @@ forbidden network (repeatable; without any, the default list of policy.py applie
 ``cloudiag-sysvm.pyz collect …`` gathers getDiagnosticsData's zip instead (collect.py).
 
 ``cloudiag-sysvm.pyz serve [--max-jobs N]`` is the warm session instead (session.py): one
-process that runs many requests, each given these same words.
+process that runs many requests, each given these same words. ``cloudiag-sysvm.pyz probe
+<type> …`` is a check the package does itself (probes/), run by a request as its tool.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 USAGE = (
     "usage: cloudiag-sysvm [--time-limit S] [--deny CIDR]... [--no-deny] "
-    "<type> <target> [param ...] | serve [--max-jobs N] | --version\n"
+    "<type> <target> [param ...] | serve [--max-jobs N] | probe <type> ... | --version\n"
 )
 #: The longest limit the script accepts (cloudiag.domain.MAX_TIME_LIMIT, held equal by a test).
 MAX_TIME_LIMIT = 3600.0
@@ -121,6 +122,10 @@ def main(argv: Sequence[str] | None = None, *, stamp: str = "source") -> int:
         from .session import serve
 
         return serve(args[1:], stamp=stamp)
+    if args[:1] == ["probe"]:
+        from .probes.run import main as probe
+
+        return probe(args[1:])
     writer = RecordWriter(sys.stdout.buffer)
     if args == ["--version"]:
         sys.stdout.write(f"cloudiag-sysvm {stamp}\n")

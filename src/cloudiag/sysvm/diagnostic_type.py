@@ -45,6 +45,9 @@ class DiagnosticType(Frozen):
       rule of the type's own on the target's IP and the options.
     - ``auto_interface``: the tool needs "-I <interface>" from the routing table when absent;
       ``end_of_options``: the tool accepts "--" before the target.
+    - ``destination_option``: the flag whose value (an IP literal) is where packets go,
+      when that is not the target (dns queries a name at the server ``-s``); the
+      operator's denied networks judge it instead of the target, and nothing when absent.
     - ``argv``: the type's own argv order (None: options, "--", target, positionals).
     - ``parser``: the module cloudiag/parsers/<parser>.py (with parse_<parser>) that
       summarises it (default: the type's name); ``ui_summary`` the web UI's
@@ -57,6 +60,7 @@ class DiagnosticType(Frozen):
         "conflicts",
         "default_options",
         "description",
+        "destination_option",
         "end_of_options",
         "estimate",
         "extra_check",
@@ -85,6 +89,7 @@ class DiagnosticType(Frozen):
     conflicts: tuple[frozenset[str], ...]
     auto_interface: bool
     end_of_options: bool
+    destination_option: str
     estimate: Callable[[Mapping[str, str]], float]
     extra_check: ExtraCheck
     argv: ArgvBuilder | None
@@ -108,6 +113,7 @@ class DiagnosticType(Frozen):
         conflicts: tuple[frozenset[str], ...] = (),
         auto_interface: bool = False,
         end_of_options: bool = True,
+        destination_option: str = "",
         estimate: Callable[[Mapping[str, str]], float] = _no_estimate,
         extra_check: ExtraCheck = _no_extra_check,
         argv: ArgvBuilder | None = None,
@@ -130,6 +136,7 @@ class DiagnosticType(Frozen):
             conflicts=conflicts,
             auto_interface=auto_interface,
             end_of_options=end_of_options,
+            destination_option=destination_option,
             estimate=estimate,
             extra_check=extra_check,
             argv=argv,

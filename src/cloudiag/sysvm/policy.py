@@ -133,6 +133,23 @@ def denied_destination(address: str, networks: Sequence[Network]) -> str | None:
     return _denied(address, [address], networks)
 
 
+def destination(req: Request) -> str | None:
+    """The host a request sends packets to: its target's host, or the value of the type's
+    destination option (None when that option is not given: the VM's own choice)."""
+    flag = req.type.destination_option
+    if not flag:
+        return req.type.target.host(req.address)
+    params = req.params
+    return params[params.index(flag) + 1] if flag in params else None
+
+
+def denied_request(req: Request, networks: Sequence[Network]) -> str | None:
+    """Why the operator's policy forbids where this request goes (judged as written, as
+    denied_destination does), or None."""
+    host = destination(req)
+    return None if host is None else denied_destination(host, networks)
+
+
 def _resolve(name: str, family: int = 0) -> list[str]:
     """The addresses of a host name, in the order a tool would try them (OSError if none)."""
     import socket  # Only here: most runs need no resolution.
@@ -167,7 +184,15 @@ def pin_destination(req: Request, networks: Sequence[Network]) -> Request:
     """
     if not networks:
         return req
-    host = req.type.target.host(req.address)
+    host = destination(req)
+    if host is None:
+        return req
+    if req.type.destination_option:
+        # An option's destination is an IP literal (its kind says so): nothing to pin.
+        denied = denied_destination(host, networks)
+        if denied:
+            raise DiagnosticsInputError("params", denied)
+        return req
     if parse_ip(host) is not None:
         addresses = [host]
     else:

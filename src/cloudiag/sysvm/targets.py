@@ -114,7 +114,9 @@ class Target(Frozen):
         cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
         netloc, rest = rest[:cut], rest[cut:]
         if netloc.startswith("["):
-            host, _, port = netloc[1:].partition("]")
+            host, closed, port = netloc[1:].partition("]")
+            if not closed:
+                raise ValueError(url)  # "[::1" without its "]"
             port = port[1:] if port.startswith(":") else port
         else:
             host, _, port = netloc.partition(":")
@@ -141,7 +143,10 @@ class Target(Frozen):
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready description (for the API and the UI)."""
-        return {"kind": self.kind, "families": sorted(self.families)}
+        described: dict[str, object] = {"kind": self.kind, "families": sorted(self.families)}
+        if self.kind == TARGET_URL:
+            described["schemes"] = list(self.schemes)
+        return described
 
 
 class Positional(Frozen):

@@ -24,15 +24,18 @@ class Request(Frozen):
 
     ``address`` is the normalized target (an address or host name for most types),
     ``params`` the options as a normalized argv fragment, ``positionals`` the positional
-    words by name, with their prefixes, in declaration order.
+    words by name, with their prefixes, in declaration order. ``given`` is the target as
+    validated, before pin_destination() aimed it at the address its name resolved to (a
+    URL's name is still needed for the Host header and the certificate check).
     """
 
-    __slots__ = ("address", "estimated_seconds", "params", "positionals", "type")
+    __slots__ = ("address", "estimated_seconds", "given", "params", "positionals", "type")
     type: DiagnosticType
     address: str
     params: list[str]
     estimated_seconds: float
     positionals: tuple[tuple[str, str], ...]
+    given: str
 
     def __init__(
         self,
@@ -41,6 +44,7 @@ class Request(Frozen):
         params: list[str],
         estimated_seconds: float,
         positionals: tuple[tuple[str, str], ...] = (),
+        given: str = "",
     ) -> None:
         set_fields(
             self,
@@ -49,11 +53,14 @@ class Request(Frozen):
             params=params,
             estimated_seconds=estimated_seconds,
             positionals=positionals,
+            given=given or address,
         )
 
     def aimed_at(self, address: str) -> Request:
-        """The same request with another target."""
-        return Request(self.type, address, self.params, self.estimated_seconds, self.positionals)
+        """The same request with another target (``given`` stays the first one)."""
+        return Request(
+            self.type, address, self.params, self.estimated_seconds, self.positionals, self.given
+        )
 
 
 def _unexpected(dtype: DiagnosticType, token: str) -> DiagnosticsInputError:

@@ -8,7 +8,7 @@ from typing import Any
 from cloudiag.api.context import RequestContext
 from cloudiag.api.registry import ADMIN, REGISTRY, Command, Param, ResponseField
 from cloudiag.services import inventory
-from cloudiag.sysvm import policy, registry, tokens
+from cloudiag.sysvm import policy, registry, targets, tokens
 
 #: The address rules of sysvm/tokens.py, for a browser to check before the server does.
 ADDRESS_RULES = {
@@ -16,6 +16,7 @@ ADDRESS_RULES = {
     "characters": "[A-Za-z0-9.:-]",
     "label": "^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$",
     "nodash": True,
+    "urlmaxlength": targets.MAX_URL_LENGTH,
 }
 
 

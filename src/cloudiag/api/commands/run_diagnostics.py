@@ -9,7 +9,7 @@ from cloudiag.api.registry import ADMIN, REGISTRY, Command, Param, ResponseField
 from cloudiag.domain import SYSTEM_VM_TYPES
 from cloudiag.services.quotas import Quotas
 from cloudiag.services.runs import Limits, start_diagnostics
-from cloudiag.sysvm import registry
+from cloudiag.sysvm import registry, targets, tokens
 
 _TYPES = sorted({t.name for vm in SYSTEM_VM_TYPES for t in registry.types_for_vm(vm)})
 
@@ -55,9 +55,10 @@ REGISTRY.add(
             Param(
                 "ipaddress",
                 "string",
-                "The IP/Domain address to test connection to",
+                "The IP/Domain address to test connection to (host:port for tcp, a URL for http)",
                 required=True,
-                length=253,
+                # Each kind of target has its own bound (an address 253): the longest here.
+                length=max(tokens.MAX_ADDRESS_LENGTH, targets.MAX_URL_LENGTH),
             ),
             Param(
                 "type",

@@ -5,7 +5,7 @@ import { allowed, call, followJob } from "../api.js";
 import { empty, failure, h, loading, prose, replace } from "../dom.js";
 import { resultView } from "./result.js";
 import { declareSummaries, summaryReady } from "./summary.js";
-import { checkAddress, checkParams, optionsHint, paramsExample } from "./validate.js";
+import { checkParams, checkTarget, optionsHint, paramsExample, targetHint } from "./validate.js";
 
 const FIELDS = ["type", "ipaddress", "params"];
 
@@ -63,6 +63,10 @@ export function diagnosticsPanel(vm, { initial = {} } = {}) {
     const dtype = current();
     const hint = form.querySelector("#f-params-hint");
     if (!dtype) return replace(hint);
+    const [what, example] = targetHint(dtype);
+    replace(form.querySelector("#f-ipaddress-hint"), what);
+    address.placeholder = example;
+    address.maxLength = dtype.target?.kind === "url" ? rules.urlmaxlength : rules.maxlength;
     params.placeholder = paramsExample(dtype);
     const options = optionsHint(dtype).flatMap((option, i) => [i ? " · " : "", h("span", { class: "opt", title: option.title }, option.text)]);
     replace(hint, `${dtype.description}. Options: `, options, `. Limit ${dtype.time_limit} s.`);
@@ -76,12 +80,13 @@ export function diagnosticsPanel(vm, { initial = {} } = {}) {
   const clearErrors = () => FIELDS.forEach((name) => setError(name, ""));
   const checkField = (name) => {
     if (!rules) return null;
-    const problem = name === "ipaddress" ? checkAddress(address.value.trim(), rules) : name === "params" && current() ? checkParams(params.value.trim(), current()) : null;
+    const problem = name === "ipaddress" ? checkTarget(address.value.trim(), current(), rules) : name === "params" && current() ? checkParams(params.value.trim(), current()) : null;
     setError(name, problem);
     return problem;
   };
   typeSelect.addEventListener("change", () => {
     showHint();
+    if (address.value) checkField("ipaddress");
     if (params.value) checkField("params");
   });
   address.addEventListener("blur", () => address.value && checkField("ipaddress"));

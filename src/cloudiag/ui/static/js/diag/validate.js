@@ -51,6 +51,51 @@ export function checkAddress(value, rules) {
   return null;
 }
 
+/** The problem with "host:port" ("[IPv6]:port" for an IPv6 host), or null. */
+function checkHostPort(value, rules) {
+  const match = /^(?:\[([^\]]*)\]|([^:[\]]*)):([0-9]{1,5})$/.exec(value);
+  if (!match) return `"${value}" is not host:port (a host name or address, [IPv6]:port, and a port from 1 to 65535).`;
+  const port = Number(match[3]);
+  if (port < 1 || port > 65535) return `The port of "${value}" is not 1 to 65535.`;
+  return checkAddress(match[1] ?? match[2], rules);
+}
+
+/** The problem with a URL: http(s)://, a host that passes as a destination, no user. */
+function checkUrl(value, rules, schemes) {
+  if (!value) return "Enter a URL, such as http://198.51.100.10/.";
+  if (value.length > rules.urlmaxlength) return `A URL has at most ${rules.urlmaxlength} characters.`;
+  for (const char of value) {
+    if (!/[A-Za-z0-9._~:/?#[\]@!$&()*+,;=%-]/.test(char)) return `The URL cannot contain ${describe(char)}.`;
+  }
+  const match = /^([A-Za-z]+):\/\/([^/?#]*)(.*)$/.exec(value);
+  const wanted = schemes.map((s) => `${s}://`).join(" or ");
+  if (!match || !schemes.includes(match[1].toLowerCase())) return `A URL starts with ${wanted}.`;
+  const netloc = match[2];
+  if (netloc.includes("@")) return "A URL cannot carry a user name or password.";
+  const bracketed = /^\[([^\]]*)\](?::([0-9]{1,5}))?$/.exec(netloc);
+  const plain = /^([^:[\]]*)(?::([0-9]{1,5}))?$/.exec(netloc);
+  const parts = bracketed || plain;
+  if (!parts) return `"${netloc}" is not a host with an optional port.`;
+  if (parts[2] !== undefined && (Number(parts[2]) < 1 || Number(parts[2]) > 65535)) return `The port of "${value}" is not 1 to 65535.`;
+  return checkAddress(parts[1], rules);
+}
+
+/** The problem with a type's target (its kind: address, host_port or url), or null. */
+export function checkTarget(value, dtype, rules) {
+  const kind = dtype?.target?.kind ?? "address";
+  if (kind === "url") return checkUrl(value, rules, dtype.target.schemes ?? ["http", "https"]);
+  if (kind === "host_port") return value ? checkHostPort(value, rules) : "Enter host:port, such as 198.51.100.10:80.";
+  return checkAddress(value, rules);
+}
+
+/** What the destination field asks for, by target kind: [label hint, placeholder]. */
+export function targetHint(dtype) {
+  const kind = dtype?.target?.kind ?? "address";
+  if (kind === "url") return ["A URL: http:// or https://, a host, an optional port and path", "https://web.lab.test/"];
+  if (kind === "host_port") return ["host:port ([IPv6]:port for an IPv6 address)", "198.51.100.10:80"];
+  return ["IPv4/IPv6 address or host name", "198.51.100.10 or web.lab.test"];
+}
+
 function inRange(number, option) {
   return (option.minimum === null || number >= option.minimum) && (option.maximum === null || number <= option.maximum);
 }
@@ -112,6 +157,7 @@ export function optionsHint(dtype) {
   return dtype.options.map((option) => {
     let text = option.flag;
     if (option.kind === "int" || option.kind === "float") text += ` ${option.minimum ?? ""}–${option.maximum ?? ""}`;
+    else if (option.kind === "enum") text += ` ${option.choices.join("|")}`;
     else if (option.takes_value) text += ` ${option.kind.replace(/_/g, " ")}`;
     return { text, title: option.value ? `${option.description}: ${option.value}` : option.description };
   });
