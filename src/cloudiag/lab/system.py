@@ -174,9 +174,9 @@ def pids_by_namespace(namespaces: Iterable[str]) -> dict[str, list[int]]:
             st = (entry / "ns" / "net").stat()
         except OSError:
             continue
-        ns = inodes.get((st.st_dev, st.st_ino))
-        if ns is not None:
-            found[ns].append(int(entry.name))
+        owner = inodes.get((st.st_dev, st.st_ino))
+        if owner is not None:
+            found[owner].append(int(entry.name))
     return found
 
 
