@@ -40,6 +40,7 @@ from cloudiag.lab.topology import (
     guest_bridge,
     hypervisor_node,
     router_node,
+    stable_uuid,
     storage_node,
 )
 
@@ -152,6 +153,16 @@ class Layout:
             if z.number == number:
                 return z
         raise KeyError(number)
+
+
+def zone_uuid(prefix: str, zone: ZoneDecl) -> str:
+    """A zone's stable uuid (the first zone's is ``topology.zone_uuid``)."""
+    return stable_uuid(prefix, zone.key)
+
+
+def host_uuid(prefix: str, host: HostDecl) -> str:
+    """A host's stable uuid (the first host's is what the default lab always had)."""
+    return stable_uuid(prefix, host.key)
 
 
 def zone_of(size: LabSize, host: int) -> int:

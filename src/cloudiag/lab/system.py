@@ -110,16 +110,19 @@ def ip_json(*args: str) -> list[dict[str, Any]]:
     return data if isinstance(data, list) else []
 
 
-def ip_batch(commands: Sequence[Sequence[str]], *, namespace: str | None = None) -> None:
+def ip_batch(
+    commands: Sequence[Sequence[str]], *, namespace: str | None = None, force: bool = False
+) -> None:
     """Run many ``ip`` commands in one process (``ip -batch``), in ``namespace`` if given.
 
-    Stops at the first failure (CommandError naming it): a lab is built whole or not at all.
+    Stops at the first failure (CommandError naming it): a lab is built whole or not at
+    all. ``force``: carry on past failures (a teardown removes all it can), then raise.
     """
     if not commands:
         return
     script = "".join(" ".join(c) + "\n" for c in commands)
     where = ("-n", namespace) if namespace else ()
-    argv = [_ip_path(), *where, "-batch", "-"]
+    argv = [_ip_path(), *where, *(("-force",) if force else ()), "-batch", "-"]
     try:
         done = subprocess.run(
             argv, input=script, capture_output=True, text=True, check=False, timeout=IP_TIMEOUT
