@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     #: agent runs outside it (the lab's hypervisor namespace); unset: the agent's own.
     cloudstack_netns: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     lab_prefix: str = "cdlab"
+    #: The size of the demo's lab: zones, hypervisor hosts (one agent each) and routers per
+    #: host (`cloudiag demo --zones --hosts --routers`).
+    lab_zones: int = Field(default=1, ge=1)
+    lab_hosts: int = Field(default=1, ge=1)
+    lab_routers: int = Field(default=1, ge=1)
     #: How the agent reaches the lab's system VMs: ``netns`` (enter their namespaces) or
     #: ``ssh`` (sshd on their control addresses, as CloudStack does; the demo then runs
     #: the lab with sshd).
