@@ -6,7 +6,9 @@ median build and teardown times, the number of system VMs and namespaces, and ch
 nothing of the prefix is left. A size the lab cannot hold (its one public /24) is reported
 as such.
 
-    .venv/bin/python bench/lab_build.py [--runs 3] [--size Z,H,R ...]
+    .venv/bin/python bench/lab_build.py [--runs 3] [--size Z,H,R ...] [--ssh]
+
+``--ssh``: also with `lab up --ssh` (an sshd, its keys and a mount namespace per system VM).
 
 Default sizes: the default lab (1,1,1), ``--hosts 4 --routers 25`` (1,4,25: 100 routers,
 102 system VMs) and ``--hosts 20 --routers 25`` (1,20,25: the 500 the fan-out issue wants).
@@ -46,9 +48,10 @@ def _timed(argv: list[str]) -> tuple[float, str]:
     return took, done.stdout
 
 
-def measure(size: LabSize, runs: int) -> str:
+def measure(size: LabSize, runs: int, ssh: bool = False) -> str:
     """One line of results for a size."""
     label = f"--zones {size.zones} --hosts {size.hosts} --routers {size.routers}"
+    label += " --ssh" if ssh else ""
     try:
         lay = layout(size)
     except ValueError as exc:
@@ -59,7 +62,8 @@ def measure(size: LabSize, runs: int) -> str:
     downs: list[float] = []
     try:
         for _ in range(runs):
-            took, out = _timed([*CLOUDIAG, "up", "--prefix", prefix, *flags, "--json"])
+            extra = ["--ssh"] if ssh else []
+            took, out = _timed([*CLOUDIAG, "up", "--prefix", prefix, *flags, *extra, "--json"])
             status = json.loads(out)
             if not status["up"]:
                 raise SystemExit(f"lab {prefix} of {label} is not up after `lab up`")
@@ -83,11 +87,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--size", type=_size, action="append", metavar="Z,H,R")
+    parser.add_argument("--ssh", action="store_true", help="each size also with --ssh")
     args = parser.parse_args()
     sizes = args.size or [LabSize(), LabSize(1, 4, 25), LabSize(1, 20, 25)]
     print("cloudiag lab up / lab down, each a process (includes the status `up` prints)")
     for size in sizes:
         print(measure(size, args.runs), flush=True)
+        if args.ssh:
+            print(measure(size, args.runs, ssh=True), flush=True)
 
 
 if __name__ == "__main__":
