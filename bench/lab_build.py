@@ -3,8 +3,7 @@
 Each size is built with `cloudiag lab up` and taken down with `cloudiag lab down` as
 processes (what an operator runs), under a prefix of its own, a few times; prints the
 median build and teardown times, the number of system VMs and namespaces, and checks that
-nothing of the prefix is left. A size the lab cannot hold (its one public /24) is reported
-as such.
+nothing of the prefix is left. A size the lab cannot hold is reported as such.
 
     .venv/bin/python bench/lab_build.py [--runs 3] [--size Z,H,R ...] [--ssh]
 

@@ -1,5 +1,5 @@
 """The sized lab's declaration: defaults equal today's lab, unique names and addresses,
-short interface names, one control network per host, the public network's limit."""
+short interface names, one control network per host, further public networks past 253."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 
 from cloudiag.lab import topology as t
 from cloudiag.lab.inventory import host_id, inventory
-from cloudiag.lab.layout import MAX_PUBLIC, LabSize, layout
+from cloudiag.lab.layout import LabSize, layout
 from cloudiag.lab.size_record import read_size, write_size
 
-SIZES = [LabSize(), LabSize(2, 2, 2), LabSize(2, 4, 25), LabSize(3, 7, 5)]
+SIZES = [LabSize(), LabSize(2, 2, 2), LabSize(2, 4, 25), LabSize(3, 7, 5), LabSize(1, 20, 25)]
 DOCS = [IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
 LINK_LOCAL = IPv4Network("169.254.0.0/16")
 
@@ -80,11 +80,18 @@ def test_addresses(size: LabSize) -> None:
         for i in n.interfaces:
             assert i.address.ip in LINK_LOCAL or any(i.address.ip in d for d in DOCS), i
             assert i.address6 is None or t.in_lab(i.address6.ip)
-    # Public addresses are unique on the one public segment, and never the gateway.
-    public = [i.address.ip for n in lay.nodes for i in n.interfaces if i.segment == "public"]
-    assert len(public) == len(set(public)) and public.count(t.GATEWAY) == 1
-    public6 = [i.address6 for n in lay.nodes for i in n.interfaces if i.segment == "public"]
-    assert len(public6) == len(set(public6))
+    # Public addresses are unique on each public bridge, whose gateway is its upstream's.
+    publics = [s.name for s in lay.segments if s.network_kind == "public"]
+    assert publics == ["public", *(f"public{k}" for k in range(2, len(publics) + 1))]
+    for bridge in publics:
+        on = [i for n in lay.nodes for i in n.interfaces if i.switch_bridge == bridge]
+        assert len(on) <= 254
+        assert len({i.address.ip for i in on}) == len({i.address6 for i in on}) == len(on)
+        assert [i.address.ip for i in on].count(t.GATEWAY) == 1
+        # Behind it, an "internet" of its own: upstream, web and DNS at the same addresses.
+        inet = bridge.replace("public", "inet")
+        behind = {n.role for n in lay.nodes for i in n.interfaces if i.switch_bridge == inet}
+        assert behind == {"upstream", "web", "dns"}
     # Control addresses: unique (one known_hosts for all), every host's cloud0 169.254.0.1.
     control = [
         i.address.ip
@@ -113,11 +120,22 @@ def test_addresses(size: LabSize) -> None:
     assert {g.address.ip for g in guests} == {t.ROUTER_GUEST}
 
 
-def test_the_public_network_limits_the_size() -> None:
-    fits = LabSize(1, 10, (MAX_PUBLIC - 2) // 10)
-    assert len(layout(fits).system_vms()) <= MAX_PUBLIC
-    with pytest.raises(ValueError, match="public addresses"):
-        layout(LabSize(1, 20, 25))
+def test_a_second_public_network_only_past_253_public_nics() -> None:
+    # 3 + 250 public NICs fill the first one; one more opens the second.
+    full, over = LabSize(1, 10, 25), LabSize(1, 2, 126)
+    assert len(layout(full).system_vms()) == 252
+    assert [s.name for s in layout(full).segments if s.network_kind == "public"] == ["public"]
+    assert len(layout(over).system_vms()) == 254
+    assert [s.name for s in layout(over).segments if s.network_kind == "public"] == [
+        "public",
+        "public2",
+    ]
+    lay = layout(LabSize(1, 20, 25))
+    assert len(lay.system_vms()) == 502
+    services = [n.service.stem for n in lay.nodes if n.service]
+    assert services == ["web", "dns", "web2", "dns2"]
+    with pytest.raises(ValueError, match="VM ids"):
+        layout(LabSize(1, 100, 70))
     with pytest.raises(ValueError, match="hosts"):
         layout(LabSize(3, 2, 1))
     with pytest.raises(ValueError, match="at least 1"):

@@ -54,7 +54,7 @@ class Inspection:
     existing: frozenset[str]
     #: Every namespace exists with its declared NICs up and addressed (servers aside).
     intact: bool
-    #: Service kind -> running.
+    #: Service (its ``stem``: web, dns, web2…) -> running.
     services: dict[str, bool]
     #: The lab runs sshd in its system VMs (`up --ssh` made its keys).
     ssh: bool = False
@@ -141,7 +141,7 @@ def service_info(ns: str | None, svc: Service, state: Path) -> ServiceInfo:
         if svc.kind == "dns" and system.which("dnsmasq") is None:
             reason = "dnsmasq is not installed (apt-get install dnsmasq-base)"
         elif ns is not None:
-            reason = f"not running (log: {state / (svc.kind + '.log')})"
+            reason = f"not running (log: {state / (svc.stem + '.log')})"
         else:
             reason = "its namespace does not exist"
     return ServiceInfo(
@@ -253,16 +253,24 @@ def inspect(prefix: str, state: Path) -> Inspection:
         entries.append(entry)
         intact_all = intact_all and intact
         if n.service is not None and service is not None:
-            services[n.service.kind] = service.running
-            if existing and not service.running and n.service.kind == "dns":
-                warnings.append(f"the DNS server is not running: {service.reason}")
+            services[n.service.stem] = service.running
+            warning = f"the DNS server is not running: {service.reason}"
+            dns_down = existing and not service.running and n.service.kind == "dns"
+            # Once: further public networks' DNS servers fail for the same reason.
+            if dns_down and warning not in warnings:
+                warnings.append(warning)
     switch, switch_ok = _switch_entry(prefix, links[switch_namespace(prefix)], lay.segments)
     entries.append(switch)
     intact_all = intact_all and switch_ok
     entries.sort(key=lambda e: _ROLE_ORDER.index(e.role))
+    webs = [
+        services.get(n.service.stem, False)
+        for n in lay.nodes
+        if n.service and n.service.kind == "web"
+    ]
     lab_status = LabStatus(
         prefix=prefix,
-        up=intact_all and services.get("web", False) and all(sshd.values()),
+        up=intact_all and all(webs) and all(sshd.values()),
         zone=ZoneInfo(name=lay.zones[0].name, uuid=zones[1]),
         size=SizeInfo(zones=lay.size.zones, hosts=lay.size.hosts, routers=lay.size.routers),
         zones=[ZoneInfo(name=z.name, uuid=zones[z.number]) for z in lay.zones],

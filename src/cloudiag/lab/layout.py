@@ -14,16 +14,22 @@ same node shapes (``topology.router_node``, ``storage_node``, ``hypervisor_node`
 
 VM ids are CloudStack-like and unique: r-1-VM, s-2-VM, v-3-VM and i-4-VM as in the
 default lab, then each further zone's SSVM and CPVM, then the further routers host by host.
-Every public NIC is on the one public segment 203.0.113.0/24 (gateway .1): the existing
-.10, .20 and .30, then the free addresses in order, which caps a lab at 253 public NICs
-(``MAX_PUBLIC``); a bigger one is refused with that reason.
+Public NICs fill the public segment 203.0.113.0/24 (gateway .1): the existing .10, .20
+and .30, then the free addresses in order, 253 NICs in all. Past that, further public
+networks with the same 203.0.113.0/24 on isolated bridges (``public2``…), each behind an
+"internet" of its own at the same addresses (``topology.internet_nodes``), 253 NICs each:
+as separate sites, or a zone's several public ranges, would be. Every VM sees the same
+gateway, web and DNS addresses, with no NAT. A lab is capped by its control addresses
+(``MAX_VM_ID``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from ipaddress import IPv4Address
+from itertools import count
 
 from cloudiag.domain import VmType
 from cloudiag.lab.topology import (
@@ -39,6 +45,9 @@ from cloudiag.lab.topology import (
     control_bridge,
     guest_bridge,
     hypervisor_node,
+    inet_bridge,
+    internet_nodes,
+    public_bridge,
     router_node,
     stable_uuid,
     storage_node,
@@ -52,8 +61,11 @@ _TAKEN = frozenset(
 _FREE_PUBLIC = tuple(
     a for a in (IPv4Address("203.0.113.0") + i for i in range(1, 255)) if a not in _TAKEN
 )
-#: How many public NICs one lab can have (its one public /24 minus the gateway).
-MAX_PUBLIC = len(_FREE_PUBLIC) + len(_TAKEN) - 1
+#: A further public network's host addresses: all but its gateway.
+_ALL_PUBLIC = tuple(IPv4Address("203.0.113.0") + i for i in range(2, 255))
+#: The highest VM id: its management address (``topology.mgmt_address``) must stay in
+#: 169.254.0.0/16.
+MAX_VM_ID = 6500
 
 
 @dataclass(frozen=True)
@@ -70,11 +82,12 @@ class LabSize:
             raise ValueError("a lab needs at least 1 zone, 1 host and 1 router per host")
         if self.hosts < self.zones:
             raise ValueError(f"{self.zones} zones need at least as many hosts (got {self.hosts})")
-        public = self.hosts * self.routers + 2 * self.zones
-        if public > MAX_PUBLIC:
+        # r-1, s-2, v-3 and i-4, each further zone's SSVM and CPVM, the further routers.
+        last_id = 4 + 2 * (self.zones - 1) + self.hosts * self.routers - 1
+        if last_id > MAX_VM_ID:
             raise ValueError(
-                f"{self.hosts} hosts x {self.routers} routers and {self.zones} zones need "
-                f"{public} public addresses; the lab's public 203.0.113.0/24 has {MAX_PUBLIC}"
+                f"{self.hosts} hosts x {self.routers} routers and {self.zones} zones need VM "
+                f"ids up to {last_id}; the lab's control network holds {MAX_VM_ID}"
             )
         return self
 
@@ -170,6 +183,19 @@ def zone_of(size: LabSize, host: int) -> int:
     return (host - 1) % size.zones + 1
 
 
+def _public_addresses() -> Iterator[tuple[int, IPv4Address]]:
+    """(public network, address) for each further public NIC, in order."""
+    yield from ((1, a) for a in _FREE_PUBLIC)
+    for network in count(2):
+        yield from ((network, a) for a in _ALL_PUBLIC)
+
+
+def _network_of(n: Node) -> int:
+    """The public network a VM's public NIC is on (1, 2, …)."""
+    bridge = next(i.switch_bridge for i in n.interfaces if i.segment == "public")
+    return int(bridge.removeprefix("public") or 1)
+
+
 @cache
 def layout(size: LabSize = DEFAULT_SIZE) -> Layout:
     """The declaration of a lab of that size; ValueError if it cannot be built."""
@@ -180,21 +206,25 @@ def layout(size: LabSize = DEFAULT_SIZE) -> Layout:
     # The default lab's nodes, in their order, then the rest.
     *default_nodes, default_host = NODES
     extra_vms: list[Node] = []
-    public = iter(_FREE_PUBLIC)
+    public = _public_addresses()
     next_id = 1 + max(int(n.name.split("-")[1]) for n in default_nodes if n.zone is not None)
     for z in range(2, size.zones + 1):
         first_host = z  # host z is the first host of zone z (hosts go round the zones)
         for vm_type in (VmType.SECONDARY_STORAGE, VmType.CONSOLE_PROXY):
+            network, address = next(public)
             extra_vms.append(
-                storage_node(vm_type, next_id, host=first_host, zone=z, public=next(public))
+                storage_node(
+                    vm_type, next_id, host=first_host, zone=z, public=address, network=network
+                )
             )
             next_id += 1
     for h in range(1, size.hosts + 1):
         for k in range(1, size.routers + 1):
             if (h, k) == (1, 1):
                 continue  # r-1-VM
+            network, address = next(public)
             extra_vms.append(
-                router_node(next_id, host=h, zone=zone_of(size, h), public=next(public))
+                router_node(next_id, host=h, zone=zone_of(size, h), public=address, network=network)
             )
             next_id += 1
     hosts = (
@@ -204,9 +234,23 @@ def layout(size: LabSize = DEFAULT_SIZE) -> Layout:
             for h in range(2, size.hosts + 1)
         ),
     )
+    networks = range(2, 1 + max((_network_of(n) for n in extra_vms), default=1))
+    internets = [n for k in networks for n in internet_nodes(k)]
     base = {s.name: s for s in SEGMENTS}
     segments = [
         *SEGMENTS,
+        *(
+            Segment(
+                bridge,
+                base[kind].network,
+                f"{kind} network {k}",
+                base[kind].network6,
+                mtu=base[kind].mtu,
+                kind=kind,
+            )
+            for k in networks
+            for kind, bridge in (("public", public_bridge(k)), ("inet", inet_bridge(k)))
+        ),
         *(
             Segment(
                 guest_bridge(int(n.name.split("-")[1])),
@@ -228,5 +272,11 @@ def layout(size: LabSize = DEFAULT_SIZE) -> Layout:
             for h in hosts[1:]
         ),
     ]
-    nodes = (*default_nodes, *extra_vms, default_host, *(h.node for h in hosts[1:]))
+    nodes = (
+        *default_nodes,
+        *extra_vms,
+        *internets,
+        default_host,
+        *(h.node for h in hosts[1:]),
+    )
     return Layout(size, zones, hosts, tuple(segments), nodes)

@@ -172,7 +172,7 @@ def up(
     try:
         with as_lab_error():
             if keep:
-                stale = [n for n in lay.nodes if n.service and not current.services[n.service.kind]]
+                stale = [n for n in lay.nodes if n.service and not current.services[n.service.stem]]
                 if stale:
                     start_services(prefix, state, stale)
                 if ssh:

@@ -166,13 +166,21 @@ class Route:
 class Service:
     """A server process the lab runs detached inside a node's namespace."""
 
-    #: "web" or "dns": also the name of its pid and log files in the state dir.
+    #: "web" or "dns".
     kind: str
     #: Human name of the program (shown in the status).
     program: str
     protocol: str
     address: IPv4Address
     port: int
+    #: The name of its pid and log files in the state dir when not ``kind`` ("web2"…: the
+    #: servers of a further public network's "internet").
+    label: str = ""
+
+    @property
+    def stem(self) -> str:
+        """The name of its pid and log files, and its key in the lab's status."""
+        return self.label or self.kind
 
 
 @dataclass(frozen=True)
@@ -305,7 +313,9 @@ def hypervisor_name(host: int) -> str:
     return HYPERVISOR if host == 1 else f"{HYPERVISOR}{host}"
 
 
-def router_node(router_id: int, *, host: int, zone: int, public: IPv4Address) -> Node:
+def router_node(
+    router_id: int, *, host: int, zone: int, public: IPv4Address, network: int = 1
+) -> Node:
     """A virtual router, NICs as on a real CloudStack VR: eth0 guest (its own network, the
     same 192.0.2.0/24 as every other router's: isolated networks may overlap), eth1 control
     (its host's), eth2 public."""
@@ -323,7 +333,13 @@ def router_node(router_id: int, *, host: int, zone: int, public: IPv4Address) ->
                 bridge=guest_bridge(router_id),
             ),
             _if("eth1", "control", f"{control_address(router_id)}/16", bridge=control_bridge(host)),
-            _if("eth2", "public", f"{public}/24", f"{public6(public)}/64"),
+            _if(
+                "eth2",
+                "public",
+                f"{public}/24",
+                f"{public6(public)}/64",
+                bridge=public_bridge(network),
+            ),
         ),
         routes=(_default(str(GATEWAY)), _default6(GATEWAY6)),
         forwarding=True,
@@ -332,7 +348,9 @@ def router_node(router_id: int, *, host: int, zone: int, public: IPv4Address) ->
     )
 
 
-def storage_node(vm_type: VmType, vm_id: int, *, host: int, zone: int, public: IPv4Address) -> Node:
+def storage_node(
+    vm_type: VmType, vm_id: int, *, host: int, zone: int, public: IPv4Address, network: int = 1
+) -> Node:
     """An SSVM (``VmType.SECONDARY_STORAGE``) or a CPVM: eth0 control, eth1 management,
     eth2 public, as on real ones."""
     letter, role = (
@@ -348,11 +366,75 @@ def storage_node(vm_type: VmType, vm_id: int, *, host: int, zone: int, public: I
         (
             _if("eth0", "control", f"{control_address(vm_id)}/16", bridge=control_bridge(host)),
             _if("eth1", "mgmt", f"{mgmt_address(vm_id)}/16", prefix_route=False),
-            _if("eth2", "public", f"{public}/24", f"{public6(public)}/64"),
+            _if(
+                "eth2",
+                "public",
+                f"{public}/24",
+                f"{public6(public)}/64",
+                bridge=public_bridge(network),
+            ),
         ),
         routes=(_default(str(GATEWAY)), _default6(GATEWAY6)),
         host=host,
         zone=zone,
+    )
+
+
+def public_bridge(network: int) -> str:
+    """The bridge of public network ``network`` ("public", then "public2"…)."""
+    return "public" if network == 1 else f"public{network}"
+
+
+def inet_bridge(network: int) -> str:
+    """The "internet" bridge behind public network ``network`` ("inet", "inet2"…)."""
+    return "inet" if network == 1 else f"inet{network}"
+
+
+def internet_nodes(network: int) -> tuple[Node, Node, Node]:
+    """The upstream router, web and DNS server behind public network ``network``.
+
+    The first network's are the lab's own. A lab too big for one public /24 has further
+    public networks with the same 203.0.113.0/24 on isolated bridges, each behind an
+    "internet" of its own at the same addresses (as separate sites would be): no NAT
+    needed, and every VM sees the same gateway, web and DNS addresses.
+    """
+    n = "" if network == 1 else str(network)
+    public, inet = public_bridge(network), inet_bridge(network)
+    return (
+        Node(
+            f"upstream{n}",
+            f"up{n}",
+            "upstream",
+            None,
+            (
+                _if("eth0", "public", f"{GATEWAY}/24", f"{GATEWAY6}/64", bridge=public),
+                _if("eth1", "inet", f"{UPSTREAM_INET}/24", f"{UPSTREAM_INET6}/64", bridge=inet),
+            ),
+            # The guest network is reached through the virtual router, as a provider would
+            # route a customer's network (the lab has no NAT): r-1-VM's, on the first network.
+            routes=(Route(GUEST_NETWORK, ROUTER_PUBLIC), Route(GUEST_NETWORK6, ROUTER_PUBLIC6))
+            if network == 1
+            else (),
+            forwarding=True,
+        ),
+        Node(
+            f"web{n}",
+            f"web{n}",
+            "web",
+            None,
+            (_if("eth0", "inet", f"{WEB}/24", f"{WEB6}/64", bridge=inet),),
+            routes=(_default(str(UPSTREAM_INET)), _default6(UPSTREAM_INET6)),
+            service=Service("web", "http.server", "tcp", WEB, 80, label=f"web{n}" if n else ""),
+        ),
+        Node(
+            f"dns{n}",
+            f"dns{n}",
+            "dns",
+            None,
+            (_if("eth0", "inet", f"{DNS}/24", f"{DNS6}/64", bridge=inet),),
+            routes=(_default(str(UPSTREAM_INET)), _default6(UPSTREAM_INET6)),
+            service=Service("dns", "dnsmasq", "udp", DNS, 53, label=f"dns{n}" if n else ""),
+        ),
     )
 
 
@@ -372,38 +454,7 @@ def hypervisor_node(host: int, *, zone: int) -> Node:
 
 
 NODES: tuple[Node, ...] = (
-    Node(
-        "upstream",
-        "up",
-        "upstream",
-        None,
-        (
-            _if("eth0", "public", f"{GATEWAY}/24", f"{GATEWAY6}/64"),
-            _if("eth1", "inet", f"{UPSTREAM_INET}/24", f"{UPSTREAM_INET6}/64"),
-        ),
-        # The guest network is reached through the virtual router, as a provider would route
-        # a customer's network (the lab has no NAT).
-        routes=(Route(GUEST_NETWORK, ROUTER_PUBLIC), Route(GUEST_NETWORK6, ROUTER_PUBLIC6)),
-        forwarding=True,
-    ),
-    Node(
-        "web",
-        "web",
-        "web",
-        None,
-        (_if("eth0", "inet", f"{WEB}/24", f"{WEB6}/64"),),
-        routes=(_default(str(UPSTREAM_INET)), _default6(UPSTREAM_INET6)),
-        service=Service("web", "http.server", "tcp", WEB, 80),
-    ),
-    Node(
-        "dns",
-        "dns",
-        "dns",
-        None,
-        (_if("eth0", "inet", f"{DNS}/24", f"{DNS6}/64"),),
-        routes=(_default(str(UPSTREAM_INET)), _default6(UPSTREAM_INET6)),
-        service=Service("dns", "dnsmasq", "udp", DNS, 53),
-    ),
+    *internet_nodes(1),
     router_node(1, host=1, zone=1, public=ROUTER_PUBLIC),
     storage_node(VmType.SECONDARY_STORAGE, 2, host=1, zone=1, public=IPv4Address("203.0.113.20")),
     storage_node(VmType.CONSOLE_PROXY, 3, host=1, zone=1, public=IPv4Address("203.0.113.30")),
