@@ -144,3 +144,30 @@ def test_a_sized_lab_with_one_agent_per_host(prefix: str, tmp_path: Path, execut
     assert _agents(prefix) == {}
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"{prefix}-" not in left
+
+
+def test_down_removes_a_big_lab_killed_halfway_through_up(prefix: str) -> None:
+    up = subprocess.Popen(
+        [sys.executable, "-m", "cloudiag", "lab", "up", "--prefix", prefix,
+         "--hosts", "4", "--routers", "25"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait(lambda: f"{prefix}-r-" in _namespaces(), "the first VMs of the lab")
+    finally:
+        up.kill()
+        up.wait()
+    assert any(ns.startswith(f"{prefix}-") for ns in _namespaces().split())
+    for _ in range(2):  # Idempotent: the second finds nothing to do.
+        done = subprocess.run(
+            [sys.executable, "-m", "cloudiag", "lab", "down", "--prefix", prefix],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert not [ns for ns in _namespaces().split() if ns.startswith(f"{prefix}-")]
+    assert not list(Path("/etc/netns").glob(f"{prefix}-*"))
+    assert not Path("/run/cloudiag-lab", prefix).exists()
+
+
+def _namespaces() -> str:
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
