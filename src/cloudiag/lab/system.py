@@ -21,23 +21,10 @@ _EXTRA_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Time limit of one `ip` call: they are instant unless the kernel is badly stuck.
 IP_TIMEOUT = 20.0
 
-# Writes sysctls of the namespace it runs in: /proc/sys/net belongs to the opener's netns.
+# Writes sysctls in many namespaces with one process: it enters each in turn (setns through
+# libc, as Python 3.11 has no os.setns), as /proc/sys/net belongs to the opener's netns.
 # IPv6 keys are skipped when the kernel has no IPv6 (booted with ipv6.disable=1).
-_SYSCTL_SCRIPT = """
-import sys
-for item in sys.argv[1:]:
-    key, value = item.split("=", 1)
-    try:
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as fh:
-            fh.write(value)
-    except FileNotFoundError:
-        if not key.startswith("net.ipv6."):
-            raise
-"""
-
-
-# The same for many namespaces in one process: it enters each in turn (setns through libc,
-# as Python 3.11 has no os.setns). Arguments: NAMESPACE-FILE KEY=VALUE... separated by "--".
+# Arguments: NAMESPACE-FILE KEY=VALUE... "--", for each namespace.
 _SYSCTL_MANY_SCRIPT = """
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
@@ -142,12 +129,6 @@ def list_namespaces() -> list[str]:
 def netns_exec(namespace: str, *argv: str) -> str:
     """Run a command inside a namespace and wait for it."""
     return run([_ip_path(), "netns", "exec", namespace, *argv])
-
-
-def set_sysctls(namespace: str, values: dict[str, str]) -> None:
-    """Set sysctls in a namespace (works without the procps `sysctl` tool)."""
-    items = [f"{k}={v}" for k, v in values.items()]
-    netns_exec(namespace, sys.executable, "-I", "-S", "-c", _SYSCTL_SCRIPT, *items)
 
 
 def set_sysctls_many(values: dict[str, dict[str, str]]) -> None:
