@@ -134,6 +134,11 @@ class Settings(BaseSettings):
     diagnostics_data_max_file: int = Field(default=4 << 20, ge=1024, le=64 << 20)
     diagnostics_data_max_zip: int = Field(default=16 << 20, ge=4096, le=64 << 20)
     lab_prefix: str = "cdlab"
+    #: The size of the demo's lab: zones, hypervisor hosts (one agent each) and routers per
+    #: host (`cloudiag demo --zones --hosts --routers`).
+    lab_zones: int = Field(default=1, ge=1)
+    lab_hosts: int = Field(default=1, ge=1)
+    lab_routers: int = Field(default=1, ge=1)
     #: How the agent reaches the lab's system VMs: ``netns`` (enter their namespaces) or
     #: ``ssh`` (sshd on their control addresses, as CloudStack does; the demo then runs
     #: the lab with sshd).

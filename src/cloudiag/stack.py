@@ -1,4 +1,4 @@
-"""The whole stack in one process tree: server, private NATS, local agent and lab."""
+"""The whole stack in one process tree: server, private NATS, local agents and lab."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import sys
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -19,6 +20,8 @@ from cloudiag.db.models import Host
 from cloudiag.jobs.server_identity import ServerIdError
 from cloudiag.lab import manager as lab
 from cloudiag.lab.inventory import host_id as lab_host_id
+from cloudiag.lab.layout import LabSize
+from cloudiag.lab.topology import hypervisor_name, namespace
 from cloudiag.server import (
     Running,
     admin_banner,
@@ -36,28 +39,44 @@ from cloudiag.supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 
-#: The demo's own agent's config file (its nkey seed) in the data directory.
+#: The demo's own agents' config files (their nkey seeds) in the data directory.
 LOCAL_AGENT_CONFIG = "local-agent.toml"
 
 
-async def start_local_agent(run: Running) -> Supervisor:
-    """`cloudiag agent` as a child process, restarted when it dies: it talks to the server
-    over NATS like any agent, with credentials of its own (`cloudiag host add`'s). Stop it
-    with the returned supervisor's `stop`."""
+def agent_data_dir(settings: Settings, host: int) -> Path:
+    """The data directory of the agent of lab host ``host``: the demo's own for the first,
+    its own below it for the others (``hosts/host2``…)."""
+    return settings.data_dir if host == 1 else settings.data_dir / "hosts" / f"host{host}"
+
+
+def local_host_name(settings: Settings, host: int) -> str:
+    """The name lab host ``host`` registers under: ``lab-<prefix>`` for a lab of one host,
+    else its hypervisor namespace (what its inventory names it)."""
+    if settings.lab_hosts == 1:
+        return f"lab-{settings.lab_prefix}"
+    return namespace(settings.lab_prefix, hypervisor_name(host))
+
+
+async def start_local_agent(run: Running, host: int = 1) -> Supervisor:
+    """`cloudiag agent` of lab host ``host`` as a child process, restarted when it dies: it
+    talks to the server over NATS like any agent, with credentials of its own (`cloudiag
+    host add`'s). Stop it with the returned supervisor's `stop`."""
     settings = run.settings
-    config = settings.data_dir / LOCAL_AGENT_CONFIG
+    name = LOCAL_AGENT_CONFIG if host == 1 else f"local-agent-host{host}.toml"
+    config = settings.data_dir / name
     await host_registry.local_agent(
         run.state.db,
         settings,
         config,
-        name=f"lab-{settings.lab_prefix}",
-        host_id=lab_host_id(settings.lab_prefix),
+        name=local_host_name(settings, host),
+        host_id=lab_host_id(settings.lab_prefix, host),
         nats_url=run.nats_url,
         agent={
             "lab_prefix": settings.lab_prefix,
             "executor": settings.executor,
-            # Results not yet delivered wait in the demo's data directory.
-            "data_dir": settings.data_dir,
+            # Results not yet delivered wait in the demo's data directory (the first
+            # host's) or one of their own below it.
+            "data_dir": agent_data_dir(settings, host),
         },
     )
     argv = [
@@ -67,6 +86,8 @@ async def start_local_agent(run: Running) -> Supervisor:
         "agent",
         "--config",
         str(config),
+        "--lab-host",
+        str(host),
         "--heartbeat-interval",
         str(settings.heartbeat_interval),
     ]
@@ -85,19 +106,20 @@ async def start_local_agent(run: Running) -> Supervisor:
             preexec_fn=die_with_parent(),
         )
 
-    agent = Supervisor("local agent", spawn)
+    agent = Supervisor("local agent" if host == 1 else f"local agent of host {host}", spawn)
     await agent.start()
     return agent
 
 
-async def wait_for_host(run: Running, timeout: float = 15.0) -> bool:
-    """True once an agent's first report is stored."""
+async def wait_for_host(run: Running, timeout: float = 15.0, hosts: int = 1) -> bool:
+    """True once ``hosts`` agents' first reports are stored."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         async with run.state.db() as db:
-            if (await db.execute(select(Host.id).where(Host.connected))).first():
-                return True
+            connected = (await db.execute(select(Host.id).where(Host.connected))).all()
+        if len(connected) >= hosts:
+            return True
         await asyncio.sleep(0.1)
     return False
 
@@ -187,10 +209,30 @@ async def _with_lab(
     if missing:
         say("cannot build the lab:\n  " + "\n  ".join(missing), err=True)
         return 1
-    if (await asyncio.to_thread(lab.status, settings.lab_prefix)).up:
+    size = LabSize(settings.lab_zones, settings.lab_hosts, settings.lab_routers)
+    try:
+        size.check()
+    except ValueError as exc:
+        say(f"cannot build the lab: {exc}", err=True)
+        return 1
+    current = await asyncio.to_thread(lab.status, settings.lab_prefix)
+    if current.up:
         say(
             f"the lab {settings.lab_prefix} is up already (another demo's, or left behind): "
             "using it, and leaving it up; `cloudiag lab down` takes it down",
+        )
+        found = current.size
+        if (found.zones, found.hosts, found.routers) != (size.zones, size.hosts, size.routers):
+            say(
+                f"it has {found.zones} zones, {found.hosts} hosts and {found.routers} routers "
+                "per host: one agent per host of it",
+            )
+        settings = settings.model_copy(
+            update={
+                "lab_zones": found.zones,
+                "lab_hosts": found.hosts,
+                "lab_routers": found.routers,
+            }
         )
         if ssh:
             # Idempotent: only starts the sshd the agent needs where it does not run yet.
@@ -203,7 +245,7 @@ async def _with_lab(
     say(f"bringing the lab up (prefix {settings.lab_prefix}{', with sshd' if ssh else ''})…")
     try:
         try:
-            await asyncio.to_thread(lab.up, settings.lab_prefix, ssh=ssh)
+            await asyncio.to_thread(lab.up, settings.lab_prefix, ssh=ssh, size=size)
         except lab.LabError as exc:
             say(f"cannot build the lab: {exc}", err=True)
             return 1
@@ -221,17 +263,18 @@ async def _serve(
 ) -> int:
     try:
         async with running(settings) as run:
-            agent: Supervisor | None = None
+            agents: list[Supervisor] = []
             try:
                 if local_agent:
-                    agent = await start_local_agent(run)
-                    if not await wait_for_host(run):
-                        say("warning: the local agent has not reported yet", err=True)
+                    # One agent process per host of the lab, each on its own inventory.
+                    for host in range(1, settings.lab_hosts + 1):
+                        agents.append(await start_local_agent(run, host))
+                    if not await wait_for_host(run, hosts=settings.lab_hosts):
+                        say("warning: the local agents have not all reported yet", err=True)
                 await _serve_until_stopped(run, sock, stop, demo)
             finally:
-                # Before NATS goes: the agent says goodbye and its host shows Disconnected.
-                if agent is not None:
-                    await agent.stop()
+                # Before NATS goes: the agents say goodbye and their hosts show Disconnected.
+                await asyncio.gather(*(agent.stop() for agent in agents))
     except (ServerIdError, SecretBoxError, JetStreamUnavailable) as exc:
         say(f"cloudiag: {exc}", err=True)
         return 1

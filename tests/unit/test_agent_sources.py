@@ -16,6 +16,8 @@ from cloudiag.agent.sources.lab import LabSource
 from cloudiag.bus.messages import NetnsAccess, SshAccess
 from cloudiag.lab import manager as lab_manager
 from cloudiag.lab.inventory import inventory as lab_inventory
+from cloudiag.lab.layout import LabSize
+from cloudiag.lab.size_record import write_size
 
 TOML = """
 [zone]
@@ -157,3 +159,18 @@ async def test_the_lab_source_reports_the_vms_the_lab_status_shows() -> None:
 def test_a_bad_lab_prefix_is_refused() -> None:
     with pytest.raises(ValueError, match="invalid lab prefix"):
         lab_inventory("no-dash")
+
+
+async def test_a_vm_over_ssh_on_another_lab_host_runs_while_its_namespace_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Host 2's VMs are reached from cdq-host2: their namespaces are still cdq-<name>.
+    monkeypatch.setattr(netns, "NETNS_DIR", str(tmp_path / "netns"))
+    (tmp_path / "netns").mkdir()
+    write_size(tmp_path / "state", LabSize(2, 2, 1))
+    inv = lab_inventory("cdq", "ssh", tmp_path / "state", host=2)
+    source = wiring.source(wiring.AgentOptions("nats://x", lab_inventory=inv))
+    assert {vm["access"]["netns"] for vm in inv["vms"]} == {"cdq-host2"}
+    (tmp_path / "netns" / "cdq-s-5-VM").touch()
+    states = {vm.name: vm.state for vm in await source.vms()}
+    assert states == {"s-5-VM": "Running", "v-6-VM": "Stopped", "r-7-VM": "Stopped"}

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from cloudiag import logs
 from cloudiag.bus.access import BusAccess
+from cloudiag.cli.lab import count
 from cloudiag.cli.options import executor_flag, settings_from
 from cloudiag.settings import Settings
 
@@ -44,6 +45,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="NATS server URL (env CLOUDIAG_NATS_URL, better for a URL with credentials)",
     )
     p.add_argument("--lab-prefix", help="the lab whose namespaces are this host's VMs")
+    p.add_argument(
+        "--lab-host",
+        type=count,
+        default=1,
+        metavar="N",
+        help="which host of a lab of several this agent is (default 1)",
+    )
     executor_flag(p)
     p.add_argument(
         "--inventory",
@@ -121,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
         cloudstack = _cloudstack(args, settings)
         prefix = args.lab_prefix or settings.lab_prefix
         given = args.inventory or cloudstack
-        lab = None if given else lab_inventory(prefix, settings.executor)
+        lab = None if given else lab_inventory(prefix, settings.executor, host=args.lab_host)
         agent = wiring.build(
             wiring.AgentOptions(
                 settings.nats_url,

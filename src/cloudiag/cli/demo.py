@@ -1,9 +1,10 @@
-"""`cloudiag demo`: server + private NATS + local agent + lab, ready to try."""
+"""`cloudiag demo`: server + private NATS + local agents + lab, ready to try."""
 
 from __future__ import annotations
 
 import argparse
 
+from cloudiag.cli.lab import count
 from cloudiag.cli.options import executor_flag, listen_flags, run_stack, storage_flags
 
 
@@ -21,6 +22,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="namespace prefix of the lab (env CLOUDIAG_LAB_PREFIX; default cdlab): another "
         "prefix runs a second lab beside the first",
     )
+    p.add_argument("--zones", dest="lab_zones", type=count, help="zones of the lab (default 1)")
+    p.add_argument(
+        "--hosts",
+        dest="lab_hosts",
+        type=count,
+        help="hypervisor hosts of the lab (default 1), one agent process each",
+    )
+    p.add_argument("--routers", dest="lab_routers", type=count, help="routers per host (default 1)")
     executor_flag(p)
     listen_flags(p)
     storage_flags(p)

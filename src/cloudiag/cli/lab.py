@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from cloudiag.lab import manager
+from cloudiag.lab.layout import LabSize
 from cloudiag.lab.models import LabStatus
 
 _ACTIONS = (
@@ -22,7 +23,39 @@ _ACTIONS = (
         "give a system VM a new host key, as a rebuilt VM has (--ssh labs; the lab's "
         "known_hosts keeps the old one until the next `lab up`)",
     ),
+    ("inventory", "print one host's inventory, as its agent reads it (JSON)"),
 )
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def size_flags(p: argparse.ArgumentParser) -> None:
+    """--zones, --hosts, --routers: the size of the lab (default: one of each)."""
+    p.add_argument("--zones", type=count, help="zones (default 1): an SSVM and a CPVM each")
+    p.add_argument(
+        "--hosts",
+        type=count,
+        help="hypervisor hosts (default 1), spread over the zones, each its own namespace "
+        "with its own cloud0 (169.254.0.1) and, in the demo, its own agent",
+    )
+    p.add_argument("--routers", type=count, help="virtual routers per host (default 1)")
+
+
+def lab_size(args: argparse.Namespace) -> LabSize | None:
+    """The size the flags ask for; None when none is given (the lab keeps its own)."""
+    given = {k: getattr(args, k, None) for k in ("zones", "hosts", "routers")}
+    if all(v is None for v in given.values()):
+        return None
+    return LabSize(**{k: v for k, v in given.items() if v is not None})
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,6 +93,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 help="also run an OpenSSH server in each system VM on its control address, "
                 "port 3922, reached from the lab's hypervisor namespace (PREFIX-host)",
             )
+            size_flags(cmd)
+        if name == "inventory":
+            cmd.add_argument("--host", type=count, default=1, help="which host (default 1)")
+            cmd.add_argument(
+                "--executor",
+                choices=("netns", "ssh"),
+                default="netns",
+                help="how the agent reaches the system VMs (default netns)",
+            )
         if name == "script":
             cmd.add_argument(
                 "form",
@@ -74,9 +116,11 @@ def run(args: argparse.Namespace) -> int:
     """Carry out one `lab` action; 0 on success, 1 with a message on stderr."""
     action: str = args.lab_command
     state_dir: Path | None = args.state_dir
+    if action == "inventory":
+        return _inventory(args)
     try:
         if action == "up":
-            lab = manager.up(args.prefix, state_dir, ssh=args.ssh)
+            lab = manager.up(args.prefix, state_dir, ssh=args.ssh, size=lab_size(args))
         elif action == "down":
             manager.down(args.prefix, state_dir)
             lab = manager.status(args.prefix, state_dir)
@@ -107,6 +151,18 @@ def run(args: argparse.Namespace) -> int:
         # Degraded but usable (no DNS server): say so where a script's log will show it.
         for warning in lab.warnings:
             print(f"cloudiag lab: warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _inventory(args: argparse.Namespace) -> int:
+    from cloudiag.lab.inventory import inventory
+
+    try:
+        data = inventory(args.prefix, args.executor, args.state_dir, host=args.host)
+    except ValueError as exc:
+        print(f"cloudiag: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(data, indent=2))
     return 0
 
 
@@ -145,6 +201,10 @@ def _rows(lab: LabStatus) -> list[tuple[str, str, str, str]]:
 def print_status(lab: LabStatus) -> None:
     """A readable table of the lab (rich when available, plain text otherwise)."""
     title = f"lab {lab.prefix}: {'up' if lab.up else 'down'} (zone {lab.zone.uuid})"
+    if len(lab.hosts) > 1 or len(lab.zones) > 1:
+        title += (
+            f"; {len(lab.zones)} zones, {len(lab.hosts)} hosts, {len(lab.system_vms())} system VMs"
+        )
     targets = "targets: " + "  ".join(f"{k}={v}" for k, v in lab.targets.items())
     if lab.ssh is not None:
         targets += (

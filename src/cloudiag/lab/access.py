@@ -7,6 +7,7 @@ CloudStack-style script) and its sshd, and every one that stops loses both.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from cloudiag.lab import diagnostics_script, mountns, sshd, vm_files
@@ -17,9 +18,9 @@ from cloudiag.lab.topology import (
     HYPERVISOR,
     HYPERVISOR_ADDRESS,
     SSH_PORT,
+    SYSTEM_VM_ROLES,
     Node,
     namespace,
-    system_vm_nodes,
 )
 
 #: The VM paths backed by each system VM's own tree: /opt/cloud holds the CloudStack-style
@@ -49,10 +50,10 @@ def script_path(state: Path, n: Node) -> Path:
     return mountns.vm_root(state, n) / diagnostics_script.PATH.lstrip("/")
 
 
-def setup(state: Path) -> None:
-    """Make the keys and every system VM's own files (a script already there keeps its
-    form)."""
-    vms = system_vm_nodes()
+def setup(state: Path, vms: Sequence[Node]) -> None:
+    """Make the keys and the files of each of these system VMs (a script already there
+    keeps its form)."""
+    vms = list(vms)
     sshd.ensure_keys(state, vms)
     for n in vms:
         for path in VM_PATHS:
@@ -82,7 +83,7 @@ def stop_vm(prefix: str, state: Path, n: Node) -> None:
 
 def set_script(state: Path, n: Node, form: str) -> None:
     """Switch the VM's script to that form; it shows in the VM at once (a bound directory)."""
-    if n not in system_vm_nodes():
+    if n.role not in SYSTEM_VM_ROLES:
         raise LabError(f"{n.name} is not a system VM: it has no diagnostics.py")
     try:
         diagnostics_script.write(script_path(state, n), form)
@@ -98,7 +99,7 @@ def rekey(prefix: str, state: Path, n: Node) -> None:
     behind its back: an agent that checks it refuses the VM until the file is fixed
     (`lab up` writes every VM's current key there again).
     """
-    if n not in system_vm_nodes():
+    if n.role not in SYSTEM_VM_ROLES:
         raise LabError(f"{n.name} is not a system VM: it has no sshd")
     ns = namespace(prefix, n)
     running = sshd.read_state(ns, state, n).listening

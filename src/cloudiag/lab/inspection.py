@@ -6,30 +6,41 @@ Nothing here trusts the state directory: namespaces come from `ip netns`, their 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cloudiag.lab import access, system
 from cloudiag.lab.errors import LabError, need_root
-from cloudiag.lab.models import InterfaceInfo, LabStatus, NamespaceInfo, ServiceInfo, ZoneInfo
+from cloudiag.lab.layout import Layout, host_uuid, layout, zone_uuid
+from cloudiag.lab.models import (
+    HostInfo,
+    InterfaceInfo,
+    LabStatus,
+    NamespaceInfo,
+    ServiceInfo,
+    SizeInfo,
+    ZoneInfo,
+)
 from cloudiag.lab.services import service_pid
+from cloudiag.lab.size_record import read_size
 from cloudiag.lab.system import CommandError
 from cloudiag.lab.topology import (
-    NODES,
-    SEGMENTS,
     SWITCH,
     SYSTEM_VM_ROLES,
     TARGETS,
     VM_ROLES,
-    ZONE_NAME,
     Node,
+    Segment,
     Service,
     namespace,
     stable_uuid,
     switch_namespace,
-    zone_uuid,
 )
+
+#: How many `ip -j addr` run at once when a lab is read back.
+_READERS = 4
 
 _ROLE_ORDER = (*VM_ROLES, "upstream", "web", "dns", "hypervisor", "switch")
 
@@ -43,7 +54,7 @@ class Inspection:
     existing: frozenset[str]
     #: Every namespace exists with its declared NICs up and addressed (servers aside).
     intact: bool
-    #: Service kind -> running.
+    #: Service (its ``stem``: web, dns, web2…) -> running.
     services: dict[str, bool]
     #: The lab runs sshd in its system VMs (`up --ssh` made its keys).
     ssh: bool = False
@@ -130,7 +141,7 @@ def service_info(ns: str | None, svc: Service, state: Path) -> ServiceInfo:
         if svc.kind == "dns" and system.which("dnsmasq") is None:
             reason = "dnsmasq is not installed (apt-get install dnsmasq-base)"
         elif ns is not None:
-            reason = f"not running (log: {state / (svc.kind + '.log')})"
+            reason = f"not running (log: {state / (svc.stem + '.log')})"
         else:
             reason = "its namespace does not exist"
     return ServiceInfo(
@@ -143,11 +154,16 @@ def service_info(ns: str | None, svc: Service, state: Path) -> ServiceInfo:
 
 
 def _node_entry(
-    prefix: str, n: Node, existing: frozenset[str], state: Path, ssh: bool
+    prefix: str,
+    n: Node,
+    found: list[dict[str, Any]] | None,
+    state: Path,
+    ssh: bool,
+    zone: str | None,
 ) -> tuple[NamespaceInfo, bool, ServiceInfo | None]:
     ns = namespace(prefix, n)
-    present = ns in existing
-    links = {str(link.get("ifname")): link for link in _links(ns)} if present else {}
+    present = found is not None
+    links = {str(link.get("ifname")): link for link in found or []}
     declared = [i.name for i in n.interfaces]
     # Declared NICs first, in their order, then anything else that is there.
     names = [x for x in declared if x in links] + sorted(
@@ -178,16 +194,20 @@ def _node_entry(
         service=service,
         ssh=sshd,
         script=access.script_info(state, n) if with_ssh else None,
+        host=n.host,
+        zone=zone,
     )
     return entry, intact, service
 
 
-def _switch_entry(prefix: str, existing: frozenset[str]) -> tuple[NamespaceInfo, bool]:
+def _switch_entry(
+    prefix: str, found: list[dict[str, Any]] | None, segments: tuple[Segment, ...]
+) -> tuple[NamespaceInfo, bool]:
     ns = switch_namespace(prefix)
-    links = {str(link.get("ifname")): link for link in _links(ns)} if ns in existing else {}
-    bridges = [links[s.name] for s in SEGMENTS if s.name in links]
+    links = {str(link.get("ifname")): link for link in found or []}
+    bridges = [links[s.name] for s in segments if s.name in links]
     # Admin state, not operstate: a bridge whose VMs are all stopped is down but fine.
-    intact = len(bridges) == len(SEGMENTS) and all("UP" in b.get("flags", []) for b in bridges)
+    intact = len(bridges) == len(segments) and all("UP" in b.get("flags", []) for b in bridges)
     interfaces = [_interface_info(b, str(b.get("ifname"))) for b in bridges]
     entry = NamespaceInfo(
         namespace=ns,
@@ -215,27 +235,63 @@ def inspect(prefix: str, state: Path) -> Inspection:
     warnings: list[str] = []
     ssh = access.enabled(state)
     sshd: dict[str, bool] = {}
-    for n in NODES:
-        entry, intact, service = _node_entry(prefix, n, existing, state, ssh)
+    lay = layout(read_size(state))
+    zones = {z.number: zone_uuid(prefix, z) for z in lay.zones}
+    # Read in a few threads: a lab of a hundred VMs is a hundred `ip -j addr`.
+    wanted = [switch_namespace(prefix), *(namespace(prefix, n) for n in lay.nodes)]
+    present = [ns for ns in wanted if ns in existing]
+    with ThreadPoolExecutor(max_workers=_READERS) as pool:
+        read = dict(zip(present, pool.map(_links, present), strict=True))
+    # None: the namespace does not exist.
+    links: dict[str, list[dict[str, Any]] | None] = {ns: read.get(ns) for ns in wanted}
+    for n in lay.nodes:
+        zone = zones[n.zone] if n.zone is not None else None
+        found = links[namespace(prefix, n)]
+        entry, intact, service = _node_entry(prefix, n, found, state, ssh, zone)
         if entry.ssh is not None:
             sshd[n.name] = entry.ssh.running
         entries.append(entry)
         intact_all = intact_all and intact
         if n.service is not None and service is not None:
-            services[n.service.kind] = service.running
-            if existing and not service.running and n.service.kind == "dns":
-                warnings.append(f"the DNS server is not running: {service.reason}")
-    switch, switch_ok = _switch_entry(prefix, existing)
+            services[n.service.stem] = service.running
+            warning = f"the DNS server is not running: {service.reason}"
+            dns_down = existing and not service.running and n.service.kind == "dns"
+            # Once: further public networks' DNS servers fail for the same reason.
+            if dns_down and warning not in warnings:
+                warnings.append(warning)
+    switch, switch_ok = _switch_entry(prefix, links[switch_namespace(prefix)], lay.segments)
     entries.append(switch)
     intact_all = intact_all and switch_ok
     entries.sort(key=lambda e: _ROLE_ORDER.index(e.role))
+    webs = [
+        services.get(n.service.stem, False)
+        for n in lay.nodes
+        if n.service and n.service.kind == "web"
+    ]
     lab_status = LabStatus(
         prefix=prefix,
-        up=intact_all and services.get("web", False) and all(sshd.values()),
-        zone=ZoneInfo(name=ZONE_NAME, uuid=zone_uuid(prefix)),
+        up=intact_all and all(webs) and all(sshd.values()),
+        zone=ZoneInfo(name=lay.zones[0].name, uuid=zones[1]),
+        size=SizeInfo(zones=lay.size.zones, hosts=lay.size.hosts, routers=lay.size.routers),
+        zones=[ZoneInfo(name=z.name, uuid=zones[z.number]) for z in lay.zones],
+        hosts=_hosts(prefix, lay, zones),
         namespaces=entries,
         targets=dict(TARGETS),
         warnings=warnings,
         ssh=access.lab_info(prefix, state) if ssh else None,
     )
     return Inspection(lab_status, existing, intact_all, services, ssh, sshd if ssh else None)
+
+
+def _hosts(prefix: str, lay: Layout, zones: dict[int, str]) -> list[HostInfo]:
+    return [
+        HostInfo(
+            number=h.number,
+            name=h.node.name,
+            namespace=namespace(prefix, h.node),
+            uuid=host_uuid(prefix, h),
+            zone=zones[h.zone],
+            vms=[n.name for n in lay.vms(h.number)],
+        )
+        for h in lay.hosts
+    ]

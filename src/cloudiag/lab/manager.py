@@ -22,18 +22,16 @@ from cloudiag.lab import access, certs, mountns, sshd, system
 from cloudiag.lab.building import build, create_node
 from cloudiag.lab.errors import LabError, as_lab_error, need_root
 from cloudiag.lab.inspection import inspect, lab_namespaces, service_info
+from cloudiag.lab.layout import LabSize, Layout, layout
 from cloudiag.lab.models import LabStatus
-from cloudiag.lab.resolv import remove_resolv
+from cloudiag.lab.resolv import remove_lab_resolv
 from cloudiag.lab.services import pid_file_service, start_services
+from cloudiag.lab.size_record import read_size, write_size
 from cloudiag.lab.system import CommandError
 from cloudiag.lab.topology import (
-    NODES,
     Node,
-    all_namespaces,
     namespace,
-    node,
     switch_namespace,
-    system_vm_nodes,
     validate_prefix,
 )
 
@@ -92,6 +90,14 @@ def _state_dir(prefix: str, state_dir: Path | None) -> Path:
     return state_dir if state_dir is not None else default_state_dir(prefix)
 
 
+def _layout(state: Path, size: LabSize | None = None) -> Layout:
+    """The layout of ``size``, else of the size the lab in ``state`` was built with."""
+    try:
+        return layout(size if size is not None else read_size(state))
+    except ValueError as exc:
+        raise LabError(str(exc)) from None
+
+
 def _prefix(prefix: str) -> str:
     try:
         return validate_prefix(prefix)
@@ -137,45 +143,56 @@ def status(prefix: str = DEFAULT_PREFIX, state_dir: Path | None = None) -> LabSt
 
 
 def up(
-    prefix: str = DEFAULT_PREFIX, state_dir: Path | None = None, *, ssh: bool = False
+    prefix: str = DEFAULT_PREFIX,
+    state_dir: Path | None = None,
+    *,
+    ssh: bool = False,
+    size: LabSize | None = None,
 ) -> LabStatus:
     """Build the lab and return its status; idempotent.
 
     ``ssh``: also run sshd in each system VM (`lab up --ssh`); a lab that has it keeps it.
+    ``size``: zones, hosts and routers per host (default: the size the lab has, else the
+    one-zone, one-host, one-router lab); a lab of another size is rebuilt.
     A complete lab is left as it is (a server or an sshd that died is restarted); a partial
-    one is torn down and rebuilt. Raises LabError when something is missing (root, tools)
-    or a step fails, in which case whatever was built is removed again.
+    one is torn down and rebuilt. Raises LabError when something is missing (root, tools),
+    the size cannot be built or a step fails, in which case whatever was built is removed
+    again.
     """
     prefix = _prefix(prefix)
     state = _state_dir(prefix, state_dir)
+    lay = _layout(state, size)
     ssh = ssh or access.enabled(state)
     missing = check_requirements(ssh=ssh)
     need_root("up")
     if missing:
         raise LabError("cannot build the lab: " + "; ".join(missing))
     current = inspect(prefix, state)
+    keep = current.intact and read_size(state) == lay.size
     try:
         with as_lab_error():
-            if current.intact:
-                stale = [n for n in NODES if n.service and not current.services[n.service.kind]]
+            if keep:
+                stale = [n for n in lay.nodes if n.service and not current.services[n.service.stem]]
                 if stale:
                     start_services(prefix, state, stale)
                 if ssh:
-                    access.setup(state)
+                    access.setup(state, lay.system_vms())
                     running = current.sshd or {}
-                    for n in system_vm_nodes():
+                    for n in lay.system_vms():
                         if not running.get(n.name):
                             access.start_vm(prefix, state, n)
             else:
                 if current.existing or state.exists():
                     down(prefix, state_dir)
-                build(prefix, state)
+                # First: a `down` after a crash halfway through finds every node.
+                write_size(state, lay.size)
+                build(prefix, state, lay)
                 if ssh:
-                    access.setup(state)
-                    for n in system_vm_nodes():
+                    access.setup(state, lay.system_vms())
+                    for n in lay.system_vms():
                         access.start_vm(prefix, state, n)
     except BaseException:
-        if not current.intact:
+        if not keep:
             # Never leave half a lab behind; the original error is the one that matters.
             with contextlib.suppress(Exception):
                 down(prefix, state_dir)
@@ -193,27 +210,25 @@ def down(prefix: str = DEFAULT_PREFIX, state_dir: Path | None = None) -> None:
     state = _state_dir(prefix, state_dir)
     existing = lab_namespaces(prefix)
     if not existing and not state.exists():
-        for ns in all_namespaces(prefix):
-            remove_resolv(ns)
+        remove_lab_resolv(prefix)
         certs.remove_ca(prefix)
         return
     need_root("down")
-    pids = {p for n in NODES if (p := pid_file_service(state, n)) is not None}
-    for n in system_vm_nodes():
+    lay = layout(read_size(state))
+    pids = {p for n in lay.nodes if (p := pid_file_service(state, n)) is not None}
+    for n in lay.system_vms():
         pids.update(p for p in (sshd.pid_file_sshd(state, n),) if p is not None)
         pids.update(mountns.pids(state, n))
-    for ns in existing:
-        pids.update(system.namespace_pids(ns))
+    for found in system.pids_by_namespace(existing).values():
+        pids.update(found)
     survivors = system.terminate(pids)
     # The mount namespaces first: each holds a sysfs of its VM's network namespace.
-    errors: list[str] = mountns.remove_all(state, system_vm_nodes())
-    for ns in existing:
-        try:
-            system.ip("netns", "delete", ns)
-        except CommandError as exc:
-            errors.append(str(exc))
-    for ns in all_namespaces(prefix):
-        remove_resolv(ns)
+    errors: list[str] = mountns.remove_all(state, lay.system_vms())
+    try:
+        system.ip_batch([["netns", "delete", ns] for ns in existing], force=True)
+    except CommandError as exc:
+        errors.append(str(exc))
+    remove_lab_resolv(prefix)
     certs.remove_ca(prefix)
     shutil.rmtree(state, ignore_errors=True)
     if state_dir is None:
@@ -231,11 +246,12 @@ def down(prefix: str = DEFAULT_PREFIX, state_dir: Path | None = None) -> None:
 # --- one VM at a time -------------------------------------------------------------------
 
 
-def _node(name: str) -> Node:
+def _node(state: Path, name: str) -> Node:
+    lay = _layout(state)
     try:
-        n = node(name)
+        n = lay.node(name)
     except KeyError:
-        names = ", ".join(x.name for x in NODES)
+        names = ", ".join(x.name for x in lay.nodes)
         raise LabError(f"no VM {name!r} in the lab; one of: {names}") from None
     return n
 
@@ -247,14 +263,14 @@ def stop_vm(prefix: str, name: str, state_dir: Path | None = None) -> None:
     namespace; `start_vm` brings it back identical.
     """
     prefix = _prefix(prefix)
-    n = _node(name)
-    ns = namespace(prefix, n)
     state = _state_dir(prefix, state_dir)
+    n = _node(state, name)
+    ns = namespace(prefix, n)
     if ns not in lab_namespaces(prefix) and not mountns.exists(state, n):
         return
     need_root("stop")
     with as_lab_error():
-        if n in system_vm_nodes():
+        if n in _layout(state).system_vms():
             access.stop_vm(prefix, state, n)
         survivors = system.terminate(system.namespace_pids(ns))
         if survivors:
@@ -267,17 +283,17 @@ def start_vm(prefix: str, name: str, state_dir: Path | None = None) -> None:
     """Start a stopped VM of the lab again, with the same NICs, MACs and addresses (and,
     in a lab with SSH, its sshd with the same host key)."""
     prefix = _prefix(prefix)
-    n = _node(name)
+    state = _state_dir(prefix, state_dir)
+    n = _node(state, name)
     need_root("start")
     existing = lab_namespaces(prefix)
     if switch_namespace(prefix) not in existing:
         raise LabError(f"the lab {prefix!r} is not up: run `cloudiag lab up` first")
     ns = namespace(prefix, n)
-    state = _state_dir(prefix, state_dir)
     with as_lab_error():
         if ns not in existing:
             try:
-                create_node(prefix, n)
+                create_node(prefix, n, _layout(state).segments)
             except BaseException:
                 with contextlib.suppress(CommandError):
                     system.ip("netns", "delete", ns)
@@ -286,7 +302,7 @@ def start_vm(prefix: str, name: str, state_dir: Path | None = None) -> None:
             svc = service_info(ns, n.service, state)
             if not svc.running:
                 start_services(prefix, state, [n])
-        if access.enabled(state) and n in system_vm_nodes():
+        if access.enabled(state) and n in _layout(state).system_vms():
             if not sshd.read_state(ns, state, n).listening:
                 access.start_vm(prefix, state, n)
 
@@ -295,8 +311,8 @@ def set_script(prefix: str, name: str, form: str, state_dir: Path | None = None)
     """Switch a system VM's /opt/cloud/bin/diagnostics.py to the form ``python3`` (b'…'
     reprs) or ``python2`` (raw text); the lab must have SSH (`up --ssh`)."""
     prefix = _prefix(prefix)
-    n = _node(name)
     state = _state_dir(prefix, state_dir)
+    n = _node(state, name)
     need_root("script")
     if not access.enabled(state):
         raise LabError(f"the lab {prefix!r} has no SSH: run `cloudiag lab up --ssh` first")
@@ -307,8 +323,8 @@ def rekey(prefix: str, name: str, state_dir: Path | None = None) -> None:
     """Give a system VM a new host key and restart its sshd (see ``access.rekey``); the lab
     must have SSH (`up --ssh`)."""
     prefix = _prefix(prefix)
-    n = _node(name)
     state = _state_dir(prefix, state_dir)
+    n = _node(state, name)
     need_root("rekey")
     if not access.enabled(state):
         raise LabError(f"the lab {prefix!r} has no SSH: run `cloudiag lab up --ssh` first")

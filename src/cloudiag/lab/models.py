@@ -84,6 +84,10 @@ class NamespaceInfo(_Model):
     service: ServiceInfo | None = None
     ssh: SshdInfo | None = None
     script: ScriptInfo | None = None
+    #: The hypervisor host it runs on (1, 2, …; a hypervisor: itself), None if shared.
+    host: int | None = None
+    #: The uuid of its zone, None for the shared upstream, web, DNS and switch.
+    zone: str | None = None
 
 
 class LabSshInfo(_Model):
@@ -105,10 +109,32 @@ class LabSshInfo(_Model):
 
 
 class ZoneInfo(_Model):
-    """The lab's zone."""
+    """A zone of the lab."""
 
     name: str
     uuid: str
+
+
+class HostInfo(_Model):
+    """A hypervisor host of the lab: the one an agent serves."""
+
+    number: int
+    #: Its hypervisor node ("host", "host2"…) and that node's namespace.
+    name: str
+    namespace: str
+    uuid: str
+    #: The uuid of its zone.
+    zone: str
+    #: The names of the VMs on it.
+    vms: list[str]
+
+
+class SizeInfo(_Model):
+    """The size the lab was built with (`lab up --zones --hosts --routers`)."""
+
+    zones: int
+    hosts: int
+    routers: int
 
 
 class LabStatus(_Model):
@@ -117,7 +143,11 @@ class LabStatus(_Model):
     prefix: str
     #: Every namespace is there and running (the DNS server is optional).
     up: bool
+    #: The first zone (the only one of a default-size lab).
     zone: ZoneInfo
+    size: SizeInfo
+    zones: list[ZoneInfo]
+    hosts: list[HostInfo]
     namespaces: list[NamespaceInfo]
     targets: dict[str, str]
     #: Things that work in a degraded way (no DNS server…); empty when all is well.

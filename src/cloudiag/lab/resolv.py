@@ -68,3 +68,11 @@ def remove_resolv(ns: str) -> None:
                 path.unlink()
     with contextlib.suppress(OSError):
         (ETC_NETNS / ns).rmdir()
+
+
+def remove_lab_resolv(prefix: str) -> None:
+    """`remove_resolv` for every namespace of the lab ``prefix`` that has files here,
+    whatever its size (prefixes have no "-": ``<prefix>-`` is that lab's alone)."""
+    with contextlib.suppress(OSError):
+        for d in ETC_NETNS.glob(f"{prefix}-*"):
+            remove_resolv(d.name)

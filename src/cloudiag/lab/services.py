@@ -57,7 +57,7 @@ def pid_file_service(state: Path, n: Node) -> int | None:
     if n.service is None:
         return None
     try:
-        pid = int((state / f"{n.service.kind}.pid").read_text().strip())
+        pid = int((state / f"{n.service.stem}.pid").read_text().strip())
     except (OSError, ValueError):
         return None
     # The pid may have been reused by an unrelated process since: check what it runs.
@@ -178,14 +178,14 @@ def start_services(prefix: str, state: Path, nodes: list[Node]) -> None:
         if argv is None:
             log.warning("dnsmasq is not installed: the lab has no DNS server")
             continue
-        pid = system.spawn_detached(ns, argv, state / f"{svc.kind}.log")
-        (state / f"{svc.kind}.pid").write_text(f"{pid}\n")
+        pid = system.spawn_detached(ns, argv, state / f"{svc.stem}.log")
+        (state / f"{svc.stem}.pid").write_text(f"{pid}\n")
         started.append((svc, pid))
     deadline = time.monotonic() + SERVICE_START_TIMEOUT
     for svc, pid in started:
         while not system.listening(pid, svc.protocol, str(svc.address), svc.port):
             if not system.alive(pid) or time.monotonic() > deadline:
-                tail = _log_tail(state / f"{svc.kind}.log")
+                tail = _log_tail(state / f"{svc.stem}.log")
                 msg = f"the lab's {svc.program} did not start: {tail or 'no output'}"
                 if svc.kind == "dns":
                     # DNS is optional: the lab works without it, status says why.

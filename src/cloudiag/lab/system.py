@@ -21,19 +21,34 @@ _EXTRA_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Time limit of one `ip` call: they are instant unless the kernel is badly stuck.
 IP_TIMEOUT = 20.0
 
-# Writes sysctls of the namespace it runs in: /proc/sys/net belongs to the opener's netns.
+# Writes sysctls in many namespaces with one process: it enters each in turn (setns through
+# libc, as Python 3.11 has no os.setns), as /proc/sys/net belongs to the opener's netns.
 # IPv6 keys are skipped when the kernel has no IPv6 (booted with ipv6.disable=1).
-_SYSCTL_SCRIPT = """
-import sys
-for item in sys.argv[1:]:
-    key, value = item.split("=", 1)
-    try:
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as fh:
-            fh.write(value)
-    except FileNotFoundError:
-        if not key.startswith("net.ipv6."):
-            raise
+# Arguments: NAMESPACE-FILE KEY=VALUE... "--", for each namespace.
+_SYSCTL_MANY_SCRIPT = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+args = sys.argv[1:]
+while args:
+    end = args.index("--")
+    path, items, args = args[0], args[1:end], args[end + 1:]
+    fd = os.open(path, os.O_RDONLY)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "setns " + path)
+    os.close(fd)
+    for item in items:
+        key, value = item.split("=", 1)
+        try:
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as fh:
+                fh.write(value)
+        except FileNotFoundError:
+            if not key.startswith("net.ipv6."):
+                raise
 """
+
+#: Where `ip netns` keeps its named namespaces.
+NETNS_DIR = Path("/run/netns")
 
 
 class CommandError(Exception):
@@ -82,6 +97,30 @@ def ip_json(*args: str) -> list[dict[str, Any]]:
     return data if isinstance(data, list) else []
 
 
+def ip_batch(
+    commands: Sequence[Sequence[str]], *, namespace: str | None = None, force: bool = False
+) -> None:
+    """Run many ``ip`` commands in one process (``ip -batch``), in ``namespace`` if given.
+
+    Stops at the first failure (CommandError naming it): a lab is built whole or not at
+    all. ``force``: carry on past failures (a teardown removes all it can), then raise.
+    """
+    if not commands:
+        return
+    script = "".join(" ".join(c) + "\n" for c in commands)
+    where = ("-n", namespace) if namespace else ()
+    argv = [_ip_path(), *where, *(("-force",) if force else ()), "-batch", "-"]
+    try:
+        done = subprocess.run(
+            argv, input=script, capture_output=True, text=True, check=False, timeout=IP_TIMEOUT
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CommandError(f"{' '.join(argv)}: {exc}") from exc
+    if done.returncode != 0:
+        detail = done.stderr.strip() or f"exit code {done.returncode}"
+        raise CommandError(f"{' '.join(argv)}: {detail}")
+
+
 def list_namespaces() -> list[str]:
     """Names of every named network namespace on the host."""
     return sorted(str(ns["name"]) for ns in ip_json("netns", "list") if "name" in ns)
@@ -92,10 +131,37 @@ def netns_exec(namespace: str, *argv: str) -> str:
     return run([_ip_path(), "netns", "exec", namespace, *argv])
 
 
-def set_sysctls(namespace: str, values: dict[str, str]) -> None:
-    """Set sysctls in a namespace (works without the procps `sysctl` tool)."""
-    items = [f"{k}={v}" for k, v in values.items()]
-    netns_exec(namespace, sys.executable, "-I", "-S", "-c", _SYSCTL_SCRIPT, *items)
+def set_sysctls_many(values: dict[str, dict[str, str]]) -> None:
+    """Set sysctls in many namespaces (namespace -> key -> value) with one process."""
+    args: list[str] = []
+    for ns, items in values.items():
+        args += [str(NETNS_DIR / ns), *(f"{k}={v}" for k, v in items.items()), "--"]
+    if args:
+        run([sys.executable, "-I", "-S", "-c", _SYSCTL_MANY_SCRIPT, *args])
+
+
+def pids_by_namespace(namespaces: Iterable[str]) -> dict[str, list[int]]:
+    """The processes living in each of these namespaces, read from /proc in one pass
+    (what `ip netns pids` does, without a process per namespace)."""
+    inodes: dict[tuple[int, int], str] = {}
+    for ns in namespaces:
+        with contextlib.suppress(OSError):
+            st = (NETNS_DIR / ns).stat()
+            inodes[(st.st_dev, st.st_ino)] = ns
+    found: dict[str, list[int]] = {ns: [] for ns in inodes.values()}
+    if not inodes:
+        return found
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            st = (entry / "ns" / "net").stat()
+        except OSError:
+            continue
+        owner = inodes.get((st.st_dev, st.st_ino))
+        if owner is not None:
+            found[owner].append(int(entry.name))
+    return found
 
 
 def namespace_pids(namespace: str) -> list[int]:

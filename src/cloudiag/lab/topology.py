@@ -96,6 +96,14 @@ class Segment:
     network6: IPv6Network | None = None
     #: The MTU of every NIC on it.
     mtu: int = 1500
+    #: What it is when that is not its name: "guest" for every router's own guest bridge,
+    #: "control" for every host's control bridge (see ``layout``).
+    kind: str = ""
+
+    @property
+    def network_kind(self) -> str:
+        """guest, public, inet, control or mgmt."""
+        return self.kind or self.name
 
 
 SEGMENTS: tuple[Segment, ...] = (
@@ -136,6 +144,14 @@ class Interface:
     prefix_route: bool = True
     #: Its IPv6 address (added without DAD, usable at once), or None: no IPv6 on this NIC.
     address6: IPv6Interface | None = None
+    #: The bridge it is plugged into when that is not the one named ``segment`` (a router's
+    #: own guest network, a host's own control network).
+    bridge: str = ""
+
+    @property
+    def switch_bridge(self) -> str:
+        """The name of the bridge (segment) this NIC is plugged into."""
+        return self.bridge or self.segment
 
 
 @dataclass(frozen=True)
@@ -150,13 +166,21 @@ class Route:
 class Service:
     """A server process the lab runs detached inside a node's namespace."""
 
-    #: "web" or "dns": also the name of its pid and log files in the state dir.
+    #: "web" or "dns".
     kind: str
     #: Human name of the program (shown in the status).
     program: str
     protocol: str
     address: IPv4Address
     port: int
+    #: The name of its pid and log files in the state dir when not ``kind`` ("web2"…: the
+    #: servers of a further public network's "internet").
+    label: str = ""
+
+    @property
+    def stem(self) -> str:
+        """The name of its pid and log files, and its key in the lab's status."""
+        return self.label or self.kind
 
 
 @dataclass(frozen=True)
@@ -172,6 +196,10 @@ class Node:
     routes: tuple[Route, ...] = ()
     forwarding: bool = False
     service: Service | None = None
+    #: The hypervisor host it runs on (1, 2, …; for a hypervisor: itself), None if shared.
+    host: int | None = None
+    #: The zone it belongs to (1, 2, …), None for the shared upstream, web and DNS.
+    zone: int | None = None
 
     def interface(self, name: str) -> Interface | None:
         """The declared interface of that name, or None."""
@@ -204,10 +232,18 @@ class Node:
 
 
 def _if(
-    name: str, segment: str, address: str, address6: str | None = None, *, prefix_route: bool = True
+    name: str,
+    segment: str,
+    address: str,
+    address6: str | None = None,
+    *,
+    prefix_route: bool = True,
+    bridge: str = "",
 ) -> Interface:
     v6 = IPv6Interface(address6) if address6 else None
-    return Interface(name, segment, IPv4Interface(address), prefix_route, v6)
+    # Named only when it is not the segment's own bridge (the first router's, host's).
+    own = bridge if bridge != segment else ""
+    return Interface(name, segment, IPv4Interface(address), prefix_route, v6, own)
 
 
 def _default(via: str) -> Route:
@@ -240,78 +276,188 @@ ROUTER_PUBLIC6 = IPv6Address("2001:db8:0:113::10")
 USER_VM6 = IPv6Address("2001:db8:0:2::100")
 GUEST_NETWORK6 = IPv6Network("2001:db8:0:2::/64")
 
-NODES: tuple[Node, ...] = (
-    Node(
-        "upstream",
-        "up",
-        "upstream",
-        None,
-        (
-            _if("eth0", "public", f"{GATEWAY}/24", f"{GATEWAY6}/64"),
-            _if("eth1", "inet", f"{UPSTREAM_INET}/24", f"{UPSTREAM_INET6}/64"),
-        ),
-        # The guest network is reached through the virtual router, as a provider would route
-        # a customer's network (the lab has no NAT).
-        routes=(Route(GUEST_NETWORK, ROUTER_PUBLIC), Route(GUEST_NETWORK6, ROUTER_PUBLIC6)),
-        forwarding=True,
-    ),
-    Node(
-        "web",
-        "web",
-        "web",
-        None,
-        (_if("eth0", "inet", f"{WEB}/24", f"{WEB6}/64"),),
-        routes=(_default(str(UPSTREAM_INET)), _default6(UPSTREAM_INET6)),
-        service=Service("web", "http.server", "tcp", WEB, 80),
-    ),
-    Node(
-        "dns",
-        "dns",
-        "dns",
-        None,
-        (_if("eth0", "inet", f"{DNS}/24", f"{DNS6}/64"),),
-        routes=(_default(str(UPSTREAM_INET)), _default6(UPSTREAM_INET6)),
-        service=Service("dns", "dnsmasq", "udp", DNS, 53),
-    ),
-    # Interfaces as on a real CloudStack VR: eth0 guest, eth1 control (link-local), eth2 public.
-    Node(
-        "r-1-VM",
-        "r1",
+
+#: The first address of the control network's range; a VM's control address is this plus
+#: ten times its id (r-1-VM 169.254.0.10), its management address 256 more (169.254.1.20):
+#: never the same (those end in 6 modulo 10), nor the hypervisor's .0.1.
+_LINK_LOCAL = IPv4Address("169.254.0.0")
+
+
+def control_address(vm_id: int) -> IPv4Address:
+    """The control (link-local) address of the system VM with this id."""
+    return _LINK_LOCAL + 10 * vm_id
+
+
+def mgmt_address(vm_id: int) -> IPv4Address:
+    """The management NIC's address of the SSVM or CPVM with this id."""
+    return control_address(vm_id) + 256
+
+
+def public6(public: IPv4Address) -> IPv6Address:
+    """A public IPv4 address's IPv6 twin: its last number repeated as the last group."""
+    return IPv6Address(f"2001:db8:0:113::{str(public).rsplit('.', 1)[1]}")
+
+
+def guest_bridge(router_id: int) -> str:
+    """The bridge of a router's own guest network ("guest" for r-1-VM, "guest5" for r-5-VM)."""
+    return "guest" if router_id == 1 else f"guest{router_id}"
+
+
+def control_bridge(host: int) -> str:
+    """The bridge of a host's own control network ("control" for host 1, "control2"…)."""
+    return "control" if host == 1 else f"control{host}"
+
+
+def hypervisor_name(host: int) -> str:
+    """The hypervisor node of host ``host`` ("host" for the first, "host2"…)."""
+    return HYPERVISOR if host == 1 else f"{HYPERVISOR}{host}"
+
+
+def router_node(
+    router_id: int, *, host: int, zone: int, public: IPv4Address, network: int = 1
+) -> Node:
+    """A virtual router, NICs as on a real CloudStack VR: eth0 guest (its own network, the
+    same 192.0.2.0/24 as every other router's: isolated networks may overlap), eth1 control
+    (its host's), eth2 public."""
+    return Node(
+        f"r-{router_id}-VM",
+        f"r{router_id}",
         "router",
         VmType.DOMAIN_ROUTER,
         (
-            _if("eth0", "guest", f"{ROUTER_GUEST}/24", f"{ROUTER_GUEST6}/64"),
-            _if("eth1", "control", "169.254.0.10/16"),
-            _if("eth2", "public", f"{ROUTER_PUBLIC}/24", f"{ROUTER_PUBLIC6}/64"),
+            _if(
+                "eth0",
+                "guest",
+                f"{ROUTER_GUEST}/24",
+                f"{ROUTER_GUEST6}/64",
+                bridge=guest_bridge(router_id),
+            ),
+            _if("eth1", "control", f"{control_address(router_id)}/16", bridge=control_bridge(host)),
+            _if(
+                "eth2",
+                "public",
+                f"{public}/24",
+                f"{public6(public)}/64",
+                bridge=public_bridge(network),
+            ),
         ),
         routes=(_default(str(GATEWAY)), _default6(GATEWAY6)),
         forwarding=True,
-    ),
-    # SSVM and CPVM: eth0 control, eth1 management, eth2 public, as on real ones.
-    Node(
-        "s-2-VM",
-        "s2",
-        "secondarystoragevm",
-        VmType.SECONDARY_STORAGE,
+        host=host,
+        zone=zone,
+    )
+
+
+def storage_node(
+    vm_type: VmType, vm_id: int, *, host: int, zone: int, public: IPv4Address, network: int = 1
+) -> Node:
+    """An SSVM (``VmType.SECONDARY_STORAGE``) or a CPVM: eth0 control, eth1 management,
+    eth2 public, as on real ones."""
+    letter, role = (
+        ("s", "secondarystoragevm")
+        if vm_type == VmType.SECONDARY_STORAGE
+        else ("v", "consoleproxy")
+    )
+    return Node(
+        f"{letter}-{vm_id}-VM",
+        f"{letter}{vm_id}",
+        role,
+        vm_type,
         (
-            _if("eth0", "control", "169.254.0.20/16"),
-            _if("eth1", "mgmt", "169.254.1.20/16", prefix_route=False),
-            _if("eth2", "public", "203.0.113.20/24", "2001:db8:0:113::20/64"),
+            _if("eth0", "control", f"{control_address(vm_id)}/16", bridge=control_bridge(host)),
+            _if("eth1", "mgmt", f"{mgmt_address(vm_id)}/16", prefix_route=False),
+            _if(
+                "eth2",
+                "public",
+                f"{public}/24",
+                f"{public6(public)}/64",
+                bridge=public_bridge(network),
+            ),
         ),
         routes=(_default(str(GATEWAY)), _default6(GATEWAY6)),
-    ),
-    Node(
-        "v-3-VM",
-        "v3",
-        "consoleproxy",
-        VmType.CONSOLE_PROXY,
-        (
-            _if("eth0", "control", "169.254.0.30/16"),
-            _if("eth1", "mgmt", "169.254.1.30/16", prefix_route=False),
-            _if("eth2", "public", "203.0.113.30/24", "2001:db8:0:113::30/64"),
+        host=host,
+        zone=zone,
+    )
+
+
+def public_bridge(network: int) -> str:
+    """The bridge of public network ``network`` ("public", then "public2"…)."""
+    return "public" if network == 1 else f"public{network}"
+
+
+def inet_bridge(network: int) -> str:
+    """The "internet" bridge behind public network ``network`` ("inet", "inet2"…)."""
+    return "inet" if network == 1 else f"inet{network}"
+
+
+def internet_nodes(network: int) -> tuple[Node, Node, Node]:
+    """The upstream router, web and DNS server behind public network ``network``.
+
+    The first network's are the lab's own. A lab too big for one public /24 has further
+    public networks with the same 203.0.113.0/24 on isolated bridges, each behind an
+    "internet" of its own at the same addresses (as separate sites would be): no NAT
+    needed, and every VM sees the same gateway, web and DNS addresses.
+    """
+    n = "" if network == 1 else str(network)
+    public, inet = public_bridge(network), inet_bridge(network)
+    return (
+        Node(
+            f"upstream{n}",
+            f"up{n}",
+            "upstream",
+            None,
+            (
+                _if("eth0", "public", f"{GATEWAY}/24", f"{GATEWAY6}/64", bridge=public),
+                _if("eth1", "inet", f"{UPSTREAM_INET}/24", f"{UPSTREAM_INET6}/64", bridge=inet),
+            ),
+            # The guest network is reached through the virtual router, as a provider would
+            # route a customer's network (the lab has no NAT): r-1-VM's, on the first network.
+            routes=(Route(GUEST_NETWORK, ROUTER_PUBLIC), Route(GUEST_NETWORK6, ROUTER_PUBLIC6))
+            if network == 1
+            else (),
+            forwarding=True,
         ),
-        routes=(_default(str(GATEWAY)), _default6(GATEWAY6)),
-    ),
+        Node(
+            f"web{n}",
+            f"web{n}",
+            "web",
+            None,
+            (_if("eth0", "inet", f"{WEB}/24", f"{WEB6}/64", bridge=inet),),
+            routes=(_default(str(UPSTREAM_INET)), _default6(UPSTREAM_INET6)),
+            service=Service("web", "http.server", "tcp", WEB, 80, label=f"web{n}" if n else ""),
+        ),
+        Node(
+            f"dns{n}",
+            f"dns{n}",
+            "dns",
+            None,
+            (_if("eth0", "inet", f"{DNS}/24", f"{DNS6}/64", bridge=inet),),
+            routes=(_default(str(UPSTREAM_INET)), _default6(UPSTREAM_INET6)),
+            service=Service("dns", "dnsmasq", "udp", DNS, 53, label=f"dns{n}" if n else ""),
+        ),
+    )
+
+
+def hypervisor_node(host: int, *, zone: int) -> Node:
+    """A hypervisor: only its control segment, and no route at all. What it reaches is its
+    own link-local control network, so an SSH client in it can talk to its own system VMs
+    and nothing else (each host has its cloud0 at 169.254.0.1, as real KVM hosts do)."""
+    return Node(
+        hypervisor_name(host),
+        "hv" if host == 1 else f"hv{host}",
+        HYPERVISOR_ROLE,
+        None,
+        (_if("cloud0", "control", f"{HYPERVISOR_ADDRESS}/16", bridge=control_bridge(host)),),
+        host=host,
+        zone=zone,
+    )
+
+
+NODES: tuple[Node, ...] = (
+    *internet_nodes(1),
+    router_node(1, host=1, zone=1, public=ROUTER_PUBLIC),
+    storage_node(VmType.SECONDARY_STORAGE, 2, host=1, zone=1, public=IPv4Address("203.0.113.20")),
+    storage_node(VmType.CONSOLE_PROXY, 3, host=1, zone=1, public=IPv4Address("203.0.113.30")),
     Node(
         "i-4-VM",
         "i4",
@@ -319,16 +465,10 @@ NODES: tuple[Node, ...] = (
         None,
         (_if("eth0", "guest", f"{USER_VM}/24", f"{USER_VM6}/64"),),
         routes=(_default(str(ROUTER_GUEST)), _default6(ROUTER_GUEST6)),
+        host=1,
+        zone=1,
     ),
-    # Only the control segment, and no route at all: what it reaches is the link-local
-    # control network, so an SSH client in it can talk to the system VMs and nothing else.
-    Node(
-        HYPERVISOR,
-        "hv",
-        HYPERVISOR_ROLE,
-        None,
-        (_if("cloud0", "control", f"{HYPERVISOR_ADDRESS}/16"),),
-    ),
+    hypervisor_node(1, zone=1),
 )
 
 #: Names the lab's DNS server answers (A and PTR records).

@@ -2,22 +2,23 @@
 
 A lab VM is a network namespace, and a stopped one is deleted (`cloudiag lab stop`), so a
 VM is Running while its namespace exists. A VM reached over SSH is a namespace all the same:
-the lab names it ``<prefix>-<name>``, beside the hypervisor namespace ``<prefix>-host`` its
-access opens sockets in. The agent learns the lab only as data: it never imports
-``cloudiag.lab``.
+the lab names it ``<prefix>-<name>``, beside the hypervisor namespace its access opens
+sockets in: ``<prefix>-host``, or ``<prefix>-host2``… in a lab of several hosts. The agent
+learns the lab only as data: it never imports ``cloudiag.lab``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 from cloudiag.agent.executors.netns import namespace_exists
 from cloudiag.agent.sources.base import Host, Zone
 from cloudiag.agent.sources.inventory import DeclaredVm, Inventory
 from cloudiag.bus.messages import NetnsAccess, SshAccess, VmReport
 
-#: The lab's hypervisor namespace is ``<prefix>-host``.
-_HYPERVISOR_SUFFIX = "-host"
+#: The lab's hypervisor namespaces are ``<prefix>-host``, ``<prefix>-host2``…
+_HYPERVISOR = re.compile(r"(?P<prefix>.+)-host[0-9]*")
 
 
 def _namespace(vm: DeclaredVm) -> str | None:
@@ -25,9 +26,8 @@ def _namespace(vm: DeclaredVm) -> str | None:
     if isinstance(vm.access, NetnsAccess):
         return vm.access.namespace
     netns = getattr(vm.access, "netns", None) if isinstance(vm.access, SshAccess) else None
-    if isinstance(netns, str) and netns.endswith(_HYPERVISOR_SUFFIX):
-        return f"{netns.removesuffix(_HYPERVISOR_SUFFIX)}-{vm.name}"
-    return None
+    found = _HYPERVISOR.fullmatch(netns) if isinstance(netns, str) else None
+    return f"{found['prefix']}-{vm.name}" if found else None
 
 
 class LabSource:
