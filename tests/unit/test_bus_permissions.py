@@ -13,7 +13,6 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import nats
@@ -36,6 +35,7 @@ from cloudiag.db.models import Host as HostRow
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.result_intake import ResultIntake
 from cloudiag.server import _consume_reports
+from cloudiag.services.heartbeats import ReportIntake
 from tests.tls_certs import make_certs
 from tests.unit.agent_fakes import ROUTER, FakeExecutor, request
 from tests.unit.nats_servers import nats_process
@@ -251,7 +251,9 @@ async def test_the_server_ignores_a_report_about_another_host(
         ).encode()
 
     async with authorized_bus(tmp_path) as bus, as_agent(bus, B) as b:
-        await _consume_reports(bus.nc, SimpleNamespace(db=db), set())  # type: ignore[arg-type]
+        intake = ReportIntake(db)
+        flushing = asyncio.create_task(intake.run())
+        await _consume_reports(bus.nc, intake)
         await bus.nc.flush()
         await b.nc.publish(subjects.agent_report(B), report(A))  # Its own subject, A's body.
         await b.nc.publish(subjects.agent_report(B), report(B))
@@ -264,6 +266,7 @@ async def test_the_server_ignores_a_report_about_another_host(
                         assert await session.get(HostRow, A) is None
                         break
                 await asyncio.sleep(0.05)
+        flushing.cancel()
 
 
 async def test_the_server_refuses_a_result_for_another_hosts_job(

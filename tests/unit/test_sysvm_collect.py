@@ -17,6 +17,7 @@ import pytest
 from cloudiag.sysvm import collect
 from cloudiag.sysvm.errors import DiagnosticsInputError
 from cloudiag.sysvm.framing import RecordWriter, decode_record
+from cloudiag.sysvm.orphans import Guardian
 from cloudiag.sysvm.session import Session
 
 
@@ -181,7 +182,7 @@ def test_keywords_run_their_commands_and_a_missing_script_is_noted(root: Path) -
 def test_a_collection_runs_in_a_warm_session_and_sends_its_zip_in_pieces(root: Path) -> None:
     (root / "big.log").write_bytes(os.urandom(3 * collect.CHUNK))
     out = io.BytesIO()
-    session = Session(RecordWriter(out), 4)
+    session = Session(RecordWriter(out), 4, guardian=Guardian())
     args = ["collect", *_words(root, f"{root}/big.log")]
     session.handle(json.dumps({"op": "run", "j": "job-1", "args": args}).encode() + b"\n")
     for _ in range(200):
