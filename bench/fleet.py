@@ -22,9 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import resource
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -37,11 +37,19 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.fleet_agents import vm_id
+from bench.fleet_agents import host_id, vm_id
 from bench.load_concurrent import LIFTED, cpu_seconds, peak_rss_mib
-from tests.integration.stack import _create_account, database, start_server, stop
+from tests.integration.stack import (
+    _create_account,
+    database,
+    manager_seed_file,
+    start_server,
+    stop,
+)
 
-from cloudiag.bus.embedded import find_nats_server, free_port, write_config
+from cloudiag.bus.authorization import AgentUser, write_authorization
+from cloudiag.bus.embedded import AUTHORIZATION_FILE, find_nats_server, free_port, write_config
+from cloudiag.bus.nkey_files import load_or_create_seed, new_seed, public_key
 from cloudiag.client import ApiCallError, ApiKey, AsyncClient, Client
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.models import AsyncJob
@@ -58,18 +66,33 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+def credentials(folder: Path, agents: int) -> Path:
+    """An nkey for the management server and one for each agent, and the bus's
+    authorization holding each host's permissions; the agents' seeds file (0600)."""
+    manager = public_key(load_or_create_seed(manager_seed_file(folder)))
+    seeds = {host_id(n): new_seed() for n in range(agents)}
+    users = [AgentUser(host, public_key(seed)) for host, seed in seeds.items()]
+    write_authorization(folder / AUTHORIZATION_FILE, [manager], users)
+    path = folder / "agent-seeds.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(seeds, fh)
+    return path
+
+
 @contextlib.contextmanager
 def nats(folder: Path) -> Iterator[str]:
-    """A nats-server of the bench's own with JetStream; its URL (with the token)."""
-    port, token = free_port(), secrets.token_urlsafe(16)
-    config = write_config(folder / "nats.conf", "127.0.0.1", port, folder / "js", token)
+    """A nats-server of the bench's own with JetStream and the authorization beside its
+    config; its URL."""
+    port = free_port()
+    config = write_config(folder / "nats.conf", "127.0.0.1", port, folder / "js")
     proc = subprocess.Popen(
         [find_nats_server(), "-c", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        yield f"nats://{token}@127.0.0.1:{port}"
+        yield f"nats://127.0.0.1:{port}"
     finally:
         stop(proc)
 
@@ -143,6 +166,7 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
 
     folder = Path(tempfile.mkdtemp(prefix="cloudiag-fleet-"))
+    seeds = credentials(folder, args.agents)
     procs: list[subprocess.Popen[bytes]] = []
     with nats(folder) as nats_url, database(args.backend, folder) as db_url:
         admin = _create_account(db_url, folder, "fleet", "admin")
@@ -168,7 +192,8 @@ def main() -> int:
             }
             for first in range(0, args.agents, share):
                 count = min(share, args.agents - first)
-                argv = [sys.executable, str(HERE / "fleet_agents.py"), "--first", str(first)]
+                argv = [sys.executable, str(HERE / "fleet_agents.py"), "--seeds", str(seeds)]
+                argv += ["--first", str(first)]
                 argv += ["--count", str(count), "--vms", str(args.vms)]
                 argv += ["--heartbeat", str(args.heartbeat)]
                 log = (folder / f"agents-{first}.log").open("w")

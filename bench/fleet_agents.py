@@ -2,20 +2,24 @@
 own NATS connection, consumer, heartbeats, job table) of a host of its own, whose VMs are
 simulated.
 
+Each agent has its own nkey on the bus (the seeds file the bench wrote, and the bus's
+authorization holds each host's permissions), as a registered host's agent has.
+
 The simulation is in two places only, both said here:
 - the executor answers in-process: a ping "runs" for a millisecond and prints what
   `ping -c 1` prints (no process, no namespace), so that 2,000 hosts fit on one machine;
 - the host's own addresses are made up (the real agent asks `ip`, once per agent).
 Everything else is the agent as it runs on a real host.
 
-    CLOUDIAG_NATS_URL=… python bench/fleet_agents.py --first 0 --count 500 [--vms 5]
-        [--heartbeat 5]
+    CLOUDIAG_NATS_URL=… python bench/fleet_agents.py --seeds FILE --first 0 --count 500
+        [--vms 5] [--heartbeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -30,6 +34,7 @@ from cloudiag.agent.agent import Agent
 from cloudiag.agent.executors.base import OnRecord, Outcome
 from cloudiag.agent.executors.registry import Executors
 from cloudiag.agent.sources.base import Host, Zone
+from cloudiag.bus.access import BusAccess
 from cloudiag.bus.messages import NetnsAccess, RunRequest, VmReport
 
 #: The simulated fleet's ids: the same for every run of the bench (uuid5 of these names).
@@ -116,7 +121,9 @@ async def _fake_addresses() -> list[str]:
     return ["192.0.2.250"]
 
 
-async def main(nats_url: str, first: int, count: int, vms: int, heartbeat: float) -> None:
+async def main(
+    nats_url: str, seeds: dict[str, str], first: int, count: int, vms: int, heartbeat: float
+) -> None:
     agent_module.host_addresses = _fake_addresses  # type: ignore[assignment]  # simulated
     agents = [
         Agent(
@@ -124,6 +131,7 @@ async def main(nats_url: str, first: int, count: int, vms: int, heartbeat: float
             SimSource(n, vms),
             Executors({NetnsAccess: SimExecutor()}),
             heartbeat_interval=heartbeat,
+            access=BusAccess(nkey_seed=seeds[host_id(n)]),
         )
         for n in range(first, first + count)
     ]
@@ -135,11 +143,12 @@ async def main(nats_url: str, first: int, count: int, vms: int, heartbeat: float
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=Path, required=True)
     parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--vms", type=int, default=5)
     parser.add_argument("--heartbeat", type=float, default=5.0)
     args = parser.parse_args()
-    asyncio.run(
-        main(os.environ["CLOUDIAG_NATS_URL"], args.first, args.count, args.vms, args.heartbeat)
-    )
+    seeds = json.loads(args.seeds.read_text())
+    url = os.environ["CLOUDIAG_NATS_URL"]
+    asyncio.run(main(url, seeds, args.first, args.count, args.vms, args.heartbeat))
