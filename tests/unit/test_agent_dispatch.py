@@ -9,10 +9,12 @@ import hashlib
 import pytest
 
 from cloudiag.agent.dispatch import AGENT_STOPPED, Dispatcher
+from cloudiag.agent.executors import netns
 from cloudiag.agent.executors.base import Outcome
 from cloudiag.agent.executors.registry import Executors
 from cloudiag.bus.messages import CollectRequest, NetnsAccess, RunRequest, RunResult, SshAccess
 from cloudiag.sysvm import collect
+from cloudiag.sysvm.errors import DiagnosticsInputError
 from tests.unit.agent_fakes import ROUTER, SSVM, STOPPED, FakeBus, FakeExecutor, request
 
 
@@ -184,3 +186,18 @@ async def test_a_collections_zip_goes_on_the_bus_before_its_result() -> None:
     assert result.archive_size == len(zipped)
     assert result.archive_sha256 == hashlib.sha256(zipped).hexdigest()
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("mount", [None, "/nonexistent/mnt-ns"])
+async def test_a_lab_vm_without_files_of_its_own_gives_no_collection(
+    mount: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without its own mount namespace a lab VM sees the agent host's files: refused, and
+    nothing is started (the namespace is never entered)."""
+    started: list[object] = []
+    monkeypatch.setattr(netns, "_run_words", lambda *a, **k: started.append(a))
+    with pytest.raises(DiagnosticsInputError, match="has no files of its own"):
+        await netns.collect_in_netns(
+            "no-such-ns", _collection(["/etc/hosts"]), vm_name="r-1-VM", mount=mount
+        )
+    assert started == []

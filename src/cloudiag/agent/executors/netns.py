@@ -303,6 +303,15 @@ async def collect_in_netns(
     refused items (nothing is spawned then)."""
     words = collection_words(request)
     assert request.collect is not None  # collection_words refused a job without it
+    if mount is None or not await asyncio.to_thread(os.path.ismount, mount):
+        # Without a mount namespace of its own, `ip netns exec` shows the VM the agent
+        # host's files: a collection there would hand out the host's /etc and /var/log.
+        raise DiagnosticsInputError(
+            "targetid",
+            f"{vm_name or namespace} has no files of its own (no mount namespace: a lab "
+            "brought up with --ssh gives each system VM its own), so its diagnostics data "
+            "would be the agent host's",
+        )
     sink = Collector(request.max_output, None, max_archive=request.collect.max_zip)
     if not namespace_exists(namespace):
         await sink.note(f'[cloudiag] network namespace "{namespace}" does not exist\n')
