@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,13 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cloudiag.bus.messages import CollectRequest, RunRequest
 from cloudiag.db.engine import is_sqlite, locked_transaction
 from cloudiag.domain import Caller, DomainError, InvalidInput
-from cloudiag.jobs import events
 from cloudiag.jobs.diagnostics_job import DiagnosticsJob
 from cloudiag.jobs.runner import JobRunner
 from cloudiag.logs import job_id_var
 from cloudiag.services import quotas, used_signatures
 from cloudiag.services.quotas import Quotas
-from cloudiag.services.runs import Target, find_targets, insert_job
+from cloudiag.services.runs import Target, create_vm_job, find_targets
 from cloudiag.sysvm import collect
 from cloudiag.sysvm.errors import DiagnosticsInputError
 
@@ -49,6 +47,8 @@ class DataLimits:
     #: diagnostics.data.retrieval.timeout: how long the collection may take (s).
     time_limit: float = 1800.0
     start_timeout: float = 60.0
+    #: Seconds between agents' heartbeats: a host that missed three is Disconnected.
+    heartbeat_interval: float = 5.0
     quotas: Quotas = field(default_factory=Quotas)
 
 
@@ -75,10 +75,12 @@ def storage_refusal(directory: Path, threshold: float) -> str:
     return ""
 
 
-def _request(target: Target, job_id: str, items: list[str], limits: DataLimits) -> RunRequest:
+def _request(
+    target: Target, job_id: str, items: list[str], limits: DataLimits, now: float
+) -> RunRequest:
     return RunRequest(
         job_id=job_id,
-        start_by=time.time() + limits.start_timeout,
+        start_by=now + limits.start_timeout,
         vm_id=target.vm.id,
         type=collect.TYPE_NAME,
         address="",
@@ -100,44 +102,19 @@ async def _create(
     signature: used_signatures.Use | None,
 ) -> DiagnosticsJob:
     vm = target.vm
-    assert vm.host_id is not None  # get_diagnostics_data refused a VM without a host
     if signature is not None:
         await used_signatures.use_within(db, signature)
     await quotas.check(db, limits.quotas, caller.id, vm)
-    job_id = await insert_job(
+    return await create_vm_job(
         db,
         caller,
         server_id,
-        instance_type=events.INSTANCE_TYPE[vm.vm_type],
-        instance_id=vm.id,
-        request={"type": collect.TYPE_NAME, "files": items, "timelimit": limits.time_limit},
-        host_id=vm.host_id,
-        cmd=GET_DIAGNOSTICS_DATA_CMD,
-    )
-    await events.record(
-        db,
-        type=events.DIAGNOSTICS_EVENT[vm.vm_type],
-        state="Started",
+        target,
+        record={"type": collect.TYPE_NAME, "files": items, "timelimit": limits.time_limit},
+        request=lambda job_id, now: _request(target, job_id, items, limits, now),
         description=f"Getting diagnostics data files from system vm: {vm.id}",
-        user_id=caller.id,
-        username=caller.username,
-        account_id=caller.account_id,
-        domain_id=caller.domain_id,
-        resource_type=events.INSTANCE_TYPE[vm.vm_type],
-        resource_id=vm.id,
-        job_id=job_id,
-    )
-    return DiagnosticsJob(
-        job_id=job_id,
-        host_id=vm.host_id,
-        host_name=target.host_name,
-        vm_name=vm.name,
-        vm_type=vm.vm_type,
-        request=_request(target, job_id, items, limits),
-        user_id=caller.id,
-        username=caller.username,
-        account_id=caller.account_id,
-        domain_id=caller.domain_id,
+        heartbeat_interval=limits.heartbeat_interval,
+        cmd=GET_DIAGNOSTICS_DATA_CMD,
     )
 
 

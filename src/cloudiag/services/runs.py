@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -198,7 +198,7 @@ async def create_jobs(
     parent_id: str | None = None
     if len(plan.runs) > 1:
         first = plan.runs[0]
-        parent_id = await insert_job(
+        parent_id = await _insert_job(
             db,
             caller,
             server_id,
@@ -232,7 +232,7 @@ async def create_jobs(
 _INSERT_JOB = insert(cast(Table, AsyncJob.__table__))
 
 
-async def insert_job(
+async def _insert_job(
     db: AsyncSession,
     caller: Caller,
     server_id: str,
@@ -287,22 +287,67 @@ async def _create_job(
     parent_id: str | None,
 ) -> DiagnosticsJob:
     vm = run.target.vm
-    assert vm.host_id is not None  # plan_run refused a VM without a host
-    job_id = await insert_job(
+
+    def request(job_id: str, now: float) -> RunRequest:
+        return RunRequest(
+            job_id=job_id,
+            start_by=now + limits.start_timeout,
+            vm_id=vm.id,
+            type=run.type,
+            address=run.address,
+            params=list(run.params),
+            time_limit=run.time_limit,
+            max_output=limits.max_output,
+            denied_networks=limits.denied_networks,
+        )
+
+    return await create_vm_job(
+        db,
+        caller,
+        server_id,
+        run.target,
+        record=_request_record(run),
+        request=request,
+        description=f"Executing diagnostics on system vm: {vm.id}",
+        heartbeat_interval=limits.heartbeat_interval,
+        parent_id=parent_id,
+    )
+
+
+async def create_vm_job(
+    db: AsyncSession,
+    caller: Caller,
+    server_id: str,
+    target: Target,
+    *,
+    record: dict[str, Any],
+    request: Callable[[str, float], RunRequest],
+    description: str,
+    heartbeat_interval: float,
+    cmd: str = RUN_DIAGNOSTICS_CMD,
+    parent_id: str | None = None,
+) -> DiagnosticsJob:
+    """Write a job on a system VM (``record``: what was asked, as the job's row keeps it),
+    its Started event, and what the runner needs to run it (``request(job_id, now)``: what
+    the agent is asked)."""
+    vm = target.vm
+    assert vm.host_id is not None  # its planning refused a VM without a host
+    job_id = await _insert_job(
         db,
         caller,
         server_id,
         instance_type=events.INSTANCE_TYPE[vm.vm_type],
         instance_id=vm.id,
-        request=_request_record(run),
+        request=record,
         host_id=vm.host_id,
         parent_id=parent_id,
+        cmd=cmd,
     )
     await events.record(
         db,
         type=events.DIAGNOSTICS_EVENT[vm.vm_type],
         state="Started",
-        description=f"Executing diagnostics on system vm: {vm.id}",
+        description=description,
         user_id=caller.id,
         username=caller.username,
         account_id=caller.account_id,
@@ -315,21 +360,11 @@ async def _create_job(
     return DiagnosticsJob(
         job_id=job_id,
         host_id=vm.host_id,
-        host_name=run.target.host_name,
-        host_up=run.target.host_up(limits.heartbeat_interval),
+        host_name=target.host_name,
+        host_up=target.host_up(heartbeat_interval),
         vm_name=vm.name,
         vm_type=vm.vm_type,
-        request=RunRequest(
-            job_id=job_id,
-            start_by=now + limits.start_timeout,
-            vm_id=vm.id,
-            type=run.type,
-            address=run.address,
-            params=list(run.params),
-            time_limit=run.time_limit,
-            max_output=limits.max_output,
-            denied_networks=limits.denied_networks,
-        ),
+        request=request(job_id, now),
         user_id=caller.id,
         username=caller.username,
         account_id=caller.account_id,

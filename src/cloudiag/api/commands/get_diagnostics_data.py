@@ -35,6 +35,7 @@ async def get_data(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any
             max_zip=settings.diagnostics_data_max_zip,
             time_limit=settings.diagnostics_data_retrieval_timeout,
             start_timeout=settings.start_timeout,
+            heartbeat_interval=settings.heartbeat_interval,
             quotas=Quotas.from_settings(settings),
         ),
         refusal=await asyncio.to_thread(storage_refusal, directory, threshold),
