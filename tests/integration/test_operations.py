@@ -14,7 +14,7 @@ import sys
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.stack import Stack, tool_pids
+from tests.integration.stack import Stack, manager_seed_file, tool_pids
 
 
 def scrape(stack: Stack) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -89,6 +89,7 @@ def test_status_shows_the_stack(stack: Stack) -> None:
          stack.database_url, "--data-dir", str(stack.data_dir)],
         capture_output=True, text=True, timeout=60, check=False,
         env={**os.environ, "CLOUDIAG_NATS_URL": stack.nats_url,
+             "CLOUDIAG_NATS_NKEY_SEED_FILE": str(manager_seed_file(stack.data_dir)),
              "CLOUDIAG_HEARTBEAT_INTERVAL": str(stack.heartbeat)},
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
@@ -102,7 +103,12 @@ def test_status_shows_the_stack(stack: Stack) -> None:
     assert nats["reachable"] and nats["rtt_ms"] > 0
     assert "@" not in nats["url"]  # The token stays out of the report.
     streams = {s["name"]: s for s in nats["streams"]}
-    assert set(streams) == {"CLOUDIAG_REQUESTS", "CLOUDIAG_RESULTS", "CLOUDIAG_OUTPUT"}
+    assert set(streams) == {
+        "CLOUDIAG_REQUESTS",
+        "CLOUDIAG_RESULTS",
+        "CLOUDIAG_OUTPUT",
+        "CLOUDIAG_DATA",
+    }
     consumers = {c["name"] for c in streams["CLOUDIAG_REQUESTS"]["consumers"]}
     host = stack.ok("listHosts")["host"][0]
     assert f"agent-{host['id']}" in consumers

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-from cloudiag.bus.embedded import redact, server_urls
+from cloudiag.bus.embedded import CONFIG_FILE, redact, server_urls, write_config
 from cloudiag.bus.streams import replicas_for, stream_configs
+from cloudiag.settings import Settings
+from cloudiag.status.report import private_nats_url
 
 
 def test_a_cluster_url_setting_lists_its_servers() -> None:
@@ -36,3 +39,10 @@ def test_replicas_follow_the_cluster_up_to_three() -> None:
 def test_every_stream_gets_the_replicas() -> None:
     assert {c.num_replicas for c in stream_configs(3)} == {3}
     assert {c.num_replicas for c in stream_configs()} == {1}
+
+
+def test_status_finds_the_private_nats_of_a_data_directory(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    assert private_nats_url(settings) is None
+    write_config(tmp_path / CONFIG_FILE, "127.0.0.1", 51113, tmp_path / "nats")
+    assert private_nats_url(settings) == "nats://127.0.0.1:51113"

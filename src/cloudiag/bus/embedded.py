@@ -42,6 +42,8 @@ def find_nats_server() -> str:
 #: Largest message the private server takes. A job's result is one message holding both
 #: streams, each up to max_output (1 MiB by default), so nats-server's default of 1 MiB
 #: is too small; 8 MiB is the most it recommends. The agent cuts a result that would not fit.
+#: The private server's config, beside its store (`serve`: in the data directory).
+CONFIG_FILE = "nats.conf"
 MAX_PAYLOAD = 8 << 20
 
 
@@ -194,7 +196,7 @@ class EmbeddedNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         if not self.authorization_file.exists():
             write_authorization(self.authorization_file, [self.manager_key], [])
-        path = self.store_dir.parent / "nats.conf"
+        path = self.store_dir.parent / CONFIG_FILE
         pid_file = self.store_dir.parent / PID_FILE
         return write_config(path, self.host, self.port, self.store_dir, pid_file=pid_file)
 

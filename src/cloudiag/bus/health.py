@@ -33,8 +33,14 @@ class StreamDepth:
 
 
 #: The streams cloudiag keeps (bus/streams.py): requests and results are work queues, so
-#: the messages they hold are the ones still waiting (the queue depth).
-STREAMS = (subjects.REQUESTS_STREAM, subjects.RESULTS_STREAM, subjects.OUTPUT_STREAM)
+#: the messages they hold are the ones still waiting (the queue depth); the data stream
+#: holds getDiagnosticsData zips not yet taken by a server.
+STREAMS = (
+    subjects.REQUESTS_STREAM,
+    subjects.RESULTS_STREAM,
+    subjects.OUTPUT_STREAM,
+    subjects.DATA_STREAM,
+)
 
 
 #: JetStream lists at most this many consumers per answer.

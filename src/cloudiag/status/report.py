@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 import nats
 
 from cloudiag.bus import health as bus_health
-from cloudiag.bus.embedded import redact
+from cloudiag.bus.access import BusAccess
+from cloudiag.bus.embedded import CONFIG_FILE as PRIVATE_CONFIG
+from cloudiag.bus.embedded import redact, server_urls
 from cloudiag.db import health as db_health
 from cloudiag.db.engine import create_engine, session_factory
 from cloudiag.db.models import utcnow
@@ -84,8 +87,9 @@ def _plain(value: Any) -> Any:
 
 async def gather(settings: Settings) -> Report:
     """Look at the database and the bus (at once) and report what they say."""
+    url = settings.nats_url or await asyncio.to_thread(private_nats_url, settings)
     (database, servers, agents, pending), bus = await asyncio.gather(
-        _database(settings), _nats(settings.nats_url)
+        _database(settings), _nats(url, _access(settings))
     )
     return Report(utcnow(), database, bus, servers, agents, pending)
 
@@ -107,11 +111,32 @@ async def _database(
         await engine.dispose()
 
 
+def private_nats_url(settings: Settings) -> str | None:
+    """The URL of the private nats-server `serve` runs for this data directory (its config
+    says where it listens), when no NATS URL is set; None without one."""
+    try:
+        text = (settings.data_dir / PRIVATE_CONFIG).read_text()
+    except OSError:
+        return None
+    found = re.search(r'^listen: "([^"]+)"$', text, re.MULTILINE)
+    return f"nats://{found.group(1)}" if found else None
+
+
+def _access(settings: Settings) -> BusAccess:
+    """The status's credentials on the bus: the configured ones, else the management
+    servers' seed in the data directory when it is readable (an authorized bus admits
+    nobody else)."""
+    access = settings.bus_access()
+    if access.nkey_seed_file is None and settings.resolved_nkey_seed_file().is_file():
+        access = dataclasses.replace(access, nkey_seed_file=settings.resolved_nkey_seed_file())
+    return access
+
+
 async def _quiet(_exc: Exception) -> None:
     """nats-py logs every failed attempt with a traceback; the report says it once."""
 
 
-async def _nats(url: str | None) -> NatsStatus | None:
+async def _nats(url: str | None, access: BusAccess) -> NatsStatus | None:
     if not url:
         return None
     status = NatsStatus(redact(url))
@@ -120,12 +145,13 @@ async def _nats(url: str | None) -> NatsStatus | None:
         # first connect), bounded as a whole.
         nc = await asyncio.wait_for(
             nats.connect(
-                url,
+                server_urls(url),
                 name="cloudiag-status",
                 connect_timeout=NATS_TIMEOUT,
                 max_reconnect_attempts=1,
                 reconnect_time_wait=0.1,
                 error_cb=_quiet,
+                **access.options(),
             ),
             NATS_TIMEOUT * 2,
         )

@@ -308,9 +308,9 @@ async def collect_in_netns(
         # host's files: a collection there would hand out the host's /etc and /var/log.
         raise DiagnosticsInputError(
             "targetid",
-            f"{vm_name or namespace} has no files of its own (no mount namespace: a lab "
-            "brought up with --ssh gives each system VM its own), so its diagnostics data "
-            "would be the agent host's",
+            f"{vm_name or namespace} has no files of its own (no mount namespace: `cloudiag "
+            "demo --executor ssh` or `lab up --ssh` gives each system VM its own), so its "
+            "diagnostics data would be the agent host's",
         )
     sink = Collector(request.max_output, None, max_archive=request.collect.max_zip)
     if not namespace_exists(namespace):
