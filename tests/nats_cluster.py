@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -97,7 +98,8 @@ def _config(node: Node, peers: list[Node], store: Path, authorization: Path) -> 
         f"http: {json.dumps(f'127.0.0.1:{node.monitor_port}')}\n"
         f"max_payload: {MAX_PAYLOAD}\n"
         f"jetstream {{ store_dir: {json.dumps(str(store))} }}\n"
-        f"include {json.dumps(str(authorization))}\n"
+        # nats-server reads an include relative to the config's folder, absolute or not.
+        f"include {json.dumps(os.path.relpath(authorization, node.config.parent))}\n"
         "cluster {\n"
         '  name: "cloudiag-test"\n'
         f"  listen: {json.dumps(f'127.0.0.1:{node.cluster_port}')}\n"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,11 +30,11 @@ from cloudiag.agent.sources.cloudstack import (
     CloudStackError,
     open_source,
 )
-from cloudiag.bus.embedded import find_nats_server, free_port, write_config
+from cloudiag.bus.embedded import AUTHORIZATION_FILE, find_nats_server, free_port, write_config
 from cloudiag.bus.messages import SshAccess
 from cloudiag.client import ApiKey, Client
 from tests.databases import sqlite_url
-from tests.integration.stack import Stack, cloudiag, start_server, stop
+from tests.integration.stack import Stack, cloudiag, manager_seed_file, start_server, stop
 
 
 def _config(stack: Stack, host: str, **changes: Any) -> CloudStackConfig:
@@ -102,17 +101,27 @@ async def test_an_unknown_host_or_a_wrong_key_is_a_clear_error(stack: Stack) -> 
 
 
 @contextlib.contextmanager
-def _management_server(data_dir: Path) -> Iterator[tuple[str, str, Client]]:
-    """A management server of its own: nats-server, SQLite, `cloudiag serve`; its NATS URL,
-    its API URL and an admin's client."""
-    port, token = free_port(), secrets.token_urlsafe(16)
-    config = write_config(data_dir / "nats.conf", "127.0.0.1", port, data_dir / "nats", token)
-    nats_url = f"nats://{token}@127.0.0.1:{port}"
+def _management_server(data_dir: Path, host: dict[str, Any]) -> Iterator[tuple[Path, Client]]:
+    """A management server of its own: an authorized nats-server, SQLite, `cloudiag serve`,
+    with `host` registered (`cloudiag host add`); its agent's config file and an admin's
+    client."""
+    port = free_port()
+    nats_url = f"nats://127.0.0.1:{port}"
+    db_url = sqlite_url(data_dir)
+    agent_config = data_dir / "agent.toml"
+    added = cloudiag(
+        "host", "add", host["name"], "--host-id", host["id"], "--out", str(agent_config),
+        "--authorization", str(data_dir / AUTHORIZATION_FILE),
+        "--database-url", db_url, "--data-dir", str(data_dir),
+        env={**os.environ, "CLOUDIAG_NATS_URL": nats_url,
+             "CLOUDIAG_NATS_NKEY_SEED_FILE": str(manager_seed_file(data_dir))},
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    config = write_config(data_dir / "nats.conf", "127.0.0.1", port, data_dir / "nats")
     nats = subprocess.Popen([find_nats_server(), "-c", str(config)])
     server = None
     client = None
     try:
-        db_url = sqlite_url(data_dir)
         made = cloudiag(
             "user", "create", "ops", "--role", "admin", "--json",
             "--database-url", db_url, "--data-dir", str(data_dir),
@@ -123,7 +132,7 @@ def _management_server(data_dir: Path) -> Iterator[tuple[str, str, Client]]:
         Stack.wait_for(lambda: httpx.get(f"{url}/client/api").status_code == 401, "server B")
         admin = json.loads(made.stdout)
         client = Client(url, ApiKey(admin["apikey"], admin["secretkey"]))
-        yield nats_url, url, client
+        yield agent_config, client
     finally:
         if client is not None:
             client.close()
@@ -137,15 +146,15 @@ def test_an_agent_on_cloudstack_registers_the_hosts_vms_with_its_own_server(
 ) -> None:
     host = _lab_host(stack)
     expected = _expected(stack, host["id"])
-    with _management_server(tmp_path) as (nats_url, _url, server_b):
+    with _management_server(tmp_path, host) as (agent_config, server_b):
         log = (tmp_path / "agent.log").open("w")
         agent = subprocess.Popen(
-            [sys.executable, "-m", "cloudiag", "agent", "--cloudstack-url", stack.url,
-             "--host-name", host["name"], "--heartbeat-interval", "1"],
+            [sys.executable, "-m", "cloudiag", "agent", "--config", str(agent_config),
+             "--cloudstack-url", stack.url, "--host-name", host["name"],
+             "--heartbeat-interval", "1"],
             stdout=log, stderr=subprocess.STDOUT,
             env={
                 **os.environ,
-                "CLOUDIAG_NATS_URL": nats_url,
                 "CLOUDIAG_DATA_DIR": str(tmp_path / "agent"),
                 "CLOUDIAG_CLOUDSTACK_API_KEY": stack.admin.apikey,
                 "CLOUDIAG_CLOUDSTACK_SECRET_KEY": stack.admin.secretkey,

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from cloudiag.agent import config_file
 from cloudiag.lab import diagnostics_script, manager, mountns, system, topology
 from tests.integration.cli_process import CliProcess
 from tests.integration.stack import cloudiag, lab_zone, ssh_argv
@@ -429,15 +430,18 @@ def test_demo_with_the_ssh_executor(tmp_path: Path) -> None:
         lab = manager.status(prefix)
         assert lab.ssh is not None
         assert all(ns.ssh is not None and ns.ssh.running for ns in lab.system_vms())
+        data = tmp_path / "data"
         agents = [
             system.cmdline(int(p))
             for p in subprocess.run(
-                ["pgrep", "-f", f"cloudiag agent --lab-prefix {prefix}"],
+                ["pgrep", "-f", f"cloudiag agent --config {data}/"],
                 capture_output=True,
                 text=True,
             ).stdout.split()
         ]
-        assert agents and all(a[a.index("--executor") + 1] == "ssh" for a in agents), agents
+        # Each runs on its config file (`cloudiag host add`'s), which names the executor.
+        configs = [config_file.load(Path(a[a.index("--config") + 1])) for a in agents]
+        assert configs and all(c.executor == "ssh" for c in configs), agents
     finally:
         assert demo.stop() == 0, demo.output()
         clean_up(prefix)

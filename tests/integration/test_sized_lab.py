@@ -41,8 +41,9 @@ def prefix() -> Iterator[str]:
     subprocess.run([sys.executable, "-m", "cloudiag", "lab", "down", "--prefix", name], check=False)
 
 
-def _agents(prefix: str) -> dict[int, int]:
-    """Lab host number -> pid of the live `cloudiag agent` serving it."""
+def _agents(data: Path) -> dict[int, int]:
+    """Lab host number -> pid of the live `cloudiag agent` of the demo with that data
+    directory (its agents' config files are there)."""
     found: dict[int, int] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -50,7 +51,8 @@ def _agents(prefix: str) -> dict[int, int]:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if "agent" in argv and prefix in argv and "--lab-host" in argv and state != "Z":
+        ours = any(word.startswith(f"{data}/") for word in argv)
+        if "agent" in argv and ours and "--lab-host" in argv and state != "Z":
             found[int(argv[argv.index("--lab-host") + 1])] = int(pid)
     return found
 
@@ -131,17 +133,17 @@ def test_a_sized_lab_with_one_agent_per_host(prefix: str, tmp_path: Path, execut
                 assert "1 received" in result["stdout"], result
 
             # The demo supervises every agent: one killed is started again.
-            before = _agents(prefix)
+            before = _agents(data)
             assert set(before) == {1, 2}
             os.kill(before[2], signal.SIGKILL)
-            _wait(lambda: _agents(prefix).get(2) not in (None, before[2]), "host 2's agent again")
-            assert _agents(prefix)[1] == before[1]
+            _wait(lambda: _agents(data).get(2) not in (None, before[2]), "host 2's agent again")
+            assert _agents(data)[1] == before[1]
             _wait(all_up, "both hosts Up after the restart")
             job = _ping(client, targets[1]["id"], "203.0.113.1")
             assert job["jobstatus"] == 1, job
     finally:
         assert demo.stop() == 0, demo.output()
-    assert _agents(prefix) == {}
+    assert _agents(data) == {}
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"{prefix}-" not in left
 
